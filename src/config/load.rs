@@ -1,0 +1,338 @@
+//! Experiment file → resolved config: read (size and type checks), parse into the typed schema
+//! (serde-saphyr: duplicate keys are errors, positions on every error), apply the tier overlay and the
+//! `--set` overrides, fill recipe defaults, validate ranges, compute the id. Every failure is a
+//! [`ConfigError`] that says where and what to change; nothing here writes anything.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use super::error::{with_did_you_mean, ConfigError, ConfigIssue};
+use super::identity;
+use super::path::{FieldPath, Seg};
+use super::positions::{Pos, Positions};
+use super::schema::Experiment;
+use super::tiers::{self, Tier, Tiers};
+use super::validate;
+
+/// Experiment files are small; anything larger is almost certainly the wrong file.
+pub const MAX_FILE_BYTES: u64 = 1 << 20;
+
+/// An experiment after tier, overrides and recipe defaults: what a run actually executes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Resolved {
+    pub experiment: Experiment,
+    pub tier: Tier,
+    pub source: PathBuf,
+    pub overrides: Vec<String>,
+    /// blake3 of the canonical serialisation (see [`identity`]).
+    pub id: String,
+}
+
+impl Resolved {
+    /// The resolved experiment as YAML, with the tier and overrides that made it, as a comment header.
+    pub fn to_yaml(&self) -> String {
+        let body = serde_saphyr::to_string(&self.experiment).unwrap_or_else(|e| format!("# {e}\n"));
+        let mut head = format!(
+            "# resolved from {} (tier {})\n# id {}\n",
+            self.source.display(),
+            self.tier,
+            self.id
+        );
+        for o in &self.overrides {
+            head.push_str(&format!("# --set {o}\n"));
+        }
+        head + &body
+    }
+}
+
+/// Reads, resolves and validates one experiment file.
+pub fn load(path: &Path, tier: Tier, sets: &[String]) -> Result<Resolved, ConfigError> {
+    let src = path.display().to_string();
+    let text = read_text(path)?;
+    let experiment = parse_experiment(&src, &text)?;
+    let tiers = Tiers::for_experiment(path)?;
+    resolve(&src, &text, experiment, tier, &tiers, sets)
+}
+
+/// Resolves an already parsed experiment (exposed for tests and for `reproduce`).
+pub fn resolve(
+    src: &str,
+    text: &str,
+    experiment: Experiment,
+    tier: Tier,
+    tiers: &Tiers,
+    sets: &[String],
+) -> Result<Resolved, ConfigError> {
+    let positions = Positions::of_yaml(text);
+    let mut value = serde_json::to_value(&experiment)
+        .map_err(|e| ConfigError::single(src, format!("internal: cannot serialise: {e}")))?;
+
+    // JSON has no NaN or infinity: a non-finite number in the file comes back as null here.
+    if let Err((field, msg)) = from_json(value.clone()) {
+        let pos = positions.find(&field).map(|(p, _)| p);
+        let msg = if msg.contains("null") {
+            "must be a finite number, got .nan or .inf".to_owned()
+        } else {
+            msg
+        };
+        return Err(one(src, pos, Some(field), msg));
+    }
+
+    // Tier overlay.
+    let mut from_tier = Vec::new();
+    let tier_source = format!("{} (tier {tier})", tiers.source);
+    if let Some(overlay) = tiers.overlay(tier) {
+        tiers::merge(&mut value, overlay, &FieldPath::root(), &mut from_tier);
+        from_json(value.clone()).map_err(|(field, msg)| {
+            let pos = tiers.position_of(tier, &field);
+            one(&tier_source, pos, Some(field), msg)
+        })?;
+    }
+
+    // --set overrides, in order; each is checked on its own so the error names the one at fault.
+    let mut from_set: Vec<(FieldPath, String)> = Vec::new();
+    for s in sets {
+        let (field, v) = parse_set(s)?;
+        set_path(&mut value, &field, v)
+            .map_err(|m| one(&format!("--set {s}"), None, Some(field.clone()), m))?;
+        from_json(value.clone())
+            .map_err(|(f, msg)| one(&format!("--set {s}"), None, Some(f), msg))?;
+        from_set.push((field, s.clone()));
+    }
+
+    let mut resolved = from_json(value).map_err(|(f, m)| one(src, None, Some(f), m))?;
+    if let Some(train) = &resolved.train {
+        resolved.train = Some(train.resolved());
+    }
+
+    let problems = validate::validate(&resolved);
+    if !problems.is_empty() {
+        let issues = problems
+            .into_iter()
+            .map(|(field, message)| {
+                if let Some((_, s)) = from_set
+                    .iter()
+                    .rev()
+                    .find(|(f, _)| field.starts_with(f) || f.starts_with(&field))
+                {
+                    return ConfigIssue {
+                        source: format!("--set {s}"),
+                        pos: None,
+                        field: Some(field),
+                        message,
+                    };
+                }
+                if from_tier.iter().any(|f| field.starts_with(f)) && !positions.contains(&field) {
+                    let pos = tiers.position_of(tier, &field);
+                    return ConfigIssue {
+                        source: tier_source.clone(),
+                        pos,
+                        field: Some(field),
+                        message,
+                    };
+                }
+                let pos = positions.find(&field).map(|(p, _)| p);
+                ConfigIssue {
+                    source: src.to_owned(),
+                    pos,
+                    field: Some(field),
+                    message,
+                }
+            })
+            .collect();
+        return Err(ConfigError { issues });
+    }
+
+    let id = identity::config_id(&resolved, tier);
+    Ok(Resolved {
+        experiment: resolved,
+        tier,
+        source: PathBuf::from(src),
+        overrides: sets.to_vec(),
+        id,
+    })
+}
+
+fn one(source: &str, pos: Option<Pos>, field: Option<FieldPath>, message: String) -> ConfigError {
+    ConfigError {
+        issues: vec![ConfigIssue {
+            source: source.to_owned(),
+            pos,
+            field,
+            message,
+        }],
+    }
+}
+
+/// Reads the file, refusing what cannot be an experiment (a folder, a huge file, binary data).
+pub fn read_text(path: &Path) -> Result<String, ConfigError> {
+    let src = path.display().to_string();
+    let meta = std::fs::metadata(path).map_err(|e| {
+        let msg = match e.kind() {
+            std::io::ErrorKind::NotFound => {
+                "no such file (check the path; experiments live in experiments/)".to_owned()
+            }
+            _ => format!("cannot read: {e}"),
+        };
+        ConfigError::single(&src, msg)
+    })?;
+    if meta.is_dir() {
+        return Err(ConfigError::single(
+            &src,
+            "is a directory; give an experiment file, e.g. experiments/paper/c10-darts-unas.yaml (a shell glob `dir/*.yaml` validates a folder)",
+        ));
+    }
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(ConfigError::single(
+            &src,
+            format!(
+                "is {:.1} MB; an experiment file is at most {} KiB — is this the right file?",
+                meta.len() as f64 / 1e6,
+                MAX_FILE_BYTES / 1024
+            ),
+        ));
+    }
+    let bytes =
+        std::fs::read(path).map_err(|e| ConfigError::single(&src, format!("cannot read: {e}")))?;
+    String::from_utf8(bytes).map_err(|e| {
+        ConfigError::single(
+            &src,
+            format!(
+                "is not UTF-8 text (invalid byte at offset {}); an experiment is a YAML file",
+                e.utf8_error().valid_up_to()
+            ),
+        )
+    })
+}
+
+/// Parses YAML text into the typed schema, with file:line:col and the field path on any error.
+pub fn parse_experiment(src: &str, text: &str) -> Result<Experiment, ConfigError> {
+    if text.trim().is_empty()
+        || text
+            .lines()
+            .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+    {
+        return Err(ConfigError::single(
+            src,
+            "is empty; an experiment needs at least `name`, `dataset`, `space`, `seeds` and a `search` or `train` section (see experiments/examples/)",
+        ));
+    }
+    let mut field_path = None;
+    let result = serde_saphyr::with_deserializer_from_str(text, |de| {
+        let mut track = serde_path_to_error::Track::new();
+        let pde = serde_path_to_error::Deserializer::new(de, &mut track);
+        let r = <Experiment as serde::Deserialize>::deserialize(pde);
+        if r.is_err() {
+            field_path = Some(FieldPath::from_serde(&track.path()));
+        }
+        r
+    });
+    result.map_err(|e| saphyr_error(src, &e, field_path))
+}
+
+/// Turns a serde-saphyr error into an issue with position, field and a did-you-mean.
+pub fn saphyr_error(src: &str, e: &serde_saphyr::Error, field: Option<FieldPath>) -> ConfigError {
+    let pos = e.location().filter(|l| l.line() > 0).map(|l| Pos {
+        line: l.line(),
+        col: l.column(),
+    });
+    let raw = e.without_snippet().to_string();
+    let message = clean_message(&raw);
+    one(
+        src,
+        pos,
+        field.filter(|f| !f.is_root()),
+        with_did_you_mean(&message),
+    )
+}
+
+/// serde-saphyr appends " at line N column M" to its messages; the location is printed up front.
+fn clean_message(raw: &str) -> String {
+    let first = raw.lines().next().unwrap_or(raw).trim();
+    let cut = first
+        .rfind(" at line ")
+        .map(|i| &first[..i])
+        .unwrap_or(first);
+    let msg = cut.trim_start_matches("error: ");
+    // Library-internal advice does not help someone editing a YAML file.
+    let msg = msg.split(", set DuplicateKeyPolicy").next().unwrap_or(msg);
+    let msg = msg.split("; use Option<").next().unwrap_or(msg);
+    match msg {
+        "invalid u32" | "invalid u64" => "expected a whole number ≥ 0".to_owned(),
+        "invalid floating point" => "expected a number".to_owned(),
+        "cannot deserialize null into string" => "expected a text value, found nothing".to_owned(),
+        m => m.to_owned(),
+    }
+}
+
+fn from_json(v: Value) -> Result<Experiment, (FieldPath, String)> {
+    serde_path_to_error::deserialize::<_, Experiment>(v).map_err(|e| {
+        let path = FieldPath::from_serde(e.path());
+        (path, with_did_you_mean(&e.into_inner().to_string()))
+    })
+}
+
+/// `a.b=value`: the value is read as YAML, so `3`, `0.5`, `true`, `[0, 1]` and `{warmup: 1}` are typed.
+pub fn parse_set(s: &str) -> Result<(FieldPath, Value), ConfigError> {
+    let src = format!("--set {s}");
+    let (k, v) = s.split_once('=').ok_or_else(|| {
+        ConfigError::single(&src, "expected `field.path=value`, e.g. `search.batch=64`")
+    })?;
+    let field = FieldPath::parse(k.trim()).map_err(|m| ConfigError::single(&src, m))?;
+    let value: Value = if v.trim().is_empty() {
+        Value::Null
+    } else {
+        serde_saphyr::from_str(v).map_err(|e| {
+            ConfigError::single(
+                &src,
+                format!(
+                    "value `{v}` is not valid YAML: {}",
+                    clean_message(&e.without_snippet().to_string())
+                ),
+            )
+        })?
+    };
+    Ok((field, value))
+}
+
+fn set_path(root: &mut Value, field: &FieldPath, v: Value) -> Result<(), String> {
+    let mut cur = root;
+    for (i, seg) in field.0.iter().enumerate() {
+        let last = i + 1 == field.0.len();
+        match seg {
+            Seg::Key(k) => {
+                if cur.is_null() {
+                    *cur = Value::Object(Default::default());
+                }
+                let obj = cur.as_object_mut().ok_or_else(|| {
+                    format!(
+                        "`{}` is not a section, cannot set `{k}` in it",
+                        FieldPath(field.0[..i].to_vec())
+                    )
+                })?;
+                if last {
+                    obj.insert(k.clone(), v);
+                    return Ok(());
+                }
+                cur = obj.entry(k.clone()).or_insert(Value::Null);
+            }
+            Seg::Index(n) => {
+                let arr = cur.as_array_mut().ok_or_else(|| {
+                    format!("`{}` is not a list", FieldPath(field.0[..i].to_vec()))
+                })?;
+                let len = arr.len();
+                let slot = arr.get_mut(*n).ok_or_else(|| {
+                    format!("index {n} is out of range (the list has {len} items)")
+                })?;
+                if last {
+                    *slot = v;
+                    return Ok(());
+                }
+                cur = slot;
+            }
+        }
+    }
+    *cur = v;
+    Ok(())
+}

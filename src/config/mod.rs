@@ -1,0 +1,17 @@
+//! The experiment file format: schema, tiers, `--set` overrides, validation with file:line:col, and the
+//! canonical id of a resolved experiment.
+
+pub mod error;
+pub mod identity;
+pub mod load;
+pub mod path;
+pub mod positions;
+pub mod reference;
+pub mod schema;
+pub mod tiers;
+pub mod validate;
+
+pub use error::{ConfigError, ConfigIssue};
+pub use load::{load, Resolved};
+pub use schema::*;
+pub use tiers::Tier;

@@ -1,0 +1,625 @@
+//! The serde schema of one experiment file. Every choice is an enum, every section rejects unknown keys,
+//! and every default is the official UNAS value (`shared/design/unas-spec.md` §1.5, §6) so that an
+//! experiment file only says what it changes.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// One experiment: what to search, how to train the result, with which seeds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Experiment {
+    /// Short identifier; names the run folders (`results/runs/<name>/...`).
+    pub name: String,
+    /// Rendered at the top of the experiment's report page, like a notebook's first cell.
+    #[serde(default)]
+    pub description: String,
+    pub dataset: Dataset,
+    pub space: Space,
+    /// Absent for an experiment that only trains a named genotype.
+    #[serde(default)]
+    pub search: Option<Search>,
+    /// Absent for a search-only experiment.
+    #[serde(default)]
+    pub train: Option<Train>,
+    pub seeds: Seeds,
+    #[serde(default)]
+    pub protocol: Protocol,
+    #[serde(default)]
+    pub device: DeviceChoice,
+    /// cuDNN benchmark off and deterministic algorithms where libtorch has them.
+    #[serde(default)]
+    pub deterministic: bool,
+    /// Deliberate differences from the official code or the paper; printed under every table.
+    #[serde(default)]
+    pub deviations: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DatasetName {
+    Cifar10,
+    Cifar100,
+    Imagenet,
+    /// The embedded, generated CIFAR-shaped dataset (no files needed).
+    Synthetic,
+}
+
+impl DatasetName {
+    /// Number of classes of the dataset (the synthetic one says its own).
+    pub fn classes(self, synthetic: &SyntheticSpec) -> u32 {
+        match self {
+            DatasetName::Cifar10 => 10,
+            DatasetName::Cifar100 => 100,
+            DatasetName::Imagenet => 1000,
+            DatasetName::Synthetic => synthetic.classes,
+        }
+    }
+
+    /// (train, test) image counts of the full dataset.
+    pub fn sizes(self, synthetic: &SyntheticSpec) -> (u64, u64) {
+        match self {
+            DatasetName::Cifar10 | DatasetName::Cifar100 => (50_000, 10_000),
+            DatasetName::Imagenet => (1_281_167, 50_000),
+            DatasetName::Synthetic => (synthetic.train, synthetic.test),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dataset {
+    pub name: DatasetName,
+    #[serde(default = "default_root")]
+    pub root: PathBuf,
+    /// Search splits the training set: the first `train_portion` of a fixed permutation trains the
+    /// weights, the rest is the validation split (0.9 → 45k/5k on CIFAR).
+    #[serde(default = "default_train_portion")]
+    pub train_portion: f64,
+    #[serde(default)]
+    pub synthetic: SyntheticSpec,
+}
+
+fn default_root() -> PathBuf {
+    PathBuf::from("data")
+}
+fn default_train_portion() -> f64 {
+    0.9
+}
+
+/// Shape of the embedded synthetic dataset (used only when `dataset.name: synthetic`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyntheticSpec {
+    #[serde(default = "default_syn_classes")]
+    pub classes: u32,
+    #[serde(default = "default_syn_train")]
+    pub train: u64,
+    #[serde(default = "default_syn_test")]
+    pub test: u64,
+    #[serde(default)]
+    pub seed: u64,
+}
+
+impl Default for SyntheticSpec {
+    fn default() -> Self {
+        SyntheticSpec {
+            classes: default_syn_classes(),
+            train: default_syn_train(),
+            test: default_syn_test(),
+            seed: 0,
+        }
+    }
+}
+fn default_syn_classes() -> u32 {
+    10
+}
+fn default_syn_train() -> u64 {
+    2_000
+}
+fn default_syn_test() -> u64 {
+    500
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SpaceName {
+    /// The paired-input DARTS cell space (§5.1).
+    Darts,
+    /// The MBConv space of ProxylessNAS-GPU (§5.2).
+    Proxyless,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Space {
+    pub name: SpaceName,
+    /// Cells of the search network (DARTS space: 8 on CIFAR, 14 on ImageNet).
+    #[serde(default = "default_layers")]
+    pub layers: u32,
+    /// Initial channels C of the search network.
+    #[serde(default = "default_channels")]
+    pub channels: u32,
+    /// Number of primitives kept, in the official order (7 on CIFAR, 5 on ImageNet).
+    #[serde(default = "default_ops")]
+    pub ops: u32,
+    /// ProxylessNAS width multiplier (1.0 in the paper).
+    #[serde(default = "default_width")]
+    pub width_multiplier: f64,
+}
+
+fn default_layers() -> u32 {
+    8
+}
+fn default_channels() -> u32 {
+    16
+}
+fn default_ops() -> u32 {
+    7
+}
+fn default_width() -> f64 {
+    1.0
+}
+
+/// Gradient estimator of the architecture parameters (§2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Estimator {
+    /// Plain Gumbel-softmax relaxation (the official `default`; biased).
+    Gsm,
+    /// Straight-through Gumbel-softmax: discrete forward, relaxed gradient (biased).
+    StGsm,
+    /// Deterministic softmax mixture of DARTS (first order).
+    Darts,
+    /// Score function with the official moving-average baseline.
+    Reinforce,
+    /// REBAR with η = 1 and fixed τ: the UNAS estimator.
+    Rebar,
+    /// RELAX: REBAR's control variate plus a learned control-variate network.
+    Relax,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ObjectiveKind {
+    /// f = ℓ_train on the training batch.
+    Train,
+    /// f = ℓ_val on a held-out batch (DARTS-style).
+    Val,
+    /// f = ℓ_tr + λ·|ℓ_va − ℓ_tr| per example (§3).
+    Gengap,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Objective {
+    pub kind: ObjectiveKind,
+    /// λ of the generalisation gap term.
+    #[serde(default = "default_lambda")]
+    pub lambda: f64,
+    /// Weight of the pair penalty (both selectors of a node choose the same input and op); DARTS space.
+    #[serde(default = "default_pair_penalty")]
+    pub pair_penalty: f64,
+    /// Latency hinge c_t·relu(lat − T) (ProxylessNAS space).
+    #[serde(default)]
+    pub latency: Option<Latency>,
+}
+
+fn default_lambda() -> f64 {
+    0.5
+}
+fn default_pair_penalty() -> f64 {
+    0.2
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Latency {
+    /// Target T in ms for a `batch`-image forward pass on the search device.
+    #[serde(default = "default_target_ms")]
+    pub target_ms: f64,
+    /// Final coefficient c of the hinge.
+    #[serde(default = "default_lat_coeff")]
+    pub coeff: f64,
+    /// c_t = coeff · clip(step / ramp_steps, 0, 1).
+    #[serde(default = "default_ramp")]
+    pub ramp_steps: u64,
+    #[serde(default = "default_lat_batch")]
+    pub batch: u32,
+    /// Latency = median of this many synchronised, timed forward passes.
+    #[serde(default = "default_repeats")]
+    pub repeats: u32,
+    /// Architectures measured to fit the linear surrogate.
+    #[serde(default = "default_surrogate_samples")]
+    pub surrogate_samples: u32,
+    /// Ridge regulariser of the surrogate fit.
+    #[serde(default = "default_ridge")]
+    pub ridge: f64,
+}
+
+fn default_target_ms() -> f64 {
+    10.0
+}
+fn default_lat_coeff() -> f64 {
+    0.1
+}
+fn default_ramp() -> u64 {
+    30_000
+}
+fn default_lat_batch() -> u32 {
+    24
+}
+fn default_repeats() -> u32 {
+    10
+}
+fn default_surrogate_samples() -> u32 {
+    10_000
+}
+fn default_ridge() -> f64 {
+    1.0
+}
+
+/// One architecture sample per example (CIFAR) or per mini-batch (ImageNet, `--same_alpha_minibatch`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Sampling {
+    #[default]
+    PerExample,
+    PerBatch,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchEpochs {
+    /// Weight-only epochs with the architecture frozen at the uniform distribution.
+    pub warmup: u32,
+    pub search: u32,
+}
+
+/// How learning rates scale with the global batch: `linear64` multiplies by batch/64 (the official
+/// `--scale_lr`, B·world/64; the minima are not scaled, as in the official code).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LrScale {
+    #[default]
+    None,
+    Linear64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchLr {
+    /// Adam lr of the supernet weights, before scaling.
+    #[serde(default = "default_lr_w")]
+    pub weights: f64,
+    /// Adam lr of the architecture logits, before scaling.
+    #[serde(default = "default_lr_a")]
+    pub arch: f64,
+    #[serde(default = "default_lr_w_min")]
+    pub weights_min: f64,
+    #[serde(default = "default_lr_a_min")]
+    pub arch_min: f64,
+    #[serde(default)]
+    pub scale: LrScale,
+}
+
+impl Default for SearchLr {
+    fn default() -> Self {
+        SearchLr {
+            weights: default_lr_w(),
+            arch: default_lr_a(),
+            weights_min: default_lr_w_min(),
+            arch_min: default_lr_a_min(),
+            scale: LrScale::None,
+        }
+    }
+}
+fn default_lr_w() -> f64 {
+    3e-4
+}
+fn default_lr_a() -> f64 {
+    1e-3
+}
+fn default_lr_w_min() -> f64 {
+    1e-4
+}
+fn default_lr_a_min() -> f64 {
+    3e-4
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WeightDecay {
+    #[serde(default = "default_wd_w")]
+    pub weights: f64,
+    #[serde(default = "default_wd_a")]
+    pub arch: f64,
+}
+
+impl Default for WeightDecay {
+    fn default() -> Self {
+        WeightDecay {
+            weights: default_wd_w(),
+            arch: default_wd_a(),
+        }
+    }
+}
+fn default_wd_w() -> f64 {
+    3e-4
+}
+fn default_wd_a() -> f64 {
+    1e-6
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Search {
+    pub estimator: Estimator,
+    pub objective: Objective,
+    /// Gumbel-softmax temperature τ, constant (no annealing).
+    #[serde(default = "default_temperature")]
+    pub temperature: f64,
+    /// Softening ε: logits become log(softmax(a) + ε) before sampling.
+    #[serde(default)]
+    pub soften_eps: f64,
+    #[serde(default)]
+    pub sampling: Sampling,
+    pub epochs: SearchEpochs,
+    /// Global batch (the official 4 GPUs × 32 = 128 on CIFAR).
+    #[serde(default = "default_search_batch")]
+    pub batch: u32,
+    #[serde(default)]
+    pub lr: SearchLr,
+    #[serde(default)]
+    pub weight_decay: WeightDecay,
+    /// Gradient-norm clip of the weight step.
+    #[serde(default = "default_grad_clip")]
+    pub grad_clip: f64,
+    /// An op whose largest weight in the batch is below this is skipped (official 0.05; 0 disables).
+    #[serde(default = "default_op_skip")]
+    pub op_skip_threshold: f64,
+}
+
+fn default_temperature() -> f64 {
+    0.4
+}
+fn default_search_batch() -> u32 {
+    128
+}
+fn default_grad_clip() -> f64 {
+    5.0
+}
+fn default_op_skip() -> f64 {
+    0.05
+}
+
+/// From-scratch training recipe (§6); it fills every `train` field the file leaves out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Recipe {
+    Cifar,
+    ImagenetDarts,
+    ImagenetProxyless,
+}
+
+/// The architecture to train: the one this experiment's search derives, or a published genotype.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum GenotypeChoice {
+    #[serde(rename = "search")]
+    Search,
+    #[serde(rename = "UNAS_CIFAR10")]
+    UnasCifar10,
+    #[serde(rename = "UNAS_CIFAR100")]
+    UnasCifar100,
+    #[serde(rename = "UNAS_IMAGENET")]
+    UnasImagenet,
+    #[serde(rename = "DARTS_V2")]
+    DartsV2,
+    /// The UNAS network of the ProxylessNAS space.
+    #[serde(rename = "UNAS_PROXYLESS")]
+    UnasProxyless,
+    #[serde(rename = "PROXYLESS_GPU")]
+    ProxylessGpu,
+}
+
+impl GenotypeChoice {
+    pub fn space(self) -> Option<SpaceName> {
+        match self {
+            GenotypeChoice::Search => None,
+            GenotypeChoice::UnasCifar10
+            | GenotypeChoice::UnasCifar100
+            | GenotypeChoice::UnasImagenet
+            | GenotypeChoice::DartsV2 => Some(SpaceName::Darts),
+            GenotypeChoice::UnasProxyless | GenotypeChoice::ProxylessGpu => {
+                Some(SpaceName::Proxyless)
+            }
+        }
+    }
+}
+
+/// From-scratch training. Fields left out take the recipe's value (see [`Train::resolved`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Train {
+    pub recipe: Recipe,
+    #[serde(default = "default_genotype")]
+    pub genotype: GenotypeChoice,
+    pub epochs: Option<u32>,
+    pub batch: Option<u32>,
+    pub lr: Option<f64>,
+    pub momentum: Option<f64>,
+    pub weight_decay: Option<f64>,
+    pub warmup_epochs: Option<u32>,
+    /// Initial channels C; `0` on ImageNet-DARTS means "largest even C under the MAC budget".
+    pub channels: Option<u32>,
+    pub layers: Option<u32>,
+    pub drop_path: Option<f64>,
+    pub auxiliary_weight: Option<f64>,
+    /// Cutout side in pixels (0 = off).
+    pub cutout: Option<u32>,
+    pub label_smoothing: Option<f64>,
+    pub grad_clip: Option<f64>,
+    /// MAC budget in millions for the automatic ImageNet width.
+    pub max_macs_m: Option<f64>,
+}
+
+fn default_genotype() -> GenotypeChoice {
+    GenotypeChoice::Search
+}
+
+impl Train {
+    /// Fill every field the file left out from the recipe (§6.1–6.3), so that the resolved config (and
+    /// its id) is the same whether a value was written or defaulted.
+    pub fn resolved(&self) -> Train {
+        let p = match self.recipe {
+            // §6.1: C=36, L=20, 600 epochs, SGD 0.05, 30 warm-up epochs, aux 0.4, cutout 16.
+            Recipe::Cifar => Train {
+                recipe: self.recipe,
+                genotype: self.genotype,
+                epochs: Some(600),
+                batch: Some(128),
+                lr: Some(0.05),
+                momentum: Some(0.9),
+                weight_decay: Some(3e-4),
+                warmup_epochs: Some(30),
+                channels: Some(36),
+                layers: Some(20),
+                drop_path: Some(0.2),
+                auxiliary_weight: Some(0.4),
+                cutout: Some(16),
+                label_smoothing: Some(0.0),
+                grad_clip: Some(5.0),
+                max_macs_m: Some(0.0),
+            },
+            // §6.2: 8×128, lr 0.1×8, wd 3e-5, LS 0.1, aux 0.4, warm-up 5, 250 epochs, auto width.
+            Recipe::ImagenetDarts => Train {
+                recipe: self.recipe,
+                genotype: self.genotype,
+                epochs: Some(250),
+                batch: Some(1024),
+                lr: Some(0.8),
+                momentum: Some(0.9),
+                weight_decay: Some(3e-5),
+                warmup_epochs: Some(5),
+                channels: Some(0),
+                layers: Some(14),
+                drop_path: Some(0.0),
+                auxiliary_weight: Some(0.4),
+                cutout: Some(0),
+                label_smoothing: Some(0.1),
+                grad_clip: Some(5.0),
+                max_macs_m: Some(600.0),
+            },
+            // §6.3: 8×64, lr 0.025×8, wd 5e-5, LS 0.1, warm-up 5, 300 epochs, no aux.
+            Recipe::ImagenetProxyless => Train {
+                recipe: self.recipe,
+                genotype: self.genotype,
+                epochs: Some(300),
+                batch: Some(512),
+                lr: Some(0.2),
+                momentum: Some(0.9),
+                weight_decay: Some(5e-5),
+                warmup_epochs: Some(5),
+                channels: Some(0),
+                layers: Some(21),
+                drop_path: Some(0.0),
+                auxiliary_weight: Some(0.0),
+                cutout: Some(0),
+                label_smoothing: Some(0.1),
+                grad_clip: Some(5.0),
+                max_macs_m: Some(0.0),
+            },
+        };
+        Train {
+            recipe: self.recipe,
+            genotype: self.genotype,
+            epochs: self.epochs.or(p.epochs),
+            batch: self.batch.or(p.batch),
+            lr: self.lr.or(p.lr),
+            momentum: self.momentum.or(p.momentum),
+            weight_decay: self.weight_decay.or(p.weight_decay),
+            warmup_epochs: self.warmup_epochs.or(p.warmup_epochs),
+            channels: self.channels.or(p.channels),
+            layers: self.layers.or(p.layers),
+            drop_path: self.drop_path.or(p.drop_path),
+            auxiliary_weight: self.auxiliary_weight.or(p.auxiliary_weight),
+            cutout: self.cutout.or(p.cutout),
+            label_smoothing: self.label_smoothing.or(p.label_smoothing),
+            grad_clip: self.grad_clip.or(p.grad_clip),
+            max_macs_m: self.max_macs_m.or(p.max_macs_m),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Seeds {
+    /// One independent search per seed.
+    pub search: Vec<u64>,
+    /// One from-scratch training per seed, for every searched (or named) genotype.
+    pub train: Vec<u64>,
+}
+
+/// How independent searches become one reported number.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Protocol {
+    /// Mean ± std of the test accuracy over every search's trained genotype.
+    #[default]
+    MeanOverSearches,
+    /// The genotype of the search with the best final validation accuracy.
+    BestOfSearchesByVal,
+}
+
+/// Where to run: the first GPU if there is one (`auto`), the CPU, or a given GPU.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum DeviceChoice {
+    #[default]
+    Auto,
+    Cpu,
+    Cuda(Option<usize>),
+}
+
+impl fmt::Display for DeviceChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DeviceChoice::Auto => f.write_str("auto"),
+            DeviceChoice::Cpu => f.write_str("cpu"),
+            DeviceChoice::Cuda(None) => f.write_str("cuda"),
+            DeviceChoice::Cuda(Some(n)) => write!(f, "cuda:{n}"),
+        }
+    }
+}
+
+impl FromStr for DeviceChoice {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(DeviceChoice::Auto),
+            "cpu" => Ok(DeviceChoice::Cpu),
+            "cuda" => Ok(DeviceChoice::Cuda(None)),
+            other => match other.strip_prefix("cuda:").map(str::parse::<usize>) {
+                Some(Ok(n)) => Ok(DeviceChoice::Cuda(Some(n))),
+                _ => Err(format!(
+                    "unknown device `{other}`, expected one of `auto`, `cpu`, `cuda`, `cuda:N`"
+                )),
+            },
+        }
+    }
+}
+
+impl Serialize for DeviceChoice {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for DeviceChoice {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}

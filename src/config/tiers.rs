@@ -1,0 +1,196 @@
+//! Tiers: the same experiment at three sizes. `paper` is the file as written; `quick` is real data on
+//! one GPU in about an hour for the suite; `smoke` is synthetic data and tiny nets on a CPU in seconds.
+//! A tier is an overlay in `experiments/tiers.yaml`, merged into the experiment before validation; the
+//! tier is part of the resolved config and so of its id.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::error::ConfigError;
+use super::path::FieldPath;
+use super::positions::Positions;
+
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    clap::ValueEnum,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Tier {
+    Smoke,
+    Quick,
+    #[default]
+    Paper,
+}
+
+impl Tier {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tier::Smoke => "smoke",
+            Tier::Quick => "quick",
+            Tier::Paper => "paper",
+        }
+    }
+}
+
+impl fmt::Display for Tier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The shipped tiers file, used when no `tiers.yaml` is found beside or above an experiment.
+pub const EMBEDDED_TIERS: &str = include_str!("../../experiments/tiers.yaml");
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TierDef {
+    #[serde(default)]
+    #[allow(dead_code)]
+    description: String,
+    #[serde(default)]
+    overlay: Value,
+}
+
+/// A loaded tiers file.
+#[derive(Debug)]
+pub struct Tiers {
+    pub source: String,
+    defs: BTreeMap<String, Value>,
+    positions: Positions,
+}
+
+impl Tiers {
+    /// `tiers.yaml` in the experiment's folder or the nearest folder above it; else the shipped one.
+    pub fn for_experiment(experiment: &Path) -> Result<Tiers, ConfigError> {
+        match find_tiers_file(experiment) {
+            Some(path) => {
+                let text = std::fs::read_to_string(&path).map_err(|e| {
+                    ConfigError::single(path.display().to_string(), format!("cannot read: {e}"))
+                })?;
+                Tiers::parse(&path.display().to_string(), &text)
+            }
+            None => Tiers::parse("<built-in tiers.yaml>", EMBEDDED_TIERS),
+        }
+    }
+
+    pub fn parse(source: &str, text: &str) -> Result<Tiers, ConfigError> {
+        let raw: BTreeMap<String, TierDef> = serde_saphyr::from_str(text)
+            .map_err(|e| super::load::saphyr_error(source, &e, None))?;
+        let mut defs = BTreeMap::new();
+        for (name, def) in raw {
+            if !["smoke", "quick", "paper"].contains(&name.as_str()) {
+                return Err(ConfigError::single(
+                    source,
+                    format!("unknown tier `{name}`, expected `smoke`, `quick` or `paper`"),
+                ));
+            }
+            let overlay = match def.overlay {
+                Value::Null => Value::Object(Default::default()),
+                v @ Value::Object(_) => v,
+                _ => {
+                    return Err(ConfigError::single(
+                        source,
+                        format!("tier `{name}`: `overlay` must be a mapping"),
+                    ))
+                }
+            };
+            defs.insert(name, overlay);
+        }
+        Ok(Tiers {
+            source: source.to_owned(),
+            defs,
+            positions: Positions::of_yaml(text),
+        })
+    }
+
+    pub fn overlay(&self, tier: Tier) -> Option<&Value> {
+        self.defs.get(tier.as_str())
+    }
+
+    /// Where in the tiers file a field of a tier's overlay is written.
+    pub fn position_of(&self, tier: Tier, field: &FieldPath) -> Option<super::positions::Pos> {
+        let mut full = FieldPath::root().child(tier.as_str()).child("overlay");
+        full.0.extend(field.0.iter().cloned());
+        self.positions.find(&full).map(|(p, _)| p)
+    }
+}
+
+fn find_tiers_file(experiment: &Path) -> Option<PathBuf> {
+    let start = experiment.parent()?;
+    let start = if start.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        start
+    };
+    start
+        .ancestors()
+        .map(|d| d.join("tiers.yaml"))
+        .find(|p| p.is_file())
+}
+
+/// Merges `overlay` into `target`: mappings merge key by key, anything else replaces. An overlay
+/// mapping aimed at an absent section (`null`, e.g. `search:` of a train-only experiment) is skipped,
+/// so one tier fits every experiment. Returns the paths the overlay set.
+pub fn merge(target: &mut Value, overlay: &Value, at: &FieldPath, set: &mut Vec<FieldPath>) {
+    match (target, overlay) {
+        (Value::Null, Value::Object(_)) => {}
+        (Value::Object(t), Value::Object(o)) => {
+            for (k, v) in o {
+                let here = at.child(k);
+                match t.get_mut(k) {
+                    Some(slot) => merge(slot, v, &here, set),
+                    None => {
+                        t.insert(k.clone(), v.clone());
+                        set.push(here);
+                    }
+                }
+            }
+        }
+        (slot, v) => {
+            *slot = v.clone();
+            set.push(at.clone());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn overlay_merges_nested_and_skips_absent_sections() {
+        let mut t = json!({"search": null, "space": {"layers": 8, "channels": 16}, "seeds": {"search": [0, 1]}});
+        let o = json!({"search": {"batch": 8}, "space": {"layers": 3}, "seeds": {"search": [0]}});
+        let mut set = Vec::new();
+        merge(&mut t, &o, &FieldPath::root(), &mut set);
+        assert_eq!(
+            t,
+            json!({"search": null, "space": {"layers": 3, "channels": 16}, "seeds": {"search": [0]}})
+        );
+        let mut set: Vec<String> = set.iter().map(|p| p.to_string()).collect();
+        set.sort();
+        assert_eq!(set, vec!["seeds.search", "space.layers"]);
+    }
+
+    #[test]
+    fn shipped_tiers_file_parses_and_paper_is_empty() {
+        let t = Tiers::parse("tiers.yaml", EMBEDDED_TIERS).unwrap();
+        assert_eq!(t.overlay(Tier::Paper), Some(&json!({})));
+        assert!(t.overlay(Tier::Smoke).unwrap().get("dataset").is_some());
+    }
+}

@@ -1,0 +1,121 @@
+//! Runs the jobs of an experiment: skip what is done, lock the run folder, record config, provenance
+//! and status, dispatch the stage, and leave a status that says how it ended (and why, if it failed).
+
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+
+use crate::config::Resolved;
+use crate::results::provenance::{now_rfc3339, Provenance, RunIdentity};
+use crate::results::{atomic, layout, ResultsRoot, RunDir, State, Status};
+
+use super::plan::{plan, Job};
+use super::stages::{run_stage, StageError};
+
+/// How one job ended, for the summary table.
+#[derive(Clone, Debug, PartialEq)]
+pub enum JobEnd {
+    Done {
+        skipped: bool,
+    },
+    Failed(String),
+    /// Not run because the job it consumes did not finish.
+    Blocked(String),
+}
+
+#[derive(Clone, Debug)]
+pub struct JobReport {
+    pub experiment: String,
+    pub stage: &'static str,
+    pub seed: u64,
+    pub run_id: String,
+    pub dir: Option<RunDir>,
+    pub end: JobEnd,
+    pub wall_s: f64,
+}
+
+/// Runs every job of `r`; one failure does not stop the others (only their dependants).
+pub fn run_experiment(r: &Resolved, root: &ResultsRoot, device: tch::Device) -> Vec<JobReport> {
+    let mut reports: Vec<JobReport> = Vec::new();
+    for job in plan(r) {
+        let t0 = Instant::now();
+        let blocked = job.upstream.as_ref().and_then(|u| {
+            reports
+                .iter()
+                .find(|rep| rep.run_id == u.run_id)
+                .filter(|rep| !matches!(rep.end, JobEnd::Done { .. }))
+                .map(|rep| format!("its search (seed {}) did not finish", rep.seed))
+        });
+        let dir = root.run_dir(
+            &r.experiment.name,
+            r.tier.as_str(),
+            job.stage.as_str(),
+            job.seed,
+            &job.run_id,
+        );
+        let end = match blocked {
+            Some(why) => JobEnd::Blocked(why),
+            None => match run_job(r, &job, &dir, device) {
+                Ok(end) => end,
+                Err(e) => JobEnd::Failed(format!("{e:#}")),
+            },
+        };
+        let ran = !matches!(end, JobEnd::Blocked(_));
+        reports.push(JobReport {
+            experiment: r.experiment.name.clone(),
+            stage: job.stage.as_str(),
+            seed: job.seed,
+            run_id: job.run_id.clone(),
+            dir: ran.then_some(dir),
+            end,
+            wall_s: t0.elapsed().as_secs_f64(),
+        });
+    }
+    reports
+}
+
+fn run_job(r: &Resolved, job: &Job, dir: &RunDir, device: tch::Device) -> Result<JobEnd> {
+    if let Some(Status {
+        state: State::Done, ..
+    }) = Status::read(dir.path())?
+    {
+        return Ok(JobEnd::Done { skipped: true });
+    }
+    let _lock = crate::results::atomic::RunLock::acquire(dir.path())?;
+    atomic::write_atomic(&dir.file(layout::CONFIG), r.to_yaml().as_bytes())
+        .context("writing config.yaml")?;
+    let who = RunIdentity {
+        experiment: &r.experiment.name,
+        tier: r.tier.as_str(),
+        stage: job.stage.as_str(),
+        config_id: &r.id,
+        run_id: &job.run_id,
+        seed: job.seed,
+        deterministic: r.experiment.deterministic,
+    };
+    let mut prov = Provenance::collect(&who, device);
+    prov.write(dir.path())?;
+    Status::now(State::Running).write(dir.path())?;
+
+    let result = run_stage(r, job, dir, device);
+
+    prov.ended_at = Some(now_rfc3339());
+    prov.write(dir.path())?;
+    match result {
+        Ok(_) => {
+            Status::now(State::Done).write(dir.path())?;
+            Ok(JobEnd::Done { skipped: false })
+        }
+        Err(e) => {
+            let reason = match &e {
+                StageError::NotBuilt { .. } => e.to_string(),
+                StageError::Failed(inner) => format!("{inner:#}"),
+            };
+            Status::now(State::Failed {
+                reason: reason.clone(),
+            })
+            .write(dir.path())?;
+            Ok(JobEnd::Failed(reason))
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! From resolved experiments to finished runs: the plan (experiments × seeds × stages with
+//! content-addressed ids), skip-done, locks, and the dispatch to each stage.
+
+pub mod execute;
+pub mod plan;
+pub mod stages;
+
+pub use execute::{run_experiment, JobEnd, JobReport};
+pub use plan::{plan, Job, Stage};

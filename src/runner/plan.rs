@@ -1,0 +1,142 @@
+//! The plan of an experiment: experiments × seeds × stages, each job with a content-addressed run id.
+//! A stage's id covers only what it computes from — the search id does not change when the training
+//! recipe does — plus the ids of the stages it consumes.
+
+use serde_json::{json, Value};
+
+use crate::config::identity::{canonical_json, hash_parts};
+use crate::config::{GenotypeChoice, Resolved};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Stage {
+    /// Architecture search: warm-up + search epochs, derives a genotype.
+    Search,
+    /// From-scratch training of a genotype, tested on the test set every epoch.
+    Train,
+}
+
+impl Stage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Search => "search",
+            Stage::Train => "train",
+        }
+    }
+}
+
+/// One run of one stage at one seed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Job {
+    pub stage: Stage,
+    pub seed: u64,
+    pub run_id: String,
+    /// For a training job of a searched genotype: the search job it consumes.
+    pub upstream: Option<Box<Job>>,
+    /// The canonical JSON the id was computed from.
+    pub identity: String,
+}
+
+/// Bump when a stage's computation changes in a way that invalidates earlier results.
+const STAGE_FORMAT: &str = "1";
+
+fn stage_identity(r: &Resolved, stage: Stage, seed: u64) -> String {
+    let e = &r.experiment;
+    let v: Value = match stage {
+        Stage::Search => json!({
+            "dataset": e.dataset, "space": e.space, "search": e.search,
+            "deterministic": e.deterministic, "tier": r.tier.as_str(), "seed": seed,
+        }),
+        Stage::Train => json!({
+            "dataset": e.dataset, "space": e.space, "train": e.train,
+            "deterministic": e.deterministic, "tier": r.tier.as_str(), "seed": seed,
+        }),
+    };
+    canonical_json(&v)
+}
+
+fn job(r: &Resolved, stage: Stage, seed: u64, upstream: Option<Job>) -> Job {
+    let identity = stage_identity(r, stage, seed);
+    let up = upstream
+        .as_ref()
+        .map(|u| u.run_id.clone())
+        .unwrap_or_default();
+    let run_id = hash_parts(&[
+        ("format", STAGE_FORMAT),
+        ("stage", stage.as_str()),
+        ("config", &identity),
+        ("upstream", &up),
+    ]);
+    Job {
+        stage,
+        seed,
+        run_id,
+        upstream: upstream.map(Box::new),
+        identity,
+    }
+}
+
+/// All jobs of an experiment, searches first; a training job of `genotype: search` follows its search.
+pub fn plan(r: &Resolved) -> Vec<Job> {
+    let e = &r.experiment;
+    let mut jobs = Vec::new();
+    let searches: Vec<Job> = match &e.search {
+        Some(_) => e
+            .seeds
+            .search
+            .iter()
+            .map(|&s| job(r, Stage::Search, s, None))
+            .collect(),
+        None => Vec::new(),
+    };
+    jobs.extend(searches.iter().cloned());
+    if let Some(t) = &e.train {
+        match t.genotype {
+            GenotypeChoice::Search => {
+                for s in &searches {
+                    for &ts in &e.seeds.train {
+                        jobs.push(job(r, Stage::Train, ts, Some(s.clone())));
+                    }
+                }
+            }
+            _ => {
+                for &ts in &e.seeds.train {
+                    jobs.push(job(r, Stage::Train, ts, None));
+                }
+            }
+        }
+    }
+    jobs
+}
+
+/// Rough cost in millions of image passes (forward + backward), to compare experiments before running.
+pub fn rough_cost_m_images(r: &Resolved) -> f64 {
+    use crate::config::{Estimator, ObjectiveKind};
+    let e = &r.experiment;
+    let (train_n, _) = e.dataset.name.sizes(&e.dataset.synthetic);
+    let mut total = 0.0;
+    if let Some(s) = &e.search {
+        let n = train_n as f64 * e.dataset.train_portion;
+        // α-step passes per image: discrete + relaxed for REBAR/RELAX, one for the others; doubled by a
+        // paired validation pass for gen-gap; plus the one weight step.
+        let per_obj = match s.estimator {
+            Estimator::Rebar | Estimator::Relax => 2.0,
+            Estimator::Gsm | Estimator::StGsm | Estimator::Darts | Estimator::Reinforce => 1.0,
+        };
+        let obj = if s.objective.kind == ObjectiveKind::Gengap {
+            2.0
+        } else {
+            1.0
+        };
+        let search_passes = per_obj * obj + 1.0;
+        let one = n * (s.epochs.warmup as f64 + s.epochs.search as f64 * search_passes);
+        total += one * e.seeds.search.len() as f64;
+    }
+    if let Some(t) = &e.train {
+        let trainings = match t.genotype {
+            GenotypeChoice::Search => e.seeds.search.len() * e.seeds.train.len(),
+            _ => e.seeds.train.len(),
+        };
+        total += train_n as f64 * t.epochs.unwrap_or(0) as f64 * trainings as f64;
+    }
+    total / 1e6
+}

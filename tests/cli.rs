@@ -1,0 +1,306 @@
+//! The `unas` binary as a user meets it: exit codes, messages, and what lands under the results folder.
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+
+fn unas() -> Command {
+    let mut c = Command::cargo_bin("unas").unwrap();
+    c.current_dir(env!("CARGO_MANIFEST_DIR"));
+    c.env_remove("UNAS_RESULTS");
+    c
+}
+
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    if !dir.exists() {
+        return Vec::new();
+    }
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_file())
+        .map(|e| e.into_path())
+        .collect()
+}
+
+#[test]
+fn validate_prints_resolved_config_and_id_for_every_shipped_file() {
+    let paths: Vec<PathBuf> = unas::cli::experiment_files(&[PathBuf::from("experiments")]).unwrap();
+    let out = unas()
+        .arg("validate")
+        .args(&paths)
+        .arg("--id-only")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(stdout.lines().count(), paths.len());
+    for line in stdout.lines() {
+        let (id, _) = line.split_once("  ").unwrap();
+        assert_eq!(id.len(), 64, "{line}");
+    }
+    // The non-experiment files in experiments/ validate by their own schema.
+    let out = unas()
+        .args([
+            "validate",
+            "experiments/tiers.yaml",
+            "experiments/reference.yaml",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Full output: the resolved YAML with the id in its header.
+    let out = unas()
+        .args([
+            "validate",
+            "experiments/paper/c10-darts-unas.yaml",
+            "--tier",
+            "smoke",
+        ])
+        .output()
+        .unwrap();
+    let s = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        s.contains("(tier smoke)") && s.contains("name: synthetic"),
+        "{s}"
+    );
+}
+
+#[test]
+fn a_bad_file_exits_2_with_position_and_writes_nothing() {
+    let results = tempfile::tempdir().unwrap();
+    let out = unas()
+        .args(["--results"])
+        .arg(results.path())
+        .args([
+            "run",
+            "tests/bad/unknown-search-key.yaml",
+            "--tier",
+            "smoke",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("tests/bad/unknown-search-key.yaml:5:"),
+        "{err}"
+    );
+    assert!(err.contains("did you mean `estimator`?"), "{err}");
+    assert!(files_under(results.path()).is_empty());
+}
+
+#[test]
+fn reproduce_refuses_to_start_when_any_file_is_bad() {
+    let results = tempfile::tempdir().unwrap();
+    let out = unas()
+        .arg("--results")
+        .arg(results.path())
+        .args([
+            "reproduce",
+            "--suite",
+            "experiments/paper",
+            "--suite",
+            "tests/bad/unknown-search-key.yaml",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nothing was run"));
+    assert!(files_under(results.path()).is_empty());
+}
+
+#[test]
+fn a_stage_that_is_not_built_fails_clearly_and_leaves_a_record() {
+    let results = tempfile::tempdir().unwrap();
+    let run = || {
+        unas()
+            .arg("--results")
+            .arg(results.path())
+            .args([
+                "run",
+                "experiments/paper/eval-unas-cifar10.yaml",
+                "--tier",
+                "smoke",
+            ])
+            .output()
+            .unwrap()
+    };
+    let out = run();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        stdout.contains("FAILED") && stdout.contains("cannot run yet"),
+        "{stdout}"
+    );
+    let dirs: Vec<PathBuf> = files_under(results.path())
+        .into_iter()
+        .filter(|p| p.ends_with("status.json"))
+        .map(|p| p.parent().unwrap().to_path_buf())
+        .collect();
+    assert_eq!(dirs.len(), 1, "one training job at the smoke tier");
+    let dir = &dirs[0];
+    assert!(
+        dir.starts_with(results.path().join("runs/eval-unas-cifar10/smoke")),
+        "{}",
+        dir.display()
+    );
+    let status: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("status.json")).unwrap()).unwrap();
+    assert_eq!(status["state"], "failed");
+    assert!(status["reason"]
+        .as_str()
+        .unwrap()
+        .contains("stage `train` cannot run yet"));
+    let prov: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("provenance.json")).unwrap())
+            .unwrap();
+    assert_eq!(prov["tch_version"], "0.24.0");
+    assert!(prov["libtorch_version"]
+        .as_str()
+        .unwrap()
+        .starts_with("2.11.0"));
+    assert_eq!(prov["device"], "cpu");
+    assert!(prov["ended_at"].is_string());
+    assert!(std::fs::read_to_string(dir.join("config.yaml"))
+        .unwrap()
+        .contains("name: eval-unas-cifar10"));
+    assert!(!dir.join("lock").exists(), "the lock is released");
+
+    // Running again retries the failed run in the same folder (same id), it does not pile up folders.
+    let again = run();
+    assert_eq!(again.status.code(), Some(1));
+    let n = files_under(results.path())
+        .into_iter()
+        .filter(|p| p.ends_with("status.json"))
+        .count();
+    assert_eq!(n, 1);
+
+    // `unas report` lists it with its reason and writes status.md.
+    let rep = unas()
+        .arg("--results")
+        .arg(results.path())
+        .arg("report")
+        .output()
+        .unwrap();
+    assert!(rep.status.success());
+    let table = String::from_utf8(rep.stdout).unwrap();
+    assert!(
+        table.contains("eval-unas-cifar10") && table.contains("failed"),
+        "{table}"
+    );
+    assert!(results.path().join("reports/status.md").is_file());
+}
+
+#[test]
+fn a_finished_run_is_skipped() {
+    let results = tempfile::tempdir().unwrap();
+    let args = [
+        "run",
+        "experiments/paper/eval-unas-cifar10.yaml",
+        "--tier",
+        "smoke",
+    ];
+    unas()
+        .arg("--results")
+        .arg(results.path())
+        .args(args)
+        .output()
+        .unwrap();
+    let status = files_under(results.path())
+        .into_iter()
+        .find(|p| p.ends_with("status.json"))
+        .unwrap();
+    // Mark it done as a finished stage would; the next run must not touch the folder.
+    std::fs::write(
+        &status,
+        r#"{"state": "done", "pid": 1, "updated_at": "2026-01-01T00:00:00Z"}"#,
+    )
+    .unwrap();
+    let out = unas()
+        .arg("--results")
+        .arg(results.path())
+        .args(args)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8(out.stdout)
+        .unwrap()
+        .contains("done (already)"));
+}
+
+#[test]
+fn a_search_that_fails_blocks_its_trainings_without_running_them() {
+    let results = tempfile::tempdir().unwrap();
+    let out = unas()
+        .arg("--results")
+        .arg(results.path())
+        .args([
+            "run",
+            "experiments/paper/c10-darts-unas.yaml",
+            "--tier",
+            "smoke",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let s = String::from_utf8(out.stdout).unwrap();
+    assert!(s.contains("blocked"), "{s}");
+    let n = files_under(results.path())
+        .into_iter()
+        .filter(|p| p.ends_with("status.json"))
+        .count();
+    assert_eq!(n, 1, "only the search ran");
+}
+
+#[test]
+fn list_shows_stages_seeds_and_cost() {
+    let out = unas().args(["list", "experiments/paper"]).output().unwrap();
+    assert!(out.status.success());
+    let s = String::from_utf8(out.stdout).unwrap();
+    let line = s
+        .lines()
+        .find(|l| l.starts_with("c10-darts-unas "))
+        .expect("c10 row");
+    assert!(
+        line.contains("search → train") && line.contains("4/1"),
+        "{line}"
+    );
+}
+
+#[test]
+fn results_folder_comes_from_the_environment_too() {
+    let results = tempfile::tempdir().unwrap();
+    let out = unas()
+        .env("UNAS_RESULTS", results.path())
+        .args([
+            "run",
+            "experiments/paper/eval-unas-cifar10.yaml",
+            "--tier",
+            "smoke",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(results.path().join("runs/eval-unas-cifar10").is_dir());
+}
+
+#[test]
+fn device_flag_is_validated() {
+    let out = unas().args(["--device", "tpu", "list"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cuda:N"));
+}
