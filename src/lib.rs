@@ -6,7 +6,10 @@
 
 pub mod cli;
 pub mod config;
+pub mod data;
 pub mod device;
+pub mod nas;
 pub mod report;
 pub mod results;
 pub mod runner;
+pub mod train;

@@ -1,0 +1,1 @@
+//! Gradient estimators of the architecture parameters (spec §2). Built by the estimator issue.

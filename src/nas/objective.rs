@@ -1,0 +1,1 @@
+//! Search objectives: train / val / gen-gap, pair penalty, latency hinge (spec §3, §4).

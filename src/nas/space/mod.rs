@@ -1,0 +1,1 @@
+//! Search spaces: DARTS (spec §5.1) and, later, ProxylessNAS (§5.2).

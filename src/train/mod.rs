@@ -1,0 +1,1 @@
+//! Training: optimisers with saveable state, schedules, checkpoints, the search and training loops.
