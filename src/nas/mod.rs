@@ -1,6 +1,7 @@
 //! Neural-architecture search: the search spaces, the architecture distribution, the gradient
 //! estimators and the search objectives (shared/design/unas-spec.md §1–§5).
 
+pub mod arch;
 pub mod distribution;
 pub mod estimator;
 pub mod objective;
