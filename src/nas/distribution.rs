@@ -447,7 +447,20 @@ mod tests {
             .argmax(-1, false)
             .eq_tensor(&d.onehot[0].argmax(-1, false));
         assert_eq!(same.all().int64_value(&[]), 1);
-        assert!(d.onehot_deviation() < 1.0 + 1e-12);
+    }
+
+    #[test]
+    fn onehot_deviation_measures_the_official_softmax_1000_discretisation() {
+        // ζ = (0.5005, 0.4995): softmax(1000·ζ) = (σ(1), σ(−1)), 0.269 away from b = (1, 0)
+        let zeta = Tensor::from_slice(&[0.5005, 0.4995]).reshape([1, 1, 2]);
+        let draw = Draw {
+            sampler: Sampler::Original,
+            onehot: vec![argmax_onehot(&zeta)],
+            relaxed: vec![zeta],
+            log_prob: Tensor::zeros([1], (Kind::Double, Device::Cpu)),
+        };
+        let expected = 1.0 - 1.0 / (1.0 + (-1.0f64).exp());
+        assert!((draw.onehot_deviation() - expected).abs() < 1e-9);
     }
 
     #[test]
