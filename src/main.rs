@@ -66,6 +66,11 @@ enum Command {
     },
     /// Summarise every run under the results folder (status and failure reasons).
     Report,
+    /// Researcher's checks: gradient estimators on enumerable problems.
+    Diagnose {
+        #[command(subcommand)]
+        what: unas::nas::diagnose::DiagnoseCommand,
+    },
 }
 
 fn parse_device(s: &str) -> Result<DeviceChoice, String> {
@@ -98,6 +103,16 @@ fn main() {
         Command::Reproduce { tier, suite } => cli::reproduce(&suite, tier, &root, args.device),
         Command::Report => match cli::report(&root) {
             Ok(c) => c,
+            Err(e) => {
+                eprintln!("{e:#}");
+                cli::EXIT_RUN_FAILED
+            }
+        },
+        Command::Diagnose { what } => match unas::nas::diagnose::run(&what) {
+            Ok(text) => {
+                println!("{text}");
+                cli::EXIT_OK
+            }
             Err(e) => {
                 eprintln!("{e:#}");
                 cli::EXIT_RUN_FAILED

@@ -1,1 +1,389 @@
-//! Gradient estimators of the architecture parameters (spec §2). Built by the estimator issue.
+//! Gradient estimators of the architecture parameters (spec §2). Each function returns a surrogate loss
+//! S whose autograd gradient w.r.t. the logits is the estimator; the search loop calls `S.backward()`
+//! and steps the architecture optimiser. `sg(·)` = detach, means are over the N examples of a draw.
+//!
+//! Everything is generic over a [`Categoricals`] distribution and an [`Objective`] on per-group sample
+//! tensors ([S, N, K] each), so the estimators are tested on enumerable toy problems without a network.
+
+use serde::{Deserialize, Serialize};
+use tch::{Kind, Tensor};
+
+use super::arch::SampleKind;
+use super::distribution::{
+    check_finite, flatten_per_example, Categoricals, Draw, NonFinite, Sampler,
+};
+use super::relax_cv::RelaxControlVariate;
+use crate::config::schema::Estimator;
+
+/// The per-example objective f [N] of a sample given as one [S, N, K] tensor per selector group, in the
+/// distribution's group order. `kind` says whether the sample is one-hot (the supernet may run only the
+/// chosen ops) or relaxed. Called under `no_grad` for f(b).
+pub trait Objective {
+    fn eval(&mut self, sample: &[Tensor], kind: SampleKind) -> Tensor;
+}
+
+impl<F: FnMut(&[Tensor], SampleKind) -> Tensor> Objective for F {
+    fn eval(&mut self, sample: &[Tensor], kind: SampleKind) -> Tensor {
+        self(sample, kind)
+    }
+}
+
+/// What one estimator call produced.
+#[derive(Debug)]
+pub struct Estimate {
+    /// Scalar S; ∇_logits S is the estimator.
+    pub surrogate: Tensor,
+    /// mean_n f(b_n), where the estimator evaluates the discrete sample.
+    pub f_discrete: Option<f64>,
+    /// mean_n f(ζ_n), where the estimator evaluates a relaxed sample.
+    pub f_relaxed: Option<f64>,
+}
+
+/// The sampler an estimator needs (spec §2: `rebar` and `relax` force `gsm_type = rebar`).
+pub fn sampler_for(estimator: Estimator) -> Sampler {
+    match estimator {
+        Estimator::Rebar | Estimator::Relax => Sampler::Rebar,
+        Estimator::Gsm | Estimator::StGsm | Estimator::Darts | Estimator::Reinforce => {
+            Sampler::Original
+        }
+    }
+}
+
+fn mean(t: &Tensor) -> Tensor {
+    t.mean(t.kind())
+}
+
+fn value(t: &Tensor) -> f64 {
+    t.detach().mean(Kind::Double).double_value(&[])
+}
+
+/// f(b) [N] without gradient, checked finite.
+fn eval_discrete(draw: &Draw, f: &mut impl Objective, step: u64) -> Result<Tensor, NonFinite> {
+    let f_d = tch::no_grad(|| f.eval(&draw.onehot, SampleKind::OneHot)).detach();
+    check_finite(&f_d, step, "f(b)")?;
+    Ok(f_d)
+}
+
+/// f(ζ) [N] with gradient, checked finite.
+fn eval_relaxed(
+    xs: &[Tensor],
+    kind: SampleKind,
+    f: &mut impl Objective,
+    step: u64,
+    term: &str,
+) -> Result<Tensor, NonFinite> {
+    let f_c = f.eval(xs, kind);
+    check_finite(&f_c, step, term)?;
+    Ok(f_c)
+}
+
+/// `gsm` (the official `default`, spec §2.2): S = mean_n f(ζ_n), ζ = softmax((ã+g)/τ).
+/// ∇S is the pathwise gradient of E_g[f(ζ)], the *relaxed* objective: E[∇S] = ∇E[f(ζ)] ≠ ∇E_q[f(b)]
+/// unless f is the same on the simplex as on its vertices — biased, the bias vanishing as τ → 0.
+pub fn gsm(draw: &Draw, f: &mut impl Objective, step: u64) -> Result<Estimate, NonFinite> {
+    let f_c = eval_relaxed(&draw.relaxed, SampleKind::Relaxed, f, step, "f(ζ)")?;
+    Ok(Estimate {
+        f_relaxed: Some(value(&f_c)),
+        f_discrete: None,
+        surrogate: mean(&f_c),
+    })
+}
+
+/// `st_gsm` (straight-through Gumbel-softmax): x = b − sg(ζ) + ζ, S = mean_n f(x_n).
+/// Value f(b), gradient ∇_x f(b)·∂ζ/∂a: the derivative of f at a vertex times the relaxation's Jacobian,
+/// which is not ∇E_q[f(b)] = Σ_b f(b)∇q(b) in general — biased.
+pub fn st_gsm(draw: &Draw, f: &mut impl Objective, step: u64) -> Result<Estimate, NonFinite> {
+    let x: Vec<Tensor> = draw
+        .onehot
+        .iter()
+        .zip(&draw.relaxed)
+        .map(|(b, z)| b - z.detach() + z) // x = b − sg(ζ) + ζ
+        .collect();
+    let f_st = eval_relaxed(&x, SampleKind::OneHot, f, step, "f(b) (straight-through)")?;
+    Ok(Estimate {
+        f_discrete: Some(value(&f_st)),
+        f_relaxed: None,
+        surrogate: mean(&f_st),
+    })
+}
+
+/// `darts` (first order): the "sample" is q̃ = softmax(ã) itself, S = mean_n f(q̃).
+/// ∇S = ∇f(E_q[b]), the gradient of the mixture, not of E_q[f(b)] (equal only for f linear in b).
+pub fn darts(
+    dist: &Categoricals,
+    n: i64,
+    f: &mut impl Objective,
+    step: u64,
+) -> Result<Estimate, NonFinite> {
+    let q = dist.probabilities(n);
+    let f_c = eval_relaxed(&q, SampleKind::Relaxed, f, step, "f(softmax(a))")?;
+    Ok(Estimate {
+        f_relaxed: Some(value(&f_c)),
+        f_discrete: None,
+        surrogate: mean(&f_c),
+    })
+}
+
+/// The official moving-average baseline (`ExpMovingAvgrageMeter(momentum = 0.9)`): β₀ = 0,
+/// β ← 0.1·β + 0.9·mean f(b). Serialisable so that a resumed search continues with the same β.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct EmaBaseline {
+    pub value: f64,
+}
+
+impl EmaBaseline {
+    pub fn update(&mut self, batch_mean: f64) {
+        self.value = 0.1 * self.value + 0.9 * batch_mean; // avg = (1 − m)·avg + m·val, m = 0.9
+    }
+}
+
+/// `reinforce` (spec §2.3): S = mean_n[log q(b_n)·sg(f(b_n) − β)] + β, with β the baseline *before*
+/// this step's update. Unbiased: E_b[(f(b) − β)∇log q(b)] = ∇E_q[f(b)] − β·Σ_b ∇q(b) = ∇E_q[f(b)],
+/// because β does not depend on this step's b and Σ_b q(b) = 1.
+pub fn reinforce(
+    draw: &Draw,
+    f: &mut impl Objective,
+    baseline: &mut EmaBaseline,
+    step: u64,
+) -> Result<Estimate, NonFinite> {
+    let f_d = eval_discrete(draw, f, step)?;
+    let beta = baseline.value;
+    let surrogate = mean(&(&draw.log_prob * (&f_d - beta).detach())) + beta;
+    let f_mean = value(&f_d);
+    baseline.update(f_mean);
+    Ok(Estimate {
+        surrogate,
+        f_discrete: Some(f_mean),
+        f_relaxed: None,
+    })
+}
+
+/// `rebar`, the UNAS estimator (spec §2.4; REBAR with η = 1, fixed τ), on a `Sampler::Rebar` draw:
+/// S = mean_n[log q(b_n)·sg(f(b_n) − f(ζ⋆_n))] + mean_n f(ζ⋆_n).
+/// ∇S = (f(b) − f(ζ̃))∇log q(b) + ∇f(ζ) − ∇f(ζ̃). Unbiased: E[f(ζ̃)∇log q(b)] + E_b[∇E_{ζ̃|b} f(ζ̃)]
+/// = ∇E_b[E_{ζ̃|b} f(ζ̃)] = ∇E_z[f(ζ)] = E[∇f(ζ)], so the control variate has zero mean.
+pub fn rebar(draw: &Draw, f: &mut impl Objective, step: u64) -> Result<Estimate, NonFinite> {
+    assert_eq!(
+        draw.sampler,
+        Sampler::Rebar,
+        "rebar needs a Sampler::Rebar draw"
+    );
+    let f_d = eval_discrete(draw, f, step)?;
+    let f_c = eval_relaxed(&draw.relaxed, SampleKind::Relaxed, f, step, "f(ζ)")?;
+    let surrogate = mean(&(&draw.log_prob * (&f_d - &f_c).detach())) + mean(&f_c);
+    Ok(Estimate {
+        surrogate,
+        f_discrete: Some(value(&f_d)),
+        f_relaxed: Some(value(&f_c)),
+    })
+}
+
+/// `relax` (Grathwohl et al., 2018) on a `Sampler::Rebar` draw: control variate c_φ(ζ) = f(ζ) + r_φ(ζ),
+/// ĝ = [f(b) − c_φ(ζ̃)]∇log q(b) + ∇c_φ(ζ) − ∇c_φ(ζ̃), unbiased for every φ by the same identity as
+/// REBAR's (applied to c_φ instead of f). ζ⋆ carries value ζ = ζ̃ and gradient ∂ζ − ∂ζ̃, so
+/// ∇r_φ(ζ) − ∇r_φ(ζ̃) = ∇r_φ(ζ⋆). Then one Adam step on φ minimises the variance proxy ‖ĝ‖²
+/// (its φ-dependent part is the variance, since E[ĝ] does not depend on φ); ĝ is built with a double
+/// backward. The returned S has gradient ĝ (computed with φ before the step) and value mean f(ζ).
+/// The gradients w.r.t. the logits are taken with `run_backward`, so nothing else receives gradients.
+pub fn relax(
+    dist: &Categoricals,
+    draw: &Draw,
+    f: &mut impl Objective,
+    cv: &mut RelaxControlVariate,
+    step: u64,
+) -> Result<Estimate, NonFinite> {
+    assert_eq!(
+        draw.sampler,
+        Sampler::Rebar,
+        "relax needs a Sampler::Rebar draw"
+    );
+    let logits = dist.parameters();
+    let f_d = eval_discrete(draw, f, step)?;
+    let f_c = eval_relaxed(&draw.relaxed, SampleKind::Relaxed, f, step, "f(ζ)")?;
+    let x = flatten_per_example(&draw.relaxed); // ζ⋆ [N, D]
+    let r = cv.forward(&x); // r_φ(ζ⋆)
+    let r_coef = cv.forward(&x.detach()); // r_φ(sg ζ̃): a function of φ only
+    check_finite(&r, step, "r_φ(ζ)")?;
+    // REBAR part of ĝ: (f(b) − f(ζ̃))∇log q(b) + ∇f(ζ) − ∇f(ζ̃)
+    let s_rebar = mean(&(&draw.log_prob * (&f_d - &f_c).detach())) + mean(&f_c);
+    // learned part of ĝ: −r_φ(ζ̃)∇log q(b) + ∇r_φ(ζ) − ∇r_φ(ζ̃), differentiable in φ
+    let s_phi = mean(&(-&draw.log_prob * &r_coef + &r));
+    let g_rebar = Tensor::run_backward(&[&s_rebar], &logits, true, false);
+    let g_phi = Tensor::run_backward(&[&s_phi], &logits, true, true);
+    let g_hat: Vec<Tensor> = g_rebar.iter().zip(&g_phi).map(|(a, b)| a + b).collect();
+    let variance_proxy = g_hat
+        .iter()
+        .map(|g| g.square().sum(g.kind()))
+        .reduce(|a, b| a + b)
+        .expect("at least one selector group"); // ‖ĝ‖²
+    check_finite(&variance_proxy, step, "RELAX ‖ĝ‖²")?;
+    let grads_phi = Tensor::run_backward(&[&variance_proxy], cv.parameters(), false, false);
+    cv.adam_step(&grads_phi);
+    let linear = logits
+        .iter()
+        .zip(&g_hat)
+        .map(|(a, g)| (a * g.detach()).sum(a.kind()))
+        .reduce(|a, b| a + b)
+        .expect("at least one selector group");
+    let surrogate = mean(&f_c).detach() + &linear - linear.detach(); // value mean f(ζ), gradient ĝ
+    Ok(Estimate {
+        surrogate,
+        f_discrete: Some(value(&f_d)),
+        f_relaxed: Some(value(&f_c)),
+    })
+}
+
+/// A non-differentiable term through the score-function path with a differentiable surrogate as
+/// control variate (spec §2.5), on its own `Sampler::Rebar` draw b', ζ'⋆:
+/// S_lat = mean_n[log q(b'_n)·sg(L_d,n − L_c,n) + L_c,n], with L_d [N] measured on b' (no gradient) and
+/// L_c [N] the surrogate evaluated on ζ'⋆. Unbiased by REBAR's identity with L_c in the place of f, for
+/// any L_c that is continuous and almost everywhere differentiable in ζ.
+pub fn score_with_surrogate(
+    draw: &Draw,
+    l_d: &Tensor,
+    l_c: &Tensor,
+    step: u64,
+) -> Result<Tensor, NonFinite> {
+    check_finite(l_d, step, "non-differentiable term L_d")?;
+    check_finite(l_c, step, "surrogate term L_c")?;
+    Ok(mean(
+        &(&draw.log_prob * (l_d.detach() - l_c).detach() + l_c),
+    ))
+}
+
+/// RELAX network defaults for the search: hidden units and Adam learning rate of φ.
+pub const RELAX_HIDDEN: i64 = 64;
+pub const RELAX_LR: f64 = 1e-3;
+
+/// The per-run state of the chosen estimator: the REINFORCE baseline and RELAX's φ.
+#[derive(Debug)]
+pub struct EstimatorState {
+    pub estimator: Estimator,
+    pub baseline: EmaBaseline,
+    pub relax: Option<RelaxControlVariate>,
+}
+
+impl EstimatorState {
+    /// For `relax`, φ is sized to the distribution's Σ S·K inputs.
+    pub fn new(estimator: Estimator, dist: &Categoricals) -> Self {
+        let relax = (estimator == Estimator::Relax).then(|| {
+            let dim: i64 = dist
+                .groups
+                .iter()
+                .map(|g| {
+                    let s = g.logits.size();
+                    s[0] * s[s.len() - 1]
+                })
+                .sum();
+            let l = &dist.groups[0].logits;
+            RelaxControlVariate::new(dim, RELAX_HIDDEN, RELAX_LR, l.kind(), l.device())
+        });
+        EstimatorState {
+            estimator,
+            baseline: EmaBaseline::default(),
+            relax,
+        }
+    }
+
+    pub fn sampler(&self) -> Sampler {
+        sampler_for(self.estimator)
+    }
+
+    /// Run the chosen estimator on `draw` (drawn with [`EstimatorState::sampler`]; `darts` ignores
+    /// it except for N).
+    pub fn estimate(
+        &mut self,
+        dist: &Categoricals,
+        draw: &Draw,
+        f: &mut impl Objective,
+        step: u64,
+    ) -> Result<Estimate, NonFinite> {
+        dist.check_finite(step)?;
+        match self.estimator {
+            Estimator::Gsm => gsm(draw, f, step),
+            Estimator::StGsm => st_gsm(draw, f, step),
+            Estimator::Darts => darts(dist, draw.batch(), f, step),
+            Estimator::Reinforce => reinforce(draw, f, &mut self.baseline, step),
+            Estimator::Rebar => rebar(draw, f, step),
+            Estimator::Relax => {
+                let cv = self
+                    .relax
+                    .as_mut()
+                    .expect("EstimatorState::new builds φ for relax");
+                relax(dist, draw, f, cv, step)
+            }
+        }
+    }
+}
+
+/// Running estimate of the estimator's gradient variance for the logs (issue item 6):
+/// Var ≈ EMA(‖g‖²) − ‖EMA(g)‖², g the flattened gradient of the logits after each step.
+#[derive(Debug)]
+pub struct GradVariance {
+    pub decay: f64,
+    mean: Option<Tensor>,
+    mean_sq: f64,
+}
+
+impl GradVariance {
+    pub fn new(decay: f64) -> Self {
+        GradVariance {
+            decay,
+            mean: None,
+            mean_sq: 0.0,
+        }
+    }
+
+    /// Feed the logits' gradients of one step; returns the current variance estimate.
+    pub fn observe(&mut self, grads: &[Tensor]) -> f64 {
+        let g = Tensor::cat(
+            &grads
+                .iter()
+                .map(|t| t.detach().to_kind(Kind::Double).reshape([-1]))
+                .collect::<Vec<_>>(),
+            0,
+        );
+        let sq = g.square().sum(Kind::Double).double_value(&[]);
+        match &self.mean {
+            None => {
+                self.mean = Some(g);
+                self.mean_sq = sq;
+            }
+            Some(m) => {
+                let d = self.decay;
+                self.mean = Some(m * d + g * (1.0 - d)); // EMA(g)
+                self.mean_sq = d * self.mean_sq + (1.0 - d) * sq; // EMA(‖g‖²)
+            }
+        }
+        self.variance()
+    }
+
+    pub fn variance(&self) -> f64 {
+        match &self.mean {
+            None => 0.0,
+            Some(m) => {
+                let m2 = m.square().sum(Kind::Double).double_value(&[]);
+                (self.mean_sq - m2).max(0.0)
+            }
+        }
+    }
+}
+
+/// Per-step values the search loop logs (issue item 6). Gap terms come from
+/// [`super::objective::GapTerms`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct StepDiagnostics {
+    pub f_discrete: Option<f64>,
+    pub f_relaxed: Option<f64>,
+    /// H(q̃) summed over selectors.
+    pub entropy: f64,
+    /// [`GradVariance`] after this step.
+    pub grad_variance: f64,
+    /// max |b − softmax(1000·ζ)| of this step's draw.
+    pub onehot_deviation: f64,
+    /// The REINFORCE baseline β after this step.
+    pub baseline: f64,
+}
+
+#[cfg(test)]
+mod tests;
