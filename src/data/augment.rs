@@ -107,8 +107,12 @@ impl AugmentSpec {
             }
             None => images.shallow_clone(),
         };
-        let mean = Tensor::from_slice(&norm.mean).to_device(dev).view([1, 3, 1, 1]);
-        let std = Tensor::from_slice(&norm.std).to_device(dev).view([1, 3, 1, 1]);
+        let mean = Tensor::from_slice(&norm.mean)
+            .to_device(dev)
+            .view([1, 3, 1, 1]);
+        let std = Tensor::from_slice(&norm.std)
+            .to_device(dev)
+            .view([1, 3, 1, 1]);
         // x̂ = (x/255 − mean) / std
         let mut out = (x.to_kind(Kind::Float) / 255.0 - mean) / std;
         if let Some(len) = self.cutout {
@@ -118,9 +122,15 @@ impl AugmentSpec {
             let cy = on(&draws.cy).view([b, 1]);
             let cx = on(&draws.cx).view([b, 1]);
             // zero rows [cy−L/2, cy+L/2) × cols [cx−L/2, cx+L/2), clipped to the image
-            let rmask = ar_h.ge_tensor(&(&cy - half)).logical_and(&ar_h.lt_tensor(&(cy + half)));
-            let cmask = ar_w.ge_tensor(&(&cx - half)).logical_and(&ar_w.lt_tensor(&(cx + half)));
-            let mask = rmask.view([b, 1, h, 1]).logical_and(&cmask.view([b, 1, 1, w]));
+            let rmask = ar_h
+                .ge_tensor(&(&cy - half))
+                .logical_and(&ar_h.lt_tensor(&(cy + half)));
+            let cmask = ar_w
+                .ge_tensor(&(&cx - half))
+                .logical_and(&ar_w.lt_tensor(&(cx + half)));
+            let mask = rmask
+                .view([b, 1, h, 1])
+                .logical_and(&cmask.view([b, 1, 1, w]));
             out = out.masked_fill(&mask, 0.0);
         }
         out
@@ -183,7 +193,9 @@ mod tests {
     fn flip_mirrors_columns() {
         let spec = AugmentSpec::SEARCH;
         let out = spec.apply(&img(), &draws(4, 4, 1, 0, 0), &ID).round();
-        assert!(out.get(0).equal(&img().get(0).flip([2]).to_kind(Kind::Float)));
+        assert!(out
+            .get(0)
+            .equal(&img().get(0).flip([2]).to_kind(Kind::Float)));
     }
 
     #[test]

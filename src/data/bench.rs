@@ -10,7 +10,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use tch::{Device, Kind, Tensor};
 
-use crate::data::imagenet::{self, ImageNetTransform, ImageList};
+use crate::data::imagenet::{self, ImageList, ImageNetTransform};
 use crate::data::loader::{BatchSource, Batching, ResidentSource};
 use crate::data::rng::{Purpose, Stream};
 use crate::data::{AugmentSpec, Normalization, TensorSplit};
@@ -60,7 +60,11 @@ fn imagenet_images_per_s(list: &ImageList, crop: bool) -> Result<f64> {
 
 /// Runs the data benchmarks and prints one line per measurement.
 pub fn run() -> Result<()> {
-    let build = if cfg!(debug_assertions) { "debug" } else { "release" };
+    let build = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
     println!(
         "unas bench data ({build} build, {} CPU threads)",
         std::thread::available_parallelism().map_or(1, |n| n.get())

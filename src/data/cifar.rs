@@ -323,7 +323,10 @@ mod tests {
             .unwrap();
         let err = format!("{:#}", load(&dir, &format).unwrap_err());
         assert!(err.contains("data_batch_3.bin"), "{err}");
-        assert!(err.contains("not a whole number of 3073-byte records"), "{err}");
+        assert!(
+            err.contains("not a whole number of 3073-byte records"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -342,7 +345,10 @@ mod tests {
 
         fs::remove_dir(dir.join("test_batch.bin")).unwrap();
         let err = format!("{:#}", load(&dir, &format).unwrap_err());
-        assert!(err.contains("missing") && err.contains("test_batch.bin"), "{err}");
+        assert!(
+            err.contains("missing") && err.contains("test_batch.bin"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -353,7 +359,10 @@ mod tests {
         bytes[2 * 3073] = 10;
         fs::write(&f, bytes).unwrap();
         let err = format!("{:#}", load(&dir, &format).unwrap_err());
-        assert!(err.contains("record 2 has label 10, expected 0..9"), "{err}");
+        assert!(
+            err.contains("record 2 has label 10, expected 0..9"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -103,9 +103,8 @@ pub fn fetch(archive: &Archive, root: &Path, opts: &FetchOptions) -> Result<Path
         let extracted = scratch.join(variant.folder());
         cifar::load(&extracted, &archive.format)
             .with_context(|| format!("the archive {} is not the expected dataset", archive.url))?;
-        fs::rename(&extracted, &target).with_context(|| {
-            format!("moving {} to {}", extracted.display(), target.display())
-        })
+        fs::rename(&extracted, &target)
+            .with_context(|| format!("moving {} to {}", extracted.display(), target.display()))
     });
     let _ = fs::remove_dir_all(&scratch);
     result?;
@@ -156,8 +155,10 @@ fn download(archive: &Archive, partial: &Path, opts: &FetchOptions) -> Result<()
     let bar = if opts.progress {
         let bar = ProgressBar::new(archive.bytes);
         bar.set_style(
-            ProgressStyle::with_template("{bytes}/{total_bytes} {wide_bar} {bytes_per_sec} eta {eta}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            ProgressStyle::with_template(
+                "{bytes}/{total_bytes} {wide_bar} {bytes_per_sec} eta {eta}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
         bar.set_position(start);
         bar
@@ -229,7 +230,9 @@ fn verify_md5(path: &Path, expected: &str) -> Result<()> {
 
 /// Whether a tar member path is relative, free of `..`, and under `top`.
 fn member_is_safe(path: &Path, top: &str) -> bool {
-    let mut comps = path.components().filter(|c| !matches!(c, Component::CurDir));
+    let mut comps = path
+        .components()
+        .filter(|c| !matches!(c, Component::CurDir));
     comps.next() == Some(Component::Normal(top.as_ref()))
         && comps.all(|c| matches!(c, Component::Normal(_)))
 }
@@ -264,9 +267,9 @@ pub fn extract(archive: &Path, dest: &Path, top: &str) -> Result<()> {
         if let Some(parent) = out.parent() {
             fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
         }
-        entry
-            .unpack(&out)
-            .with_context(|| format!("extracting `{}` from {}", path.display(), archive.display()))?;
+        entry.unpack(&out).with_context(|| {
+            format!("extracting `{}` from {}", path.display(), archive.display())
+        })?;
     }
     Ok(())
 }
@@ -278,10 +281,16 @@ mod tests {
     #[test]
     fn tar_members_outside_the_top_folder_are_unsafe() {
         let top = "cifar-10-batches-bin";
-        assert!(member_is_safe(Path::new("cifar-10-batches-bin/data_batch_1.bin"), top));
+        assert!(member_is_safe(
+            Path::new("cifar-10-batches-bin/data_batch_1.bin"),
+            top
+        ));
         assert!(member_is_safe(Path::new("./cifar-10-batches-bin/"), top));
         assert!(!member_is_safe(Path::new("/etc/passwd"), top));
-        assert!(!member_is_safe(Path::new("cifar-10-batches-bin/../../x"), top));
+        assert!(!member_is_safe(
+            Path::new("cifar-10-batches-bin/../../x"),
+            top
+        ));
         assert!(!member_is_safe(Path::new("other/x"), top));
     }
 }

@@ -83,7 +83,10 @@ pub fn of_files(root: &Path, files: &[PathBuf], name: &str) -> Result<String> {
         fingerprint: fingerprint.clone(),
     };
     if let Err(e) = write_json(&cache, &record) {
-        tracing::warn!("could not cache the fingerprint in {}: {e:#}", cache.display());
+        tracing::warn!(
+            "could not cache the fingerprint in {}: {e:#}",
+            cache.display()
+        );
     }
     Ok(fingerprint)
 }
@@ -104,7 +107,10 @@ mod tests {
         fs::write(&f, b"hello").unwrap();
         let one = of_files(tmp.path(), std::slice::from_ref(&f), "t").unwrap();
         assert!(cache_path(tmp.path(), "t").exists());
-        assert_eq!(one, of_files(tmp.path(), std::slice::from_ref(&f), "t").unwrap());
+        assert_eq!(
+            one,
+            of_files(tmp.path(), std::slice::from_ref(&f), "t").unwrap()
+        );
         fs::write(&f, b"hellO!").unwrap();
         let two = of_files(tmp.path(), std::slice::from_ref(&f), "t").unwrap();
         assert_ne!(one, two);

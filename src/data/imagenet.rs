@@ -187,7 +187,12 @@ pub fn random_resized_crop(w: u32, h: u32, rng: &mut Stream) -> (u32, u32, u32, 
     } else {
         (w, h)
     };
-    ((h - ch.min(h)) / 2, (w - cw.min(w)) / 2, ch.min(h), cw.min(w))
+    (
+        (h - ch.min(h)) / 2,
+        (w - cw.min(w)) / 2,
+        ch.min(h),
+        cw.min(w),
+    )
 }
 
 /// Decodes a JPEG and applies the CPU part of `transform`: an RGB 224×224 image (HWC bytes).
@@ -335,7 +340,6 @@ impl ImageNetSource {
             order: OrderCache::default(),
         }
     }
-
 }
 
 impl BatchSource for ImageNetSource {
@@ -387,7 +391,10 @@ impl BatchSource for ImageNetSource {
         let good: Vec<_> = decoded.into_iter().flatten().collect();
         let n = good.len() as i64;
         let side = CROP as i64;
-        let pixels: Vec<u8> = good.iter().flat_map(|(p, _, _)| p.iter().copied()).collect();
+        let pixels: Vec<u8> = good
+            .iter()
+            .flat_map(|(p, _, _)| p.iter().copied())
+            .collect();
         let labels: Vec<i64> = good.iter().map(|g| g.2).collect();
         let jitter: Vec<Jitter> = good.iter().map(|g| g.1).collect();
         let x = Tensor::from_slice(&pixels)
@@ -401,8 +408,12 @@ impl BatchSource for ImageNetSource {
             ImageNetTransform::Eval => x,
         };
         let norm = Normalization::IMAGENET;
-        let mean = Tensor::from_slice(&norm.mean).to_device(self.device).view([1, 3, 1, 1]);
-        let std = Tensor::from_slice(&norm.std).to_device(self.device).view([1, 3, 1, 1]);
+        let mean = Tensor::from_slice(&norm.mean)
+            .to_device(self.device)
+            .view([1, 3, 1, 1]);
+        let std = Tensor::from_slice(&norm.std)
+            .to_device(self.device)
+            .view([1, 3, 1, 1]);
         Ok(Batch {
             images: (x - mean) / std,
             labels: Tensor::from_slice(&labels).to_device(self.device),
@@ -417,10 +428,7 @@ pub fn write_jpeg_folder(dir: &Path, wnids: &[&str], per_class: usize, seed: u64
         fs::create_dir_all(&d).with_context(|| format!("creating {}", d.display()))?;
         for i in 0..per_class {
             let mut rng = Stream::new(seed, Purpose::Synthetic, c as u64, i as u64);
-            let (w, h) = (
-                300 + rng.below(200) as u32,
-                240 + rng.below(160) as u32,
-            );
+            let (w, h) = (300 + rng.below(200) as u32, 240 + rng.below(160) as u32);
             let img = RgbImage::from_fn(w, h, |x, y| {
                 let v = ((x * (c as u32 + 1) + y * 3) % 256) as u8;
                 image::Rgb([v, (x % 256) as u8, (y % 256) as u8])
@@ -477,7 +485,10 @@ mod tests {
         assert!(err.contains("train/<wnid>/*.JPEG"), "{err}");
         fs::create_dir_all(tmp.path().join("train/n01")).unwrap();
         let err = format!("{:#}", open(tmp.path()).err().unwrap());
-        assert!(err.contains("holds no .JPEG files") && err.contains("val/<wnid>"), "{err}");
+        assert!(
+            err.contains("holds no .JPEG files") && err.contains("val/<wnid>"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -511,7 +522,10 @@ mod tests {
         assert_eq!(s.unreadable(), 1);
         let strict = ImageNetSource::new(list, plain, ImageNetTransform::Eval, Device::Cpu, 0);
         let err = format!("{:#}", strict.batch(0, 0).unwrap_err());
-        assert!(err.contains("n01_1.JPEG") && err.contains("limit of 0"), "{err}");
+        assert!(
+            err.contains("n01_1.JPEG") && err.contains("limit of 0"),
+            "{err}"
+        );
     }
 
     #[test]

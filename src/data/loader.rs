@@ -217,7 +217,10 @@ impl Loader {
         let batches = self.batches;
         let worker = std::thread::spawn(move || {
             for i in position as usize..batches {
-                let batch = source.lock().unwrap_or_else(|p| p.into_inner()).batch(epoch, i);
+                let batch = source
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .batch(epoch, i);
                 if tx.send(batch).is_err() {
                     return;
                 }
@@ -269,7 +272,8 @@ mod tests {
             .view([n, 1, 1, 1])
             .expand([n, 3, 8, 8], false)
             .to_kind(Kind::Uint8);
-        let split = TensorSplit::new(images, Tensor::arange(n, (Kind::Int64, Device::Cpu))).unwrap();
+        let split =
+            TensorSplit::new(images, Tensor::arange(n, (Kind::Int64, Device::Cpu))).unwrap();
         let norm = Normalization {
             mean: [0.0; 3],
             std: [1.0 / 255.0; 3],
@@ -305,7 +309,13 @@ mod tests {
         assert_eq!(all.len(), 10);
         all.sort_unstable();
         assert_eq!(all, (0..10).collect::<Vec<_>>());
-        assert_eq!(l.state(), LoaderState { epoch: 1, position: 0 });
+        assert_eq!(
+            l.state(),
+            LoaderState {
+                epoch: 1,
+                position: 0
+            }
+        );
     }
 
     #[test]

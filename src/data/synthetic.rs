@@ -79,7 +79,8 @@ fn render(class: u32, rng: &mut Stream) -> Vec<u8> {
                 } else {
                     bg[ch] + bg_wave
                 } + 0.06 * rng.normal();
-                out[ch * SIDE * SIDE + y * SIDE + x] = (value.clamp(0.0, 1.0) * 255.0).round() as u8;
+                out[ch * SIDE * SIDE + y * SIDE + x] =
+                    (value.clamp(0.0, 1.0) * 255.0).round() as u8;
             }
         }
     }
@@ -160,7 +161,10 @@ mod tests {
         let mut seen = std::collections::HashSet::new();
         for k in 0..100 {
             let (s, t, p) = class_params(k);
-            assert!(seen.insert((s as u8, t.to_bits(), p.to_bits())), "class {k}");
+            assert!(
+                seen.insert((s as u8, t.to_bits(), p.to_bits())),
+                "class {k}"
+            );
         }
     }
 
@@ -190,11 +194,14 @@ mod tests {
             .add(nn::linear(&p / "fc", 32, 10, Default::default()));
         let mut opt = nn::Adam::default().build(&vs, 3e-3).unwrap();
         for epoch in 0..4 {
-            let perm = crate::data::rng::Stream::new(0, crate::data::rng::Purpose::Shuffle, epoch, 0)
-                .permutation(train.len());
+            let perm =
+                crate::data::rng::Stream::new(0, crate::data::rng::Purpose::Shuffle, epoch, 0)
+                    .permutation(train.len());
             for chunk in perm.chunks(50) {
                 let b = train.select(chunk);
-                let loss = net.forward(&norm(&b.images)).cross_entropy_for_logits(&b.labels);
+                let loss = net
+                    .forward(&norm(&b.images))
+                    .cross_entropy_for_logits(&b.labels);
                 opt.backward_step(&loss);
             }
         }
