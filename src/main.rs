@@ -71,6 +71,22 @@ enum Command {
         #[command(subcommand)]
         what: unas::nas::diagnose::DiagnoseCommand,
     },
+    /// Datasets: fetch CIFAR, inspect a dataset folder.
+    Data {
+        #[command(subcommand)]
+        command: unas::data::cli::DataCommand,
+    },
+    /// Benchmarks (`unas bench data`).
+    Bench {
+        #[command(subcommand)]
+        target: BenchTarget,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchTarget {
+    /// Images/s of CIFAR augmentation (CPU, CUDA) and ImageNet decode + crop per core.
+    Data,
 }
 
 fn parse_device(s: &str) -> Result<DeviceChoice, String> {
@@ -101,6 +117,16 @@ fn main() {
         Command::List { paths, tier } => cli::list(&paths, tier),
         Command::Run { file, tier, sets } => cli::run(&file, tier, &sets, &root, args.device),
         Command::Reproduce { tier, suite } => cli::reproduce(&suite, tier, &root, args.device),
+        Command::Data { command } => unas::data::cli::run(command),
+        Command::Bench {
+            target: BenchTarget::Data,
+        } => match unas::data::bench::run() {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("{e:#}");
+                1
+            }
+        },
         Command::Report => match cli::report(&root) {
             Ok(c) => c,
             Err(e) => {
