@@ -5,6 +5,21 @@
 //! with the official stepping), [`rng`] (per-step seeding and the determinism switch), [`checkpoint`]
 //! (atomic checkpoint folders), [`signals`] (SIGTERM / SIGUSR1), [`metrics`] (device-side step metrics
 //! and the run's Parquet tables) and [`phase`] (warm-up, search, train).
+//!
+//! How a loop resumes bit-identically on the CPU with these pieces:
+//! - every step starts with [`rng::seed_step`]`(run seed, phase, epoch, step)`; data order per epoch
+//!   from [`rng::derive_seed`] with [`rng::Stream::Shuffle`] (and `Validation` for the reshuffled
+//!   held-out iterator), so no generator state is saved;
+//! - learning rates come from [`schedule`] as closed forms of (epoch, step): nothing to save;
+//! - a checkpoint ([`Checkpoints::save`]) holds, as tensors, `model/<var>` (all VarStore variables,
+//!   BN running stats included), `arch/<logit>`, [`Optimizer::state_tensors`] of each optimiser
+//!   (`opt_w`, `opt_arch`, the warm-up's own Adam), estimator state, [`DeviceMean`] sums of a
+//!   mid-epoch save; and as metadata the [`Mark`], phase, epoch, global step, data-loader position,
+//!   EMA baselines (`#[serde(with = "checkpoint::exact_f64")]`) and the clock's wall seconds;
+//! - the [`StepLog`] is flushed and the [`TableLog`]s written before every checkpoint; on resume
+//!   [`TableLog::resume`] drops rows from the checkpoint's [`ResumePoint`] on;
+//! - [`Signals::poll`] between steps: SIGTERM → checkpoint at (epochs done, steps done) and exit,
+//!   SIGUSR1 → checkpoint and continue.
 
 pub mod checkpoint;
 pub mod clip;

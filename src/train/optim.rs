@@ -331,8 +331,9 @@ impl Optimizer for Adam {
                         .exp_avg_sq
                         .g_mul_scalar_(beta2)
                         .addcmul_(&grad, &(&grad * (1.0 - beta2)));
-                    let bias_correction1 = 1.0 - beta1.powi(s.step as i32);
-                    let bias_correction2 = 1.0 - beta2.powi(s.step as i32);
+                    // Python's `β ** step` is C `pow`, not repeated multiplication.
+                    let bias_correction1 = 1.0 - beta1.powf(s.step as f64);
+                    let bias_correction2 = 1.0 - beta2.powf(s.step as f64);
                     let (denom, step_size) = match eps_placement {
                         // denom = √v / √(1−β₂ᵗ) + ε;  step = η / (1−β₁ᵗ)
                         AdamEps::AfterBiasCorrection => (

@@ -32,20 +32,16 @@ impl Signals {
     pub fn install() -> Result<Signals> {
         let term = Arc::new(AtomicBool::new(false));
         let usr1 = Arc::new(AtomicBool::new(false));
-        let mut ids = Vec::new();
-        // Registered first, so it sees the flag as it was before this signal: a second SIGTERM exits.
-        ids.push(
+        // The conditional shutdown is registered first, so it sees the flag as it was before this
+        // signal: a second SIGTERM exits.
+        let ids = vec![
             signal_hook::flag::register_conditional_shutdown(SIGTERM, 128 + SIGTERM, term.clone())
                 .context("installing the SIGTERM handler")?,
-        );
-        ids.push(
             signal_hook::flag::register(SIGTERM, term.clone())
                 .context("installing the SIGTERM handler")?,
-        );
-        ids.push(
             signal_hook::flag::register(SIGUSR1, usr1.clone())
                 .context("installing the SIGUSR1 handler")?,
-        );
+        ];
         Ok(Signals { term, usr1, ids })
     }
 
