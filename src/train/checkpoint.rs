@@ -481,4 +481,82 @@ mod tests {
         let nan: W = serde_json::from_str(&serde_json::to_string(&W(f64::NAN)).unwrap()).unwrap();
         assert!(nan.0.is_nan());
     }
+
+    /// A tiny training run with the whole toolkit: per-step seeding (dropout-like noise), Adam, clipping.
+    fn train_steps(
+        vs: &tch::nn::VarStore,
+        opt: &mut crate::train::Adam,
+        from: u64,
+        to: u64,
+    ) -> Vec<f64> {
+        use crate::train::{clip_grad_norm, seed_step, Optimizer, Phase};
+        let params = crate::train::var_store_params(vs);
+        let w = &params.iter().find(|(n, _)| n == "w").unwrap().1;
+        let mut norms = Vec::new();
+        for step in from..to {
+            seed_step(5, Phase::Search, 0, step);
+            let x = Tensor::randn([8, 3], (Kind::Float, Device::Cpu));
+            let mask = Tensor::rand([8, 2], (Kind::Float, Device::Cpu)).gt(0.2);
+            let loss = (x.matmul(w) * mask).square().mean(Kind::Float);
+            opt.zero_grad();
+            loss.backward();
+            norms.push(clip_grad_norm(params.iter().map(|(_, p)| p), 0.5).double_value(&[]));
+            opt.step();
+        }
+        norms
+    }
+
+    #[test]
+    fn a_run_resumed_from_disk_continues_bit_identically() {
+        use crate::train::{Adam, AdamConfig, Optimizer, ParamGroup};
+        let make = || {
+            let vs = tch::nn::VarStore::new(Device::Cpu);
+            tch::manual_seed(0);
+            let _w = vs.root().randn("w", &[3, 2], 0.0, 1.0);
+            let opt = Adam::new(
+                vec![ParamGroup::new(
+                    "w",
+                    crate::train::var_store_params(&vs),
+                    1e-2,
+                    3e-4,
+                )],
+                AdamConfig::default(),
+            );
+            (vs, opt)
+        };
+        let (vs1, mut o1) = make();
+        let straight = train_steps(&vs1, &mut o1, 0, 6);
+
+        let dir = tempfile::tempdir().unwrap();
+        let ck = Checkpoints::new(dir.path());
+        let (vs2, mut o2) = make();
+        let mut resumed = train_steps(&vs2, &mut o2, 0, 3);
+        let mut state = prefixed("model", &crate::train::var_store_params(&vs2));
+        state.extend(o2.state_tensors("opt_w"));
+        ck.save(
+            Mark {
+                epochs: 0,
+                steps: 3,
+            },
+            &state,
+            &meta(0),
+        )
+        .unwrap();
+        drop((vs2, o2));
+
+        let (vs3, mut o3) = make();
+        let back: Loaded<Meta> = ck.load_latest().unwrap().unwrap();
+        back.restore_into("model", &crate::train::var_store_params(&vs3))
+            .unwrap();
+        o3.load_state_tensors("opt_w", &back.tensors).unwrap();
+        resumed.extend(train_steps(&vs3, &mut o3, back.mark.steps, 6));
+
+        assert_eq!(
+            straight.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+            resumed.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+        );
+        let w1 = &crate::train::var_store_params(&vs1)[0].1;
+        let w3 = &crate::train::var_store_params(&vs3)[0].1;
+        assert!(w1.equal(w3));
+    }
 }
