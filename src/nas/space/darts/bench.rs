@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use anyhow::Result;
+use anyhow::{ensure, Result};
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 
@@ -66,6 +66,10 @@ fn sync(device: Device) {
 
 /// Runs the four configurations (relaxed / discrete × per-example / per-batch).
 pub fn measure(opts: &BenchOptions) -> Result<Vec<BenchRow>> {
+    ensure!(
+        opts.steps > 0 && opts.batch > 0,
+        "--steps and --batch must be positive"
+    );
     let vs = VarStore::new(opts.device);
     let cfg = DartsSearchConfig {
         channels: opts.channels,
@@ -76,36 +80,50 @@ pub fn measure(opts: &BenchOptions) -> Result<Vec<BenchRow>> {
     let k = cfg.num_ops as i64;
     let x = Tensor::randn([opts.batch, 3, 32, 32], (Kind::Float, opts.device));
     let y = Tensor::randint(10, [opts.batch], (Kind::Int64, opts.device));
-    let mut rows = Vec::new();
-    for per_example in [true, false] {
-        for kind in [SampleKind::Relaxed, SampleKind::OneHot] {
-            let n = if per_example { opts.batch } else { 1 };
-            let step = || {
-                let sample = DartsSample {
-                    normal: random_cell_sample(n, k, kind, opts.device),
-                    reduce: random_cell_sample(n, k, kind, opts.device),
-                };
-                let loss = net
-                    .forward(&x, &sample, kind, true)
-                    .cross_entropy_for_logits(&y);
-                loss.backward();
-            };
-            step(); // warm-up
+    let configs: Vec<(bool, SampleKind)> = [true, false]
+        .into_iter()
+        .flat_map(|pe| [(pe, SampleKind::Relaxed), (pe, SampleKind::OneHot)])
+        .collect();
+    let step = |per_example: bool, kind: SampleKind| {
+        let n = if per_example { opts.batch } else { 1 };
+        let sample = DartsSample {
+            normal: random_cell_sample(n, k, kind, opts.device),
+            reduce: random_cell_sample(n, k, kind, opts.device),
+        };
+        let loss = net
+            .forward(&x, &sample, kind, true)
+            .cross_entropy_for_logits(&y);
+        loss.backward();
+    };
+    // round-robin over the configurations, so that a load change on a shared machine hits all alike;
+    // the median step time of each is reported
+    let mut times: Vec<Vec<f64>> = vec![Vec::new(); configs.len()];
+    for round in 0..=opts.steps {
+        for (c, &(per_example, kind)) in configs.iter().enumerate() {
             sync(opts.device);
             let start = Instant::now();
-            for _ in 0..opts.steps {
-                step();
-            }
+            step(per_example, kind);
             sync(opts.device);
-            let secs = start.elapsed().as_secs_f64();
-            rows.push(BenchRow {
-                kind,
-                per_example,
-                images_per_s: (opts.batch as f64 * opts.steps as f64) / secs,
-                ms_per_step: secs * 1e3 / opts.steps as f64,
-            });
+            if round > 0 {
+                // round 0 warms up
+                times[c].push(start.elapsed().as_secs_f64());
+            }
         }
     }
+    let rows = configs
+        .iter()
+        .zip(times)
+        .map(|(&(per_example, kind), mut t)| {
+            t.sort_by(f64::total_cmp);
+            let median = t[t.len() / 2];
+            BenchRow {
+                kind,
+                per_example,
+                images_per_s: opts.batch as f64 / median,
+                ms_per_step: median * 1e3,
+            }
+        })
+        .collect();
     Ok(rows)
 }
 
@@ -117,12 +135,12 @@ pub fn run(opts: &BenchOptions) -> Result<()> {
     );
     let rows = measure(opts)?;
     println!(
-        "{:<12} {:<9} {:>10} {:>10}",
-        "weights", "path", "img/s", "ms/step"
+        "{:<12} {:<9} {:>10} {:>15}",
+        "weights", "path", "img/s", "median ms/step"
     );
     for r in &rows {
         println!(
-            "{:<12} {:<9} {:>10.1} {:>10.1}",
+            "{:<12} {:<9} {:>10.1} {:>15.1}",
             if r.per_example {
                 "per-example"
             } else {

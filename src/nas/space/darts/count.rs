@@ -111,7 +111,6 @@ impl Macs {
     }
 
     /// One evaluation cell; inputs (C_pp, h_pp), (C_p, h_p); returns the output side.
-    #[allow(clippy::too_many_arguments)]
     fn cell(
         &mut self,
         genes: &[NodeGene],

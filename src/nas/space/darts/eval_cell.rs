@@ -18,6 +18,17 @@ pub fn drop_path(x: &Tensor, p: f64) -> Tensor {
     x / keep * mask
 }
 
+/// Widths and reduction flags of one cell: inputs c_{k-2} (C_pp channels) and c_{k-1} (C_p), C per node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CellShape {
+    pub c_pp: i64,
+    pub c_p: i64,
+    pub c: i64,
+    pub reduction: bool,
+    /// The previous cell reduced, so c_{k-2} is at twice the resolution of c_{k-1}.
+    pub reduction_prev: bool,
+}
+
 /// One evaluation cell; `nodes[i][s]` = (input state, op) of branch s of node i+2.
 #[derive(Debug)]
 pub struct EvalCell {
@@ -30,16 +41,14 @@ pub struct EvalCell {
 
 impl EvalCell {
     /// Parameters: `preprocess0`, `preprocess1`, `node{i+2}.branch{s}.{op name}`.
-    pub fn new(
-        vs: &nn::Path,
-        genes: &[NodeGene],
-        concat: &[usize],
-        c_pp: i64,
-        c_p: i64,
-        c: i64,
-        reduction: bool,
-        reduction_prev: bool,
-    ) -> Self {
+    pub fn new(vs: &nn::Path, genes: &[NodeGene], concat: &[usize], shape: CellShape) -> Self {
+        let CellShape {
+            c_pp,
+            c_p,
+            c,
+            reduction,
+            reduction_prev,
+        } = shape;
         let nodes = genes
             .iter()
             .enumerate()

@@ -6,9 +6,9 @@ use anyhow::Result;
 use tch::nn;
 use tch::Tensor;
 
-use super::eval_cell::EvalCell;
+use super::eval_cell::{CellShape, EvalCell};
 use super::genotype::Genotype;
-use super::ops::{batch_norm, conv};
+use super::ops::{batch_norm, conv, ConvGeom};
 use super::stem::{Stem, StemKind};
 
 /// Shape of an evaluation network.
@@ -88,9 +88,9 @@ impl AuxiliaryHead {
                 StemKind::Cifar => 3,
                 StemKind::Imagenet => 2,
             },
-            conv1: conv(&(vs / "conv1"), c, 128, 1, 1, 0, 1, 1),
+            conv1: conv(&(vs / "conv1"), c, 128, 1, ConvGeom::plain(1, 0)),
             bn1: batch_norm(&(vs / "bn1"), 128, true),
-            conv2: conv(&(vs / "conv2"), 128, 768, 2, 1, 0, 1, 1),
+            conv2: conv(&(vs / "conv2"), 128, 768, 2, ConvGeom::plain(1, 0)),
             bn2: batch_norm(&(vs / "bn2"), 768, true),
             classifier: nn::linear(vs / "classifier", 768, classes, Default::default()),
         }
@@ -151,11 +151,13 @@ impl DartsEvalNet {
                 &(&cells_vs / i),
                 genes,
                 concat,
-                c_pp,
-                c_p,
-                c,
-                reduction,
-                reduction_prev,
+                CellShape {
+                    c_pp,
+                    c_p,
+                    c,
+                    reduction,
+                    reduction_prev,
+                },
             );
             reduction_prev = reduction;
             (c_pp, c_p) = (c_p, cell.multiplier() * c);

@@ -100,7 +100,12 @@ pub fn run(name: &str, dataset: &str, json: bool) -> Result<()> {
         32
     };
     println!("genotype  {}", r.genotype);
-    println!("dataset   {:?} ({} classes)", r.dataset, r.classes);
+    let dataset = serde_json::to_value(r.dataset)?;
+    println!(
+        "dataset   {} ({} classes)",
+        dataset.as_str().unwrap_or("?"),
+        r.classes
+    );
     println!("width C   {width}");
     println!("layers    {}", r.layers);
     println!("params    {:.4} M (auxiliary head excluded)", r.params_m);

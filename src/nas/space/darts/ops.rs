@@ -99,26 +99,56 @@ impl FromStr for Primitive {
     }
 }
 
-/// A bias-free 2-d convolution, as every conv of the DARTS cells is.
-pub(crate) fn conv(
-    vs: &nn::Path,
-    c_in: i64,
-    c_out: i64,
-    k: i64,
-    stride: i64,
-    padding: i64,
-    dilation: i64,
-    groups: i64,
-) -> nn::Conv2D {
+/// Stride, padding, dilation and groups of a bias-free convolution.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ConvGeom {
+    pub stride: i64,
+    pub padding: i64,
+    pub dilation: i64,
+    pub groups: i64,
+}
+
+impl ConvGeom {
+    /// Stride s, padding p, no dilation, dense.
+    pub fn plain(stride: i64, padding: i64) -> Self {
+        ConvGeom {
+            stride,
+            padding,
+            dilation: 1,
+            groups: 1,
+        }
+    }
+}
+
+/// A bias-free 2-d convolution, as every conv of the DARTS networks is.
+pub(crate) fn conv(vs: &nn::Path, c_in: i64, c_out: i64, k: i64, g: ConvGeom) -> nn::Conv2D {
     let cfg = nn::ConvConfig {
-        stride,
-        padding,
-        dilation,
-        groups,
+        stride: g.stride,
+        padding: g.padding,
+        dilation: g.dilation,
+        groups: g.groups,
         bias: false,
         ..Default::default()
     };
     nn::conv2d(vs, c_in, c_out, k, cfg)
+}
+
+/// A depthwise k×k convolution on C channels.
+fn depthwise(
+    vs: &nn::Path,
+    c: i64,
+    k: i64,
+    stride: i64,
+    padding: i64,
+    dilation: i64,
+) -> nn::Conv2D {
+    let g = ConvGeom {
+        stride,
+        padding,
+        dilation,
+        groups: c,
+    };
+    conv(vs, c, c, k, g)
 }
 
 /// BatchNorm2d as PyTorch initialises it (γ = 1, β = 0, eps 1e-5, momentum 0.1).
@@ -141,7 +171,7 @@ pub struct ReluConvBn {
 impl ReluConvBn {
     pub fn new(vs: &nn::Path, c_in: i64, c_out: i64, affine: bool) -> Self {
         ReluConvBn {
-            conv: conv(&(vs / "conv"), c_in, c_out, 1, 1, 0, 1, 1),
+            conv: conv(&(vs / "conv"), c_in, c_out, 1, ConvGeom::plain(1, 0)),
             bn: batch_norm(&(vs / "bn"), c_out, affine),
         }
     }
@@ -169,8 +199,8 @@ impl FactorizedReduce {
             "FactorizedReduce needs an even C_out, got {c_out}"
         );
         FactorizedReduce {
-            conv_1: conv(&(vs / "conv_1"), c_in, c_out / 2, 1, 2, 0, 1, 1),
-            conv_2: conv(&(vs / "conv_2"), c_in, c_out / 2, 1, 2, 0, 1, 1),
+            conv_1: conv(&(vs / "conv_1"), c_in, c_out / 2, 1, ConvGeom::plain(2, 0)),
+            conv_2: conv(&(vs / "conv_2"), c_in, c_out / 2, 1, ConvGeom::plain(2, 0)),
             bn: batch_norm(&(vs / "bn"), c_out, affine),
         }
     }
@@ -203,11 +233,11 @@ impl SepConv {
     pub fn new(vs: &nn::Path, c: i64, k: i64, stride: i64, affine: bool) -> Self {
         let pad = k / 2;
         SepConv {
-            dw1: conv(&(vs / "dw1"), c, c, k, stride, pad, 1, c),
-            pw1: conv(&(vs / "pw1"), c, c, 1, 1, 0, 1, 1),
+            dw1: depthwise(&(vs / "dw1"), c, k, stride, pad, 1),
+            pw1: conv(&(vs / "pw1"), c, c, 1, ConvGeom::plain(1, 0)),
             bn1: batch_norm(&(vs / "bn1"), c, affine),
-            dw2: conv(&(vs / "dw2"), c, c, k, 1, pad, 1, c),
-            pw2: conv(&(vs / "pw2"), c, c, 1, 1, 0, 1, 1),
+            dw2: depthwise(&(vs / "dw2"), c, k, 1, pad, 1),
+            pw2: conv(&(vs / "pw2"), c, c, 1, ConvGeom::plain(1, 0)),
             bn2: batch_norm(&(vs / "bn2"), c, affine),
         }
     }
@@ -237,8 +267,8 @@ pub struct DilConv {
 impl DilConv {
     pub fn new(vs: &nn::Path, c: i64, k: i64, stride: i64, affine: bool) -> Self {
         DilConv {
-            dw: conv(&(vs / "dw"), c, c, k, stride, k - 1, 2, c),
-            pw: conv(&(vs / "pw"), c, c, 1, 1, 0, 1, 1),
+            dw: depthwise(&(vs / "dw"), c, k, stride, k - 1, 2),
+            pw: conv(&(vs / "pw"), c, c, 1, ConvGeom::plain(1, 0)),
             bn: batch_norm(&(vs / "bn"), c, affine),
         }
     }
@@ -284,9 +314,9 @@ impl ModuleT for Preprocess {
 #[derive(Debug)]
 pub enum Op {
     Identity,
-    FactorizedReduce(FactorizedReduce),
-    SepConv(SepConv),
-    DilConv(DilConv),
+    FactorizedReduce(Box<FactorizedReduce>),
+    SepConv(Box<SepConv>),
+    DilConv(Box<DilConv>),
     /// 3×3, padding 1.
     MaxPool {
         stride: i64,
@@ -302,12 +332,14 @@ impl Op {
     pub fn new(vs: &nn::Path, prim: Primitive, c: i64, stride: i64, affine: bool) -> Op {
         match prim {
             Primitive::SkipConnect if stride == 1 => Op::Identity,
-            Primitive::SkipConnect => Op::FactorizedReduce(FactorizedReduce::new(vs, c, c, affine)),
-            Primitive::SepConv3x3 => Op::SepConv(SepConv::new(vs, c, 3, stride, affine)),
-            Primitive::SepConv5x5 => Op::SepConv(SepConv::new(vs, c, 5, stride, affine)),
-            Primitive::SepConv7x7 => Op::SepConv(SepConv::new(vs, c, 7, stride, affine)),
-            Primitive::DilConv3x3 => Op::DilConv(DilConv::new(vs, c, 3, stride, affine)),
-            Primitive::DilConv5x5 => Op::DilConv(DilConv::new(vs, c, 5, stride, affine)),
+            Primitive::SkipConnect => {
+                Op::FactorizedReduce(Box::new(FactorizedReduce::new(vs, c, c, affine)))
+            }
+            Primitive::SepConv3x3 => Op::SepConv(Box::new(SepConv::new(vs, c, 3, stride, affine))),
+            Primitive::SepConv5x5 => Op::SepConv(Box::new(SepConv::new(vs, c, 5, stride, affine))),
+            Primitive::SepConv7x7 => Op::SepConv(Box::new(SepConv::new(vs, c, 7, stride, affine))),
+            Primitive::DilConv3x3 => Op::DilConv(Box::new(DilConv::new(vs, c, 3, stride, affine))),
+            Primitive::DilConv5x5 => Op::DilConv(Box::new(DilConv::new(vs, c, 5, stride, affine))),
             Primitive::MaxPool3x3 => Op::MaxPool { stride },
             Primitive::AvgPool3x3 => Op::AvgPool { stride },
         }

@@ -5,7 +5,7 @@
 use tch::nn;
 use tch::Tensor;
 
-use super::ops::{batch_norm, conv};
+use super::ops::{batch_norm, conv, ConvGeom};
 
 /// Which stem (and so which input resolution) a DARTS network has.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -17,7 +17,8 @@ pub enum StemKind {
     Imagenet,
 }
 
-/// The built stem; `c` is its output width.
+/// The built stem; `c` is its output width. (Built once per network, so the variant sizes don't matter.)
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Stem {
     Cifar {
@@ -41,18 +42,18 @@ impl Stem {
             StemKind::Cifar => {
                 let vs = vs / "stem";
                 Stem::Cifar {
-                    conv: conv(&(&vs / "conv"), 3, c, 3, 1, 1, 1, 1),
+                    conv: conv(&(&vs / "conv"), 3, c, 3, ConvGeom::plain(1, 1)),
                     bn: batch_norm(&(&vs / "bn"), c, true),
                 }
             }
             StemKind::Imagenet => {
                 let (s0, s1) = (vs / "stem0", vs / "stem1");
                 Stem::Imagenet {
-                    conv0a: conv(&(&s0 / "conv_a"), 3, c / 2, 3, 2, 1, 1, 1),
+                    conv0a: conv(&(&s0 / "conv_a"), 3, c / 2, 3, ConvGeom::plain(2, 1)),
                     bn0a: batch_norm(&(&s0 / "bn_a"), c / 2, true),
-                    conv0b: conv(&(&s0 / "conv_b"), c / 2, c, 3, 2, 1, 1, 1),
+                    conv0b: conv(&(&s0 / "conv_b"), c / 2, c, 3, ConvGeom::plain(2, 1)),
                     bn0b: batch_norm(&(&s0 / "bn_b"), c, true),
-                    conv1: conv(&(&s1 / "conv"), c, c, 3, 2, 1, 1, 1),
+                    conv1: conv(&(&s1 / "conv"), c, c, 3, ConvGeom::plain(2, 1)),
                     bn1: batch_norm(&(&s1 / "bn"), c, true),
                 }
             }
