@@ -76,17 +76,65 @@ enum Command {
         #[command(subcommand)]
         command: unas::data::cli::DataCommand,
     },
-    /// Benchmarks (`unas bench data`).
+    /// Describe a published architecture (parameters, MACs, width).
+    Inspect {
+        #[command(subcommand)]
+        what: InspectWhat,
+    },
+    /// Measure the throughput of a part of the system.
     Bench {
         #[command(subcommand)]
-        target: BenchTarget,
+        what: BenchWhat,
     },
 }
 
 #[derive(Subcommand)]
-enum BenchTarget {
+enum InspectWhat {
+    /// A DARTS-space genotype on a dataset: `unas inspect genotype UNAS_IMAGENET --dataset imagenet`.
+    Genotype {
+        /// UNAS_CIFAR10, UNAS_CIFAR100, UNAS_IMAGENET or DARTS_V2.
+        name: String,
+        /// cifar10, cifar100 or imagenet.
+        #[arg(long)]
+        dataset: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchWhat {
     /// Images/s of CIFAR augmentation (CPU, CUDA) and ImageNet decode + crop per core.
     Data,
+    /// Forward+backward of the search supernet: relaxed vs discrete, per-example vs per-batch weights.
+    Space {
+        #[arg(long, value_enum, default_value_t = BenchSpace::Darts)]
+        space: BenchSpace,
+        #[arg(long, default_value_t = 32)]
+        batch: i64,
+        #[arg(long, default_value_t = 5)]
+        steps: usize,
+        #[arg(long, default_value_t = 16)]
+        channels: i64,
+        #[arg(long, default_value_t = 8)]
+        layers: i64,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum BenchSpace {
+    Darts,
+}
+
+/// Exit code of a command whose error is printed for the user.
+fn report_error(r: anyhow::Result<()>) -> i32 {
+    match r {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("{e:#}");
+            cli::EXIT_RUN_FAILED
+        }
+    }
 }
 
 fn parse_device(s: &str) -> Result<DeviceChoice, String> {
@@ -119,14 +167,8 @@ fn main() {
         Command::Reproduce { tier, suite } => cli::reproduce(&suite, tier, &root, args.device),
         Command::Data { command } => unas::data::cli::run(command),
         Command::Bench {
-            target: BenchTarget::Data,
-        } => match unas::data::bench::run() {
-            Ok(()) => 0,
-            Err(e) => {
-                eprintln!("{e:#}");
-                1
-            }
-        },
+            what: BenchWhat::Data,
+        } => report_error(unas::data::bench::run()),
         Command::Report => match cli::report(&root) {
             Ok(c) => c,
             Err(e) => {
@@ -144,6 +186,34 @@ fn main() {
                 cli::EXIT_RUN_FAILED
             }
         },
+        Command::Inspect {
+            what:
+                InspectWhat::Genotype {
+                    name,
+                    dataset,
+                    json,
+                },
+        } => report_error(unas::nas::space::darts::inspect::run(&name, &dataset, json)),
+        Command::Bench {
+            what:
+                BenchWhat::Space {
+                    space: BenchSpace::Darts,
+                    batch,
+                    steps,
+                    channels,
+                    layers,
+                },
+        } => report_error(
+            unas::device::resolve(args.device.unwrap_or_default()).and_then(|device| {
+                unas::nas::space::darts::bench::run(&unas::nas::space::darts::bench::BenchOptions {
+                    batch,
+                    steps,
+                    channels,
+                    layers,
+                    device,
+                })
+            }),
+        ),
     };
     std::process::exit(code);
 }
