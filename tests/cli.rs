@@ -127,7 +127,7 @@ fn a_stage_that_is_not_built_fails_clearly_and_leaves_a_record() {
             .arg(results.path())
             .args([
                 "run",
-                "experiments/paper/eval-unas-cifar10.yaml",
+                "experiments/paper/eval-unas-proxyless.yaml",
                 "--tier",
                 "smoke",
             ])
@@ -154,7 +154,7 @@ fn a_stage_that_is_not_built_fails_clearly_and_leaves_a_record() {
     assert_eq!(dirs.len(), 1, "one training job at the smoke tier");
     let dir = &dirs[0];
     assert!(
-        dir.starts_with(results.path().join("runs/eval-unas-cifar10/smoke")),
+        dir.starts_with(results.path().join("runs/eval-unas-proxyless/smoke")),
         "{}",
         dir.display()
     );
@@ -177,7 +177,7 @@ fn a_stage_that_is_not_built_fails_clearly_and_leaves_a_record() {
     assert!(prov["ended_at"].is_string());
     assert!(std::fs::read_to_string(dir.join("config.yaml"))
         .unwrap()
-        .contains("name: eval-unas-cifar10"));
+        .contains("name: eval-unas-proxyless"));
     assert!(!dir.join("lock").exists(), "the lock is released");
 
     // Running again retries the failed run in the same folder (same id), it does not pile up folders.
@@ -199,7 +199,7 @@ fn a_stage_that_is_not_built_fails_clearly_and_leaves_a_record() {
     assert!(rep.status.success());
     let table = String::from_utf8(rep.stdout).unwrap();
     assert!(
-        table.contains("eval-unas-cifar10") && table.contains("failed"),
+        table.contains("eval-unas-proxyless") && table.contains("failed"),
         "{table}"
     );
     assert!(results.path().join("reports/status.md").is_file());
@@ -210,7 +210,7 @@ fn a_finished_run_is_skipped() {
     let results = tempfile::tempdir().unwrap();
     let args = [
         "run",
-        "experiments/paper/eval-unas-cifar10.yaml",
+        "experiments/paper/eval-unas-proxyless.yaml",
         "--tier",
         "smoke",
     ];
@@ -250,7 +250,7 @@ fn a_search_that_fails_blocks_its_trainings_without_running_them() {
         .arg(results.path())
         .args([
             "run",
-            "experiments/paper/c10-darts-unas.yaml",
+            "experiments/paper/proxyless-unas.yaml",
             "--tier",
             "smoke",
         ])
@@ -288,14 +288,14 @@ fn results_folder_comes_from_the_environment_too() {
         .env("UNAS_RESULTS", results.path())
         .args([
             "run",
-            "experiments/paper/eval-unas-cifar10.yaml",
+            "experiments/paper/eval-unas-proxyless.yaml",
             "--tier",
             "smoke",
         ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(results.path().join("runs/eval-unas-cifar10").is_dir());
+    assert!(results.path().join("runs/eval-unas-proxyless").is_dir());
 }
 
 #[test]

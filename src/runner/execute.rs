@@ -55,7 +55,7 @@ pub fn run_experiment(r: &Resolved, root: &ResultsRoot, device: tch::Device) -> 
         );
         let end = match blocked {
             Some(why) => JobEnd::Blocked(why),
-            None => match run_job(r, &job, &dir, device) {
+            None => match run_job(r, &job, &dir, upstream_dir(root, r, &job), device) {
                 Ok(end) => end,
                 Err(e) => JobEnd::Failed(format!("{e:#}")),
             },
@@ -74,7 +74,25 @@ pub fn run_experiment(r: &Resolved, root: &ResultsRoot, device: tch::Device) -> 
     reports
 }
 
-fn run_job(r: &Resolved, job: &Job, dir: &RunDir, device: tch::Device) -> Result<JobEnd> {
+fn upstream_dir(root: &ResultsRoot, r: &Resolved, job: &Job) -> Option<RunDir> {
+    job.upstream.as_ref().map(|u| {
+        root.run_dir(
+            &r.experiment.name,
+            r.tier.as_str(),
+            u.stage.as_str(),
+            u.seed,
+            &u.run_id,
+        )
+    })
+}
+
+fn run_job(
+    r: &Resolved,
+    job: &Job,
+    dir: &RunDir,
+    upstream: Option<RunDir>,
+    device: tch::Device,
+) -> Result<JobEnd> {
     if let Some(Status {
         state: State::Done, ..
     }) = Status::read(dir.path())?
@@ -97,7 +115,7 @@ fn run_job(r: &Resolved, job: &Job, dir: &RunDir, device: tch::Device) -> Result
     prov.write(dir.path())?;
     Status::now(State::Running).write(dir.path())?;
 
-    let result = run_stage(r, job, dir, device);
+    let result = run_stage(r, job, dir, upstream, device);
 
     prov.ended_at = Some(now_rfc3339());
     prov.write(dir.path())?;
@@ -111,9 +129,16 @@ fn run_job(r: &Resolved, job: &Job, dir: &RunDir, device: tch::Device) -> Result
                 StageError::NotBuilt { .. } => e.to_string(),
                 StageError::Failed(inner) => format!("{inner:#}"),
             };
-            Status::now(State::Failed {
+            // A non-finite value is `diverged` (with the step and the term), not a crash.
+            let diverged = match &e {
+                StageError::Failed(inner) => inner
+                    .downcast_ref::<crate::train::metrics::Diverged>()
+                    .map(|d| d.state()),
+                StageError::NotBuilt { .. } => None,
+            };
+            Status::now(diverged.unwrap_or(State::Failed {
                 reason: reason.clone(),
-            })
+            }))
             .write(dir.path())?;
             Ok(JobEnd::Failed(reason))
         }

@@ -23,20 +23,35 @@ pub struct Outcome {
     pub summary: String,
 }
 
+/// Runs one job's stage in its run folder. `upstream` is the run folder of the search a training job
+/// consumes.
 pub fn run_stage(
-    _r: &Resolved,
+    r: &Resolved,
     job: &Job,
-    _dir: &RunDir,
-    _device: tch::Device,
+    dir: &RunDir,
+    upstream: Option<RunDir>,
+    device: tch::Device,
 ) -> Result<Outcome, StageError> {
+    let ctx = crate::train::search::StageCtx {
+        resolved: r,
+        seed: job.seed,
+        run_id: &job.run_id,
+        dir,
+        device,
+        upstream: job
+            .upstream
+            .as_ref()
+            .zip(upstream)
+            .map(|(u, d)| (u.run_id.as_str(), d)),
+    };
     match job.stage {
-        Stage::Search => Err(StageError::NotBuilt {
-            stage: "search",
-            capability: "the search loop (architecture distribution, estimators, supernet and data pipeline)",
-        }),
-        Stage::Train => Err(StageError::NotBuilt {
-            stage: "train",
-            capability: "from-scratch training (evaluation networks, recipes and data pipeline)",
-        }),
+        Stage::Search => {
+            let genotype = crate::train::search::run(&ctx)?;
+            Ok(Outcome { summary: genotype })
+        }
+        Stage::Train => {
+            crate::train::from_scratch::run(&ctx)?;
+            Ok(Outcome::default())
+        }
     }
 }

@@ -1,0 +1,348 @@
+//! From-scratch training of a genotype with the CIFAR recipe (spec §6.1): SGD with momentum, linear
+//! warm-up then cosine, auxiliary head, drop-path rising linearly, Cutout; top-1 and top-5 on the test
+//! set after every epoch; a checkpoint every epoch (and on SIGTERM / SIGUSR1), resumable bit-identically
+//! on the CPU.
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use tch::{nn, Kind, Reduction, Tensor};
+
+use crate::config::{DatasetName, GenotypeChoice, Recipe, SpaceName};
+use crate::data::{self, augment::AugmentSpec, loader, Splits};
+use crate::nas::space::darts::{count, DartsEvalNet, EvalConfig, Genotype, StemKind};
+use crate::results::{layout, Table};
+use crate::runner::stages::StageError;
+use crate::train::checkpoint::{prefixed, Checkpoints, Mark};
+use crate::train::metrics::{
+    self, Clock, DeviceMean, EpochRow, ResumePoint, StepInfo, StepLog, SummaryRow, TableLog, Term,
+};
+use crate::train::optim::{Optimizer, ParamGroup, Sgd};
+use crate::train::rng::{derive_seed, seed_step, Determinism, Stream};
+use crate::train::schedule::{drop_path_prob, WarmupCosine};
+use crate::train::search::{all_variables, shallow, write_steps, StageCtx};
+use crate::train::signals::{Request, Signals};
+use crate::train::{clip_grad_norm, Phase};
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct TrainMeta {
+    /// Epochs finished.
+    epoch: u32,
+    /// Steps done so far (all epochs).
+    steps: u64,
+    loader: loader::LoaderState,
+    #[serde(with = "crate::train::checkpoint::exact_f64")]
+    wall_s: f64,
+}
+
+/// The genotype a training job trains: its search's `genotype.json`, or a published one.
+pub fn genotype_for(ctx: &StageCtx, choice: GenotypeChoice) -> Result<Genotype> {
+    match choice {
+        GenotypeChoice::Search => {
+            let (_, dir) = ctx
+                .upstream
+                .as_ref()
+                .context("a searched genotype needs its search run")?;
+            let path = dir.file(layout::GENOTYPE);
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading the searched genotype {}", path.display()))?;
+            let g: Genotype = serde_json::from_str(&text)
+                .with_context(|| format!("parsing {}", path.display()))?;
+            g.validate()?;
+            Ok(g)
+        }
+        other => Genotype::from_choice(other)
+            .with_context(|| format!("{other:?} is not a DARTS-space genotype")),
+    }
+}
+
+pub fn run(ctx: &StageCtx) -> Result<(), StageError> {
+    let e = &ctx.resolved.experiment;
+    let t = e
+        .train
+        .as_ref()
+        .context("the experiment has no `train` section")?;
+    if e.space.name != SpaceName::Darts || t.recipe == Recipe::ImagenetProxyless {
+        return Err(StageError::NotBuilt {
+            stage: "train",
+            capability: "the ProxylessNAS evaluation network",
+        });
+    }
+    if t.recipe == Recipe::ImagenetDarts || e.dataset.name == DatasetName::Imagenet {
+        return Err(StageError::NotBuilt {
+            stage: "train",
+            capability: "ImageNet-scale training (recipe imagenet_darts: folder-backed batches, label smoothing, automatic width)",
+        });
+    }
+    Ok(train(ctx, t)?)
+}
+
+fn ce(logits: &Tensor, y: &Tensor) -> Tensor {
+    logits.cross_entropy_loss::<Tensor>(y, None, Reduction::Mean, -100, 0.0)
+}
+
+fn train(ctx: &StageCtx, t: &crate::config::Train) -> Result<()> {
+    let e = &ctx.resolved.experiment;
+    let (device, seed) = (ctx.device, ctx.seed);
+    let _determinism = Determinism::apply(e.deterministic);
+    let epochs = t.epochs.unwrap_or(1);
+    let genotype = genotype_for(ctx, t.genotype)?;
+
+    let ds = data::open(&e.dataset, device)?;
+    let Splits::Resident { train, test } = &ds.splits else {
+        bail!("from-scratch training here needs a resident dataset (CIFAR or synthetic)");
+    };
+    let cutout = t.cutout.unwrap_or(0) as i64;
+    let augment = AugmentSpec {
+        cutout: (cutout > 0).then_some(cutout),
+        ..AugmentSpec::SEARCH
+    };
+    let batching = loader::Batching {
+        batch_size: t.batch.unwrap_or(128) as usize,
+        drop_last: false,
+        shuffle: true,
+        seed: derive_seed(seed, Stream::Shuffle, Phase::Train, 0, 0) as u64,
+    };
+    let mut train_loader = loader::Loader::new(
+        loader::ResidentSource::new(
+            train.select(&(0..train.len() as i64).collect::<Vec<_>>()),
+            batching,
+            augment,
+            ds.norm,
+        ),
+        0,
+    );
+    let test_source = loader::ResidentSource::new(
+        test.select(&(0..test.len() as i64).collect::<Vec<_>>()),
+        loader::Batching {
+            shuffle: false,
+            drop_last: false,
+            ..batching
+        },
+        AugmentSpec::NONE,
+        ds.norm,
+    );
+
+    let aux_w = t.auxiliary_weight.unwrap_or(0.0);
+    let cfg = EvalConfig {
+        dataset: StemKind::Cifar,
+        channels: t.channels.unwrap_or(36) as i64,
+        layers: t.layers.unwrap_or(20) as i64,
+        classes: ds.classes,
+        auxiliary: aux_w > 0.0,
+        drop_path_prob: t.drop_path.unwrap_or(0.0),
+    };
+    // Initial weights come from the run's seed (a stream of their own), so two runs start alike.
+    tch::manual_seed(derive_seed(seed, Stream::Step, Phase::Train, 0, u64::MAX));
+    let vs = nn::VarStore::new(device);
+    let mut net = DartsEvalNet::new(&vs.root(), &genotype, &cfg)?;
+    let params = crate::train::optim::var_store_params(&vs);
+    let mut opt = Sgd::new(
+        vec![ParamGroup::new(
+            "w",
+            shallow(&params),
+            t.lr.unwrap_or(0.05),
+            t.weight_decay.unwrap_or(3e-4),
+        )],
+        t.momentum.unwrap_or(0.9),
+    );
+    let sched = WarmupCosine::for_recipe(
+        t.recipe,
+        t.lr.unwrap_or(0.05),
+        epochs,
+        t.warmup_epochs.unwrap_or(0),
+    );
+
+    let ckpts = Checkpoints::new(ctx.dir.file(layout::CHECKPOINTS));
+    let mut meta = TrainMeta {
+        epoch: 0,
+        steps: 0,
+        loader: loader::LoaderState {
+            epoch: 0,
+            position: 0,
+        },
+        wall_s: 0.0,
+    };
+    let mut acc_loss = DeviceMean::new(device);
+    let mut acc_top1 = DeviceMean::new(device);
+    if let Some(loaded) = ckpts.load_latest::<TrainMeta>()? {
+        tracing::info!(
+            epoch = loaded.meta.epoch,
+            "resuming training from a checkpoint"
+        );
+        meta = loaded.meta.clone();
+        tch::no_grad(|| loaded.restore_into("w", &all_variables(&vs)))?;
+        opt.load_state_tensors("opt", &loaded.tensors)?;
+        acc_loss.load_state_tensors("acc_loss", &loaded.tensors)?;
+        acc_top1.load_state_tensors("acc_top1", &loaded.tensors)?;
+        train_loader.resume(meta.loader);
+    }
+    crate::train::search::define_zero_grads(params.iter().map(|(_, t)| t));
+    let state = |opt: &Sgd, acc_loss: &DeviceMean, acc_top1: &DeviceMean| {
+        let mut v = prefixed("w", &all_variables(&vs));
+        v.extend(opt.state_tensors("opt"));
+        v.extend(acc_loss.state_tensors("acc_loss"));
+        v.extend(acc_top1.state_tensors("acc_top1"));
+        v
+    };
+    let at = ResumePoint {
+        phase: Phase::Train,
+        epoch: meta.epoch,
+        step: meta.steps,
+    };
+    let mut steps_log = TableLog::resume(Table::Steps, ctx.dir.table(Table::Steps), at)?;
+    let mut epochs_log = TableLog::resume(Table::Epochs, ctx.dir.table(Table::Epochs), at)?;
+    let mut steps = StepLog::new(seed, 20, Clock::start(meta.wall_s));
+    let signals = Signals::install()?;
+    let per_epoch = train_loader.batches_per_epoch() as u64;
+    let (mut top1, mut top5) = (None, None);
+
+    while meta.epoch < epochs {
+        let epoch = meta.epoch;
+        net.set_drop_path(drop_path_prob(cfg.drop_path_prob, epoch, epochs)); // p·e/E
+        loop {
+            if let Some(req) = signals.poll() {
+                steps.flush()?;
+                write_steps(&mut steps, &mut steps_log)?;
+                meta.loader = train_loader.state();
+                meta.wall_s = steps.clock().wall_s();
+                ckpts.save(
+                    Mark {
+                        epochs: epoch as u64,
+                        steps: meta.steps,
+                    },
+                    &state(&opt, &acc_loss, &acc_top1),
+                    &meta,
+                )?;
+                if req == Request::CheckpointAndExit {
+                    bail!("stopped by SIGTERM after a checkpoint at epoch {epoch} — run again to resume");
+                }
+            }
+            let position = train_loader.state().position;
+            let Some(b) = train_loader.next_batch()? else {
+                break;
+            };
+            seed_step(seed, Phase::Train, epoch, meta.steps);
+            let lr = sched.lr(epoch, position, per_epoch);
+            opt.set_lr_all(lr);
+            opt.zero_grad();
+            let (logits, aux) = net.forward_t(&b.images, true);
+            let mut loss = ce(&logits, &b.labels);
+            if let Some(aux) = aux {
+                loss += ce(&aux, &b.labels) * aux_w; // ℓ + w_aux·ℓ_aux
+            }
+            loss.backward();
+            let gnorm = clip_grad_norm(params.iter().map(|(_, t)| t), t.grad_clip.unwrap_or(5.0));
+            opt.step();
+            let bsz = b.images.size()[0] as f64;
+            let acc = logits
+                .detach()
+                .argmax(-1, false)
+                .eq_tensor(&b.labels)
+                .to_kind(Kind::Float)
+                .mean(Kind::Float)
+                * 100.0;
+            acc_loss.add(&loss.detach(), bsz);
+            acc_top1.add(&acc, bsz);
+            let terms = [
+                (Term::LossTrain, &loss.detach()),
+                (Term::AccTrainPct, &acc),
+                (Term::GradNormWeights, &gnorm),
+            ];
+            let info = StepInfo {
+                phase: Phase::Train,
+                epoch,
+                step: meta.steps,
+                images: bsz as u64,
+                lr_weights: Some(lr),
+                lr_arch: None,
+                lat_ms: None,
+            };
+            steps.record(info, &terms)?;
+            meta.steps += 1;
+        }
+        steps.flush()?;
+        write_steps(&mut steps, &mut steps_log)?;
+        let (t1, t5) = test_accuracy(&net, &test_source)?;
+        metrics::check_finite(
+            Phase::Train,
+            epoch,
+            meta.steps,
+            &[("acc_test_top1_pct", Some(t1))],
+        )?;
+        (top1, top5) = (Some(t1), t5);
+        let row = EpochRow {
+            phase: Phase::Train,
+            seed,
+            epoch,
+            loss_train: acc_loss.mean(),
+            acc_train_pct: acc_top1.mean(),
+            loss_val: None,
+            acc_val_pct: None,
+            acc_test_top1_pct: Some(t1),
+            acc_test_top5_pct: t5,
+            genotype: None,
+            wall_s: steps.clock().wall_s(),
+        };
+        acc_loss.reset();
+        acc_top1.reset();
+        epochs_log.append(&metrics::epochs_frame(&[row])?)?;
+        epochs_log.write()?;
+        meta.epoch += 1;
+        meta.loader = train_loader.state();
+        meta.wall_s = steps.clock().wall_s();
+        ckpts.save(
+            Mark::epoch_end(meta.epoch as u64),
+            &state(&opt, &acc_loss, &acc_top1),
+            &meta,
+        )?;
+    }
+
+    let json = serde_json::to_string_pretty(&genotype)?;
+    crate::results::atomic::write_atomic(
+        &ctx.dir.file(layout::GENOTYPE),
+        format!("{json}\n").as_bytes(),
+    )?;
+    let summary = SummaryRow {
+        experiment: e.name.clone(),
+        tier: ctx.resolved.tier.as_str().into(),
+        phase: Phase::Train,
+        seed,
+        run_id: ctx.run_id.into(),
+        upstream_run_id: ctx.upstream.as_ref().map(|(id, _)| id.to_string()),
+        acc_val_pct: None,
+        acc_test_top1_pct: top1,
+        acc_test_top5_pct: top5,
+        params_m: Some(count::params_m(&genotype, &cfg)?),
+        macs_m: None,
+        lat_ms: None,
+        wall_s: steps.clock().wall_s(),
+        deterministic: e.deterministic,
+    };
+    crate::results::parquet::write(
+        &ctx.dir.table(Table::Summary),
+        Table::Summary,
+        &mut metrics::summary_frame(&summary)?,
+    )?;
+    Ok(())
+}
+
+/// Top-1 and (with ≥ 5 classes) top-5 accuracy, %, on the whole test split, in eval mode.
+fn test_accuracy(net: &DartsEvalNet, src: &loader::ResidentSource) -> Result<(f64, Option<f64>)> {
+    use crate::data::loader::BatchSource;
+    let (mut c1, mut c5, mut n, mut k) = (0.0, 0.0, 0.0, 0);
+    tch::no_grad(|| -> Result<()> {
+        for i in 0..src.batches_per_epoch() {
+            let b = src.batch(0, i)?;
+            let (logits, _) = net.forward_t(&b.images, false);
+            let y = b.labels.unsqueeze(1);
+            k = logits.size()[1].min(5);
+            let (_, top) = logits.topk(k, -1, true, true);
+            let hit = top.eq_tensor(&y).to_kind(Kind::Float);
+            c1 += hit.narrow(1, 0, 1).sum(Kind::Double).double_value(&[]);
+            c5 += hit.sum(Kind::Double).double_value(&[]);
+            n += b.images.size()[0] as f64;
+        }
+        Ok(())
+    })?;
+    Ok((100.0 * c1 / n, (k == 5).then_some(100.0 * c5 / n)))
+}
