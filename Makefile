@@ -52,7 +52,7 @@ test: setup
 	$(CARGO) test --no-fail-fast
 
 reproduce: build
-	$(UNAS) reproduce --tier smoke; status=$$?; $(UNAS) report; exit $$status
+	status=0; $(UNAS) reproduce --tier smoke || status=$$?; $(UNAS) report; exit $$status
 
 report: build
 	$(UNAS) report

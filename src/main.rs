@@ -106,6 +106,16 @@ enum InspectWhat {
 enum BenchWhat {
     /// Images/s of CIFAR augmentation (CPU, CUDA) and ImageNet decode + crop per core.
     Data,
+    /// Images/s of the search and training loops on an experiment, against its warm-up phase.
+    Search {
+        #[arg(default_value = "experiments/paper/c10-darts-unas.yaml")]
+        file: PathBuf,
+        #[arg(long, value_enum, default_value_t = Tier::Smoke)]
+        tier: Tier,
+        /// e.g. `--set search.estimator=gsm --set search.batch=16`.
+        #[arg(long = "set", value_name = "FIELD=VALUE")]
+        sets: Vec<String>,
+    },
     /// Forward+backward of the search supernet: relaxed vs discrete, per-example vs per-batch weights.
     Space {
         #[arg(long, value_enum, default_value_t = BenchSpace::Darts)]
@@ -169,6 +179,9 @@ fn main() {
         Command::Bench {
             what: BenchWhat::Data,
         } => report_error(unas::data::bench::run()),
+        Command::Bench {
+            what: BenchWhat::Search { file, tier, sets },
+        } => report_error(unas::train::bench::run(&file, tier, &sets, args.device)),
         Command::Report => match cli::report(&root) {
             Ok(c) => c,
             Err(e) => {

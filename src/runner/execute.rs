@@ -61,6 +61,20 @@ pub fn run_experiment(r: &Resolved, root: &ResultsRoot, device: tch::Device) -> 
             },
         };
         let ran = !matches!(end, JobEnd::Blocked(_));
+        // One line per finished job as it happens (the summary table comes at the end).
+        let what = match &end {
+            JobEnd::Done { skipped: true } => "done (already)".to_owned(),
+            JobEnd::Done { skipped: false } => "done".to_owned(),
+            JobEnd::Failed(_) => "FAILED".to_owned(),
+            JobEnd::Blocked(_) => "blocked".to_owned(),
+        };
+        eprintln!(
+            "{} {} seed {}: {what} in {:.1} s",
+            r.experiment.name,
+            job.stage.as_str(),
+            job.seed,
+            t0.elapsed().as_secs_f64()
+        );
         reports.push(JobReport {
             experiment: r.experiment.name.clone(),
             stage: job.stage.as_str(),

@@ -37,7 +37,7 @@ pub struct Job {
 }
 
 /// Bump when a stage's computation changes in a way that invalidates earlier results.
-const STAGE_FORMAT: &str = "1";
+const STAGE_FORMAT: &str = "2";
 
 fn stage_identity(r: &Resolved, stage: Stage, seed: u64) -> String {
     let e = &r.experiment;

@@ -365,14 +365,19 @@ fn search(ctx: &StageCtx, s: &config::Search) -> Result<String> {
                 let mut pair = None;
                 let mut f = |xs: &[Tensor], kind: SampleKind| -> Tensor {
                     let sample = alphas.to_sample(xs);
-                    let l_tr = ce(&net.forward(&b.images, &sample, kind, true), &b.labels);
+                    // With one architecture per example, the discrete fast path would normalise each
+                    // group of examples with its own BN statistics; the official code evaluates f(b)
+                    // through the relaxed supernet (BN over the whole batch). Exactness first: the
+                    // one-hot b goes through the relaxed path then (op-skip still drops unchosen ops).
+                    let path = if n > 1 { SampleKind::Relaxed } else { kind };
+                    let l_tr = ce(&net.forward(&b.images, &sample, path, true), &b.labels);
                     let per = match (&s.objective.kind, &val) {
                         (ObjectiveKind::Train, _) | (_, None) => l_tr.shallow_clone(),
                         (ObjectiveKind::Val, Some(v)) => {
-                            ce(&net.forward(&v.images, &sample, kind, true), &v.labels)
+                            ce(&net.forward(&v.images, &sample, path, true), &v.labels)
                         }
                         (ObjectiveKind::Gengap, Some(v)) => {
-                            let l_va = ce(&net.forward(&v.images, &sample, kind, true), &v.labels);
+                            let l_va = ce(&net.forward(&v.images, &sample, path, true), &v.labels);
                             let g = (&l_va - &l_tr).abs();
                             if kind == SampleKind::Relaxed {
                                 gap = Some(g.detach().mean(Kind::Float));
