@@ -116,6 +116,16 @@ enum BenchWhat {
         #[arg(long = "set", value_name = "FIELD=VALUE")]
         sets: Vec<String>,
     },
+    /// Images/s of the from-scratch training loop on an experiment, against a bare training step.
+    Train {
+        #[arg(default_value = "experiments/paper/eval-unas-cifar10.yaml")]
+        file: PathBuf,
+        #[arg(long, value_enum, default_value_t = Tier::Smoke)]
+        tier: Tier,
+        /// e.g. `--set train.batch=64 --set train.channels=16`.
+        #[arg(long = "set", value_name = "FIELD=VALUE")]
+        sets: Vec<String>,
+    },
     /// Forward+backward of the search supernet: relaxed vs discrete, per-example vs per-batch weights.
     Space {
         #[arg(long, value_enum, default_value_t = BenchSpace::Darts)]
@@ -181,7 +191,22 @@ fn main() {
         } => report_error(unas::data::bench::run()),
         Command::Bench {
             what: BenchWhat::Search { file, tier, sets },
-        } => report_error(unas::train::bench::run(&file, tier, &sets, args.device)),
+        } => report_error(unas::train::bench::run(
+            &file,
+            tier,
+            &sets,
+            args.device,
+            unas::train::bench::Baseline::Warmup,
+        )),
+        Command::Bench {
+            what: BenchWhat::Train { file, tier, sets },
+        } => report_error(unas::train::bench::run(
+            &file,
+            tier,
+            &sets,
+            args.device,
+            unas::train::bench::Baseline::BareStep,
+        )),
         Command::Report => match cli::report(&root) {
             Ok(c) => c,
             Err(e) => {

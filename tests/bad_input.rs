@@ -192,8 +192,23 @@ const CASES: &[(&str, &str, Option<u64>)] = &[
     ),
     (
         "mismatch-recipe-dataset.yaml",
-        "recipe `imagenet_darts` does not train on dataset `cifar10`",
+        "recipe `imagenet_darts` trains on imagenet-shaped images but dataset `cifar10` is cifar-shaped",
         Some(8),
+    ),
+    (
+        "sub-batches-not-dividing.yaml",
+        "must be ≥ 1 and divide search.batch (20), got 8",
+        Some(10),
+    ),
+    (
+        "sub-batches-per-example.yaml",
+        "sub-batches need one architecture per batch",
+        Some(8),
+    ),
+    (
+        "synthetic-like-unknown.yaml",
+        "mnist",
+        Some(2),
     ),
     (
         "no-stages.yaml",

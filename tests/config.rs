@@ -314,7 +314,7 @@ prop_compose! {
         kind in prop_oneof![Just(ObjectiveKind::Train), Just(ObjectiveKind::Val), Just(ObjectiveKind::Gengap)],
         lambda in finite(), pp in finite(), temp in 0.01..5.0f64, eps in finite(),
         warmup in 0u32..20, search_epochs in 1u32..100, batch in 1u32..512,
-        lr_w in finite(), per_batch in any::<bool>(),
+        lr_w in finite(), per_batch in any::<bool>(), subs in 1u32..9, like_imagenet in any::<bool>(),
         train_epochs in proptest::option::of(1u32..700), drop in proptest::option::of(0.0..0.9f64),
         seeds in proptest::collection::vec(0u64..1000, 1..5),
         deterministic in any::<bool>(),
@@ -326,7 +326,7 @@ prop_compose! {
         Experiment {
             name,
             description: desc,
-            dataset: Dataset { name: dataset, root: "data".into(), train_portion: portion, synthetic: SyntheticSpec::default() },
+            dataset: Dataset { name: dataset, root: "data".into(), train_portion: portion, synthetic: SyntheticSpec { like: if like_imagenet { ImageShape::Imagenet } else { ImageShape::Cifar }, ..SyntheticSpec::default() } },
             space: Space { name: SpaceName::Darts, layers, channels, ops, width_multiplier: 1.0 },
             search: Some(Search {
                 estimator: est,
@@ -340,6 +340,7 @@ prop_compose! {
                 weight_decay: WeightDecay::default(),
                 grad_clip: 5.0,
                 op_skip_threshold: 0.05,
+                sub_batches: if per_batch { subs } else { 1 },
             }),
             train: Some(Train {
                 recipe: Recipe::Cifar, genotype: GenotypeChoice::Search, epochs: train_epochs, batch: None, lr: None,

@@ -102,6 +102,11 @@ pub struct SyntheticSpec {
     pub test: u64,
     #[serde(default)]
     pub seed: u64,
+    /// Which dataset the stand-in imitates: `cifar` (3×32×32, CIFAR-shaped networks and augmentation)
+    /// or `imagenet` (3×224×224, the ImageNet stem, no search augmentation, the ImageNet recipes). An
+    /// ImageNet experiment says `synthetic: {like: imagenet}` so that the smoke tier keeps its shape.
+    #[serde(default, skip_serializing_if = "ImageShape::is_cifar")]
+    pub like: ImageShape,
 }
 
 impl Default for SyntheticSpec {
@@ -111,6 +116,42 @@ impl Default for SyntheticSpec {
             train: default_syn_train(),
             test: default_syn_test(),
             seed: 0,
+            like: ImageShape::Cifar,
+        }
+    }
+}
+
+/// The geometry a dataset's images have, which decides the network stem and the transforms.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImageShape {
+    /// 3×32×32: CIFAR stem, RandomCrop(32, 4) + flip during search.
+    #[default]
+    Cifar,
+    /// 3×224×224: ImageNet stem (three stride-2 convolutions), Resize 256 → CenterCrop 224 in search.
+    Imagenet,
+}
+
+impl ImageShape {
+    pub fn is_cifar(&self) -> bool {
+        *self == ImageShape::Cifar
+    }
+    /// Side of the (square) network input in pixels.
+    pub fn side(self) -> i64 {
+        match self {
+            ImageShape::Cifar => 32,
+            ImageShape::Imagenet => 224,
+        }
+    }
+}
+
+impl Dataset {
+    /// The geometry of this dataset's images (a synthetic stand-in has the one it imitates).
+    pub fn shape(&self) -> ImageShape {
+        match self.name {
+            DatasetName::Cifar10 | DatasetName::Cifar100 => ImageShape::Cifar,
+            DatasetName::Imagenet => ImageShape::Imagenet,
+            DatasetName::Synthetic => self.synthetic.like,
         }
     }
 }
@@ -381,6 +422,18 @@ pub struct Search {
     /// An op whose largest weight in the batch is below this is skipped (official 0.05; 0 disables).
     #[serde(default = "default_op_skip")]
     pub op_skip_threshold: f64,
+    /// With `sampling: per_batch`, the batch is cut into this many equal sub-batches, each with its own
+    /// architecture sample and its own forward pass (BN statistics per sub-batch): the official
+    /// `--same_alpha_minibatch` on 8 GPUs × 24 images is `batch: 192, sub_batches: 8`.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub sub_batches: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+fn is_one(v: &u32) -> bool {
+    *v == 1
 }
 
 fn default_temperature() -> f64 {

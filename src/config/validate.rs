@@ -126,6 +126,23 @@ pub fn validate(e: &Experiment) -> Problems {
         check(o, sr.batch >= 1, "search.batch", || "must be ≥ 1".into());
         check(
             o,
+            sr.sub_batches >= 1 && sr.batch % sr.sub_batches.max(1) == 0,
+            "search.sub_batches",
+            || {
+                format!(
+                    "must be ≥ 1 and divide search.batch ({}), got {}",
+                    sr.batch, sr.sub_batches
+                )
+            },
+        );
+        check(
+            o,
+            sr.sub_batches <= 1 || sr.sampling == Sampling::PerBatch,
+            "search.sub_batches",
+            || "sub-batches need one architecture per batch (`sampling: per_batch`)".into(),
+        );
+        check(
+            o,
             sr.epochs.warmup + sr.epochs.search >= 1,
             "search.epochs",
             || "warmup + search must be ≥ 1 epoch".into(),
@@ -234,20 +251,22 @@ pub fn validate(e: &Experiment) -> Problems {
         if auto_width && t.channels == Some(0) {
             positive(o, "train.max_macs_m", t.max_macs_m.unwrap_or(0.0));
         }
-        let data_ok = match t.recipe {
-            Recipe::Cifar => matches!(
-                d.name,
-                DatasetName::Cifar10 | DatasetName::Cifar100 | DatasetName::Synthetic
-            ),
-            Recipe::ImagenetDarts | Recipe::ImagenetProxyless => {
-                matches!(d.name, DatasetName::Imagenet | DatasetName::Synthetic)
-            }
+        let want = match t.recipe {
+            Recipe::Cifar => ImageShape::Cifar,
+            Recipe::ImagenetDarts | Recipe::ImagenetProxyless => ImageShape::Imagenet,
         };
-        check(o, data_ok, "train.recipe", || {
+        check(o, d.shape() == want, "train.recipe", || {
             format!(
-                "recipe `{}` does not train on dataset `{}`",
+                "recipe `{}` trains on {}-shaped images but dataset `{}` is {}-shaped{}",
                 yaml(&t.recipe),
-                yaml(&d.name)
+                yaml(&want),
+                yaml(&d.name),
+                yaml(&d.shape()),
+                if d.name == DatasetName::Synthetic {
+                    format!(" (set `dataset.synthetic.like: {}`)", yaml(&want))
+                } else {
+                    String::new()
+                }
             )
         });
         let space_ok = match t.recipe {

@@ -91,6 +91,45 @@ pub trait BatchSource: Send {
     }
 }
 
+/// A boxed source is a source (stages pick resident or folder-backed data at run time).
+impl BatchSource for Box<dyn BatchSource> {
+    fn len(&self) -> usize {
+        (**self).len()
+    }
+    fn batching(&self) -> &Batching {
+        (**self).batching()
+    }
+    fn batch(&self, epoch: u64, index: usize) -> Result<Batch> {
+        (**self).batch(epoch, index)
+    }
+    fn unreadable(&self) -> u64 {
+        (**self).unreadable()
+    }
+}
+
+impl Batch {
+    /// Examples [start, start + len) of the batch.
+    pub fn narrow(&self, start: i64, len: i64) -> Batch {
+        Batch {
+            images: self.images.narrow(0, start, len),
+            labels: self.labels.narrow(0, start, len),
+        }
+    }
+
+    /// `parts` consecutive sub-batches whose sizes differ by at most one (a batch that lost an
+    /// unreadable image still splits into `parts`); `parts` must not exceed the batch size.
+    pub fn split(&self, parts: i64) -> Vec<Batch> {
+        let n = self.images.size()[0];
+        (0..parts)
+            .map(|g| {
+                // part g covers [⌊g·n/P⌋, ⌊(g+1)·n/P⌋)
+                let (a, b) = (g * n / parts, (g + 1) * n / parts);
+                self.narrow(a, b - a)
+            })
+            .collect()
+    }
+}
+
 /// Caches the order of the last epoch asked for (a permutation of N is recomputed once per epoch).
 #[derive(Default)]
 pub struct OrderCache(Mutex<Option<(u64, Arc<Vec<i64>>)>>);
@@ -346,6 +385,23 @@ mod tests {
         let mut b = Loader::new(source(false, true), 3);
         for _ in 0..2 {
             assert_eq!(epoch_labels(&mut a), epoch_labels(&mut b));
+        }
+    }
+
+    #[test]
+    fn a_batch_splits_into_parts_that_differ_by_at_most_one_and_cover_it_in_order() {
+        for (n, parts) in [(192i64, 8i64), (191, 8), (8, 8), (7, 3)] {
+            let b = Batch {
+                images: Tensor::arange(n, (tch::Kind::Float, Device::Cpu)).view([n, 1, 1, 1]),
+                labels: Tensor::arange(n, (tch::Kind::Int64, Device::Cpu)),
+            };
+            let split = b.split(parts);
+            assert_eq!(split.len(), parts as usize);
+            let sizes: Vec<i64> = split.iter().map(|p| p.labels.size()[0]).collect();
+            let (lo, hi) = (sizes.iter().min().unwrap(), sizes.iter().max().unwrap());
+            assert!(hi - lo <= 1 && *lo >= 1, "{n}/{parts}: {sizes:?}");
+            let labels: Vec<&Tensor> = split.iter().map(|p| &p.labels).collect();
+            assert!(Tensor::cat(&labels, 0).equal(&b.labels), "{n}/{parts}");
         }
     }
 }

@@ -1,4 +1,5 @@
-//! `synthetic`, the embedded dataset: CIFAR-shaped (3×32×32) images generated from a seed, no files.
+//! `synthetic`, the embedded dataset: CIFAR-shaped (3×32×32) images generated from a seed, no files;
+//! with `like: imagenet` the same scenes drawn at 3×224×224 (an ImageNet stand-in).
 //!
 //! Class k is a combination of a **shape** (k mod 4: disk, square, ring, cross), a **texture
 //! orientation** inside it (θ = π·((k div 4) mod 5)/5) and a **texture period** (((k div 20) mod 5) ↦
@@ -14,14 +15,15 @@
 use rayon::prelude::*;
 use tch::{Device, Tensor};
 
-use crate::config::{DatasetName, SyntheticSpec};
+use crate::config::{DatasetName, ImageShape, SyntheticSpec};
 use crate::data::rng::{Purpose, Stream};
 use crate::data::{fingerprint, Dataset, Normalization, Splits, TensorSplit};
 
 /// Bump when the images a seed produces change: it is part of the fingerprint.
 pub const GENERATOR_VERSION: u32 = 1;
 
-const SIDE: usize = 32;
+/// The scene is defined on a 32×32 canvas; larger images sample it more finely.
+const CANVAS: f64 = 32.0;
 const PERIODS: [f64; 5] = [4.0, 6.0, 3.0, 8.0, 5.0];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,8 +54,8 @@ fn inside(shape: Shape, u: f64, v: f64) -> bool {
     }
 }
 
-/// One image, 3 planes of 32×32 bytes.
-fn render(class: u32, rng: &mut Stream) -> Vec<u8> {
+/// One image, 3 planes of side×side bytes.
+fn render(class: u32, rng: &mut Stream, side: usize) -> Vec<u8> {
     let (shape, theta, period) = class_params(class);
     let cx = rng.range(10.0, 22.0);
     let cy = rng.range(10.0, 22.0);
@@ -64,10 +66,11 @@ fn render(class: u32, rng: &mut Stream) -> Vec<u8> {
     let bg_theta = rng.range(0.0, std::f64::consts::PI);
     let (c, s) = (theta.cos(), theta.sin());
     let (bc, bs) = (bg_theta.cos(), bg_theta.sin());
-    let mut out = vec![0u8; 3 * SIDE * SIDE];
-    for y in 0..SIDE {
-        for x in 0..SIDE {
-            let (xf, yf) = (x as f64, y as f64);
+    let mut out = vec![0u8; 3 * side * side];
+    let scale = CANVAS / side as f64;
+    for y in 0..side {
+        for x in 0..side {
+            let (xf, yf) = (x as f64 * scale, y as f64 * scale);
             let (u, v) = ((xf - cx) / radius, (yf - cy) / radius);
             // texture g = ½ + ½ sin(2π (x cos θ + y sin θ) / period + φ)
             let g = 0.5 + 0.5 * (std::f64::consts::TAU * (xf * c + yf * s) / period + phase).sin();
@@ -79,7 +82,7 @@ fn render(class: u32, rng: &mut Stream) -> Vec<u8> {
                 } else {
                     bg[ch] + bg_wave
                 } + 0.06 * rng.normal();
-                out[ch * SIDE * SIDE + y * SIDE + x] =
+                out[ch * side * side + y * side + x] =
                     (value.clamp(0.0, 1.0) * 255.0).round() as u8;
             }
         }
@@ -87,20 +90,22 @@ fn render(class: u32, rng: &mut Stream) -> Vec<u8> {
     out
 }
 
-/// Generates `n` samples of split `split` (0 train, 1 test): uint8 `[n,3,32,32]`, int64 `[n]`, on the CPU.
+/// Generates `n` samples of split `split` (0 train, 1 test): uint8 `[n,3,S,S]` (S = 32, or 224 with
+/// `like: imagenet`), int64 `[n]`, on the CPU.
 pub fn generate(spec: &SyntheticSpec, split: u64, n: u64) -> TensorSplit {
     let classes = spec.classes.max(1);
+    let side = spec.like.side() as usize;
     let images: Vec<Vec<u8>> = (0..n)
         .into_par_iter()
         .map(|i| {
             let mut rng = Stream::new(spec.seed, Purpose::Synthetic, split, i);
-            render((i % classes as u64) as u32, &mut rng)
+            render((i % classes as u64) as u32, &mut rng, side)
         })
         .collect();
     let labels: Vec<i64> = (0..n).map(|i| (i % classes as u64) as i64).collect();
     let flat: Vec<u8> = images.concat();
     TensorSplit::new(
-        Tensor::from_slice(&flat).view([n as i64, 3, SIDE as i64, SIDE as i64]),
+        Tensor::from_slice(&flat).view([n as i64, 3, side as i64, side as i64]),
         Tensor::from_slice(&labels),
     )
     .expect("generated shapes are consistent")
@@ -108,8 +113,12 @@ pub fn generate(spec: &SyntheticSpec, split: u64, n: u64) -> TensorSplit {
 
 /// The fingerprint of a spec: the generator version and every parameter.
 pub fn fingerprint(spec: &SyntheticSpec) -> String {
+    let like = match spec.like {
+        ImageShape::Cifar => "",
+        ImageShape::Imagenet => " like=imagenet",
+    };
     fingerprint::of_generator(&format!(
-        "unas-synthetic v{GENERATOR_VERSION} classes={} train={} test={} seed={}",
+        "unas-synthetic v{GENERATOR_VERSION} classes={} train={} test={} seed={}{like}",
         spec.classes, spec.train, spec.test, spec.seed
     ))
 }
@@ -142,7 +151,45 @@ mod tests {
             train: 2000,
             test: 500,
             seed,
+            like: ImageShape::Cifar,
         }
+    }
+
+    #[test]
+    fn the_imagenet_stand_in_draws_the_same_scene_at_224() {
+        let small = generate(&spec(5), 0, 3);
+        let big = generate(
+            &SyntheticSpec {
+                like: ImageShape::Imagenet,
+                ..spec(5)
+            },
+            0,
+            3,
+        );
+        assert_eq!(big.images.size(), [3, 3, 224, 224]);
+        assert!(small.labels.equal(&big.labels));
+        // Pooled back to 32×32 the big image is close to the small one (same scene, same draws for
+        // the scene; only the per-pixel noise differs).
+        let pooled = big.images.to_kind(Kind::Float).avg_pool2d(
+            [7, 7],
+            [7, 7],
+            [0, 0],
+            false,
+            true,
+            None::<i64>,
+        );
+        let diff = (pooled - small.images.to_kind(Kind::Float))
+            .abs()
+            .mean(Kind::Float)
+            .double_value(&[]);
+        assert!(diff < 25.0, "mean |Δ| = {diff} grey levels");
+        assert_ne!(
+            fingerprint(&spec(5)),
+            fingerprint(&SyntheticSpec {
+                like: ImageShape::Imagenet,
+                ..spec(5)
+            })
+        );
     }
 
     #[test]

@@ -22,6 +22,8 @@ pub const PROVENANCE: &str = "provenance.json";
 pub const STATUS: &str = "status.json";
 pub const GENOTYPE: &str = "genotype.json";
 pub const CHECKPOINTS: &str = "checkpoints";
+/// What a stage saw of its data: unreadable images skipped, the width it chose.
+pub const DATA_RECORD: &str = "data.json";
 
 /// The results root (`--results`, `UNAS_RESULTS`, or `results/`).
 #[derive(Clone, Debug)]

@@ -1,7 +1,9 @@
 //! `unas bench search` / `unas bench train`: throughput of the real loops on an experiment (default: the
-//! paper's CIFAR-10 search at the smoke tier), run into a temporary results folder. Each figure is
-//! quoted as a ratio against a baseline measured in the same run: the warm-up phase's weight-only
-//! supernet step for the search, the same for training (both run in one `unas run`).
+//! paper's CIFAR-10 search, or the published UNAS CIFAR-10 cell's training, at the smoke tier), run into
+//! a temporary results folder. Each figure is quoted as a ratio against a baseline measured in the same
+//! process: for the search, its warm-up phase (the weight-only supernet step); for training, a bare
+//! forward + backward + SGD step of the same network on a resident random batch of the same shape (the
+//! ratio is the loop's efficiency: data, augmentation, logging and checkpoints included).
 
 use std::path::{Path, PathBuf};
 
@@ -57,12 +59,22 @@ fn per_phase(dir: &Path) -> Result<Vec<(String, usize, f64)>> {
         .collect())
 }
 
-/// Runs `file` at `tier` with `sets` and prints images/s per phase with ratios to the warm-up phase.
+/// What a bench compares the loop's phases against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Baseline {
+    /// The search's own warm-up phase.
+    Warmup,
+    /// A bare training step of the trained network, timed after the run.
+    BareStep,
+}
+
+/// Runs `file` at `tier` with `sets` and prints images/s per phase with ratios to `baseline`.
 pub fn run(
     file: &Path,
     tier: Tier,
     sets: &[String],
     device: Option<config::DeviceChoice>,
+    baseline_kind: Baseline,
 ) -> Result<()> {
     let r = config::load(file, tier, sets).map_err(|e| anyhow::anyhow!("{e}"))?;
     let dev = crate::device::resolve(device.unwrap_or(r.experiment.device))?;
@@ -75,23 +87,40 @@ pub fn run(
             "phase",
             "logged blocks",
             "median images/s",
-            "ratio to warm-up",
+            match baseline_kind {
+                Baseline::Warmup => "ratio to warm-up",
+                Baseline::BareStep => "ratio to a bare step",
+            },
         ]);
         let mut baseline = None;
+        let mut search_dir = None;
+        let mut rows = Vec::new();
         for rep in &reports {
             if let JobEnd::Failed(why) | JobEnd::Blocked(why) = &rep.end {
                 bail!("{} stage failed: {why}", rep.stage);
             }
             let dir: PathBuf = rep.dir.as_ref().context("run folder")?.path().to_path_buf();
-            for (phase, n, m) in per_phase(&dir)? {
-                if phase == "warmup" {
+            if rep.stage == "search" {
+                search_dir = Some(dir.clone());
+            }
+            rows.push((rep.stage, per_phase(&dir)?));
+        }
+        let mut bare = None;
+        if baseline_kind == Baseline::BareStep {
+            let ips = bare_train_step(&r, search_dir.as_deref(), dev)?;
+            baseline = Some(ips);
+            bare = Some(ips);
+        }
+        for (stage, phases) in rows {
+            for (phase, n, m) in phases {
+                if phase == "warmup" && baseline_kind == Baseline::Warmup {
                     baseline = Some(m);
                 }
                 let ratio = baseline
                     .map(|b| format!("{:.2}×", m / b))
                     .unwrap_or_default();
                 t.push(vec![
-                    rep.stage.into(),
+                    stage.into(),
                     phase,
                     n.to_string(),
                     format!("{m:.1}"),
@@ -111,6 +140,15 @@ pub fn run(
                 ", release build"
             }
         );
+        if let Some(b) = bare {
+            t.push(vec![
+                "train".into(),
+                "bare step (baseline)".into(),
+                String::new(),
+                format!("{b:.1}"),
+                "1.00×".into(),
+            ]);
+        }
         print!("{}", t.render());
         if let Some(m) = peak_rss_mib() {
             println!("peak resident memory of the process: {m:.0} MiB");
@@ -119,4 +157,66 @@ pub fn run(
     })();
     let _ = std::fs::remove_dir_all(&tmp);
     result
+}
+
+/// Median images/s of a bare forward + backward + SGD step of the network the experiment's training
+/// stage trains (same genotype, width, depth, batch and image size) on a resident random batch.
+fn bare_train_step(
+    r: &config::Resolved,
+    search_dir: Option<&Path>,
+    dev: tch::Device,
+) -> Result<f64> {
+    use crate::config::{DatasetName, GenotypeChoice};
+    use crate::nas::space::darts::{DartsEvalNet, Genotype};
+    use tch::{nn, nn::OptimizerConfig, Kind, Tensor};
+
+    let e = &r.experiment;
+    let t = e
+        .train
+        .as_ref()
+        .context("the experiment has no `train` section")?;
+    let genotype = match t.genotype {
+        GenotypeChoice::Search => {
+            let dir = search_dir.context("the searched genotype needs the search run")?;
+            let text = std::fs::read_to_string(dir.join(crate::results::layout::GENOTYPE))?;
+            serde_json::from_str::<Genotype>(&text)?
+        }
+        other => Genotype::from_choice(other)
+            .with_context(|| format!("{other:?} is not a DARTS-space genotype"))?,
+    };
+    let classes = match e.dataset.name {
+        DatasetName::Cifar10 => 10,
+        DatasetName::Cifar100 => 100,
+        DatasetName::Imagenet => 1000,
+        DatasetName::Synthetic => i64::from(e.dataset.synthetic.classes),
+    };
+    let cfg = crate::train::from_scratch::eval_config(t, &genotype, classes)?;
+    tch::manual_seed(0);
+    let vs = nn::VarStore::new(dev);
+    let net = DartsEvalNet::new(&vs.root(), &genotype, &cfg)?;
+    let mut opt = nn::Sgd {
+        momentum: t.momentum.unwrap_or(0.9),
+        ..Default::default()
+    }
+    .build(&vs, t.lr.unwrap_or(0.05))?;
+    let b = i64::from(t.batch.unwrap_or(128));
+    let side = e.dataset.shape().side();
+    let x = Tensor::randn([b, 3, side, side], (Kind::Float, dev));
+    let y = Tensor::randint(classes, [b], (Kind::Int64, dev));
+    let aux_w = t.auxiliary_weight.unwrap_or(0.0);
+    let mut times = Vec::new();
+    for i in 0..6 {
+        let start = std::time::Instant::now();
+        let (logits, aux) = net.forward_t(&x, true);
+        let mut loss = logits.cross_entropy_for_logits(&y);
+        if let Some(aux) = aux {
+            loss += aux.cross_entropy_for_logits(&y) * aux_w;
+        }
+        opt.backward_step(&loss);
+        let _ = loss.double_value(&[]); // wait for the device
+        if i > 0 {
+            times.push(b as f64 / start.elapsed().as_secs_f64());
+        }
+    }
+    median(times).context("no step timed")
 }

@@ -7,8 +7,9 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use tch::{nn, Kind, Reduction, Tensor};
 
-use crate::config::{DatasetName, GenotypeChoice, Recipe, SpaceName};
-use crate::data::{self, augment::AugmentSpec, loader, Splits};
+use crate::config::{GenotypeChoice, Recipe, SpaceName};
+use crate::data;
+use crate::data::loader::{self, BatchSource};
 use crate::nas::space::darts::{count, DartsEvalNet, EvalConfig, Genotype, StemKind};
 use crate::results::{layout, Table};
 use crate::runner::stages::StageError;
@@ -21,7 +22,7 @@ use crate::train::rng::{derive_seed, seed_step, Determinism, Stream};
 use crate::train::schedule::{drop_path_prob, WarmupCosine};
 use crate::train::search::{all_variables, shallow, write_steps, StageCtx};
 use crate::train::signals::{Request, Signals};
-use crate::train::{clip_grad_norm, Phase};
+use crate::train::{batches, clip_grad_norm, Phase};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct TrainMeta {
@@ -67,17 +68,43 @@ pub fn run(ctx: &StageCtx) -> Result<(), StageError> {
             capability: "the ProxylessNAS evaluation network",
         });
     }
-    if t.recipe == Recipe::ImagenetDarts || e.dataset.name == DatasetName::Imagenet {
-        return Err(StageError::NotBuilt {
-            stage: "train",
-            capability: "ImageNet-scale training (recipe imagenet_darts: folder-backed batches, label smoothing, automatic width)",
-        });
-    }
     Ok(train(ctx, t)?)
 }
 
-fn ce(logits: &Tensor, y: &Tensor) -> Tensor {
-    logits.cross_entropy_loss::<Tensor>(y, None, Reduction::Mean, -100, 0.0)
+/// Mean cross-entropy against labels smoothed by ε: (1 − ε)·onehot + ε/K (ImageNet recipes: 0.1).
+fn ce(logits: &Tensor, y: &Tensor, smoothing: f64) -> Tensor {
+    logits.cross_entropy_loss::<Tensor>(y, None, Reduction::Mean, -100, smoothing)
+}
+
+/// The evaluation network a (resolved) recipe trains: the ImageNet stem for the ImageNet recipes, and
+/// with `channels: 0` the largest even width under the MAC budget (§6.2).
+pub fn eval_config(
+    t: &crate::config::Train,
+    genotype: &Genotype,
+    classes: i64,
+) -> Result<EvalConfig> {
+    let layers = t.layers.unwrap_or(20) as i64;
+    let stem = match t.recipe {
+        Recipe::Cifar => StemKind::Cifar,
+        Recipe::ImagenetDarts | Recipe::ImagenetProxyless => StemKind::Imagenet,
+    };
+    let channels = match t.channels.unwrap_or(36) {
+        // §6.2: the largest even C in [30, 70) under the MAC budget (ptflops rule, 1000 classes).
+        0 => {
+            let c = count::auto_width(genotype, layers, t.max_macs_m.unwrap_or(600.0))?;
+            tracing::info!(channels = c, "automatic width");
+            c
+        }
+        c => c as i64,
+    };
+    Ok(EvalConfig {
+        dataset: stem,
+        channels,
+        layers,
+        classes,
+        auxiliary: t.auxiliary_weight.unwrap_or(0.0) > 0.0,
+        drop_path_prob: t.drop_path.unwrap_or(0.0),
+    })
 }
 
 fn train(ctx: &StageCtx, t: &crate::config::Train) -> Result<()> {
@@ -88,49 +115,25 @@ fn train(ctx: &StageCtx, t: &crate::config::Train) -> Result<()> {
     let genotype = genotype_for(ctx, t.genotype)?;
 
     let ds = data::open(&e.dataset, device)?;
-    let Splits::Resident { train, test } = &ds.splits else {
-        bail!("from-scratch training here needs a resident dataset (CIFAR or synthetic)");
-    };
     let cutout = t.cutout.unwrap_or(0) as i64;
-    let augment = AugmentSpec {
-        cutout: (cutout > 0).then_some(cutout),
-        ..AugmentSpec::SEARCH
-    };
     let batching = loader::Batching {
         batch_size: t.batch.unwrap_or(128) as usize,
         drop_last: false,
         shuffle: true,
         seed: derive_seed(seed, Stream::Shuffle, Phase::Train, 0, 0) as u64,
     };
-    let mut train_loader = loader::Loader::new(
-        loader::ResidentSource::new(
-            train.select(&(0..train.len() as i64).collect::<Vec<_>>()),
-            batching,
-            augment,
-            ds.norm,
-        ),
-        0,
-    );
-    let test_source = loader::ResidentSource::new(
-        test.select(&(0..test.len() as i64).collect::<Vec<_>>()),
-        loader::Batching {
-            shuffle: false,
-            drop_last: false,
-            ..batching
-        },
-        AugmentSpec::NONE,
-        ds.norm,
-    );
+    let (mut train_loader, test_source) = batches::train_loaders(
+        &ds,
+        &e.dataset,
+        batching,
+        (cutout > 0).then_some(cutout),
+        device,
+    )?;
 
     let aux_w = t.auxiliary_weight.unwrap_or(0.0);
-    let cfg = EvalConfig {
-        dataset: StemKind::Cifar,
-        channels: t.channels.unwrap_or(36) as i64,
-        layers: t.layers.unwrap_or(20) as i64,
-        classes: ds.classes,
-        auxiliary: aux_w > 0.0,
-        drop_path_prob: t.drop_path.unwrap_or(0.0),
-    };
+    let cfg = eval_config(t, &genotype, ds.classes)?;
+    let (stem, channels) = (cfg.dataset, cfg.channels);
+    let smoothing = t.label_smoothing.unwrap_or(0.0);
     // Initial weights come from the run's seed (a stream of their own), so two runs start alike.
     tch::manual_seed(derive_seed(seed, Stream::Step, Phase::Train, 0, u64::MAX));
     let vs = nn::VarStore::new(device);
@@ -226,9 +229,9 @@ fn train(ctx: &StageCtx, t: &crate::config::Train) -> Result<()> {
             opt.set_lr_all(lr);
             opt.zero_grad();
             let (logits, aux) = net.forward_t(&b.images, true);
-            let mut loss = ce(&logits, &b.labels);
+            let mut loss = ce(&logits, &b.labels, smoothing);
             if let Some(aux) = aux {
-                loss += ce(&aux, &b.labels) * aux_w; // ℓ + w_aux·ℓ_aux
+                loss += ce(&aux, &b.labels, smoothing) * aux_w; // ℓ + w_aux·ℓ_aux
             }
             loss.backward();
             let gnorm = clip_grad_norm(params.iter().map(|(_, t)| t), t.grad_clip.unwrap_or(5.0));
@@ -262,7 +265,7 @@ fn train(ctx: &StageCtx, t: &crate::config::Train) -> Result<()> {
         }
         steps.flush()?;
         write_steps(&mut steps, &mut steps_log)?;
-        let (t1, t5) = test_accuracy(&net, &test_source)?;
+        let (t1, t5) = test_accuracy(&net, test_source.as_ref())?;
         metrics::check_finite(
             Phase::Train,
             epoch,
@@ -313,11 +316,26 @@ fn train(ctx: &StageCtx, t: &crate::config::Train) -> Result<()> {
         acc_test_top1_pct: top1,
         acc_test_top5_pct: top5,
         params_m: Some(count::params_m(&genotype, &cfg)?),
-        macs_m: None,
+        macs_m: (stem == StemKind::Imagenet).then(|| count::macs(&genotype, &cfg) as f64 / 1e6),
         lat_ms: None,
         wall_s: steps.clock().wall_s(),
         deterministic: e.deterministic,
     };
+    let unreadable = train_loader.source().unreadable() + test_source.unreadable();
+    if unreadable > 0 {
+        tracing::warn!(unreadable, "unreadable images were skipped");
+    }
+    let record = serde_json::json!({
+        "channels": channels,
+        "unreadable_images": {
+            "train": train_loader.source().unreadable(),
+            "test": test_source.unreadable(),
+        },
+    });
+    crate::results::atomic::write_atomic(
+        &ctx.dir.file(layout::DATA_RECORD),
+        format!("{}\n", serde_json::to_string_pretty(&record)?).as_bytes(),
+    )?;
     crate::results::parquet::write(
         &ctx.dir.table(Table::Summary),
         Table::Summary,
@@ -327,8 +345,7 @@ fn train(ctx: &StageCtx, t: &crate::config::Train) -> Result<()> {
 }
 
 /// Top-1 and (with ≥ 5 classes) top-5 accuracy, %, on the whole test split, in eval mode.
-fn test_accuracy(net: &DartsEvalNet, src: &loader::ResidentSource) -> Result<(f64, Option<f64>)> {
-    use crate::data::loader::BatchSource;
+fn test_accuracy(net: &DartsEvalNet, src: &dyn BatchSource) -> Result<(f64, Option<f64>)> {
     let (mut c1, mut c5, mut n, mut k) = (0.0, 0.0, 0.0, 0);
     tch::no_grad(|| -> Result<()> {
         for i in 0..src.batches_per_epoch() {

@@ -43,6 +43,7 @@ pub use phase::Phase;
 pub use rng::{derive_seed, seed_step, Determinism, Stream};
 pub use schedule::{linear_ramp, search_cosine, Cosine, WarmupCosine};
 pub use signals::{Request, Signals};
+pub mod batches;
 pub mod bench;
 pub mod from_scratch;
 pub mod search;

@@ -13,8 +13,8 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use tch::{nn, Device, Kind, Reduction, Tensor};
 
-use crate::config::{self, DatasetName, LrScale, ObjectiveKind, Resolved, Sampling, SpaceName};
-use crate::data::{self, augment::AugmentSpec, loader, Splits};
+use crate::config::{self, ImageShape, LrScale, ObjectiveKind, Resolved, Sampling, SpaceName};
+use crate::data::{self, loader};
 use crate::nas::arch::{DartsSample, SampleKind};
 use crate::nas::distribution::DartsAlphas;
 use crate::nas::estimator::{EstimatorState, GradVariance};
@@ -31,7 +31,7 @@ use crate::train::optim::{Adam, AdamConfig, AdamEps, Optimizer, ParamGroup};
 use crate::train::rng::{derive_seed, seed_step, Determinism, Stream};
 use crate::train::schedule::search_cosine;
 use crate::train::signals::{Request, Signals};
-use crate::train::{clip_grad_norm, Phase};
+use crate::train::{batches, clip_grad_norm, Phase};
 
 /// Where a run is; saved as the checkpoint's metadata (written last: the commit marker).
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -90,12 +90,6 @@ pub fn run(ctx: &StageCtx) -> Result<String, StageError> {
             ))
         }
     }
-    if e.dataset.name == DatasetName::Imagenet {
-        return Err(not_built(
-            "search",
-            "the ImageNet search loop (folder-backed batches, per-sub-batch sampling)",
-        ));
-    }
     if s.objective.latency.is_some() {
         return Err(not_built("search", "the latency objective"));
     }
@@ -111,45 +105,30 @@ fn search(ctx: &StageCtx, s: &config::Search) -> Result<String> {
 
     // Data: the official split of the training set (train_portion, fixed permutation seed 0).
     let ds = data::open(&e.dataset, device)?;
-    let Splits::Resident { train, .. } = &ds.splits else {
-        bail!("the search loop needs a resident dataset (CIFAR or synthetic)");
-    };
-    let split = data::split::search_split(train.len(), e.dataset.train_portion);
-    let (tr, va) = (train.select(&split.train), train.select(&split.valid));
     let batch = s.batch as usize;
-    if tr.len() < batch || va.len() < batch {
-        bail!(
-            "search.batch = {batch} but the split has {} training and {} validation images; lower search.batch",
-            tr.len(),
-            va.len()
-        );
-    }
     let batching = |stream: Stream| loader::Batching {
         batch_size: batch,
         drop_last: true,
         shuffle: true,
         seed: derive_seed(seed, stream, Phase::Search, 0, 0) as u64,
     };
-    let mut train_loader = loader::Loader::new(
-        loader::ResidentSource::new(tr, batching(Stream::Shuffle), AugmentSpec::SEARCH, ds.norm),
-        0,
-    );
-    let mut val_loader = loader::Loader::new(
-        loader::ResidentSource::new(
-            va,
-            batching(Stream::Validation),
-            AugmentSpec::SEARCH,
-            ds.norm,
-        ),
-        0,
-    );
+    let (mut train_loader, mut val_loader) = batches::search_loaders(
+        &ds,
+        &e.dataset,
+        batching(Stream::Shuffle),
+        batching(Stream::Validation),
+        device,
+    )?;
 
     // Initial weights come from the run's seed (a stream of their own), so two runs start alike.
     tch::manual_seed(derive_seed(seed, Stream::Step, Phase::Warmup, 0, u64::MAX));
     // Supernet and distribution.
     let vs = nn::VarStore::new(device);
     let net_cfg = DartsSearchConfig {
-        stem: StemKind::Cifar,
+        stem: match e.dataset.shape() {
+            ImageShape::Cifar => StemKind::Cifar,
+            ImageShape::Imagenet => StemKind::Imagenet,
+        },
         layers: e.space.layers as i64,
         channels: e.space.channels as i64,
         num_ops: e.space.ops as usize,
@@ -290,7 +269,10 @@ fn search(ctx: &StageCtx, s: &config::Search) -> Result<String> {
     let signals = Signals::install()?;
 
     let total = s.epochs.warmup + s.epochs.search;
-    let per_example = s.sampling == Sampling::PerExample;
+    let arch = match s.sampling {
+        Sampling::PerExample => ArchPer::Example,
+        Sampling::PerBatch => ArchPer::SubBatch(s.sub_batches.max(1) as i64),
+    };
     let mut last_val = None;
     while meta.epoch < total {
         let warm = meta.epoch < s.epochs.warmup;
@@ -345,9 +327,9 @@ fn search(ctx: &StageCtx, s: &config::Search) -> Result<String> {
                 meta.search_steps
             };
             seed_step(seed, phase, phase_epoch, step);
-            let n = if per_example { b.images.size()[0] } else { 1 };
-            // One architecture sample per step: the architecture step differentiates through it, the
-            // weight step uses its relaxed value, detached (spec §1.3).
+            let n = arch.samples(&b);
+            // One architecture sample per step (per example, or per sub-batch): the architecture step
+            // differentiates through it, the weight step uses its relaxed value, detached (spec §1.3).
             let draw = if warm {
                 tch::no_grad(|| alphas.dist.sample(n, s.temperature, est.sampler()))
             } else {
@@ -365,31 +347,36 @@ fn search(ctx: &StageCtx, s: &config::Search) -> Result<String> {
                 let mut pair = None;
                 let mut f = |xs: &[Tensor], kind: SampleKind| -> Tensor {
                     let sample = alphas.to_sample(xs);
-                    // With one architecture per example, the discrete fast path would normalise each
-                    // group of examples with its own BN statistics; the official code evaluates f(b)
-                    // through the relaxed supernet (BN over the whole batch). Exactness first: the
-                    // one-hot b goes through the relaxed path then (op-skip still drops unchosen ops).
-                    let path = if n > 1 { SampleKind::Relaxed } else { kind };
-                    let l_tr = ce(&net.forward(&b.images, &sample, path, true), &b.labels);
-                    let per = match (&s.objective.kind, &val) {
-                        (ObjectiveKind::Train, _) | (_, None) => l_tr.shallow_clone(),
-                        (ObjectiveKind::Val, Some(v)) => {
-                            ce(&net.forward(&v.images, &sample, path, true), &v.labels)
+                    let (per, g) = match arch {
+                        // With one architecture per example, the discrete fast path would normalise
+                        // each group of examples with its own BN statistics; the official code
+                        // evaluates f(b) through the relaxed supernet (BN over the whole batch).
+                        // Exactness first: the one-hot b goes through the relaxed path then (op-skip
+                        // still drops unchosen ops).
+                        ArchPer::Example => {
+                            let path = if n > 1 { SampleKind::Relaxed } else { kind };
+                            objective(&net, &sample, path, &b, val.as_ref(), s)
                         }
-                        (ObjectiveKind::Gengap, Some(v)) => {
-                            let l_va = ce(&net.forward(&v.images, &sample, path, true), &v.labels);
-                            let g = (&l_va - &l_tr).abs();
-                            if kind == SampleKind::Relaxed {
-                                gap = Some(g.detach().mean(Kind::Float));
+                        // One forward pass per sub-batch with its own sample, as one GPU of the
+                        // official DDP run: f_g is that sub-batch's mean.
+                        ArchPer::SubBatch(groups) => {
+                            let tr = b.split(groups);
+                            let va = val.as_ref().map(|v| v.split(groups));
+                            let (mut per, mut gaps) = (Vec::new(), Vec::new());
+                            for (g, part) in tr.iter().enumerate() {
+                                let sg = alphas.to_sample(&sample_rows(xs, g as i64));
+                                let v = va.as_ref().map(|v| &v[g]);
+                                let (p, gap) = objective(&net, &sg, kind, part, v, s);
+                                per.push(p.mean(Kind::Float));
+                                gaps.extend(gap.map(|x| x.mean(Kind::Float)));
                             }
-                            &l_tr + g * s.objective.lambda // f = ℓ_tr + λ·|ℓ_va − ℓ_tr|
+                            let gaps = (!gaps.is_empty()).then(|| Tensor::stack(&gaps, 0));
+                            (Tensor::stack(&per, 0), gaps)
                         }
                     };
-                    let per = if n == 1 {
-                        per.mean(Kind::Float).unsqueeze(0)
-                    } else {
-                        per
-                    };
+                    if kind == SampleKind::Relaxed {
+                        gap = g.map(|g| g.detach().mean(Kind::Float));
+                    }
                     let p = pair_penalty(&sample, s.objective.pair_penalty); // 0.2·P_n
                     if kind == SampleKind::Relaxed {
                         pair = Some(p.detach().mean(Kind::Float));
@@ -434,19 +421,42 @@ fn search(ctx: &StageCtx, s: &config::Search) -> Result<String> {
             }
 
             // Weight step on the same batch with the detached relaxed sample.
-            let sample_w: DartsSample = alphas.to_sample(&draw.relaxed).detach();
             let opt = if warm { &mut opt_warm } else { &mut opt_w };
             opt.zero_grad();
-            let logits = net.forward(&b.images, &sample_w, SampleKind::Relaxed, true);
-            let loss = ce(&logits, &b.labels).mean(Kind::Float);
-            loss.backward();
+            let (loss, logits) = match arch {
+                ArchPer::SubBatch(groups) if groups > 1 => {
+                    let (mut losses, mut all) = (Vec::new(), Vec::new());
+                    for (g, part) in b.split(groups).iter().enumerate() {
+                        let sg: DartsSample = alphas
+                            .to_sample(&sample_rows(&draw.relaxed, g as i64))
+                            .detach();
+                        let logits = net.forward(&part.images, &sg, SampleKind::Relaxed, true);
+                        let l = ce(&logits, &part.labels).mean(Kind::Float);
+                        // ∇ (1/G)·Σ_g ℓ_g: DDP averages the GPUs' mean gradients
+                        (&l / groups as f64).backward();
+                        losses.push(l.detach());
+                        all.push(logits.detach());
+                    }
+                    (
+                        Tensor::stack(&losses, 0).mean(Kind::Float),
+                        Tensor::cat(&all, 0),
+                    )
+                }
+                _ => {
+                    let sample_w: DartsSample = alphas.to_sample(&draw.relaxed).detach();
+                    let logits = net.forward(&b.images, &sample_w, SampleKind::Relaxed, true);
+                    let loss = ce(&logits, &b.labels).mean(Kind::Float);
+                    loss.backward();
+                    (loss.detach(), logits.detach())
+                }
+            };
             let gnorm = clip_grad_norm(weights.iter().map(|(_, t)| t), s.grad_clip);
             opt.step();
             let bsz = b.images.size()[0] as f64;
-            let correct = top1_correct(&logits.detach(), &b.labels);
-            acc_loss.add(&loss.detach(), bsz);
+            let correct = top1_correct(&logits, &b.labels);
+            acc_loss.add(&loss, bsz);
             acc_top1.add(&(&correct * (100.0 / bsz)), bsz);
-            terms.push((Term::LossTrain, loss.detach()));
+            terms.push((Term::LossTrain, loss));
             terms.push((Term::AccTrainPct, correct * (100.0 / bsz)));
             terms.push((Term::GradNormWeights, gnorm));
             let refs: Vec<(Term, &Tensor)> = terms.iter().map(|(t, v)| (*t, v)).collect();
@@ -472,7 +482,7 @@ fn search(ctx: &StageCtx, s: &config::Search) -> Result<String> {
         steps.flush()?;
         write_steps(&mut steps, &mut steps_log)?;
         tch::manual_seed(derive_seed(seed, Stream::Validation, phase, phase_epoch, 0));
-        let (loss_val, acc_val) = validate(&net, &alphas, &val_loader, s, per_example)?;
+        let (loss_val, acc_val) = validate(&net, &alphas, &val_loader, s, arch)?;
         last_val = Some(acc_val);
         let genotype = Genotype::from_mode(&alphas.mode(), e.space.ops as usize)?;
         let genotype_json = serde_json::to_string(&genotype)?;
@@ -521,6 +531,16 @@ fn search(ctx: &StageCtx, s: &config::Search) -> Result<String> {
         arch_log.write()?;
     }
 
+    let record = serde_json::json!({
+        "unreadable_images": {
+            "train": train_loader.source().unreadable(),
+            "validation": val_loader.source().unreadable(),
+        },
+    });
+    crate::results::atomic::write_atomic(
+        &ctx.dir.file(layout::DATA_RECORD),
+        format!("{}\n", serde_json::to_string_pretty(&record)?).as_bytes(),
+    )?;
     let genotype = Genotype::from_mode(&alphas.mode(), e.space.ops as usize)?;
     let json = serde_json::to_string_pretty(&genotype)?;
     crate::results::atomic::write_atomic(
@@ -578,13 +598,14 @@ fn next_val(val: &mut loader::Loader) -> Result<loader::Batch> {
     }
 }
 
-/// Loss and top-1 (%) on the whole validation split with relaxed samples (no gradient).
+/// Loss and top-1 (%) on the whole validation split with relaxed samples (no gradient), one sample per
+/// example or per sub-batch as in training.
 fn validate(
     net: &DartsSearchNet,
     alphas: &DartsAlphas,
     val: &loader::Loader,
     s: &config::Search,
-    per_example: bool,
+    arch: ArchPer,
 ) -> Result<(f64, f64)> {
     let src = val.source();
     let nb = src.batches_per_epoch();
@@ -592,26 +613,83 @@ fn validate(
     tch::no_grad(|| -> Result<()> {
         for i in 0..nb {
             let b = src.batch(u64::MAX, i)?;
-            let n = if per_example { b.images.size()[0] } else { 1 };
             let draw = alphas.dist.sample(
-                n,
+                arch.samples(&b),
                 s.temperature,
                 crate::nas::estimator::sampler_for(s.estimator),
             );
-            let logits = net.forward(
-                &b.images,
-                &alphas.to_sample(&draw.relaxed),
-                SampleKind::Relaxed,
-                true,
-            );
-            let bsz = b.images.size()[0] as f64;
-            loss += ce(&logits, &b.labels).sum(Kind::Double).double_value(&[]);
-            correct += top1_correct(&logits, &b.labels).double_value(&[]);
-            seen += bsz;
+            let parts = match arch {
+                ArchPer::Example => vec![(b.narrow(0, b.images.size()[0]), draw.relaxed)],
+                ArchPer::SubBatch(groups) => b
+                    .split(groups)
+                    .into_iter()
+                    .enumerate()
+                    .map(|(g, part)| (part, sample_rows(&draw.relaxed, g as i64)))
+                    .collect(),
+            };
+            for (part, xs) in parts {
+                let sample = alphas.to_sample(&xs);
+                let logits = net.forward(&part.images, &sample, SampleKind::Relaxed, true);
+                loss += ce(&logits, &part.labels)
+                    .sum(Kind::Double)
+                    .double_value(&[]);
+                correct += top1_correct(&logits, &part.labels).double_value(&[]);
+                seen += part.images.size()[0] as f64;
+            }
         }
         Ok(())
     })?;
     Ok((loss / seen, 100.0 * correct / seen))
+}
+
+/// Which examples share an architecture sample.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ArchPer {
+    /// One sample per example (CIFAR, the official default).
+    Example,
+    /// One sample per sub-batch, each with its own forward pass (`--same_alpha_minibatch`; G GPUs).
+    SubBatch(i64),
+}
+
+impl ArchPer {
+    /// Samples to draw for batch `b`.
+    fn samples(self, b: &loader::Batch) -> i64 {
+        match self {
+            ArchPer::Example => b.images.size()[0],
+            ArchPer::SubBatch(groups) => groups,
+        }
+    }
+}
+
+/// Sample g of a draw (tensors laid out [rows, N, K]), as a draw of one.
+fn sample_rows(xs: &[Tensor], g: i64) -> Vec<Tensor> {
+    xs.iter().map(|x| x.narrow(1, g, 1)).collect()
+}
+
+/// The search objective of one architecture sample (or one per example) on a training batch and, for
+/// `val`/`gengap`, a validation batch: f per example [B], and |ℓ_va − ℓ_tr| per example when computed.
+fn objective(
+    net: &DartsSearchNet,
+    sample: &DartsSample,
+    path: SampleKind,
+    b: &loader::Batch,
+    val: Option<&loader::Batch>,
+    s: &config::Search,
+) -> (Tensor, Option<Tensor>) {
+    let l_tr = ce(&net.forward(&b.images, sample, path, true), &b.labels);
+    match (&s.objective.kind, val) {
+        (ObjectiveKind::Train, _) | (_, None) => (l_tr, None),
+        (ObjectiveKind::Val, Some(v)) => (
+            ce(&net.forward(&v.images, sample, path, true), &v.labels),
+            None,
+        ),
+        (ObjectiveKind::Gengap, Some(v)) => {
+            let l_va = ce(&net.forward(&v.images, sample, path, true), &v.labels);
+            let g = (&l_va - &l_tr).abs();
+            let f = &l_tr + &g * s.objective.lambda; // f = ℓ_tr + λ·|ℓ_va − ℓ_tr|
+            (f, Some(g))
+        }
+    }
 }
 
 /// Gives every parameter a zero gradient (a no-op for those that have one already at zero).

@@ -1,0 +1,133 @@
+//! The loaders a stage needs, whatever the dataset: resident tensors (CIFAR, synthetic) augmented on
+//! the device, or an ImageNet folder decoded per batch on a prefetching worker. Search and training pick
+//! their transforms here from the images' shape (spec §1.5, §6).
+
+use anyhow::{bail, Result};
+use tch::Device;
+
+use crate::config::{self, ImageShape};
+use crate::data::augment::AugmentSpec;
+use crate::data::imagenet::{ImageNetSource, ImageNetTransform};
+use crate::data::loader::{BatchSource, Batching, Loader, ResidentSource};
+use crate::data::{split, Dataset, Splits};
+
+/// Batches decoded ahead of the step on the ImageNet worker (resident data needs none).
+const FOLDER_PREFETCH: usize = 2;
+
+/// Unreadable JPEGs tolerated in a split before a run stops: 0.1 % of it, at least 10.
+pub fn unreadable_limit(images: usize) -> u64 {
+    (images as u64 / 1000).max(10)
+}
+
+/// The search's two loaders over the official split of the training set (`train_portion`, fixed
+/// permutation seed 0): CIFAR-shaped data gets RandomCrop + flip on both, ImageNet-shaped data none
+/// (Resize 256 → CenterCrop 224, as the official ImageNet search). Folder batches are decoded on the
+/// CPU and moved to `device`; resident data is there already.
+pub fn search_loaders(
+    ds: &Dataset,
+    cfg: &config::Dataset,
+    train_batching: Batching,
+    val_batching: Batching,
+    device: Device,
+) -> Result<(Loader, Loader)> {
+    let batch = train_batching.batch_size;
+    let check = |train: usize, valid: usize| -> Result<()> {
+        if train < batch || valid < batch {
+            bail!(
+                "search.batch = {batch} but the split has {train} training and {valid} validation images; lower search.batch"
+            );
+        }
+        Ok(())
+    };
+    match &ds.splits {
+        Splits::Resident { train, .. } => {
+            let split = split::search_split(train.len(), cfg.train_portion);
+            check(split.train.len(), split.valid.len())?;
+            let augment = match cfg.shape() {
+                ImageShape::Cifar => AugmentSpec::SEARCH,
+                ImageShape::Imagenet => AugmentSpec::NONE,
+            };
+            let tr = train.select(&split.train);
+            let va = train.select(&split.valid);
+            Ok((
+                Loader::new(ResidentSource::new(tr, train_batching, augment, ds.norm), 0),
+                Loader::new(ResidentSource::new(va, val_batching, augment, ds.norm), 0),
+            ))
+        }
+        Splits::Folder { train, .. } => {
+            let split = split::search_split(train.len(), cfg.train_portion);
+            check(split.train.len(), split.valid.len())?;
+            let source = |idx: &[i64], batching: Batching| {
+                let list = train.select(idx);
+                let limit = unreadable_limit(list.len());
+                ImageNetSource::new(list, batching, ImageNetTransform::Eval, device, limit)
+            };
+            Ok((
+                Loader::new(source(&split.train, train_batching), FOLDER_PREFETCH),
+                Loader::new(source(&split.valid, val_batching), FOLDER_PREFETCH),
+            ))
+        }
+    }
+}
+
+/// Training's loader and its test source: CIFAR-shaped data trains with RandomCrop + flip (+ Cutout if
+/// asked), the ImageNet folder with RandomResizedCrop + flip + ColorJitter and tests on `val` with
+/// Resize 256 → CenterCrop 224. The synthetic ImageNet stand-in is already 224×224 and trains with flip
+/// only (the crop and jitter belong to the JPEG decode path).
+pub fn train_loaders(
+    ds: &Dataset,
+    cfg: &config::Dataset,
+    batching: Batching,
+    cutout: Option<i64>,
+    device: Device,
+) -> Result<(Loader, Box<dyn BatchSource>)> {
+    let test_batching = Batching {
+        shuffle: false,
+        drop_last: false,
+        ..batching
+    };
+    match &ds.splits {
+        Splits::Resident { train, test } => {
+            let augment = match cfg.shape() {
+                ImageShape::Cifar => AugmentSpec {
+                    cutout,
+                    ..AugmentSpec::SEARCH
+                },
+                ImageShape::Imagenet => AugmentSpec {
+                    crop_padding: None,
+                    horizontal_flip: true,
+                    cutout,
+                },
+            };
+            let all = |n: usize| (0..n as i64).collect::<Vec<_>>();
+            let tr = train.select(&all(train.len()));
+            let te = test.select(&all(test.len()));
+            Ok((
+                Loader::new(ResidentSource::new(tr, batching, augment, ds.norm), 0),
+                Box::new(ResidentSource::new(
+                    te,
+                    test_batching,
+                    AugmentSpec::NONE,
+                    ds.norm,
+                )),
+            ))
+        }
+        Splits::Folder { train, val } => {
+            let tr = ImageNetSource::new(
+                train.clone(),
+                batching,
+                ImageNetTransform::Train,
+                device,
+                unreadable_limit(train.len()),
+            );
+            let te = ImageNetSource::new(
+                val.clone(),
+                test_batching,
+                ImageNetTransform::Eval,
+                device,
+                unreadable_limit(val.len()),
+            );
+            Ok((Loader::new(tr, FOLDER_PREFETCH), Box::new(te)))
+        }
+    }
+}
