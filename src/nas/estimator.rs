@@ -33,10 +33,11 @@ impl<F: FnMut(&[Tensor], SampleKind) -> Tensor> Objective for F {
 pub struct Estimate {
     /// Scalar S; ∇_logits S is the estimator.
     pub surrogate: Tensor,
-    /// mean_n f(b_n), where the estimator evaluates the discrete sample.
-    pub f_discrete: Option<f64>,
-    /// mean_n f(ζ_n), where the estimator evaluates a relaxed sample.
-    pub f_relaxed: Option<f64>,
+    /// mean_n f(b_n), where the estimator evaluates the discrete sample (a device scalar: the loop
+    /// reads it with the step's other metrics, one sync per block of steps).
+    pub f_discrete: Option<Tensor>,
+    /// mean_n f(ζ_n), where the estimator evaluates a relaxed sample (a device scalar).
+    pub f_relaxed: Option<Tensor>,
 }
 
 /// The sampler an estimator needs (spec §2: `rebar` and `relax` force `gsm_type = rebar`).
@@ -53,8 +54,9 @@ fn mean(t: &Tensor) -> Tensor {
     t.mean(t.kind())
 }
 
-fn value(t: &Tensor) -> f64 {
-    t.detach().mean(Kind::Double).double_value(&[])
+/// mean_n f_n, detached, left on the device.
+fn value(t: &Tensor) -> Tensor {
+    t.detach().mean(Kind::Double)
 }
 
 /// f(b) [N] without gradient, checked finite.
@@ -150,7 +152,7 @@ pub fn reinforce(
     let beta = baseline.value;
     let surrogate = mean(&(&draw.log_prob * (&f_d - beta).detach())) + beta;
     let f_mean = value(&f_d);
-    baseline.update(f_mean);
+    baseline.update(f_mean.double_value(&[])); // the host-side β needs this one read
     Ok(Estimate {
         surrogate,
         f_discrete: Some(f_mean),
@@ -322,7 +324,7 @@ impl EstimatorState {
 pub struct GradVariance {
     pub decay: f64,
     mean: Option<Tensor>,
-    mean_sq: f64,
+    mean_sq: Option<Tensor>,
 }
 
 impl GradVariance {
@@ -330,12 +332,13 @@ impl GradVariance {
         GradVariance {
             decay,
             mean: None,
-            mean_sq: 0.0,
+            mean_sq: None,
         }
     }
 
-    /// Feed the logits' gradients of one step; returns the current variance estimate.
-    pub fn observe(&mut self, grads: &[Tensor]) -> f64 {
+    /// Feed the logits' gradients of one step; returns the current variance estimate as a device
+    /// scalar (no synchronisation).
+    pub fn observe(&mut self, grads: &[Tensor]) -> Tensor {
         let g = Tensor::cat(
             &grads
                 .iter()
@@ -343,29 +346,32 @@ impl GradVariance {
                 .collect::<Vec<_>>(),
             0,
         );
-        let sq = g.square().sum(Kind::Double).double_value(&[]);
-        match &self.mean {
-            None => {
-                self.mean = Some(g);
-                self.mean_sq = sq;
-            }
-            Some(m) => {
+        let sq = g.square().sum(Kind::Double);
+        match (&self.mean, &self.mean_sq) {
+            (Some(m), Some(m_sq)) => {
                 let d = self.decay;
                 self.mean = Some(m * d + g * (1.0 - d)); // EMA(g)
-                self.mean_sq = d * self.mean_sq + (1.0 - d) * sq; // EMA(‖g‖²)
+                self.mean_sq = Some(m_sq * d + sq * (1.0 - d)); // EMA(‖g‖²)
+            }
+            _ => {
+                self.mean = Some(g);
+                self.mean_sq = Some(sq);
             }
         }
-        self.variance()
+        self.variance_tensor()
     }
 
-    pub fn variance(&self) -> f64 {
-        match &self.mean {
-            None => 0.0,
-            Some(m) => {
-                let m2 = m.square().sum(Kind::Double).double_value(&[]);
-                (self.mean_sq - m2).max(0.0)
-            }
+    /// EMA(‖g‖²) − ‖EMA(g)‖², clamped at 0, as a device scalar.
+    fn variance_tensor(&self) -> Tensor {
+        match (&self.mean, &self.mean_sq) {
+            (Some(m), Some(m_sq)) => (m_sq - m.square().sum(Kind::Double)).clamp_min(0.0),
+            _ => Tensor::from(0.0f64),
         }
+    }
+
+    /// The current variance estimate, read to the host.
+    pub fn variance(&self) -> f64 {
+        self.variance_tensor().double_value(&[])
     }
 }
 

@@ -405,10 +405,10 @@ fn search(ctx: &StageCtx, s: &config::Search) -> Result<String> {
                 let var = grad_var.observe(&grads);
                 opt_a.step();
                 if let Some(v) = estimate.f_discrete {
-                    terms.push((Term::FDiscrete, Tensor::from(v)));
+                    terms.push((Term::FDiscrete, v));
                 }
                 if let Some(v) = estimate.f_relaxed {
-                    terms.push((Term::FRelaxed, Tensor::from(v)));
+                    terms.push((Term::FRelaxed, v));
                 }
                 if let Some(g) = gap {
                     terms.push((Term::GenGap, g));
@@ -416,7 +416,7 @@ fn search(ctx: &StageCtx, s: &config::Search) -> Result<String> {
                 if let Some(p) = pair {
                     terms.push((Term::PairPenalty, p));
                 }
-                terms.push((Term::GradVarArch, Tensor::from(var)));
+                terms.push((Term::GradVarArch, var));
                 terms.push((Term::EntropyNats, alphas.dist.entropy().detach()));
             }
 

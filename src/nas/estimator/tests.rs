@@ -344,11 +344,14 @@ fn non_finite_objective_is_an_error_naming_step_and_term() {
 fn grad_variance_is_zero_for_constant_gradients_and_positive_for_noisy_ones() {
     let mut constant = GradVariance::new(0.9);
     let mut noisy = GradVariance::new(0.9);
+    let mut last = Tensor::from(0.0f64);
     for i in 0..50 {
-        constant.observe(&[dd(&[1.0, -1.0])]);
+        let _ = constant.observe(&[dd(&[1.0, -1.0])]);
         let s = if i % 2 == 0 { 1.0 } else { -1.0 };
-        noisy.observe(&[dd(&[s, -s])]);
+        last = noisy.observe(&[dd(&[s, -s])]);
     }
+    // What `observe` hands the loop (on the device) is what `variance` reads back.
+    assert_eq!(last.double_value(&[]), noisy.variance());
     assert!(constant.variance() < 1e-12);
     assert!(noisy.variance() > 1.5); // ‖g‖² = 2, EMA(g) ≈ 0
 }
