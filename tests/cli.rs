@@ -127,7 +127,7 @@ fn a_stage_that_is_not_built_fails_clearly_and_leaves_a_record() {
             .arg(results.path())
             .args([
                 "run",
-                "experiments/paper/eval-unas-proxyless.yaml",
+                "experiments/paper/proxyless-unas.yaml",
                 "--tier",
                 "smoke",
             ])
@@ -151,10 +151,14 @@ fn a_stage_that_is_not_built_fails_clearly_and_leaves_a_record() {
         .filter(|p| p.ends_with("status.json"))
         .map(|p| p.parent().unwrap().to_path_buf())
         .collect();
-    assert_eq!(dirs.len(), 1, "one training job at the smoke tier");
+    assert_eq!(
+        dirs.len(),
+        1,
+        "the search ran (and failed); its training, blocked, did not: {dirs:?}"
+    );
     let dir = &dirs[0];
     assert!(
-        dir.starts_with(results.path().join("runs/eval-unas-proxyless/smoke")),
+        dir.starts_with(results.path().join("runs/proxyless-unas/smoke")),
         "{}",
         dir.display()
     );
@@ -164,7 +168,7 @@ fn a_stage_that_is_not_built_fails_clearly_and_leaves_a_record() {
     assert!(status["reason"]
         .as_str()
         .unwrap()
-        .contains("stage `train` cannot run yet"));
+        .contains("stage `search` cannot run yet"));
     let prov: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("provenance.json")).unwrap())
             .unwrap();
@@ -177,7 +181,7 @@ fn a_stage_that_is_not_built_fails_clearly_and_leaves_a_record() {
     assert!(prov["ended_at"].is_string());
     assert!(std::fs::read_to_string(dir.join("config.yaml"))
         .unwrap()
-        .contains("name: eval-unas-proxyless"));
+        .contains("name: proxyless-unas"));
     assert!(!dir.join("lock").exists(), "the lock is released");
 
     // Running again retries the failed run in the same folder (same id), it does not pile up folders.
@@ -199,7 +203,7 @@ fn a_stage_that_is_not_built_fails_clearly_and_leaves_a_record() {
     assert!(rep.status.success());
     let table = String::from_utf8(rep.stdout).unwrap();
     assert!(
-        table.contains("eval-unas-proxyless") && table.contains("failed"),
+        table.contains("proxyless-unas") && table.contains("failed"),
         "{table}"
     );
     assert!(results.path().join("reports/status.md").is_file());
@@ -210,7 +214,7 @@ fn a_finished_run_is_skipped() {
     let results = tempfile::tempdir().unwrap();
     let args = [
         "run",
-        "experiments/paper/eval-unas-proxyless.yaml",
+        "experiments/paper/eval-unas-cifar10.yaml",
         "--tier",
         "smoke",
     ];
@@ -288,14 +292,14 @@ fn results_folder_comes_from_the_environment_too() {
         .env("UNAS_RESULTS", results.path())
         .args([
             "run",
-            "experiments/paper/eval-unas-proxyless.yaml",
+            "experiments/paper/proxyless-unas.yaml",
             "--tier",
             "smoke",
         ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(results.path().join("runs/eval-unas-proxyless").is_dir());
+    assert!(results.path().join("runs/proxyless-unas").is_dir());
 }
 
 #[test]

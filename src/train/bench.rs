@@ -160,14 +160,13 @@ pub fn run(
 }
 
 /// Median images/s of a bare forward + backward + SGD step of the network the experiment's training
-/// stage trains (same genotype, width, depth, batch and image size) on a resident random batch.
+/// stage trains (same genotype, network, batch and image size) on a resident random batch.
 fn bare_train_step(
     r: &config::Resolved,
     search_dir: Option<&Path>,
     dev: tch::Device,
 ) -> Result<f64> {
-    use crate::config::{DatasetName, GenotypeChoice};
-    use crate::nas::space::darts::{DartsEvalNet, Genotype};
+    use crate::config::DatasetName;
     use tch::{nn, nn::OptimizerConfig, Kind, Tensor};
 
     let e = &r.experiment;
@@ -175,25 +174,15 @@ fn bare_train_step(
         .train
         .as_ref()
         .context("the experiment has no `train` section")?;
-    let genotype = match t.genotype {
-        GenotypeChoice::Search => {
-            let dir = search_dir.context("the searched genotype needs the search run")?;
-            let text = std::fs::read_to_string(dir.join(crate::results::layout::GENOTYPE))?;
-            serde_json::from_str::<Genotype>(&text)?
-        }
-        other => Genotype::from_choice(other)
-            .with_context(|| format!("{other:?} is not a DARTS-space genotype"))?,
-    };
     let classes = match e.dataset.name {
         DatasetName::Cifar10 => 10,
         DatasetName::Cifar100 => 100,
         DatasetName::Imagenet => 1000,
         DatasetName::Synthetic => i64::from(e.dataset.synthetic.classes),
     };
-    let cfg = crate::train::from_scratch::eval_config(t, &genotype, classes)?;
     tch::manual_seed(0);
     let vs = nn::VarStore::new(dev);
-    let net = DartsEvalNet::new(&vs.root(), &genotype, &cfg)?;
+    let net = crate::train::eval_net::build(&vs.root(), e, t, search_dir, classes)?.net;
     let mut opt = nn::Sgd {
         momentum: t.momentum.unwrap_or(0.9),
         ..Default::default()

@@ -1,4 +1,4 @@
-//! From-scratch training of a genotype with the CIFAR recipe (spec §6.1): SGD with momentum, linear
+//! From-scratch training of a genotype (spec §6): the `cifar` recipe (§6.1: SGD with momentum, linear
 //! warm-up then cosine, auxiliary head, drop-path rising linearly, Cutout; top-1 and top-5 on the test
 //! set after every epoch; a checkpoint every epoch (and on SIGTERM / SIGUSR1), resumable bit-identically
 //! on the CPU.
@@ -7,13 +7,12 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use tch::{nn, Kind, Reduction, Tensor};
 
-use crate::config::{GenotypeChoice, Recipe, SpaceName};
 use crate::data;
 use crate::data::loader::{self, BatchSource};
-use crate::nas::space::darts::{count, DartsEvalNet, EvalConfig, Genotype, StemKind};
 use crate::results::{layout, Table};
 use crate::runner::stages::StageError;
 use crate::train::checkpoint::{prefixed, Checkpoints, Mark};
+use crate::train::eval_net::{self, EvalNet};
 use crate::train::metrics::{
     self, Clock, DeviceMean, EpochRow, ResumePoint, StepInfo, StepLog, SummaryRow, TableLog, Term,
 };
@@ -35,39 +34,12 @@ struct TrainMeta {
     wall_s: f64,
 }
 
-/// The genotype a training job trains: its search's `genotype.json`, or a published one.
-pub fn genotype_for(ctx: &StageCtx, choice: GenotypeChoice) -> Result<Genotype> {
-    match choice {
-        GenotypeChoice::Search => {
-            let (_, dir) = ctx
-                .upstream
-                .as_ref()
-                .context("a searched genotype needs its search run")?;
-            let path = dir.file(layout::GENOTYPE);
-            let text = std::fs::read_to_string(&path)
-                .with_context(|| format!("reading the searched genotype {}", path.display()))?;
-            let g: Genotype = serde_json::from_str(&text)
-                .with_context(|| format!("parsing {}", path.display()))?;
-            g.validate()?;
-            Ok(g)
-        }
-        other => Genotype::from_choice(other)
-            .with_context(|| format!("{other:?} is not a DARTS-space genotype")),
-    }
-}
-
 pub fn run(ctx: &StageCtx) -> Result<(), StageError> {
     let e = &ctx.resolved.experiment;
     let t = e
         .train
         .as_ref()
         .context("the experiment has no `train` section")?;
-    if e.space.name != SpaceName::Darts || t.recipe == Recipe::ImagenetProxyless {
-        return Err(StageError::NotBuilt {
-            stage: "train",
-            capability: "the ProxylessNAS evaluation network",
-        });
-    }
     Ok(train(ctx, t)?)
 }
 
@@ -76,43 +48,11 @@ fn ce(logits: &Tensor, y: &Tensor, smoothing: f64) -> Tensor {
     logits.cross_entropy_loss::<Tensor>(y, None, Reduction::Mean, -100, smoothing)
 }
 
-/// The evaluation network a (resolved) recipe trains: the ImageNet stem for the ImageNet recipes, and
-/// with `channels: 0` the largest even width under the MAC budget (§6.2).
-pub fn eval_config(
-    t: &crate::config::Train,
-    genotype: &Genotype,
-    classes: i64,
-) -> Result<EvalConfig> {
-    let layers = t.layers.unwrap_or(20) as i64;
-    let stem = match t.recipe {
-        Recipe::Cifar => StemKind::Cifar,
-        Recipe::ImagenetDarts | Recipe::ImagenetProxyless => StemKind::Imagenet,
-    };
-    let channels = match t.channels.unwrap_or(36) {
-        // §6.2: the largest even C in [30, 70) under the MAC budget (ptflops rule, 1000 classes).
-        0 => {
-            let c = count::auto_width(genotype, layers, t.max_macs_m.unwrap_or(600.0))?;
-            tracing::info!(channels = c, "automatic width");
-            c
-        }
-        c => c as i64,
-    };
-    Ok(EvalConfig {
-        dataset: stem,
-        channels,
-        layers,
-        classes,
-        auxiliary: t.auxiliary_weight.unwrap_or(0.0) > 0.0,
-        drop_path_prob: t.drop_path.unwrap_or(0.0),
-    })
-}
-
 fn train(ctx: &StageCtx, t: &crate::config::Train) -> Result<()> {
     let e = &ctx.resolved.experiment;
     let (device, seed) = (ctx.device, ctx.seed);
     let _determinism = Determinism::apply(e.deterministic);
     let epochs = t.epochs.unwrap_or(1);
-    let genotype = genotype_for(ctx, t.genotype)?;
 
     let ds = data::open(&e.dataset, device)?;
     let cutout = t.cutout.unwrap_or(0) as i64;
@@ -131,13 +71,13 @@ fn train(ctx: &StageCtx, t: &crate::config::Train) -> Result<()> {
     )?;
 
     let aux_w = t.auxiliary_weight.unwrap_or(0.0);
-    let cfg = eval_config(t, &genotype, ds.classes)?;
-    let (stem, channels) = (cfg.dataset, cfg.channels);
     let smoothing = t.label_smoothing.unwrap_or(0.0);
     // Initial weights come from the run's seed (a stream of their own), so two runs start alike.
     tch::manual_seed(derive_seed(seed, Stream::Step, Phase::Train, 0, u64::MAX));
     let vs = nn::VarStore::new(device);
-    let mut net = DartsEvalNet::new(&vs.root(), &genotype, &cfg)?;
+    let search_dir = ctx.upstream.as_ref().map(|(_, d)| d.path().to_path_buf());
+    let built = eval_net::build(&vs.root(), e, t, search_dir.as_deref(), ds.classes)?;
+    let mut net = built.net;
     let params = crate::train::optim::var_store_params(&vs);
     let mut opt = Sgd::new(
         vec![ParamGroup::new(
@@ -201,7 +141,7 @@ fn train(ctx: &StageCtx, t: &crate::config::Train) -> Result<()> {
 
     while meta.epoch < epochs {
         let epoch = meta.epoch;
-        net.set_drop_path(drop_path_prob(cfg.drop_path_prob, epoch, epochs)); // p·e/E
+        net.set_drop_path(drop_path_prob(t.drop_path.unwrap_or(0.0), epoch, epochs)); // p·e/E
         loop {
             if let Some(req) = signals.poll() {
                 steps.flush()?;
@@ -300,7 +240,7 @@ fn train(ctx: &StageCtx, t: &crate::config::Train) -> Result<()> {
         )?;
     }
 
-    let json = serde_json::to_string_pretty(&genotype)?;
+    let json = &built.genotype_json;
     crate::results::atomic::write_atomic(
         &ctx.dir.file(layout::GENOTYPE),
         format!("{json}\n").as_bytes(),
@@ -315,8 +255,8 @@ fn train(ctx: &StageCtx, t: &crate::config::Train) -> Result<()> {
         acc_val_pct: None,
         acc_test_top1_pct: top1,
         acc_test_top5_pct: top5,
-        params_m: Some(count::params_m(&genotype, &cfg)?),
-        macs_m: (stem == StemKind::Imagenet).then(|| count::macs(&genotype, &cfg) as f64 / 1e6),
+        params_m: Some(built.params_m),
+        macs_m: built.macs_m,
         lat_ms: None,
         wall_s: steps.clock().wall_s(),
         deterministic: e.deterministic,
@@ -326,7 +266,7 @@ fn train(ctx: &StageCtx, t: &crate::config::Train) -> Result<()> {
         tracing::warn!(unreadable, "unreadable images were skipped");
     }
     let record = serde_json::json!({
-        "channels": channels,
+        "channels": built.channels,
         "unreadable_images": {
             "train": train_loader.source().unreadable(),
             "test": test_source.unreadable(),
@@ -345,7 +285,7 @@ fn train(ctx: &StageCtx, t: &crate::config::Train) -> Result<()> {
 }
 
 /// Top-1 and (with ≥ 5 classes) top-5 accuracy, %, on the whole test split, in eval mode.
-fn test_accuracy(net: &DartsEvalNet, src: &dyn BatchSource) -> Result<(f64, Option<f64>)> {
+fn test_accuracy(net: &EvalNet, src: &dyn BatchSource) -> Result<(f64, Option<f64>)> {
     let (mut c1, mut c5, mut n, mut k) = (0.0, 0.0, 0.0, 0);
     tch::no_grad(|| -> Result<()> {
         for i in 0..src.batches_per_epoch() {

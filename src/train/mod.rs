@@ -45,5 +45,6 @@ pub use schedule::{linear_ramp, search_cosine, Cosine, WarmupCosine};
 pub use signals::{Request, Signals};
 pub mod batches;
 pub mod bench;
+pub mod eval_net;
 pub mod from_scratch;
 pub mod search;

@@ -1,3 +1,4 @@
-//! Search spaces: DARTS (spec §5.1) and, later, ProxylessNAS (§5.2).
+//! Search spaces: DARTS (spec §5.1) and ProxylessNAS (§5.2; its evaluation network so far).
 
 pub mod darts;
+pub mod proxyless;

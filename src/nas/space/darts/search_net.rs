@@ -272,9 +272,12 @@ mod tests {
                 reduce: row0(&s.reduce),
             };
             let single = net.forward(&x1, &alone, kind, false);
+            // float32 kernels for batch 1 and batch 2 may sum in another order: relative tolerance
+            let scale = 1.0 + out.abs().max().double_value(&[]);
+            let diff = max_abs_diff(&single.get(0), &out.get(0));
             assert!(
-                max_abs_diff(&single.get(0), &out.get(0)) < 1e-5,
-                "{kind:?}: batch of one"
+                diff < 1e-5 * scale,
+                "{kind:?}: batch of one differs by {diff} at scale {scale}"
             );
         }
     }

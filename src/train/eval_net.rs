@@ -1,0 +1,144 @@
+//! The network a training stage trains, whichever space its genotype comes from: a DARTS-space cell
+//! stacked as `DartsEvalNet` (CIFAR or ImageNet stem, auxiliary head, drop-path), or a
+//! ProxylessNAS-space `ProxylessEvalNet`. Also its size for the summary (parameters, MACs).
+
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use tch::{nn, Tensor};
+
+use crate::config::{Experiment, GenotypeChoice, Recipe, SpaceName, Train};
+use crate::nas::space::darts::{self, DartsEvalNet, EvalConfig, Genotype, StemKind};
+use crate::nas::space::proxyless::{self, ProxylessEvalNet, ProxylessGenotype};
+use crate::results::layout;
+
+pub enum EvalNet {
+    Darts(DartsEvalNet),
+    Proxyless(ProxylessEvalNet),
+}
+
+impl EvalNet {
+    /// Logits and, where the network has one, the auxiliary head's logits (training mode only).
+    pub fn forward_t(&self, x: &Tensor, train: bool) -> (Tensor, Option<Tensor>) {
+        match self {
+            EvalNet::Darts(n) => n.forward_t(x, train),
+            EvalNet::Proxyless(n) => (n.forward_t(x, train), None),
+        }
+    }
+
+    /// Drop-path probability for the coming epoch (DARTS cells; the ProxylessNAS recipe has none).
+    pub fn set_drop_path(&mut self, p: f64) {
+        if let EvalNet::Darts(n) = self {
+            n.set_drop_path(p);
+        }
+    }
+}
+
+/// A built network with what the summary reports of it.
+pub struct Built {
+    pub net: EvalNet,
+    /// Parameters in millions (auxiliary head excluded).
+    pub params_m: f64,
+    /// ptflops MACs in millions at 224×224 (ImageNet networks only).
+    pub macs_m: Option<f64>,
+    /// Width C of a DARTS network (chosen automatically with `channels: 0`).
+    pub channels: Option<i64>,
+    /// The trained genotype as JSON (written to the run's `genotype.json`).
+    pub genotype_json: String,
+}
+
+/// The DARTS evaluation network a (resolved) recipe trains: the ImageNet stem for the ImageNet
+/// recipes, and with `channels: 0` the largest even width under the MAC budget (§6.2).
+pub fn darts_config(t: &Train, genotype: &Genotype, classes: i64) -> Result<EvalConfig> {
+    let layers = t.layers.unwrap_or(20) as i64;
+    let stem = match t.recipe {
+        Recipe::Cifar => StemKind::Cifar,
+        Recipe::ImagenetDarts | Recipe::ImagenetProxyless => StemKind::Imagenet,
+    };
+    let channels = match t.channels.unwrap_or(36) {
+        // §6.2: the largest even C in [30, 70) under the MAC budget (ptflops rule, 1000 classes).
+        0 => {
+            let c = darts::count::auto_width(genotype, layers, t.max_macs_m.unwrap_or(600.0))?;
+            tracing::info!(channels = c, "automatic width");
+            c
+        }
+        c => c as i64,
+    };
+    Ok(EvalConfig {
+        dataset: stem,
+        channels,
+        layers,
+        classes,
+        auxiliary: t.auxiliary_weight.unwrap_or(0.0) > 0.0,
+        drop_path_prob: t.drop_path.unwrap_or(0.0),
+    })
+}
+
+/// The searched genotype's JSON from the search run folder.
+fn searched(search_dir: Option<&Path>) -> Result<(String, std::path::PathBuf)> {
+    let dir = search_dir.context("a searched genotype needs its search run")?;
+    let path = dir.join(layout::GENOTYPE);
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("reading the searched genotype {}", path.display()))?;
+    Ok((text, path))
+}
+
+/// Builds the network of `t.genotype` (a published one, or the search's from `search_dir`) under `vs`.
+pub fn build(
+    vs: &nn::Path,
+    e: &Experiment,
+    t: &Train,
+    search_dir: Option<&Path>,
+    classes: i64,
+) -> Result<Built> {
+    match e.space.name {
+        SpaceName::Darts => {
+            let genotype = match t.genotype {
+                GenotypeChoice::Search => {
+                    let (text, path) = searched(search_dir)?;
+                    let g: Genotype = serde_json::from_str(&text)
+                        .with_context(|| format!("parsing {}", path.display()))?;
+                    g.validate()?;
+                    g
+                }
+                other => Genotype::from_choice(other)
+                    .with_context(|| format!("{other:?} is not a DARTS-space genotype"))?,
+            };
+            let cfg = darts_config(t, &genotype, classes)?;
+            let net = DartsEvalNet::new(vs, &genotype, &cfg)?;
+            Ok(Built {
+                net: EvalNet::Darts(net),
+                params_m: darts::count::params_m(&genotype, &cfg)?,
+                macs_m: (cfg.dataset == StemKind::Imagenet)
+                    .then(|| darts::count::macs(&genotype, &cfg) as f64 / 1e6),
+                channels: Some(cfg.channels),
+                genotype_json: serde_json::to_string_pretty(&genotype)?,
+            })
+        }
+        SpaceName::Proxyless => {
+            if e.space.width_multiplier != 1.0 {
+                bail!(
+                    "space.width_multiplier = {}: only 1.0 is built (the official rounding of other widths is unconfirmed)",
+                    e.space.width_multiplier
+                );
+            }
+            let genotype = match t.genotype {
+                GenotypeChoice::Search => {
+                    let (text, path) = searched(search_dir)?;
+                    serde_json::from_str::<ProxylessGenotype>(&text)
+                        .with_context(|| format!("parsing {}", path.display()))?
+                }
+                other => ProxylessGenotype::from_choice(other)
+                    .with_context(|| format!("{other:?} is not a ProxylessNAS-space genotype"))?,
+            };
+            let net = ProxylessEvalNet::new(vs, &genotype, classes)?;
+            Ok(Built {
+                net: EvalNet::Proxyless(net),
+                params_m: proxyless::count::params(&genotype, classes)? as f64 / 1e6,
+                macs_m: Some(proxyless::count::macs(&genotype, classes).total() as f64 / 1e6),
+                channels: None,
+                genotype_json: serde_json::to_string_pretty(&genotype)?,
+            })
+        }
+    }
+}
