@@ -194,6 +194,24 @@ fn print_reports(reports: &[JobReport]) {
     print!("{}", t.render());
 }
 
+/// Every experiment's deliberate deviations from the official code, under its results.
+fn print_deviations(all: &[Resolved]) {
+    let with: Vec<&Resolved> = all
+        .iter()
+        .filter(|r| !r.experiment.deviations.is_empty())
+        .collect();
+    if with.is_empty() {
+        return;
+    }
+    println!("\ndeliberate deviations from the official code (the experiments' `deviations`):");
+    for r in with {
+        println!("  {}:", r.experiment.name);
+        for d in &r.experiment.deviations {
+            println!("    - {d}");
+        }
+    }
+}
+
 fn run_resolved(all: &[Resolved], root: &ResultsRoot, device: Option<DeviceChoice>) -> i32 {
     let mut reports = Vec::new();
     for r in all {
@@ -208,6 +226,7 @@ fn run_resolved(all: &[Resolved], root: &ResultsRoot, device: Option<DeviceChoic
         reports.extend(runner::run_experiment(r, root, dev));
     }
     print_reports(&reports);
+    print_deviations(all);
     let failed = reports
         .iter()
         .filter(|r| matches!(r.end, JobEnd::Failed(_)))
@@ -277,11 +296,21 @@ pub fn report(root: &ResultsRoot) -> Result<i32> {
     let rows = run_status::scan(&root.runs())?;
     let t = run_status::table(&rows);
     print!("{}", t.render());
-    let md = format!(
+    let mut md = format!(
         "# Run status\n\nEvery run folder under `{}` and how it ended. Rebuilt by `unas report`.\n\n{}",
         root.runs().display(),
         t.markdown()
     );
+    let deviations = run_status::deviations(&root.runs());
+    if !deviations.is_empty() {
+        md.push_str("\n## Deliberate deviations from the official code\n\nAs each experiment's resolved `config.yaml` lists them.\n");
+        for (experiment, list) in &deviations {
+            md.push_str(&format!("\n**{experiment}**\n\n"));
+            for d in list {
+                md.push_str(&format!("- {d}\n"));
+            }
+        }
+    }
     let path = root.reports().join("status.md");
     atomic::write_atomic(&path, md.as_bytes())
         .with_context(|| format!("writing {}", path.display()))?;

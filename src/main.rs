@@ -90,9 +90,10 @@ enum Command {
 
 #[derive(Subcommand)]
 enum InspectWhat {
-    /// A DARTS-space genotype on a dataset: `unas inspect genotype UNAS_IMAGENET --dataset imagenet`.
+    /// A published genotype on a dataset: `unas inspect genotype UNAS_IMAGENET --dataset imagenet`.
     Genotype {
-        /// UNAS_CIFAR10, UNAS_CIFAR100, UNAS_IMAGENET or DARTS_V2.
+        /// UNAS_CIFAR10, UNAS_CIFAR100, UNAS_IMAGENET, DARTS_V2 (DARTS space) or UNAS_PROXYLESS,
+        /// PROXYLESS_GPU (ProxylessNAS space, ImageNet only).
         name: String,
         /// cifar10, cifar100 or imagenet.
         #[arg(long)]
@@ -231,7 +232,13 @@ fn main() {
                     dataset,
                     json,
                 },
-        } => report_error(unas::nas::space::darts::inspect::run(&name, &dataset, json)),
+        } => report_error(
+            if unas::nas::space::proxyless::inspect::is_proxyless(&name) {
+                unas::nas::space::proxyless::inspect::run(&name, &dataset, json)
+            } else {
+                unas::nas::space::darts::inspect::run(&name, &dataset, json)
+            },
+        ),
         Command::Bench {
             what:
                 BenchWhat::Space {

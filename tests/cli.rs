@@ -146,6 +146,11 @@ fn a_stage_that_is_not_built_fails_clearly_and_leaves_a_record() {
         stdout.contains("FAILED") && stdout.contains("cannot run yet"),
         "{stdout}"
     );
+    // ... and the deviations are printed with the results.
+    assert!(
+        stdout.contains("deliberate deviations") && stdout.contains("latency target is in ms"),
+        "{stdout}"
+    );
     let dirs: Vec<PathBuf> = files_under(results.path())
         .into_iter()
         .filter(|p| p.ends_with("status.json"))
@@ -206,7 +211,13 @@ fn a_stage_that_is_not_built_fails_clearly_and_leaves_a_record() {
         table.contains("proxyless-unas") && table.contains("failed"),
         "{table}"
     );
-    assert!(results.path().join("reports/status.md").is_file());
+    // The experiment's deliberate deviations are quoted in the report.
+    let md = std::fs::read_to_string(results.path().join("reports/status.md")).unwrap();
+    assert!(
+        md.contains("Deliberate deviations")
+            && md.contains("run_train_init passes `alpha` to infer"),
+        "{md}"
+    );
 }
 
 #[test]

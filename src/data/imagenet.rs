@@ -16,8 +16,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use anyhow::{bail, Context, Result};
-use image::imageops::{self, FilterType};
-use image::RgbImage;
+use image::imageops::FilterType;
+use image::{DynamicImage, RgbImage};
 use rayon::prelude::*;
 use tch::{Device, Kind, Tensor};
 
@@ -202,19 +202,20 @@ pub fn load_and_crop(
     rng: &mut Stream,
 ) -> Result<(Vec<u8>, Jitter)> {
     let bytes = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    // DynamicImage's methods are compiled (optimised) inside `image`; the generic `imageops` functions
+    // would be instantiated in this crate at its opt-level, 25× slower in the dev profile.
     let img = image::load_from_memory_with_format(&bytes, image::ImageFormat::Jpeg)
-        .with_context(|| format!("decoding {}", path.display()))?
-        .to_rgb8();
-    let (w, h) = img.dimensions();
+        .with_context(|| format!("decoding {}", path.display()))?;
+    let img = DynamicImage::ImageRgb8(img.into_rgb8());
+    let (w, h) = (img.width(), img.height());
     let out: RgbImage = match transform {
         ImageNetTransform::Train => {
             let (top, left, ch, cw) = random_resized_crop(w, h, rng);
-            let crop = imageops::crop_imm(&img, left, top, cw, ch).to_image();
-            let mut out = imageops::resize(&crop, CROP, CROP, FilterType::Triangle);
-            if rng.below(2) == 1 {
-                imageops::flip_horizontal_in_place(&mut out);
-            }
-            out
+            let out =
+                img.crop_imm(left, top, cw, ch)
+                    .resize_exact(CROP, CROP, FilterType::Triangle);
+            let out = if rng.below(2) == 1 { out.fliph() } else { out };
+            out.into_rgb8()
         }
         ImageNetTransform::Eval => {
             // shorter side → 256, then the central 224×224
@@ -223,10 +224,10 @@ pub fn load_and_crop(
             } else {
                 ((RESIZE as f64 * w as f64 / h as f64) as u32, RESIZE)
             };
-            let resized = imageops::resize(&img, nw, nh, FilterType::Triangle);
+            let resized = img.resize_exact(nw, nh, FilterType::Triangle);
             let top = ((nh - CROP) as f64 / 2.0).round() as u32;
             let left = ((nw - CROP) as f64 / 2.0).round() as u32;
-            imageops::crop_imm(&resized, left, top, CROP, CROP).to_image()
+            resized.crop_imm(left, top, CROP, CROP).into_rgb8()
         }
     };
     let jitter = Jitter {

@@ -24,6 +24,36 @@ pub struct RunRow {
     pub dir: String,
 }
 
+/// The part of a run's resolved `config.yaml` the report quotes.
+#[derive(serde::Deserialize)]
+struct ConfigDeviations {
+    name: String,
+    #[serde(default)]
+    deviations: Vec<String>,
+}
+
+/// Each experiment's `deviations`, read from its runs' `config.yaml` (experiments without any left out).
+pub fn deviations(runs: &Path) -> std::collections::BTreeMap<String, Vec<String>> {
+    let mut out = std::collections::BTreeMap::new();
+    for entry in WalkDir::new(runs)
+        .min_depth(1)
+        .max_depth(4)
+        .into_iter()
+        .flatten()
+    {
+        if entry.file_name() != crate::results::layout::CONFIG {
+            continue;
+        }
+        let parsed = std::fs::read_to_string(entry.path())
+            .ok()
+            .and_then(|t| serde_saphyr::from_str::<ConfigDeviations>(&t).ok());
+        if let Some(c) = parsed.filter(|c| !c.deviations.is_empty()) {
+            out.entry(c.name).or_insert(c.deviations);
+        }
+    }
+    out
+}
+
 /// All runs under `runs`, sorted by experiment, tier, stage, seed.
 pub fn scan(runs: &Path) -> Result<Vec<RunRow>> {
     let mut rows = Vec::new();
