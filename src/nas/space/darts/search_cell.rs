@@ -24,11 +24,79 @@ pub fn edge_weights(inputs: &Tensor, ops: &Tensor) -> Tensor {
     )
 }
 
-/// The chosen index of every selector row of a one-hot sample [2, N, n] → [2][N].
-fn argmax_rows(t: &Tensor) -> [Vec<i64>; 2] {
-    let flat = Vec::<i64>::try_from(t.argmax(-1, false).flatten(0, -1)).expect("argmax is int64");
-    let n = flat.len() / 2;
-    [flat[..n].to_vec(), flat[n..].to_vec()]
+/// What a forward pass must know on the host about one cell type's sample, read in one device
+/// synchronisation per forward instead of one (or two) per node: per node, the batch-max weight of every
+/// (edge, op) for the relaxed path's op-skip rule, or every example's chosen input and op per selector
+/// for the discrete path.
+#[derive(Debug)]
+pub struct CellPlan {
+    nodes: Vec<NodeHost>,
+}
+
+#[derive(Debug)]
+enum NodeHost {
+    /// max_n W[n, j, k], flattened over (j, k); empty when op-skip is off.
+    WMax(Vec<f64>),
+    /// [selector][example] chosen input j and op k.
+    Choices { j: [Vec<i64>; 2], k: [Vec<i64>; 2] },
+}
+
+impl CellPlan {
+    pub fn new(sample: &CellSample, kind: SampleKind, op_skip_threshold: f64) -> CellPlan {
+        let n_nodes = sample.inputs.len();
+        let nodes = match kind {
+            SampleKind::Relaxed if op_skip_threshold <= 0.0 => {
+                (0..n_nodes).map(|_| NodeHost::WMax(Vec::new())).collect()
+            }
+            SampleKind::Relaxed => {
+                let maxima: Vec<Tensor> = (0..n_nodes)
+                    .map(|i| {
+                        edge_weights(&sample.inputs[i], &sample.ops[i])
+                            .detach()
+                            .amax([0i64].as_slice(), false)
+                            .flatten(0, -1)
+                            .to_kind(Kind::Double)
+                    })
+                    .collect();
+                let lens: Vec<usize> = maxima.iter().map(|t| t.numel()).collect();
+                let all = Vec::<f64>::try_from(Tensor::cat(&maxima, 0)).expect("double");
+                split(&all, &lens).into_iter().map(NodeHost::WMax).collect()
+            }
+            SampleKind::OneHot => {
+                // per node: argmax of inputs [2, N] then of ops [2, N]
+                let parts: Vec<Tensor> = (0..n_nodes)
+                    .flat_map(|i| [&sample.inputs[i], &sample.ops[i]])
+                    .map(|t| t.detach().argmax(-1, false).flatten(0, -1))
+                    .collect();
+                let lens: Vec<usize> = parts.iter().map(|t| t.numel()).collect();
+                let all = Vec::<i64>::try_from(Tensor::cat(&parts, 0)).expect("int64");
+                let mut chunks = split(&all, &lens).into_iter();
+                let halves = |v: Vec<i64>| {
+                    let n = v.len() / 2;
+                    [v[..n].to_vec(), v[n..].to_vec()]
+                };
+                (0..n_nodes)
+                    .map(|_| NodeHost::Choices {
+                        j: halves(chunks.next().expect("inputs")),
+                        k: halves(chunks.next().expect("ops")),
+                    })
+                    .collect()
+            }
+        };
+        CellPlan { nodes }
+    }
+}
+
+/// Consecutive pieces of `all` with the given lengths.
+fn split<T: Clone>(all: &[T], lens: &[usize]) -> Vec<Vec<T>> {
+    let mut at = 0;
+    lens.iter()
+        .map(|&n| {
+            let piece = all[at..at + n].to_vec();
+            at += n;
+            piece
+        })
+        .collect()
 }
 
 /// One search cell. `edges[i][j][k]` is op k on the edge from state j to node i.
@@ -83,7 +151,7 @@ impl SearchCell {
         s0: &Tensor,
         s1: &Tensor,
         sample: &CellSample,
-        kind: SampleKind,
+        plan: &CellPlan,
         op_skip_threshold: f64,
         train: bool,
     ) -> Tensor {
@@ -100,11 +168,11 @@ impl SearchCell {
         ];
         for (i, edges) in self.edges.iter().enumerate() {
             let w = edge_weights(&sample.inputs[i], &sample.ops[i]);
-            let node = match kind {
-                SampleKind::Relaxed => relaxed_node(edges, &states, &w, op_skip_threshold, train),
-                SampleKind::OneHot => {
-                    discrete_node(edges, &states, &w, &sample.inputs[i], &sample.ops[i], train)
+            let node = match &plan.nodes[i] {
+                NodeHost::WMax(w_max) => {
+                    relaxed_node(edges, &states, &w, w_max, op_skip_threshold, train)
                 }
+                NodeHost::Choices { j, k } => discrete_node(edges, &states, &w, j, k, train),
             };
             states.push(node);
         }
@@ -118,17 +186,11 @@ fn relaxed_node(
     edges: &[Vec<Op>],
     states: &[Tensor],
     w: &Tensor,
+    w_max: &[f64],
     threshold: f64,
     train: bool,
 ) -> Tensor {
     let k_ops = w.size()[2];
-    // one host sync per node: the largest weight of every (edge, op) over the batch
-    let w_max = Vec::<f64>::try_from(
-        w.amax([0i64].as_slice(), false)
-            .flatten(0, -1)
-            .to_kind(Kind::Double),
-    )
-    .expect("weights are floating point");
     let mut acc: Option<Tensor> = None;
     for (j, ops) in edges.iter().enumerate() {
         for (k, op) in ops.iter().enumerate() {
@@ -163,13 +225,11 @@ fn discrete_node(
     edges: &[Vec<Op>],
     states: &[Tensor],
     w: &Tensor,
-    inputs: &Tensor,
-    ops: &Tensor,
+    [j0, j1]: &[Vec<i64>; 2],
+    [k0, k1]: &[Vec<i64>; 2],
     train: bool,
 ) -> Tensor {
     let batch = states[0].size()[0];
-    let [j0, j1] = argmax_rows(inputs);
-    let [k0, k1] = argmax_rows(ops);
     let mut groups: BTreeMap<(i64, i64), Vec<i64>> = BTreeMap::new();
     for n in 0..j0.len() {
         let (a, b) = ((j0[n], k0[n]), (j1[n], k1[n]));

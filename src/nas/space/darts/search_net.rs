@@ -5,7 +5,7 @@
 use tch::nn;
 use tch::Tensor;
 
-use super::search_cell::{SearchCell, STEPS};
+use super::search_cell::{CellPlan, SearchCell, STEPS};
 use super::stem::{Stem, StemKind};
 use crate::nas::arch::{DartsSample, SampleKind};
 
@@ -119,13 +119,16 @@ impl DartsSearchNet {
         train: bool,
     ) -> Tensor {
         let (mut s0, mut s1) = self.stem.forward_t(x, train);
+        // the host-side facts each cell type's sample implies, read once for all cells of that type
+        let plan_normal = CellPlan::new(&sample.normal, kind, self.op_skip_threshold);
+        let plan_reduce = CellPlan::new(&sample.reduce, kind, self.op_skip_threshold);
         for cell in &self.cells {
-            let cell_sample = if cell.reduction {
-                &sample.reduce
+            let (cell_sample, plan) = if cell.reduction {
+                (&sample.reduce, &plan_reduce)
             } else {
-                &sample.normal
+                (&sample.normal, &plan_normal)
             };
-            let next = cell.forward(&s0, &s1, cell_sample, kind, self.op_skip_threshold, train);
+            let next = cell.forward(&s0, &s1, cell_sample, plan, self.op_skip_threshold, train);
             (s0, s1) = (s1, next);
         }
         s1.adaptive_avg_pool2d([1, 1])
