@@ -95,6 +95,14 @@ impl TensorSplit {
         self.labels.size()[0] as usize
     }
 
+    /// The same split sharing its tensors (no copy).
+    pub fn shallow(&self) -> TensorSplit {
+        TensorSplit {
+            images: self.images.shallow_clone(),
+            labels: self.labels.shallow_clone(),
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -99,13 +99,13 @@ pub fn train_loaders(
                     cutout,
                 },
             };
-            let all = |n: usize| (0..n as i64).collect::<Vec<_>>();
-            let tr = train.select(&all(train.len()));
-            let te = test.select(&all(test.len()));
             Ok((
-                Loader::new(ResidentSource::new(tr, batching, augment, ds.norm), 0),
+                Loader::new(
+                    ResidentSource::new(train.shallow(), batching, augment, ds.norm),
+                    0,
+                ),
                 Box::new(ResidentSource::new(
-                    te,
+                    test.shallow(),
                     test_batching,
                     AugmentSpec::NONE,
                     ds.norm,

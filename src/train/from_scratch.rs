@@ -1,7 +1,9 @@
-//! From-scratch training of a genotype (spec §6): the `cifar` recipe (§6.1: SGD with momentum, linear
-//! warm-up then cosine, auxiliary head, drop-path rising linearly, Cutout; top-1 and top-5 on the test
-//! set after every epoch; a checkpoint every epoch (and on SIGTERM / SIGUSR1), resumable bit-identically
-//! on the CPU.
+//! From-scratch training of a genotype (spec §6) with its recipe: `cifar` (§6.1: SGD with momentum,
+//! linear warm-up then cosine, auxiliary head, drop-path rising linearly, Cutout), `imagenet_darts`
+//! (§6.2: ImageNet stem, automatic width under a MAC budget, label smoothing, auxiliary head) or
+//! `imagenet_proxyless` (§6.3: the ProxylessNAS network, label smoothing, no auxiliary head). Top-1 and
+//! top-5 on the test (ImageNet: val) set after every epoch; a checkpoint every epoch (and on SIGTERM /
+//! SIGUSR1), resumable bit-identically on the CPU.
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -205,7 +207,7 @@ fn train(ctx: &StageCtx, t: &crate::config::Train) -> Result<()> {
         }
         steps.flush()?;
         write_steps(&mut steps, &mut steps_log)?;
-        let (t1, t5) = test_accuracy(&net, test_source.as_ref())?;
+        let (t1, t5) = test_accuracy(&net, test_source.as_ref(), device)?;
         metrics::check_finite(
             Phase::Train,
             epoch,
@@ -285,8 +287,13 @@ fn train(ctx: &StageCtx, t: &crate::config::Train) -> Result<()> {
 }
 
 /// Top-1 and (with ≥ 5 classes) top-5 accuracy, %, on the whole test split, in eval mode.
-fn test_accuracy(net: &EvalNet, src: &dyn BatchSource) -> Result<(f64, Option<f64>)> {
-    let (mut c1, mut c5, mut n, mut k) = (0.0, 0.0, 0.0, 0);
+fn test_accuracy(
+    net: &EvalNet,
+    src: &dyn BatchSource,
+    device: tch::Device,
+) -> Result<(f64, Option<f64>)> {
+    // the hit rates accumulate on the device: one read at the end, not one per batch
+    let (mut top1, mut top5, mut k) = (DeviceMean::new(device), DeviceMean::new(device), 0);
     tch::no_grad(|| -> Result<()> {
         for i in 0..src.batches_per_epoch() {
             let b = src.batch(0, i)?;
@@ -294,12 +301,17 @@ fn test_accuracy(net: &EvalNet, src: &dyn BatchSource) -> Result<(f64, Option<f6
             let y = b.labels.unsqueeze(1);
             k = logits.size()[1].min(5);
             let (_, top) = logits.topk(k, -1, true, true);
-            let hit = top.eq_tensor(&y).to_kind(Kind::Float);
-            c1 += hit.narrow(1, 0, 1).sum(Kind::Double).double_value(&[]);
-            c5 += hit.sum(Kind::Double).double_value(&[]);
-            n += b.images.size()[0] as f64;
+            let hit = top.eq_tensor(&y).to_kind(Kind::Double);
+            let n = b.images.size()[0] as f64;
+            top1.add(&hit.narrow(1, 0, 1).mean(Kind::Double), n);
+            top5.add(
+                &hit.sum_dim_intlist(1, false, Kind::Double)
+                    .mean(Kind::Double),
+                n,
+            );
         }
         Ok(())
     })?;
-    Ok((100.0 * c1 / n, (k == 5).then_some(100.0 * c5 / n)))
+    let pct = |m: &DeviceMean| 100.0 * m.mean().unwrap_or(0.0);
+    Ok((pct(&top1), (k == 5).then(|| pct(&top5))))
 }

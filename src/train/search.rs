@@ -609,7 +609,9 @@ fn validate(
 ) -> Result<(f64, f64)> {
     let src = val.source();
     let nb = src.batches_per_epoch();
-    let (mut loss, mut correct, mut seen) = (0.0, 0.0, 0.0);
+    // the means accumulate on the device: one read at the end, not one per batch
+    let device = alphas.dist.groups[0].logits.device();
+    let (mut loss, mut acc) = (DeviceMean::new(device), DeviceMean::new(device));
     tch::no_grad(|| -> Result<()> {
         for i in 0..nb {
             let b = src.batch(u64::MAX, i)?;
@@ -630,16 +632,15 @@ fn validate(
             for (part, xs) in parts {
                 let sample = alphas.to_sample(&xs);
                 let logits = net.forward(&part.images, &sample, SampleKind::Relaxed, true);
-                loss += ce(&logits, &part.labels)
-                    .sum(Kind::Double)
-                    .double_value(&[]);
-                correct += top1_correct(&logits, &part.labels).double_value(&[]);
-                seen += part.images.size()[0] as f64;
+                let n = part.images.size()[0] as f64;
+                loss.add(&ce(&logits, &part.labels).mean(Kind::Double), n);
+                acc.add(&(top1_correct(&logits, &part.labels) / n), n);
             }
         }
         Ok(())
     })?;
-    Ok((loss / seen, 100.0 * correct / seen))
+    let (loss, acc) = (loss.mean().unwrap_or(f64::NAN), acc.mean().unwrap_or(0.0));
+    Ok((loss, 100.0 * acc))
 }
 
 /// Which examples share an architecture sample.
