@@ -1,15 +1,25 @@
 //! unas: an experiment harness that reproduces UNAS (Vahdat, Mallya, Liu, Kautz, CVPR 2020) and makes
 //! neural-architecture-search ablations cheap. One YAML file per experiment (`config`), executed
-//! through tch (`runner`), logged to Parquet (`results`).
+//! through tch (`runner` → the stages in `train`, through the contract in `stage`), logged to Parquet
+//! (`results`), summarised by `report`.
 //!
-//! Data flows one way: config → runner → results → report; the training layer never reads reports.
+//! Data flows one way: config → runner → stage → train → results → report; the training layer never
+//! imports the runner or the report layer, and the report layer reads only what runs wrote.
+//!
+//! The public surface is what a researcher's own tool builds on: the experiment format (`config`), the
+//! datasets (`data`), the method (`nas`: spaces, distributions, estimators, objectives), the results
+//! schema and run folders (`results`), and the command line (`cli`). Everything else is crate-private.
 
 pub mod cli;
 pub mod config;
 pub mod data;
-pub mod device;
 pub mod nas;
-pub mod report;
 pub mod results;
-pub mod runner;
-pub mod train;
+
+pub(crate) mod bench;
+pub(crate) mod device;
+pub(crate) mod report;
+pub(crate) mod runner;
+pub(crate) mod stage;
+pub(crate) mod text_table;
+pub(crate) mod train;

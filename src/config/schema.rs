@@ -38,8 +38,9 @@ pub struct Experiment {
     pub deviations: Vec<String>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
+#[value(rename_all = "snake_case")]
 pub enum DatasetName {
     Cifar10,
     Cifar100,
@@ -206,8 +207,9 @@ fn default_width() -> f64 {
 }
 
 /// Gradient estimator of the architecture parameters (§2).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
+#[value(rename_all = "snake_case")]
 pub enum Estimator {
     /// Plain Gumbel-softmax relaxation (the official `default`; biased).
     Gsm,

@@ -2,12 +2,12 @@
 //! RandomCrop(32, padding 4) → RandomHorizontalFlip → ToTensor → Normalize → Cutout(16).
 //!
 //! Crop and flip are one `gather` over the zero-padded batch; Cutout is a mask. The per-sample random
-//! numbers (crop offsets, flip, cutout centre) come from `rng::Stream` keyed by (run seed, epoch, sample
+//! numbers (crop offsets, flip, cutout centre) come from `rng::SplitMix64` keyed by (run seed, epoch, sample
 //! index), drawn on the CPU (5 integers per image) and shipped to the device with the batch.
 
 use tch::{Kind, Tensor};
 
-use crate::data::rng::{Purpose, Stream};
+use crate::data::rng::{Purpose, SplitMix64};
 use crate::data::Normalization;
 
 /// Which augmentations a batch source applies before normalising.
@@ -58,7 +58,7 @@ impl AugmentSpec {
         let p = self.crop_padding.unwrap_or(0) as u64;
         let mut d = Draws::default();
         for &i in indices {
-            let mut r = Stream::new(seed, Purpose::Augment, epoch, i as u64);
+            let mut r = SplitMix64::new(seed, Purpose::Augment, epoch, i as u64);
             let (dy, dx, f, cy, cx) = (
                 r.below(2 * p + 1) as i64,
                 r.below(2 * p + 1) as i64,

@@ -12,7 +12,7 @@ use tch::{Device, Kind, Tensor};
 
 use crate::data::imagenet::{self, ImageList, ImageNetTransform};
 use crate::data::loader::{BatchSource, Batching, ResidentSource};
-use crate::data::rng::{Purpose, Stream};
+use crate::data::rng::{Purpose, SplitMix64};
 use crate::data::{AugmentSpec, Normalization, TensorSplit};
 
 fn cifar_images_per_s(device: Device, augment: AugmentSpec, n: i64) -> Result<f64> {
@@ -45,7 +45,7 @@ fn cifar_images_per_s(device: Device, augment: AugmentSpec, n: i64) -> Result<f6
 fn imagenet_images_per_s(list: &ImageList, crop: bool) -> Result<f64> {
     let t = Instant::now();
     for (i, (path, _)) in list.items.iter().enumerate() {
-        let mut rng = Stream::new(0, Purpose::Augment, 0, i as u64);
+        let mut rng = SplitMix64::new(0, Purpose::Augment, 0, i as u64);
         if crop {
             imagenet::load_and_crop(path, ImageNetTransform::Train, &mut rng)?;
         } else {

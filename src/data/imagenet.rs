@@ -23,7 +23,7 @@ use tch::{Device, Kind, Tensor};
 
 use crate::config::DatasetName;
 use crate::data::loader::{Batch, BatchSource, Batching, OrderCache};
-use crate::data::rng::{Purpose, Stream};
+use crate::data::rng::{Purpose, SplitMix64};
 use crate::data::{fingerprint, Dataset, Normalization, Splits};
 
 /// Output side of the train and eval crops.
@@ -163,7 +163,7 @@ pub struct Jitter {
 }
 
 /// torchvision `RandomResizedCrop.get_params`: (top, left, height, width) of the crop.
-pub fn random_resized_crop(w: u32, h: u32, rng: &mut Stream) -> (u32, u32, u32, u32) {
+pub fn random_resized_crop(w: u32, h: u32, rng: &mut SplitMix64) -> (u32, u32, u32, u32) {
     let area = (w * h) as f64;
     let (lr0, lr1) = ((3.0f64 / 4.0).ln(), (4.0f64 / 3.0).ln());
     for _ in 0..10 {
@@ -199,7 +199,7 @@ pub fn random_resized_crop(w: u32, h: u32, rng: &mut Stream) -> (u32, u32, u32, 
 pub fn load_and_crop(
     path: &Path,
     transform: ImageNetTransform,
-    rng: &mut Stream,
+    rng: &mut SplitMix64,
 ) -> Result<(Vec<u8>, Jitter)> {
     let bytes = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     // DynamicImage's methods are compiled (optimised) inside `image`; the generic `imageops` functions
@@ -362,7 +362,8 @@ impl BatchSource for ImageNetSource {
             .par_iter()
             .map(|&i| {
                 let (path, label) = &self.list.items[i as usize];
-                let mut rng = Stream::new(self.batching.seed, Purpose::Augment, epoch, i as u64);
+                let mut rng =
+                    SplitMix64::new(self.batching.seed, Purpose::Augment, epoch, i as u64);
                 match load_and_crop(path, self.transform, &mut rng) {
                     Ok((px, j)) => Some((px, j, *label)),
                     Err(e) => {
@@ -428,7 +429,7 @@ pub fn write_jpeg_folder(dir: &Path, wnids: &[&str], per_class: usize, seed: u64
         let d = dir.join(wnid);
         fs::create_dir_all(&d).with_context(|| format!("creating {}", d.display()))?;
         for i in 0..per_class {
-            let mut rng = Stream::new(seed, Purpose::Synthetic, c as u64, i as u64);
+            let mut rng = SplitMix64::new(seed, Purpose::Synthetic, c as u64, i as u64);
             let (w, h) = (300 + rng.below(200) as u32, 240 + rng.below(160) as u32);
             let img = RgbImage::from_fn(w, h, |x, y| {
                 let v = ((x * (c as u32 + 1) + y * 3) % 256) as u8;
@@ -531,7 +532,7 @@ mod tests {
 
     #[test]
     fn random_resized_crop_stays_inside_the_image() {
-        let mut rng = Stream::new(0, Purpose::Augment, 0, 0);
+        let mut rng = SplitMix64::new(0, Purpose::Augment, 0, 0);
         for (w, h) in [(500, 375), (100, 1000), (224, 224)] {
             for _ in 0..200 {
                 let (t, l, ch, cw) = random_resized_crop(w, h, &mut rng);

@@ -14,7 +14,7 @@ use anyhow::{anyhow, Result};
 use serde::{Deserialize, Serialize};
 use tch::{Device, Tensor};
 
-use crate::data::rng::{Purpose, Stream};
+use crate::data::rng::{Purpose, SplitMix64};
 use crate::data::{AugmentSpec, Normalization, TensorSplit};
 
 /// One batch on the run's device: `images` float `[B,3,H,W]` normalised, `labels` int64 `[B]`.
@@ -64,7 +64,7 @@ impl Batching {
 /// The order of an epoch: a permutation keyed by (seed, epoch), or 0..n without shuffling.
 pub fn epoch_order(batching: &Batching, epoch: u64, n: usize) -> Vec<i64> {
     if batching.shuffle {
-        Stream::new(batching.seed, Purpose::Shuffle, epoch, 0).permutation(n)
+        SplitMix64::new(batching.seed, Purpose::Shuffle, epoch, 0).permutation(n)
     } else {
         (0..n as i64).collect()
     }

@@ -6,13 +6,13 @@
 //! (shuffled per epoch from the run's seed, augmented on the device, resumable at (epoch, position)).
 
 pub mod augment;
-pub mod bench;
+pub(crate) mod bench;
 pub mod cifar;
-pub mod cli;
+pub(crate) mod cli;
 pub mod fetch;
 pub mod fingerprint;
 pub mod imagenet;
-pub mod inspect;
+pub(crate) mod inspect;
 pub mod loader;
 pub mod rng;
 pub mod split;

@@ -3,7 +3,7 @@
 //!
 //! * [`Mt19937`] is bit-exact with PyTorch's CPU generator (`at::mt19937`), so [`Mt19937::randperm`]
 //!   reproduces `torch.randperm(n, generator=torch.Generator().manual_seed(s))` (tested against tch).
-//! * [`Stream`] is SplitMix64 keyed by a tuple (seed, purpose, epoch, index): any sample's randomness is a
+//! * [`SplitMix64`] is SplitMix64 keyed by a tuple (seed, purpose, epoch, index): any sample's randomness is a
 //!   pure function of its key, so a resumed or parallel loader draws exactly the same numbers.
 
 /// PyTorch's CPU Mersenne Twister (`aten/src/ATen/core/MT19937RNGEngine.h`).
@@ -75,7 +75,7 @@ pub enum Purpose {
 
 /// A SplitMix64 stream keyed by (seed, purpose, a, b).
 #[derive(Clone, Debug)]
-pub struct Stream(u64);
+pub struct SplitMix64(u64);
 
 fn mix(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -83,12 +83,12 @@ fn mix(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-impl Stream {
+impl SplitMix64 {
     pub fn new(seed: u64, purpose: Purpose, a: u64, b: u64) -> Self {
         let mut s = mix(seed ^ 0x5851_f42d_4c95_7f2d);
         s = mix(s ^ purpose as u64);
         s = mix(s ^ a);
-        Stream(mix(s ^ b.wrapping_mul(0x9e37_79b9_7f4a_7c15)))
+        SplitMix64(mix(s ^ b.wrapping_mul(0x9e37_79b9_7f4a_7c15)))
     }
 
     pub fn next_u64(&mut self) -> u64 {
@@ -160,12 +160,12 @@ mod tests {
     #[test]
     fn streams_with_different_keys_differ_and_equal_keys_repeat() {
         let a: Vec<u64> = (0..4)
-            .map(|_| Stream::new(1, Purpose::Shuffle, 0, 0).next_u64())
+            .map(|_| SplitMix64::new(1, Purpose::Shuffle, 0, 0).next_u64())
             .collect();
         assert!(a.windows(2).all(|w| w[0] == w[1]));
-        let mut s1 = Stream::new(1, Purpose::Shuffle, 0, 0);
-        let mut s2 = Stream::new(1, Purpose::Shuffle, 1, 0);
-        let mut s3 = Stream::new(1, Purpose::Augment, 0, 0);
+        let mut s1 = SplitMix64::new(1, Purpose::Shuffle, 0, 0);
+        let mut s2 = SplitMix64::new(1, Purpose::Shuffle, 1, 0);
+        let mut s3 = SplitMix64::new(1, Purpose::Augment, 0, 0);
         let x = s1.next_u64();
         assert_ne!(x, s2.next_u64());
         assert_ne!(x, s3.next_u64());

@@ -9,14 +9,14 @@
 //! needs oriented-edge and shape features at an unknown position and scale — what convolutions and
 //! pooling give, and what a wider receptive field or a better cell can do better.
 //!
-//! Sample i of a split is a pure function of (seed, split, i) (`rng::Stream`), generated in parallel;
+//! Sample i of a split is a pure function of (seed, split, i) (`rng::SplitMix64`), generated in parallel;
 //! its class is i mod classes, so classes are balanced.
 
 use rayon::prelude::*;
 use tch::{Device, Tensor};
 
 use crate::config::{DatasetName, ImageShape, SyntheticSpec};
-use crate::data::rng::{Purpose, Stream};
+use crate::data::rng::{Purpose, SplitMix64};
 use crate::data::{fingerprint, Dataset, Normalization, Splits, TensorSplit};
 
 /// Bump when the images a seed produces change: it is part of the fingerprint.
@@ -55,7 +55,7 @@ fn inside(shape: Shape, u: f64, v: f64) -> bool {
 }
 
 /// One image, 3 planes of side×side bytes.
-fn render(class: u32, rng: &mut Stream, side: usize) -> Vec<u8> {
+fn render(class: u32, rng: &mut SplitMix64, side: usize) -> Vec<u8> {
     let (shape, theta, period) = class_params(class);
     let cx = rng.range(10.0, 22.0);
     let cy = rng.range(10.0, 22.0);
@@ -98,7 +98,7 @@ pub fn generate(spec: &SyntheticSpec, split: u64, n: u64) -> TensorSplit {
     let images: Vec<Vec<u8>> = (0..n)
         .into_par_iter()
         .map(|i| {
-            let mut rng = Stream::new(spec.seed, Purpose::Synthetic, split, i);
+            let mut rng = SplitMix64::new(spec.seed, Purpose::Synthetic, split, i);
             render((i % classes as u64) as u32, &mut rng, side)
         })
         .collect();
@@ -242,7 +242,7 @@ mod tests {
         let mut opt = nn::Adam::default().build(&vs, 3e-3).unwrap();
         for epoch in 0..4 {
             let perm =
-                crate::data::rng::Stream::new(0, crate::data::rng::Purpose::Shuffle, epoch, 0)
+                crate::data::rng::SplitMix64::new(0, crate::data::rng::Purpose::Shuffle, epoch, 0)
                     .permutation(train.len());
             for chunk in perm.chunks(50) {
                 let b = train.select(chunk);

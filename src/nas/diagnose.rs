@@ -8,7 +8,7 @@
 use std::fmt::Write as _;
 
 use anyhow::{bail, Context};
-use clap::{Args, Subcommand};
+use clap::Args;
 use serde::Serialize;
 use tch::{Device, Kind, Tensor};
 
@@ -176,28 +176,6 @@ pub struct ProblemArgs {
     pub json: bool,
 }
 
-#[derive(Subcommand, Clone, Debug)]
-pub enum DiagnoseCommand {
-    /// One estimator on f(b) = (Σ_k b_k v_k − t)²: Monte-Carlo mean and standard error of the gradient
-    /// against the exact gradient (enumeration).
-    Estimator {
-        #[arg(long, value_parser = parse_estimator)]
-        estimator: Estimator,
-        #[command(flatten)]
-        problem: ProblemArgs,
-    },
-    /// Compare the bias and variance of every estimator on the same problem.
-    Estimators {
-        /// All six estimators (otherwise list them with --only).
-        #[arg(long)]
-        all: bool,
-        #[arg(long, value_delimiter = ',', value_parser = parse_estimator)]
-        only: Vec<Estimator>,
-        #[command(flatten)]
-        problem: ProblemArgs,
-    },
-}
-
 pub const ALL_ESTIMATORS: [Estimator; 6] = [
     Estimator::Gsm,
     Estimator::StGsm,
@@ -216,19 +194,6 @@ pub fn estimator_name(e: Estimator) -> &'static str {
         Estimator::Rebar => "rebar",
         Estimator::Relax => "relax",
     }
-}
-
-pub fn parse_estimator(s: &str) -> Result<Estimator, String> {
-    ALL_ESTIMATORS
-        .into_iter()
-        .find(|e| estimator_name(*e) == s)
-        .ok_or_else(|| {
-            let names: Vec<_> = ALL_ESTIMATORS.iter().map(|e| estimator_name(*e)).collect();
-            format!(
-                "unknown estimator `{s}`, expected one of {}",
-                names.join(", ")
-            )
-        })
 }
 
 /// The `--json` object of `unas diagnose estimator` (exactly these keys).
@@ -375,92 +340,86 @@ fn fmt_vec(v: &[f64]) -> String {
     format!("[{}]", parts.join(", "))
 }
 
-/// Dispatch a `unas diagnose` subcommand; returns the text to print on stdout.
-pub fn run(cmd: &DiagnoseCommand) -> anyhow::Result<String> {
-    match cmd {
-        DiagnoseCommand::Estimator { estimator, problem } => {
-            let (report, stats) = run_estimator(*estimator, problem)?;
-            if problem.json {
-                return Ok(serde_json::to_string(&report)?);
-            }
-            let mut out = String::new();
-            writeln!(
-                out,
-                "estimator {}  samples {}  τ {}  ε {}",
-                report.estimator, report.samples, problem.temperature, problem.eps
-            )?;
-            writeln!(
-                out,
-                "{:>3}  {:>11}  {:>11}  {:>11}  {:>7}",
-                "k", "grad_mean", "stderr", "exact", "z"
-            )?;
-            for k in 0..report.exact.len() {
-                let (m, s, e) = (report.grad_mean[k], report.grad_stderr[k], report.exact[k]);
-                let z = if s > 0.0 { (m - e) / s } else { 0.0 };
-                writeln!(out, "{k:>3}  {m:>+11.5}  {s:>11.5}  {e:>+11.5}  {z:>+7.2}")?;
-            }
-            write!(
-                out,
-                "single-sample variance Σ_k Var(ĝ_k) = {:.5}",
-                stats.variance
-            )?;
-            Ok(out)
-        }
-        DiagnoseCommand::Estimators { all, only, problem } => {
-            let chosen: Vec<Estimator> = if *all {
-                ALL_ESTIMATORS.to_vec()
-            } else if !only.is_empty() {
-                only.clone()
-            } else {
-                bail!("say which estimators to compare: --all, or --only rebar,relax,...");
-            };
-            let mut rows = Vec::new();
-            for e in chosen {
-                let (report, stats) = run_estimator(e, problem)
-                    .with_context(|| format!("running estimator {}", estimator_name(e)))?;
-                rows.push(comparison_row(report, &stats));
-            }
-            if problem.json {
-                return Ok(serde_json::to_string(&rows)?);
-            }
-            let mut out = String::new();
-            writeln!(
-                out,
-                "f(b) = (v·b − t)², logits {:?}, v {:?}, t {}, τ {}, ε {}, {} samples, seed {}",
-                problem.logits,
-                problem.values,
-                problem.target,
-                problem.temperature,
-                problem.eps,
-                problem.samples,
-                problem.seed
-            )?;
-            writeln!(
-                out,
-                "{:<10} {:>12} {:>10} {:>8}  grad_mean",
-                "estimator", "variance", "max|bias|", "max z"
-            )?;
-            for r in &rows {
-                writeln!(
-                    out,
-                    "{:<10} {:>12.5} {:>10.5} {:>8.2}  {}",
-                    r.report.estimator,
-                    r.variance,
-                    r.max_bias,
-                    r.max_z,
-                    fmt_vec(&r.report.grad_mean)
-                )?;
-            }
-            write!(
-                out,
-                "{:<10} {:>12} {:>10} {:>8}  {}",
-                "exact",
-                "",
-                "",
-                "",
-                fmt_vec(&rows[0].report.exact)
-            )?;
-            Ok(out)
-        }
+/// `unas diagnose estimator`: one estimator's gradient against the exact one; the text to print.
+pub fn estimator(estimator: Estimator, problem: &ProblemArgs) -> anyhow::Result<String> {
+    let (report, stats) = run_estimator(estimator, problem)?;
+    if problem.json {
+        return Ok(serde_json::to_string(&report)?);
     }
+    let mut out = String::new();
+    writeln!(
+        out,
+        "estimator {}  samples {}  τ {}  ε {}",
+        report.estimator, report.samples, problem.temperature, problem.eps
+    )?;
+    writeln!(
+        out,
+        "{:>3}  {:>11}  {:>11}  {:>11}  {:>7}",
+        "k", "grad_mean", "stderr", "exact", "z"
+    )?;
+    for k in 0..report.exact.len() {
+        let (m, s, e) = (report.grad_mean[k], report.grad_stderr[k], report.exact[k]);
+        let z = if s > 0.0 { (m - e) / s } else { 0.0 };
+        writeln!(out, "{k:>3}  {m:>+11.5}  {s:>11.5}  {e:>+11.5}  {z:>+7.2}")?;
+    }
+    write!(
+        out,
+        "single-sample variance Σ_k Var(ĝ_k) = {:.5}",
+        stats.variance
+    )?;
+    Ok(out)
+}
+
+/// `unas diagnose estimators`: bias and variance of `chosen` on one problem; the text to print.
+pub fn estimators(chosen: &[Estimator], problem: &ProblemArgs) -> anyhow::Result<String> {
+    if chosen.is_empty() {
+        bail!("say which estimators to compare: --all, or --only rebar,relax,...");
+    }
+    let mut rows = Vec::new();
+    for &e in chosen {
+        let (report, stats) = run_estimator(e, problem)
+            .with_context(|| format!("running estimator {}", estimator_name(e)))?;
+        rows.push(comparison_row(report, &stats));
+    }
+    if problem.json {
+        return Ok(serde_json::to_string(&rows)?);
+    }
+    let mut out = String::new();
+    writeln!(
+        out,
+        "f(b) = (v·b − t)², logits {:?}, v {:?}, t {}, τ {}, ε {}, {} samples, seed {}",
+        problem.logits,
+        problem.values,
+        problem.target,
+        problem.temperature,
+        problem.eps,
+        problem.samples,
+        problem.seed
+    )?;
+    writeln!(
+        out,
+        "{:<10} {:>12} {:>10} {:>8}  grad_mean",
+        "estimator", "variance", "max|bias|", "max z"
+    )?;
+    for r in &rows {
+        writeln!(
+            out,
+            "{:<10} {:>12.5} {:>10.5} {:>8.2}  {}",
+            r.report.estimator,
+            r.variance,
+            r.max_bias,
+            r.max_z,
+            fmt_vec(&r.report.grad_mean)
+        )?;
+    }
+    write!(
+        out,
+        "{:<10} {:>12} {:>10} {:>8}  {}",
+        "exact",
+        "",
+        "",
+        "",
+        fmt_vec(&rows[0].report.exact)
+    )?;
+    Ok(out)
 }

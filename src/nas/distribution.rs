@@ -9,6 +9,7 @@
 use tch::{Device, Kind, Tensor};
 
 use super::arch::{CellSample, DartsMode, DartsSample, ProxylessSample};
+use crate::results::diverged::{check_finite_tensor, Diverged};
 
 /// Which GSM sampler draws the relaxed sample ζ (spec §2.1; `gsm_utils.py`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -175,32 +176,11 @@ impl Categoricals {
     }
 
     /// Error if any logit is NaN or ±∞.
-    pub fn check_finite(&self, step: u64) -> Result<(), NonFinite> {
+    pub fn check_finite(&self, step: u64) -> Result<(), Diverged> {
         for g in &self.groups {
-            check_finite(&g.logits, step, &format!("logits {}", g.name))?;
+            check_finite_tensor(&g.logits, step, &format!("logits {}", g.name))?;
         }
         Ok(())
-    }
-}
-
-/// A non-finite value in the architecture step: the search loop marks the run `diverged`.
-#[derive(Debug, thiserror::Error)]
-#[error("step {step}: {term} is not finite (NaN or ±inf); the search diverged (try a lower architecture learning rate)")]
-pub struct NonFinite {
-    pub step: u64,
-    pub term: String,
-}
-
-/// Ok if every entry of `t` is finite (one device synchronisation).
-pub fn check_finite(t: &Tensor, step: u64, term: &str) -> Result<(), NonFinite> {
-    let ok = tch::no_grad(|| t.isfinite().all().int64_value(&[]) != 0);
-    if ok {
-        Ok(())
-    } else {
-        Err(NonFinite {
-            step,
-            term: term.to_owned(),
-        })
     }
 }
 

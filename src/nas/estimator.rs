@@ -9,11 +9,10 @@ use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
 use super::arch::SampleKind;
-use super::distribution::{
-    check_finite, flatten_per_example, Categoricals, Draw, NonFinite, Sampler,
-};
+use super::distribution::{flatten_per_example, Categoricals, Draw, Sampler};
 use super::relax_cv::RelaxControlVariate;
 use crate::config::schema::Estimator;
+use crate::results::diverged::{check_finite_tensor, Diverged};
 
 /// The per-example objective f [N] of a sample given as one [S, N, K] tensor per selector group, in the
 /// distribution's group order. `kind` says whether the sample is one-hot (the supernet may run only the
@@ -60,9 +59,9 @@ fn value(t: &Tensor) -> Tensor {
 }
 
 /// f(b) [N] without gradient, checked finite.
-fn eval_discrete(draw: &Draw, f: &mut impl Objective, step: u64) -> Result<Tensor, NonFinite> {
+fn eval_discrete(draw: &Draw, f: &mut impl Objective, step: u64) -> Result<Tensor, Diverged> {
     let f_d = tch::no_grad(|| f.eval(&draw.onehot, SampleKind::OneHot)).detach();
-    check_finite(&f_d, step, "f(b)")?;
+    check_finite_tensor(&f_d, step, "f(b)")?;
     Ok(f_d)
 }
 
@@ -73,16 +72,16 @@ fn eval_relaxed(
     f: &mut impl Objective,
     step: u64,
     term: &str,
-) -> Result<Tensor, NonFinite> {
+) -> Result<Tensor, Diverged> {
     let f_c = f.eval(xs, kind);
-    check_finite(&f_c, step, term)?;
+    check_finite_tensor(&f_c, step, term)?;
     Ok(f_c)
 }
 
 /// `gsm` (the official `default`, spec §2.2): S = mean_n f(ζ_n), ζ = softmax((ã+g)/τ).
 /// ∇S is the pathwise gradient of E_g[f(ζ)], the *relaxed* objective: E[∇S] = ∇E[f(ζ)] ≠ ∇E_q[f(b)]
 /// unless f is the same on the simplex as on its vertices — biased, the bias vanishing as τ → 0.
-pub fn gsm(draw: &Draw, f: &mut impl Objective, step: u64) -> Result<Estimate, NonFinite> {
+pub fn gsm(draw: &Draw, f: &mut impl Objective, step: u64) -> Result<Estimate, Diverged> {
     let f_c = eval_relaxed(&draw.relaxed, SampleKind::Relaxed, f, step, "f(ζ)")?;
     Ok(Estimate {
         f_relaxed: Some(value(&f_c)),
@@ -94,7 +93,7 @@ pub fn gsm(draw: &Draw, f: &mut impl Objective, step: u64) -> Result<Estimate, N
 /// `st_gsm` (straight-through Gumbel-softmax): x = b − sg(ζ) + ζ, S = mean_n f(x_n).
 /// Value f(b), gradient ∇_x f(b)·∂ζ/∂a: the derivative of f at a vertex times the relaxation's Jacobian,
 /// which is not ∇E_q[f(b)] = Σ_b f(b)∇q(b) in general — biased.
-pub fn st_gsm(draw: &Draw, f: &mut impl Objective, step: u64) -> Result<Estimate, NonFinite> {
+pub fn st_gsm(draw: &Draw, f: &mut impl Objective, step: u64) -> Result<Estimate, Diverged> {
     let x: Vec<Tensor> = draw
         .onehot
         .iter()
@@ -116,7 +115,7 @@ pub fn darts(
     n: i64,
     f: &mut impl Objective,
     step: u64,
-) -> Result<Estimate, NonFinite> {
+) -> Result<Estimate, Diverged> {
     let q = dist.probabilities(n);
     let f_c = eval_relaxed(&q, SampleKind::Relaxed, f, step, "f(softmax(a))")?;
     Ok(Estimate {
@@ -147,7 +146,7 @@ pub fn reinforce(
     f: &mut impl Objective,
     baseline: &mut EmaBaseline,
     step: u64,
-) -> Result<Estimate, NonFinite> {
+) -> Result<Estimate, Diverged> {
     let f_d = eval_discrete(draw, f, step)?;
     let beta = baseline.value;
     let surrogate = mean(&(&draw.log_prob * (&f_d - beta).detach())) + beta;
@@ -164,7 +163,7 @@ pub fn reinforce(
 /// S = mean_n[log q(b_n)·sg(f(b_n) − f(ζ⋆_n))] + mean_n f(ζ⋆_n).
 /// ∇S = (f(b) − f(ζ̃))∇log q(b) + ∇f(ζ) − ∇f(ζ̃). Unbiased: E[f(ζ̃)∇log q(b)] + E_b[∇E_{ζ̃|b} f(ζ̃)]
 /// = ∇E_b[E_{ζ̃|b} f(ζ̃)] = ∇E_z[f(ζ)] = E[∇f(ζ)], so the control variate has zero mean.
-pub fn rebar(draw: &Draw, f: &mut impl Objective, step: u64) -> Result<Estimate, NonFinite> {
+pub fn rebar(draw: &Draw, f: &mut impl Objective, step: u64) -> Result<Estimate, Diverged> {
     assert_eq!(
         draw.sampler,
         Sampler::Rebar,
@@ -193,7 +192,7 @@ pub fn relax(
     f: &mut impl Objective,
     cv: &mut RelaxControlVariate,
     step: u64,
-) -> Result<Estimate, NonFinite> {
+) -> Result<Estimate, Diverged> {
     assert_eq!(
         draw.sampler,
         Sampler::Rebar,
@@ -205,7 +204,7 @@ pub fn relax(
     let x = flatten_per_example(&draw.relaxed); // ζ⋆ [N, D]
     let r = cv.forward(&x); // r_φ(ζ⋆)
     let r_coef = cv.forward(&x.detach()); // r_φ(sg ζ̃): a function of φ only
-    check_finite(&r, step, "r_φ(ζ)")?;
+    check_finite_tensor(&r, step, "r_φ(ζ)")?;
     // REBAR part of ĝ: (f(b) − f(ζ̃))∇log q(b) + ∇f(ζ) − ∇f(ζ̃)
     let s_rebar = mean(&(&draw.log_prob * (&f_d - &f_c).detach())) + mean(&f_c);
     // learned part of ĝ: −r_φ(ζ̃)∇log q(b) + ∇r_φ(ζ) − ∇r_φ(ζ̃), differentiable in φ
@@ -218,7 +217,7 @@ pub fn relax(
         .map(|g| g.square().sum(g.kind()))
         .reduce(|a, b| a + b)
         .expect("at least one selector group"); // ‖ĝ‖²
-    check_finite(&variance_proxy, step, "RELAX ‖ĝ‖²")?;
+    check_finite_tensor(&variance_proxy, step, "RELAX ‖ĝ‖²")?;
     let grads_phi = Tensor::run_backward(&[&variance_proxy], cv.parameters(), false, false);
     cv.adam_step(&grads_phi);
     let linear = logits
@@ -245,9 +244,9 @@ pub fn score_with_surrogate(
     l_d: &Tensor,
     l_c: &Tensor,
     step: u64,
-) -> Result<Tensor, NonFinite> {
-    check_finite(l_d, step, "non-differentiable term L_d")?;
-    check_finite(l_c, step, "surrogate term L_c")?;
+) -> Result<Tensor, Diverged> {
+    check_finite_tensor(l_d, step, "non-differentiable term L_d")?;
+    check_finite_tensor(l_c, step, "surrogate term L_c")?;
     Ok(mean(
         &(&draw.log_prob * (l_d.detach() - l_c).detach() + l_c),
     ))
@@ -299,7 +298,7 @@ impl EstimatorState {
         draw: &Draw,
         f: &mut impl Objective,
         step: u64,
-    ) -> Result<Estimate, NonFinite> {
+    ) -> Result<Estimate, Diverged> {
         dist.check_finite(step)?;
         match self.estimator {
             Estimator::Gsm => gsm(draw, f, step),
@@ -373,22 +372,6 @@ impl GradVariance {
     pub fn variance(&self) -> f64 {
         self.variance_tensor().double_value(&[])
     }
-}
-
-/// Per-step values the search loop logs (issue item 6). Gap terms come from
-/// [`super::objective::GapTerms`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct StepDiagnostics {
-    pub f_discrete: Option<f64>,
-    pub f_relaxed: Option<f64>,
-    /// H(q̃) summed over selectors.
-    pub entropy: f64,
-    /// [`GradVariance`] after this step.
-    pub grad_variance: f64,
-    /// max |b − softmax(1000·ζ)| of this step's draw.
-    pub onehot_deviation: f64,
-    /// The REINFORCE baseline β after this step.
-    pub baseline: f64,
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! estimators and the search objectives (shared/design/unas-spec.md §1–§5).
 
 pub mod arch;
-pub mod diagnose;
+pub(crate) mod diagnose;
 pub mod distribution;
 pub mod estimator;
 pub mod objective;

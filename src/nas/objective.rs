@@ -3,59 +3,16 @@
 //! through `estimator::Objective` (differentiable terms) or `estimator::score_with_surrogate` (the
 //! non-differentiable latency term).
 
-use serde::{Deserialize, Serialize};
-use tch::{Kind, Tensor};
+use tch::Tensor;
 
 use super::arch::{CellSample, DartsSample};
-use crate::config::schema::{Latency, ObjectiveKind};
+use crate::config::schema::Latency;
 
-/// f [N] from the per-example cross-entropies of the training batch `l_tr` and, for `val` and
-/// `gengap`, of the held-out batch `l_va` (example n of both evaluated with architecture sample n).
-/// Panics if `l_va` is missing for `val`/`gengap` (the loop always evaluates it there).
-pub fn per_example(
-    kind: ObjectiveKind,
-    lambda: f64,
-    l_tr: &Tensor,
-    l_va: Option<&Tensor>,
-) -> Tensor {
-    let l_va = || l_va.expect("the val and gengap objectives need the held-out losses");
-    match kind {
-        ObjectiveKind::Train => l_tr.shallow_clone(), // f = ℓ_tr
-        ObjectiveKind::Val => l_va().shallow_clone(), // f = ℓ_va
-        ObjectiveKind::Gengap => gengap(l_tr, l_va(), lambda),
-    }
-}
-
-/// f_n = ℓ_tr,n + λ·|ℓ_va,n − ℓ_tr,n| (spec §3).
-pub fn gengap(l_tr: &Tensor, l_va: &Tensor, lambda: f64) -> Tensor {
-    l_tr + (l_va - l_tr).abs() * lambda
-}
-
-/// The logged gap terms (official `meta/loss_val`, `meta/loss_cov`, `meta/loss_diff_sign`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct GapTerms {
-    /// mean ℓ_tr.
-    pub train_loss: f64,
-    /// mean ℓ_va.
-    pub val_loss: f64,
-    /// mean |ℓ_va − ℓ_tr|.
-    pub gap_abs: f64,
-    /// fraction of examples with ℓ_va > ℓ_tr.
-    pub val_above_train: f64,
-}
-
-impl GapTerms {
-    pub fn new(l_tr: &Tensor, l_va: &Tensor) -> Self {
-        tch::no_grad(|| {
-            let m = |t: Tensor| t.mean(Kind::Double).double_value(&[]);
-            GapTerms {
-                train_loss: m(l_tr.detach()),
-                val_loss: m(l_va.detach()),
-                gap_abs: m((l_va - l_tr).abs()),
-                val_above_train: m(l_va.gt_tensor(l_tr).to_kind(Kind::Double)),
-            }
-        })
-    }
+/// The gen-gap objective per example (spec §3): f_n = ℓ_tr,n + λ·|ℓ_va,n − ℓ_tr,n| with example n of
+/// both batches evaluated with architecture sample n. Returns (f, the gap |ℓ_va − ℓ_tr|) [N] each.
+pub fn gengap(l_tr: &Tensor, l_va: &Tensor, lambda: f64) -> (Tensor, Tensor) {
+    let gap = (l_va - l_tr).abs(); // |ℓ_va − ℓ_tr|
+    (l_tr + &gap * lambda, gap) // f = ℓ_tr + λ·|ℓ_va − ℓ_tr|
 }
 
 /// weight·P_n, P_n = Σ_{cell type, node} Σ_{j,k} input_op0[n,j,k]·input_op1[n,j,k] with
@@ -101,10 +58,7 @@ impl From<&Latency> for LatencyHinge {
 impl LatencyHinge {
     /// c_t = coeff·clip(step / ramp, 0, 1); `step` counts post-warm-up architecture steps.
     pub fn coeff_at(&self, step: u64) -> f64 {
-        if self.ramp_steps == 0 {
-            return self.coeff;
-        }
-        self.coeff * (step as f64 / self.ramp_steps as f64).clamp(0.0, 1.0)
+        linear_ramp(self.coeff, step, self.ramp_steps)
     }
 
     /// c_t·relu(lat_ms − T), per example.
@@ -113,10 +67,21 @@ impl LatencyHinge {
     }
 }
 
+/// A coefficient ramped linearly from 0: c_t = c · clip(t / R, 0, 1) (the latency coefficient over
+/// R = 30 000 post-warm-up steps, §4). R = 0 means no ramp.
+pub fn linear_ramp(c: f64, step: u64, ramp_steps: u64) -> f64 {
+    if ramp_steps == 0 {
+        return c;
+    }
+    // c_t = c·clip(step/R, 0, 1)
+    c * (step as f64 / ramp_steps as f64).clamp(0.0, 1.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use tch::Device;
+    use tch::Kind;
 
     fn t(v: &[f64]) -> Tensor {
         Tensor::from_slice(v)
@@ -124,13 +89,9 @@ mod tests {
 
     #[test]
     fn gengap_adds_lambda_times_the_absolute_gap_per_example() {
-        let f = gengap(&t(&[1.0, 2.0]), &t(&[1.5, 1.0]), 0.5);
+        let (f, gap) = gengap(&t(&[1.0, 2.0]), &t(&[1.5, 1.0]), 0.5);
         assert_eq!(Vec::<f64>::try_from(&f).unwrap(), vec![1.25, 2.5]);
-        let terms = GapTerms::new(&t(&[1.0, 2.0]), &t(&[1.5, 1.0]));
-        assert_eq!(terms.val_above_train, 0.5);
-        assert_eq!(terms.gap_abs, 0.75);
-        let val = per_example(ObjectiveKind::Val, 0.5, &t(&[1.0]), Some(&t(&[3.0])));
-        assert_eq!(val.double_value(&[0]), 3.0);
+        assert_eq!(gap.mean(Kind::Double).double_value(&[]), 0.75);
     }
 
     fn onehot(idx: &[i64], k: i64) -> Tensor {
@@ -188,5 +149,14 @@ mod tests {
         let p = Vec::<f64>::try_from(&p).unwrap();
         assert_eq!(p[0], 0.0);
         assert!((p[1] - 0.2).abs() < 1e-12);
+    }
+
+    #[test]
+    fn linear_ramp_rises_from_zero_and_saturates() {
+        assert_eq!(linear_ramp(0.1, 0, 30_000), 0.0);
+        assert!((linear_ramp(0.1, 15_000, 30_000) - 0.05).abs() <= 1e-12);
+        assert_eq!(linear_ramp(0.1, 30_000, 30_000), 0.1);
+        assert_eq!(linear_ramp(0.1, 90_000, 30_000), 0.1);
+        assert_eq!(linear_ramp(0.1, 5, 0), 0.1);
     }
 }

@@ -2,4 +2,4 @@
 //! Today: the status of every run. Tables, plots and HTML pages arrive with the report issue.
 
 pub mod status;
-pub mod text_table;
+pub(crate) use crate::text_table;

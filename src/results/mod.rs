@@ -2,12 +2,17 @@
 //! writes and locks, provenance and status.
 
 pub mod atomic;
+pub mod diverged;
 pub mod layout;
 pub mod parquet;
+pub mod phase;
 pub mod provenance;
+pub mod rows;
 pub mod schema;
 pub mod status;
 
+pub use diverged::Diverged;
 pub use layout::{ResultsRoot, RunDir};
+pub use phase::Phase;
 pub use schema::Table;
 pub use status::{State, Status};

@@ -10,7 +10,8 @@ use crate::results::provenance::{now_rfc3339, Provenance, RunIdentity};
 use crate::results::{atomic, layout, ResultsRoot, RunDir, State, Status};
 
 use super::plan::{plan, Job};
-use super::stages::{run_stage, StageError};
+use super::stages::run_stage;
+use crate::stage::StageError;
 
 /// How one job ended, for the summary table.
 #[derive(Clone, Debug, PartialEq)]
@@ -107,13 +108,14 @@ fn run_job(
     upstream: Option<RunDir>,
     device: tch::Device,
 ) -> Result<JobEnd> {
+    // Lock first, then decide: two processes must never both start the same run.
+    let _lock = crate::results::atomic::RunLock::acquire(dir.path())?;
     if let Some(Status {
         state: State::Done, ..
     }) = Status::read(dir.path())?
     {
         return Ok(JobEnd::Done { skipped: true });
     }
-    let _lock = crate::results::atomic::RunLock::acquire(dir.path())?;
     atomic::write_atomic(&dir.file(layout::CONFIG), r.to_yaml().as_bytes())
         .context("writing config.yaml")?;
     let who = RunIdentity {
@@ -129,32 +131,52 @@ fn run_job(
     prov.write(dir.path())?;
     Status::now(State::Running).write(dir.path())?;
 
-    let result = run_stage(r, job, dir, upstream, device);
+    let result = run_caught(|| run_stage(r, job, dir, upstream, device));
 
     prov.ended_at = Some(now_rfc3339());
     prov.write(dir.path())?;
     match result {
-        Ok(_) => {
+        Ok(()) => {
             Status::now(State::Done).write(dir.path())?;
             Ok(JobEnd::Done { skipped: false })
         }
         Err(e) => {
-            let reason = match &e {
-                StageError::NotBuilt { .. } => e.to_string(),
-                StageError::Failed(inner) => format!("{inner:#}"),
-            };
             // A non-finite value is `diverged` (with the step and the term), not a crash.
-            let diverged = match &e {
-                StageError::Failed(inner) => inner
-                    .downcast_ref::<crate::train::metrics::Diverged>()
-                    .map(|d| d.state()),
-                StageError::NotBuilt { .. } => None,
-            };
-            Status::now(diverged.unwrap_or(State::Failed {
-                reason: reason.clone(),
-            }))
-            .write(dir.path())?;
-            Ok(JobEnd::Failed(reason))
+            Status::now(e.state()).write(dir.path())?;
+            Ok(JobEnd::Failed(e.reason()))
         }
+    }
+}
+
+/// Runs a stage; a panic inside it becomes [`StageError::Failed`] with the panic's message, so the run
+/// folder records `failed` instead of being left `running`.
+fn run_caught(stage: impl FnOnce() -> crate::stage::Outcome) -> crate::stage::Outcome {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(stage)).unwrap_or_else(|payload| {
+        let msg = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "(no message)".into());
+        Err(StageError::Failed(anyhow::anyhow!(
+            "the stage panicked: {msg} (a bug in unas: please report it with this run's config.yaml)"
+        )))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panicking_stage_becomes_a_failure_with_the_panic_message() {
+        let out = run_caught(|| panic!("needs an even C_out, got 3"));
+        let err = out.unwrap_err();
+        assert!(matches!(err, StageError::Failed(_)));
+        let reason = err.reason();
+        assert!(
+            reason.contains("panicked") && reason.contains("even C_out, got 3"),
+            "{reason}"
+        );
+        assert!(run_caught(|| Ok(())).is_ok());
     }
 }

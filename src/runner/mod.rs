@@ -6,4 +6,4 @@ pub mod plan;
 pub mod stages;
 
 pub use execute::{run_experiment, JobEnd, JobReport};
-pub use plan::{plan, Job, Stage};
+pub use plan::plan;

@@ -136,7 +136,8 @@ pub fn rough_cost_m_images(r: &Resolved) -> f64 {
             GenotypeChoice::Search => e.seeds.search.len() * e.seeds.train.len(),
             _ => e.seeds.train.len(),
         };
-        total += train_n as f64 * t.epochs.unwrap_or(0) as f64 * trainings as f64;
+        let epochs = crate::train::recipe::TrainRecipe::of(t).map_or(0, |r| r.epochs);
+        total += train_n as f64 * f64::from(epochs) * trainings as f64;
     }
     total / 1e6
 }

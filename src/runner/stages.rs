@@ -1,27 +1,10 @@
-//! Dispatch of one job to the code that executes its stage. A stage whose capability is not built yet
-//! returns [`StageError::NotBuilt`], naming what is missing; it never pretends to run.
+//! Dispatch of one job to the code that executes its stage, through the contract in [`crate::stage`].
 
 use crate::config::Resolved;
 use crate::results::RunDir;
+use crate::stage::{Outcome, StageCtx};
 
 use super::plan::{Job, Stage};
-
-#[derive(Debug, thiserror::Error)]
-pub enum StageError {
-    #[error("stage `{stage}` cannot run yet: {capability} is not built in this version of unas")]
-    NotBuilt {
-        stage: &'static str,
-        capability: &'static str,
-    },
-    #[error(transparent)]
-    Failed(#[from] anyhow::Error),
-}
-
-/// What a finished stage tells the runner.
-#[derive(Debug, Default)]
-pub struct Outcome {
-    pub summary: String,
-}
 
 /// Runs one job's stage in its run folder. `upstream` is the run folder of the search a training job
 /// consumes.
@@ -31,8 +14,8 @@ pub fn run_stage(
     dir: &RunDir,
     upstream: Option<RunDir>,
     device: tch::Device,
-) -> Result<Outcome, StageError> {
-    let ctx = crate::train::search::StageCtx {
+) -> Outcome {
+    let ctx = StageCtx {
         resolved: r,
         seed: job.seed,
         run_id: &job.run_id,
@@ -45,13 +28,7 @@ pub fn run_stage(
             .map(|(u, d)| (u.run_id.as_str(), d)),
     };
     match job.stage {
-        Stage::Search => {
-            let genotype = crate::train::search::run(&ctx)?;
-            Ok(Outcome { summary: genotype })
-        }
-        Stage::Train => {
-            crate::train::from_scratch::run(&ctx)?;
-            Ok(Outcome::default())
-        }
+        Stage::Search => crate::train::search::run(&ctx),
+        Stage::Train => crate::train::from_scratch::run(&ctx),
     }
 }

@@ -156,10 +156,6 @@ impl Checkpoints {
         }
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     /// Writes a checkpoint at `mark` atomically and prunes all but the last two complete ones (and
     /// any temporaries a killed process left). Tensors are copied to the CPU; a checkpoint already at
     /// `mark` is replaced.
@@ -485,12 +481,14 @@ mod tests {
     /// A tiny training run with the whole toolkit: per-step seeding (dropout-like noise), Adam, clipping.
     fn train_steps(
         vs: &tch::nn::VarStore,
-        opt: &mut crate::train::Adam,
+        opt: &mut crate::train::optim::Adam,
         from: u64,
         to: u64,
     ) -> Vec<f64> {
-        use crate::train::{clip_grad_norm, seed_step, Optimizer, Phase};
-        let params = crate::train::var_store_params(vs);
+        use crate::train::optim::Optimizer;
+        use crate::train::rng::seed_step;
+        use crate::train::{clip_grad_norm, Phase};
+        let params = crate::train::optim::var_store_params(vs);
         let w = &params.iter().find(|(n, _)| n == "w").unwrap().1;
         let mut norms = Vec::new();
         for step in from..to {
@@ -508,7 +506,7 @@ mod tests {
 
     #[test]
     fn a_run_resumed_from_disk_continues_bit_identically() {
-        use crate::train::{Adam, AdamConfig, Optimizer, ParamGroup};
+        use crate::train::optim::{Adam, AdamConfig, Optimizer, ParamGroup};
         let make = || {
             let vs = tch::nn::VarStore::new(Device::Cpu);
             tch::manual_seed(0);
@@ -516,7 +514,7 @@ mod tests {
             let opt = Adam::new(
                 vec![ParamGroup::new(
                     "w",
-                    crate::train::var_store_params(&vs),
+                    crate::train::optim::var_store_params(&vs),
                     1e-2,
                     3e-4,
                 )],
@@ -531,7 +529,7 @@ mod tests {
         let ck = Checkpoints::new(dir.path());
         let (vs2, mut o2) = make();
         let mut resumed = train_steps(&vs2, &mut o2, 0, 3);
-        let mut state = prefixed("model", &crate::train::var_store_params(&vs2));
+        let mut state = prefixed("model", &crate::train::optim::var_store_params(&vs2));
         state.extend(o2.state_tensors("opt_w"));
         ck.save(
             Mark {
@@ -546,7 +544,7 @@ mod tests {
 
         let (vs3, mut o3) = make();
         let back: Loaded<Meta> = ck.load_latest().unwrap().unwrap();
-        back.restore_into("model", &crate::train::var_store_params(&vs3))
+        back.restore_into("model", &crate::train::optim::var_store_params(&vs3))
             .unwrap();
         o3.load_state_tensors("opt_w", &back.tensors).unwrap();
         resumed.extend(train_steps(&vs3, &mut o3, back.mark.steps, 6));
@@ -555,8 +553,8 @@ mod tests {
             straight.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
             resumed.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
         );
-        let w1 = &crate::train::var_store_params(&vs1)[0].1;
-        let w3 = &crate::train::var_store_params(&vs3)[0].1;
+        let w1 = &crate::train::optim::var_store_params(&vs1)[0].1;
+        let w3 = &crate::train::optim::var_store_params(&vs3)[0].1;
         assert!(w1.equal(w3));
     }
 }

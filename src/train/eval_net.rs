@@ -7,10 +7,11 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use tch::{nn, Tensor};
 
-use crate::config::{Experiment, GenotypeChoice, Recipe, SpaceName, Train};
+use crate::config::{Experiment, GenotypeChoice, Recipe, SpaceName};
 use crate::nas::space::darts::{self, DartsEvalNet, EvalConfig, Genotype, StemKind};
 use crate::nas::space::proxyless::{self, ProxylessEvalNet, ProxylessGenotype};
 use crate::results::layout;
+use crate::train::recipe::TrainRecipe;
 
 pub enum EvalNet {
     Darts(DartsEvalNet),
@@ -49,28 +50,28 @@ pub struct Built {
 
 /// The DARTS evaluation network a (resolved) recipe trains: the ImageNet stem for the ImageNet
 /// recipes, and with `channels: 0` the largest even width under the MAC budget (§6.2).
-pub fn darts_config(t: &Train, genotype: &Genotype, classes: i64) -> Result<EvalConfig> {
-    let layers = t.layers.unwrap_or(20) as i64;
+pub fn darts_config(t: &TrainRecipe, genotype: &Genotype, classes: i64) -> Result<EvalConfig> {
+    let layers = i64::from(t.layers);
     let stem = match t.recipe {
         Recipe::Cifar => StemKind::Cifar,
         Recipe::ImagenetDarts | Recipe::ImagenetProxyless => StemKind::Imagenet,
     };
-    let channels = match t.channels.unwrap_or(36) {
+    let channels = match t.channels {
         // §6.2: the largest even C in [30, 70) under the MAC budget (ptflops rule, 1000 classes).
         0 => {
-            let c = darts::count::auto_width(genotype, layers, t.max_macs_m.unwrap_or(600.0))?;
+            let c = darts::count::auto_width(genotype, layers, t.max_macs_m)?;
             tracing::info!(channels = c, "automatic width");
             c
         }
-        c => c as i64,
+        c => i64::from(c),
     };
     Ok(EvalConfig {
         dataset: stem,
         channels,
         layers,
         classes,
-        auxiliary: t.auxiliary_weight.unwrap_or(0.0) > 0.0,
-        drop_path_prob: t.drop_path.unwrap_or(0.0),
+        auxiliary: t.auxiliary_weight > 0.0,
+        drop_path_prob: t.drop_path,
     })
 }
 
@@ -87,7 +88,7 @@ fn searched(search_dir: Option<&Path>) -> Result<(String, std::path::PathBuf)> {
 pub fn build(
     vs: &nn::Path,
     e: &Experiment,
-    t: &Train,
+    t: &TrainRecipe,
     search_dir: Option<&Path>,
     classes: i64,
 ) -> Result<Built> {

@@ -5,24 +5,24 @@
 //! top-5 on the test (ImageNet: val) set after every epoch; a checkpoint every epoch (and on SIGTERM /
 //! SIGUSR1), resumable bit-identically on the CPU.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use tch::{nn, Kind, Reduction, Tensor};
 
 use crate::data;
-use crate::data::loader::{self, BatchSource};
-use crate::results::{layout, Table};
-use crate::runner::stages::StageError;
-use crate::train::checkpoint::{prefixed, Checkpoints, Mark};
-use crate::train::eval_net::{self, EvalNet};
-use crate::train::metrics::{
-    self, Clock, DeviceMean, EpochRow, ResumePoint, StepInfo, StepLog, SummaryRow, TableLog, Term,
-};
+use crate::data::loader::{self, BatchSource, Loader};
+use crate::results::diverged::check_finite;
+use crate::results::rows::{EpochRow, Term};
+use crate::stage::{Outcome, StageCtx};
+use crate::train::checkpoint::{prefixed, Mark};
+use crate::train::eval_net::{self, Built};
+use crate::train::metrics::{DeviceMean, ResumePoint, StepInfo};
 use crate::train::optim::{Optimizer, ParamGroup, Sgd};
-use crate::train::rng::{derive_seed, seed_step, Determinism, Stream};
+use crate::train::recipe::TrainRecipe;
+use crate::train::recorder::{stop_if_asked, summary_row, Finish, Recorder, RunMeta};
+use crate::train::rng::{derive_seed, seed_step, Determinism, Stream, INIT_STEP};
 use crate::train::schedule::{drop_path_prob, WarmupCosine};
-use crate::train::search::{all_variables, shallow, write_steps, StageCtx};
-use crate::train::signals::{Request, Signals};
+use crate::train::variables::{all_variables, define_zero_grads, shallow};
 use crate::train::{batches, clip_grad_norm, Phase};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -36,259 +36,270 @@ struct TrainMeta {
     wall_s: f64,
 }
 
-pub fn run(ctx: &StageCtx) -> Result<(), StageError> {
-    let e = &ctx.resolved.experiment;
-    let t = e
+impl RunMeta for TrainMeta {
+    fn wall_s_mut(&mut self) -> &mut f64 {
+        &mut self.wall_s
+    }
+}
+
+pub fn run(ctx: &StageCtx) -> Outcome {
+    let t = ctx
+        .resolved
+        .experiment
         .train
         .as_ref()
         .context("the experiment has no `train` section")?;
-    Ok(train(ctx, t)?)
+    Ok(train(ctx, &TrainRecipe::of(t)?)?)
 }
 
 /// Mean cross-entropy against labels smoothed by ε: (1 − ε)·onehot + ε/K (ImageNet recipes: 0.1).
-fn ce(logits: &Tensor, y: &Tensor, smoothing: f64) -> Tensor {
+fn smoothed_ce(logits: &Tensor, y: &Tensor, smoothing: f64) -> Tensor {
     logits.cross_entropy_loss::<Tensor>(y, None, Reduction::Mean, -100, smoothing)
 }
 
-fn train(ctx: &StageCtx, t: &crate::config::Train) -> Result<()> {
-    let e = &ctx.resolved.experiment;
-    let (device, seed) = (ctx.device, ctx.seed);
-    let _determinism = Determinism::apply(e.deterministic);
-    let epochs = t.epochs.unwrap_or(1);
+/// A training run's live state: the network, its optimiser, the data, the epoch's running means.
+struct TrainState {
+    vs: nn::VarStore,
+    built: Built,
+    params: Vec<(String, Tensor)>,
+    opt: Sgd,
+    sched: WarmupCosine,
+    train_loader: Loader,
+    test_source: Box<dyn BatchSource>,
+    loss: DeviceMean,
+    top1: DeviceMean,
+    meta: TrainMeta,
+}
 
-    let ds = data::open(&e.dataset, device)?;
-    let cutout = t.cutout.unwrap_or(0) as i64;
-    let batching = loader::Batching {
-        batch_size: t.batch.unwrap_or(128) as usize,
-        drop_last: false,
-        shuffle: true,
-        seed: derive_seed(seed, Stream::Shuffle, Phase::Train, 0, 0) as u64,
-    };
-    let (mut train_loader, test_source) = batches::train_loaders(
-        &ds,
-        &e.dataset,
-        batching,
-        (cutout > 0).then_some(cutout),
-        device,
-    )?;
-
-    let aux_w = t.auxiliary_weight.unwrap_or(0.0);
-    let smoothing = t.label_smoothing.unwrap_or(0.0);
-    // Initial weights come from the run's seed (a stream of their own), so two runs start alike.
-    tch::manual_seed(derive_seed(seed, Stream::Step, Phase::Train, 0, u64::MAX));
-    let vs = nn::VarStore::new(device);
-    let search_dir = ctx.upstream.as_ref().map(|(_, d)| d.path().to_path_buf());
-    let built = eval_net::build(&vs.root(), e, t, search_dir.as_deref(), ds.classes)?;
-    let mut net = built.net;
-    let params = crate::train::optim::var_store_params(&vs);
-    let mut opt = Sgd::new(
-        vec![ParamGroup::new(
-            "w",
-            shallow(&params),
-            t.lr.unwrap_or(0.05),
-            t.weight_decay.unwrap_or(3e-4),
-        )],
-        t.momentum.unwrap_or(0.9),
-    );
-    let sched = WarmupCosine::for_recipe(
-        t.recipe,
-        t.lr.unwrap_or(0.05),
-        epochs,
-        t.warmup_epochs.unwrap_or(0),
-    );
-
-    let ckpts = Checkpoints::new(ctx.dir.file(layout::CHECKPOINTS));
-    let mut meta = TrainMeta {
-        epoch: 0,
-        steps: 0,
-        loader: loader::LoaderState {
-            epoch: 0,
-            position: 0,
-        },
-        wall_s: 0.0,
-    };
-    let mut acc_loss = DeviceMean::new(device);
-    let mut acc_top1 = DeviceMean::new(device);
-    if let Some(loaded) = ckpts.load_latest::<TrainMeta>()? {
-        tracing::info!(
-            epoch = loaded.meta.epoch,
-            "resuming training from a checkpoint"
-        );
-        meta = loaded.meta.clone();
-        tch::no_grad(|| loaded.restore_into("w", &all_variables(&vs)))?;
-        opt.load_state_tensors("opt", &loaded.tensors)?;
-        acc_loss.load_state_tensors("acc_loss", &loaded.tensors)?;
-        acc_top1.load_state_tensors("acc_top1", &loaded.tensors)?;
-        train_loader.resume(meta.loader);
+impl TrainState {
+    fn new(ctx: &StageCtx, t: &TrainRecipe) -> Result<TrainState> {
+        let e = &ctx.resolved.experiment;
+        let (device, seed) = (ctx.device, ctx.seed);
+        let ds = data::open(&e.dataset, device)?;
+        let batching = loader::Batching {
+            batch_size: t.batch as usize,
+            drop_last: false,
+            shuffle: true,
+            seed: derive_seed(seed, Stream::Shuffle, Phase::Train, 0, 0) as u64,
+        };
+        let cutout = i64::from(t.cutout);
+        let (train_loader, test_source) = batches::train_loaders(
+            &ds,
+            &e.dataset,
+            batching,
+            (cutout > 0).then_some(cutout),
+            device,
+        )?;
+        // Initial weights come from the run's seed (a stream of their own), so two runs start alike.
+        tch::manual_seed(derive_seed(seed, Stream::Step, Phase::Train, 0, INIT_STEP));
+        let vs = nn::VarStore::new(device);
+        let search_dir = ctx.upstream.as_ref().map(|(_, d)| d.path().to_path_buf());
+        let built = eval_net::build(&vs.root(), e, t, search_dir.as_deref(), ds.classes)?;
+        let params = crate::train::optim::var_store_params(&vs);
+        let group = ParamGroup::new("w", shallow(&params), t.lr, t.weight_decay);
+        Ok(TrainState {
+            opt: Sgd::new(vec![group], t.momentum),
+            sched: WarmupCosine::for_recipe(t.recipe, t.lr, t.epochs, t.warmup_epochs),
+            vs,
+            built,
+            params,
+            train_loader,
+            test_source,
+            loss: DeviceMean::new(device),
+            top1: DeviceMean::new(device),
+            meta: TrainMeta {
+                epoch: 0,
+                steps: 0,
+                loader: loader::LoaderState {
+                    epoch: 0,
+                    position: 0,
+                },
+                wall_s: 0.0,
+            },
+        })
     }
-    crate::train::search::define_zero_grads(params.iter().map(|(_, t)| t));
-    let state = |opt: &Sgd, acc_loss: &DeviceMean, acc_top1: &DeviceMean| {
-        let mut v = prefixed("w", &all_variables(&vs));
-        v.extend(opt.state_tensors("opt"));
-        v.extend(acc_loss.state_tensors("acc_loss"));
-        v.extend(acc_top1.state_tensors("acc_top1"));
+
+    /// Everything a checkpoint holds as tensors.
+    fn tensors(&self) -> Vec<(String, Tensor)> {
+        let mut v = prefixed("w", &all_variables(&self.vs));
+        v.extend(self.opt.state_tensors("opt"));
+        v.extend(self.loss.state_tensors("acc_loss"));
+        v.extend(self.top1.state_tensors("acc_top1"));
         v
-    };
+    }
+
+    /// Restores the newest checkpoint of the run, if there is one.
+    fn restore(&mut self, ctx: &StageCtx) -> Result<()> {
+        if let Some(loaded) = Recorder::latest::<TrainMeta>(ctx.dir)? {
+            tracing::info!(
+                checkpoint = loaded.mark.folder_name(),
+                "resuming training from a checkpoint"
+            );
+            self.meta = loaded.meta.clone();
+            tch::no_grad(|| loaded.restore_into("w", &all_variables(&self.vs)))?;
+            self.opt.load_state_tensors("opt", &loaded.tensors)?;
+            self.loss.load_state_tensors("acc_loss", &loaded.tensors)?;
+            self.top1.load_state_tensors("acc_top1", &loaded.tensors)?;
+            self.train_loader.resume(self.meta.loader);
+        }
+        // See `variables::define_zero_grads`: fresh and resumed runs must step alike.
+        define_zero_grads(self.params.iter().map(|(_, t)| t));
+        Ok(())
+    }
+
+    /// Saves a checkpoint at `mark` (the loader's position included).
+    fn checkpoint(&mut self, rec: &mut Recorder, mark: Mark) -> Result<()> {
+        self.meta.loader = self.train_loader.state();
+        let tensors = self.tensors();
+        rec.checkpoint(mark, &mut self.meta, &tensors)
+    }
+}
+
+fn train(ctx: &StageCtx, t: &TrainRecipe) -> Result<()> {
+    let _determinism = Determinism::apply(ctx.resolved.experiment.deterministic);
+    let mut st = TrainState::new(ctx, t)?;
+    st.restore(ctx)?;
     let at = ResumePoint {
         phase: Phase::Train,
-        epoch: meta.epoch,
-        step: meta.steps,
+        epoch: st.meta.epoch,
+        step: st.meta.steps,
     };
-    let mut steps_log = TableLog::resume(Table::Steps, ctx.dir.table(Table::Steps), at)?;
-    let mut epochs_log = TableLog::resume(Table::Epochs, ctx.dir.table(Table::Epochs), at)?;
-    let mut steps = StepLog::new(seed, 20, Clock::start(meta.wall_s));
-    let signals = Signals::install()?;
-    let per_epoch = train_loader.batches_per_epoch() as u64;
+    let mut rec = Recorder::open(ctx.dir, ctx.seed, at, st.meta.wall_s, false)?;
     let (mut top1, mut top5) = (None, None);
-
-    while meta.epoch < epochs {
-        let epoch = meta.epoch;
-        net.set_drop_path(drop_path_prob(t.drop_path.unwrap_or(0.0), epoch, epochs)); // p·e/E
+    while st.meta.epoch < t.epochs {
+        let epoch = st.meta.epoch;
+        st.built
+            .net
+            .set_drop_path(drop_path_prob(t.drop_path, epoch, t.epochs)); // p·e/E
         loop {
-            if let Some(req) = signals.poll() {
-                steps.flush()?;
-                write_steps(&mut steps, &mut steps_log)?;
-                meta.loader = train_loader.state();
-                meta.wall_s = steps.clock().wall_s();
-                ckpts.save(
-                    Mark {
-                        epochs: epoch as u64,
-                        steps: meta.steps,
-                    },
-                    &state(&opt, &acc_loss, &acc_top1),
-                    &meta,
-                )?;
-                if req == Request::CheckpointAndExit {
-                    bail!("stopped by SIGTERM after a checkpoint at epoch {epoch} — run again to resume");
-                }
+            if let Some(req) = rec.signal() {
+                let mark = Mark {
+                    epochs: u64::from(epoch),
+                    steps: st.meta.steps,
+                };
+                st.checkpoint(&mut rec, mark)?;
+                stop_if_asked(req, epoch)?;
             }
-            let position = train_loader.state().position;
-            let Some(b) = train_loader.next_batch()? else {
+            let position = st.train_loader.state().position;
+            let Some(b) = st.train_loader.next_batch()? else {
                 break;
             };
-            seed_step(seed, Phase::Train, epoch, meta.steps);
-            let lr = sched.lr(epoch, position, per_epoch);
-            opt.set_lr_all(lr);
-            opt.zero_grad();
-            let (logits, aux) = net.forward_t(&b.images, true);
-            let mut loss = ce(&logits, &b.labels, smoothing);
-            if let Some(aux) = aux {
-                loss += ce(&aux, &b.labels, smoothing) * aux_w; // ℓ + w_aux·ℓ_aux
-            }
-            loss.backward();
-            let gnorm = clip_grad_norm(params.iter().map(|(_, t)| t), t.grad_clip.unwrap_or(5.0));
-            opt.step();
-            let bsz = b.images.size()[0] as f64;
-            let acc = logits
-                .detach()
-                .argmax(-1, false)
-                .eq_tensor(&b.labels)
-                .to_kind(Kind::Float)
-                .mean(Kind::Float)
-                * 100.0;
-            acc_loss.add(&loss.detach(), bsz);
-            acc_top1.add(&acc, bsz);
-            let terms = [
-                (Term::LossTrain, &loss.detach()),
-                (Term::AccTrainPct, &acc),
-                (Term::GradNormWeights, &gnorm),
-            ];
-            let info = StepInfo {
-                phase: Phase::Train,
-                epoch,
-                step: meta.steps,
-                images: bsz as u64,
-                lr_weights: Some(lr),
-                lr_arch: None,
-                lat_ms: None,
-            };
-            steps.record(info, &terms)?;
-            meta.steps += 1;
+            train_step(ctx, t, &mut st, &mut rec, &b, epoch, position)?;
         }
-        steps.flush()?;
-        write_steps(&mut steps, &mut steps_log)?;
-        let (t1, t5) = test_accuracy(&net, test_source.as_ref(), device)?;
-        metrics::check_finite(
-            Phase::Train,
-            epoch,
-            meta.steps,
-            &[("acc_test_top1_pct", Some(t1))],
-        )?;
-        (top1, top5) = (Some(t1), t5);
-        let row = EpochRow {
-            phase: Phase::Train,
-            seed,
-            epoch,
-            loss_train: acc_loss.mean(),
-            acc_train_pct: acc_top1.mean(),
-            loss_val: None,
-            acc_val_pct: None,
-            acc_test_top1_pct: Some(t1),
-            acc_test_top5_pct: t5,
-            genotype: None,
-            wall_s: steps.clock().wall_s(),
-        };
-        acc_loss.reset();
-        acc_top1.reset();
-        epochs_log.append(&metrics::epochs_frame(&[row])?)?;
-        epochs_log.write()?;
-        meta.epoch += 1;
-        meta.loader = train_loader.state();
-        meta.wall_s = steps.clock().wall_s();
-        ckpts.save(
-            Mark::epoch_end(meta.epoch as u64),
-            &state(&opt, &acc_loss, &acc_top1),
-            &meta,
-        )?;
+        rec.flush_steps()?;
+        (top1, top5) = end_of_epoch(ctx, &mut st, &mut rec, epoch)?;
     }
-
-    let json = &built.genotype_json;
-    crate::results::atomic::write_atomic(
-        &ctx.dir.file(layout::GENOTYPE),
-        format!("{json}\n").as_bytes(),
-    )?;
-    let summary = SummaryRow {
-        experiment: e.name.clone(),
-        tier: ctx.resolved.tier.as_str().into(),
-        phase: Phase::Train,
-        seed,
-        run_id: ctx.run_id.into(),
-        upstream_run_id: ctx.upstream.as_ref().map(|(id, _)| id.to_string()),
-        acc_val_pct: None,
-        acc_test_top1_pct: top1,
-        acc_test_top5_pct: top5,
-        params_m: Some(built.params_m),
-        macs_m: built.macs_m,
-        lat_ms: None,
-        wall_s: steps.clock().wall_s(),
-        deterministic: e.deterministic,
-    };
-    let unreadable = train_loader.source().unreadable() + test_source.unreadable();
-    if unreadable > 0 {
-        tracing::warn!(unreadable, "unreadable images were skipped");
-    }
-    let record = serde_json::json!({
-        "channels": built.channels,
+    let mut summary = summary_row(ctx, Phase::Train, rec.wall_s());
+    summary.acc_test_top1_pct = top1;
+    summary.acc_test_top5_pct = top5;
+    summary.params_m = Some(st.built.params_m);
+    summary.macs_m = st.built.macs_m;
+    let data_record = serde_json::json!({
+        "channels": st.built.channels,
         "unreadable_images": {
-            "train": train_loader.source().unreadable(),
-            "test": test_source.unreadable(),
+            "train": st.train_loader.source().unreadable(),
+            "test": st.test_source.unreadable(),
         },
     });
-    crate::results::atomic::write_atomic(
-        &ctx.dir.file(layout::DATA_RECORD),
-        format!("{}\n", serde_json::to_string_pretty(&record)?).as_bytes(),
-    )?;
-    crate::results::parquet::write(
-        &ctx.dir.table(Table::Summary),
-        Table::Summary,
-        &mut metrics::summary_frame(&summary)?,
-    )?;
+    rec.finish(Finish {
+        genotype_json: st.built.genotype_json.clone(),
+        data_record,
+        summary,
+    })
+}
+
+/// One SGD step on batch `b` (position `position` of the epoch): lr from the schedule, the loss with
+/// the auxiliary head, clipping, and the step's terms into the log.
+fn train_step(
+    ctx: &StageCtx,
+    t: &TrainRecipe,
+    st: &mut TrainState,
+    rec: &mut Recorder,
+    b: &loader::Batch,
+    epoch: u32,
+    position: u64,
+) -> Result<()> {
+    seed_step(ctx.seed, Phase::Train, epoch, st.meta.steps);
+    let per_epoch = st.train_loader.batches_per_epoch() as u64;
+    let lr = st.sched.lr(epoch, position, per_epoch);
+    st.opt.set_lr_all(lr);
+    st.opt.zero_grad();
+    let (logits, aux) = st.built.net.forward_t(&b.images, true);
+    let mut loss = smoothed_ce(&logits, &b.labels, t.label_smoothing);
+    if let Some(aux) = aux {
+        loss += smoothed_ce(&aux, &b.labels, t.label_smoothing) * t.auxiliary_weight;
+        // ℓ + w_aux·ℓ_aux
+    }
+    loss.backward();
+    let gnorm = clip_grad_norm(st.params.iter().map(|(_, t)| t), t.grad_clip);
+    st.opt.step();
+    let bsz = b.images.size()[0] as f64;
+    let acc = logits
+        .detach()
+        .argmax(-1, false)
+        .eq_tensor(&b.labels)
+        .to_kind(Kind::Float)
+        .mean(Kind::Float)
+        * 100.0;
+    st.loss.add(&loss.detach(), bsz);
+    st.top1.add(&acc, bsz);
+    let terms = [
+        (Term::LossTrain, &loss.detach()),
+        (Term::AccTrainPct, &acc),
+        (Term::GradNormWeights, &gnorm),
+    ];
+    let info = StepInfo {
+        phase: Phase::Train,
+        epoch,
+        step: st.meta.steps,
+        images: bsz as u64,
+        lr_weights: Some(lr),
+        lr_arch: None,
+        lat_ms: None,
+    };
+    rec.record(info, &terms)?;
+    st.meta.steps += 1;
     Ok(())
+}
+
+/// Test accuracy, the epoch's row, a checkpoint. Returns top-1 and top-5 (%).
+fn end_of_epoch(
+    ctx: &StageCtx,
+    st: &mut TrainState,
+    rec: &mut Recorder,
+    epoch: u32,
+) -> Result<(Option<f64>, Option<f64>)> {
+    let (t1, t5) = test_accuracy(&st.built.net, st.test_source.as_ref(), ctx.device)?;
+    check_finite(
+        Phase::Train,
+        epoch,
+        st.meta.steps,
+        &[("acc_test_top1_pct", Some(t1))],
+    )?;
+    let row = EpochRow {
+        phase: Phase::Train,
+        seed: ctx.seed,
+        epoch,
+        loss_train: st.loss.mean(),
+        acc_train_pct: st.top1.mean(),
+        loss_val: None,
+        acc_val_pct: None,
+        acc_test_top1_pct: Some(t1),
+        acc_test_top5_pct: t5,
+        genotype: None,
+        wall_s: rec.wall_s(),
+    };
+    st.loss.reset();
+    st.top1.reset();
+    rec.end_epoch(row, None)?;
+    st.meta.epoch += 1;
+    st.checkpoint(rec, Mark::epoch_end(u64::from(st.meta.epoch)))?;
+    Ok((Some(t1), t5))
 }
 
 /// Top-1 and (with ≥ 5 classes) top-5 accuracy, %, on the whole test split, in eval mode.
 fn test_accuracy(
-    net: &EvalNet,
+    net: &eval_net::EvalNet,
     src: &dyn BatchSource,
     device: tch::Device,
 ) -> Result<(f64, Option<f64>)> {

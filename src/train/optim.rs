@@ -292,10 +292,6 @@ impl Adam {
             slots,
         }
     }
-
-    pub fn config(&self) -> AdamConfig {
-        self.config
-    }
 }
 
 impl Optimizer for Adam {

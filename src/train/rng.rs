@@ -14,7 +14,7 @@ use std::ffi::{c_void, CStr};
 
 use serde::{Deserialize, Serialize};
 
-use super::phase::Phase;
+use crate::results::Phase;
 
 /// Independent random streams of a run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -64,6 +64,9 @@ pub fn derive_seed(run_seed: u64, stream: Stream, phase: Phase, epoch: u32, step
     (u64::from_le_bytes(bytes) >> 1) as i64
 }
 
+/// The step index whose seed initialises a run's weights: one no real step reaches.
+pub const INIT_STEP: u64 = u64::MAX;
+
 /// Seeds libtorch's global generators (CPU and all CUDA devices) for step `step` of `epoch` in
 /// `phase`. Call it at the start of every step, before anything random is drawn.
 pub fn seed_step(run_seed: u64, phase: Phase, epoch: u32, step: u64) {
@@ -108,7 +111,7 @@ impl Determinism {
             // Set before any thread reads the environment: the loops call this at start-up.
             std::env::set_var("CUBLAS_WORKSPACE_CONFIG", ":4096:8");
         }
-        Determinism {
+        let applied = Determinism {
             requested: deterministic,
             cudnn_benchmark: ctx.and_then(|c| context::get_bool(c, context::BENCHMARK_CUDNN)),
             deterministic_algorithms: ctx
@@ -116,7 +119,11 @@ impl Determinism {
             cudnn_deterministic: ctx
                 .and_then(|c| context::get_bool(c, context::DETERMINISTIC_CUDNN)),
             cublas_workspace_config: std::env::var_os("CUBLAS_WORKSPACE_CONFIG").is_some(),
+        };
+        if !applied.fully_applied() {
+            tracing::warn!(%applied, "the determinism switch did not take full effect");
         }
+        applied
     }
 
     /// True when everything the switch asked for took effect.

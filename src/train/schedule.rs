@@ -116,16 +116,6 @@ impl WarmupCosine {
     }
 }
 
-/// A coefficient ramped linearly from 0: c_t = c · clip(t / R, 0, 1) (the latency coefficient over
-/// R = 30 000 post-warm-up steps, §4). R = 0 means no ramp.
-pub fn linear_ramp(c: f64, step: u64, ramp_steps: u64) -> f64 {
-    if ramp_steps == 0 {
-        return c;
-    }
-    // c_t = c·clip(step/R, 0, 1)
-    c * (step as f64 / ramp_steps as f64).clamp(0.0, 1.0)
-}
-
 /// Drop-path probability of epoch e (§6.1): p · e / E, rising linearly from 0.
 pub fn drop_path_prob(p: f64, epoch: u32, epochs: u32) -> f64 {
     // p_e = p·e/E
@@ -202,15 +192,6 @@ mod tests {
             WarmupCosine::for_recipe(Recipe::ImagenetProxyless, 0.2, 300, 5),
             WarmupCosine::imagenet(0.2, 300, 5, 0.0)
         );
-    }
-
-    #[test]
-    fn linear_ramp_rises_from_zero_and_saturates() {
-        assert_eq!(linear_ramp(0.1, 0, 30_000), 0.0);
-        assert!(close(linear_ramp(0.1, 15_000, 30_000), 0.05));
-        assert_eq!(linear_ramp(0.1, 30_000, 30_000), 0.1);
-        assert_eq!(linear_ramp(0.1, 90_000, 30_000), 0.1);
-        assert_eq!(linear_ramp(0.1, 5, 0), 0.1);
     }
 
     #[test]

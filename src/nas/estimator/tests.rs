@@ -369,7 +369,7 @@ fn estimator_state_routes_each_estimator_to_its_sampler() {
 
 #[test]
 fn diagnose_json_has_exactly_the_documented_keys() {
-    use crate::nas::diagnose::{run, DiagnoseCommand, ProblemArgs};
+    use crate::nas::diagnose::{estimator, ProblemArgs};
     let problem = ProblemArgs {
         logits: vec![0.2, -0.1, 0.4],
         values: vec![1.0, 0.0, -1.0],
@@ -382,11 +382,7 @@ fn diagnose_json_has_exactly_the_documented_keys() {
         relax_batch: 16,
         json: true,
     };
-    let out = run(&DiagnoseCommand::Estimator {
-        estimator: Estimator::Rebar,
-        problem,
-    })
-    .unwrap();
+    let out = estimator(Estimator::Rebar, &problem).unwrap();
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
     let mut sorted = keys.clone();

@@ -2,3 +2,6 @@
 
 pub mod darts;
 pub mod proxyless;
+pub mod search_space;
+
+pub use search_space::{ChoiceLabel, SearchSpace};

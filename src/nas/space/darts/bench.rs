@@ -76,7 +76,7 @@ pub fn measure(opts: &BenchOptions) -> Result<Vec<BenchRow>> {
         layers: opts.layers,
         ..DartsSearchConfig::cifar(10)
     };
-    let net = DartsSearchNet::new(&vs.root(), &cfg);
+    let net = DartsSearchNet::new(&vs.root(), &cfg)?;
     let k = cfg.num_ops as i64;
     let x = Tensor::randn([opts.batch, 3, 32, 32], (Kind::Float, opts.device));
     let y = Tensor::randint(10, [opts.batch], (Kind::Int64, opts.device));

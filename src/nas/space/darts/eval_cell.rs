@@ -2,6 +2,7 @@
 //! op0(states[in0]) + op1(states[in1]) with their own weights, BN affine, drop-path on every
 //! non-Identity branch while training; output = concat of the genotype's `concat` states.
 
+use anyhow::Result;
 use tch::nn::{self, ModuleT};
 use tch::{Kind, Tensor};
 
@@ -41,7 +42,12 @@ pub struct EvalCell {
 
 impl EvalCell {
     /// Parameters: `preprocess0`, `preprocess1`, `node{i+2}.branch{s}.{op name}`.
-    pub fn new(vs: &nn::Path, genes: &[NodeGene], concat: &[usize], shape: CellShape) -> Self {
+    pub fn new(
+        vs: &nn::Path,
+        genes: &[NodeGene],
+        concat: &[usize],
+        shape: CellShape,
+    ) -> Result<Self> {
         let CellShape {
             c_pp,
             c_p,
@@ -59,18 +65,18 @@ impl EvalCell {
                     // reduction cells: stride 2 on branches that read the cell inputs
                     let stride = if reduction && input < 2 { 2 } else { 1 };
                     let path = &node / format!("branch{s}") / prim.name();
-                    (input, Op::new(&path, prim, c, stride, true))
+                    Op::new(&path, prim, c, stride, true).map(|op| (input, op))
                 };
-                [branch(0), branch(1)]
+                Ok([branch(0)?, branch(1)?])
             })
-            .collect();
-        EvalCell {
+            .collect::<Result<Vec<_>>>()?;
+        Ok(EvalCell {
             reduction,
-            preprocess0: Preprocess::new(&(vs / "preprocess0"), c_pp, c, reduction_prev, true),
+            preprocess0: Preprocess::new(&(vs / "preprocess0"), c_pp, c, reduction_prev, true)?,
             preprocess1: ReluConvBn::new(&(vs / "preprocess1"), c_p, c, true),
             nodes,
             concat: concat.to_vec(),
-        }
+        })
     }
 
     /// Output width as a multiple of C (the number of concatenated states).

@@ -158,7 +158,7 @@ impl DartsEvalNet {
                     reduction,
                     reduction_prev,
                 },
-            );
+            )?;
             reduction_prev = reduction;
             (c_pp, c_p) = (c_p, cell.multiplier() * c);
             if i == cfg.aux_cell() {

@@ -7,7 +7,7 @@ use serde::Serialize;
 use super::count;
 use super::eval_net::EvalConfig;
 use super::genotype::{Genotype, NodeGene};
-use crate::config::DatasetName;
+use crate::config::{DatasetName, GenotypeChoice};
 
 /// The MAC budget of the automatic ImageNet width (`--max_M_flops 600`, spec §6.2).
 pub const IMAGENET_MAX_MACS_M: f64 = 600.0;
@@ -29,12 +29,10 @@ pub struct GenotypeReport {
 
 /// The evaluation network of `name` on `dataset`: CIFAR C = 36, L = 20; ImageNet L = 14 at the largest
 /// even C under 600M MACs.
-pub fn genotype_report(name: &str, dataset: &str) -> Result<GenotypeReport> {
-    let genotype = Genotype::by_name(name)?;
-    let dataset: DatasetName = serde_json::from_value(serde_json::Value::String(
-        dataset.to_owned(),
-    ))
-    .with_context(|| format!("unknown dataset `{dataset}`; use cifar10, cifar100 or imagenet"))?;
+pub fn genotype_report(name: GenotypeChoice, dataset: DatasetName) -> Result<GenotypeReport> {
+    let genotype = Genotype::from_choice(name).with_context(|| {
+        format!("{name:?} is not a DARTS-space genotype; use UNAS_CIFAR10, UNAS_CIFAR100, UNAS_IMAGENET or DARTS_V2")
+    })?;
     let cfg = match dataset {
         DatasetName::Cifar10 => EvalConfig::cifar(10),
         DatasetName::Cifar100 => EvalConfig::cifar(100),
@@ -49,7 +47,10 @@ pub fn genotype_report(name: &str, dataset: &str) -> Result<GenotypeReport> {
         }
     };
     Ok(GenotypeReport {
-        genotype: name.to_owned(),
+        genotype: serde_json::to_value(name)?
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
         dataset,
         classes: cfg.classes,
         channels: cfg.channels,
@@ -80,7 +81,7 @@ fn cell_line(nodes: &[NodeGene]) -> String {
 }
 
 /// Prints the report as a table, or as JSON with `json`.
-pub fn run(name: &str, dataset: &str, json: bool) -> Result<()> {
+pub fn run(name: GenotypeChoice, dataset: DatasetName, json: bool) -> Result<()> {
     let r = genotype_report(name, dataset)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&r)?);

@@ -6,6 +6,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use anyhow::{ensure, Result};
 use serde::{Deserialize, Serialize};
 use tch::nn::{self, ModuleT};
 use tch::Tensor;
@@ -193,16 +194,18 @@ pub struct FactorizedReduce {
 }
 
 impl FactorizedReduce {
-    pub fn new(vs: &nn::Path, c_in: i64, c_out: i64, affine: bool) -> Self {
-        assert!(
+    /// Fails on an odd C_out (two halves of C_out / 2 channels each).
+    pub fn new(vs: &nn::Path, c_in: i64, c_out: i64, affine: bool) -> Result<Self> {
+        ensure!(
             c_out % 2 == 0,
-            "FactorizedReduce needs an even C_out, got {c_out}"
+            "a factorised reduction needs an even number of channels, got {c_out}: choose an even \
+             width (`space.channels` / `train.channels`)"
         );
-        FactorizedReduce {
+        Ok(FactorizedReduce {
             conv_1: conv(&(vs / "conv_1"), c_in, c_out / 2, 1, ConvGeom::plain(2, 0)),
             conv_2: conv(&(vs / "conv_2"), c_in, c_out / 2, 1, ConvGeom::plain(2, 0)),
             bn: batch_norm(&(vs / "bn"), c_out, affine),
-        }
+        })
     }
 }
 
@@ -292,12 +295,12 @@ pub enum Preprocess {
 }
 
 impl Preprocess {
-    pub fn new(vs: &nn::Path, c_in: i64, c_out: i64, halve: bool, affine: bool) -> Self {
-        if halve {
-            Preprocess::Reduce(FactorizedReduce::new(vs, c_in, c_out, affine))
+    pub fn new(vs: &nn::Path, c_in: i64, c_out: i64, halve: bool, affine: bool) -> Result<Self> {
+        Ok(if halve {
+            Preprocess::Reduce(FactorizedReduce::new(vs, c_in, c_out, affine)?)
         } else {
             Preprocess::Plain(ReluConvBn::new(vs, c_in, c_out, affine))
-        }
+        })
     }
 }
 
@@ -329,11 +332,11 @@ pub enum Op {
 
 impl Op {
     /// Builds `prim` on C channels; parameters go under `vs` (the caller names the sub-path).
-    pub fn new(vs: &nn::Path, prim: Primitive, c: i64, stride: i64, affine: bool) -> Op {
-        match prim {
+    pub fn new(vs: &nn::Path, prim: Primitive, c: i64, stride: i64, affine: bool) -> Result<Op> {
+        Ok(match prim {
             Primitive::SkipConnect if stride == 1 => Op::Identity,
             Primitive::SkipConnect => {
-                Op::FactorizedReduce(Box::new(FactorizedReduce::new(vs, c, c, affine)))
+                Op::FactorizedReduce(Box::new(FactorizedReduce::new(vs, c, c, affine)?))
             }
             Primitive::SepConv3x3 => Op::SepConv(Box::new(SepConv::new(vs, c, 3, stride, affine))),
             Primitive::SepConv5x5 => Op::SepConv(Box::new(SepConv::new(vs, c, 5, stride, affine))),
@@ -342,7 +345,7 @@ impl Op {
             Primitive::DilConv5x5 => Op::DilConv(Box::new(DilConv::new(vs, c, 5, stride, affine))),
             Primitive::MaxPool3x3 => Op::MaxPool { stride },
             Primitive::AvgPool3x3 => Op::AvgPool { stride },
-        }
+        })
     }
 
     /// Drop-path leaves Identity branches alone (`darts/model.py:FactorizedCell`).
@@ -386,7 +389,7 @@ mod tests {
         for prim in Primitive::ALL {
             for (stride, side) in [(1, 16), (2, 8)] {
                 for affine in [false, true] {
-                    let op = Op::new(&vs.root().sub(prim.name()), prim, 8, stride, affine);
+                    let op = Op::new(&vs.root().sub(prim.name()), prim, 8, stride, affine).unwrap();
                     let y = op.forward_t(&x, true);
                     assert_eq!(y.size(), [2, 8, side, side], "{prim} stride {stride}");
                 }

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use anyhow::Result;
 use tch::nn::{self, ModuleT};
 use tch::{Kind, Tensor};
 
@@ -119,7 +120,7 @@ impl SearchCell {
         num_ops: usize,
         reduction: bool,
         reduction_prev: bool,
-    ) -> Self {
+    ) -> Result<Self> {
         let edges = (0..STEPS)
             .map(|i| {
                 let node = vs / format!("node{}", i + 2);
@@ -131,17 +132,17 @@ impl SearchCell {
                         PRIMITIVES[..num_ops]
                             .iter()
                             .map(|&p| Op::new(&(&edge / p.name()), p, c, stride, false))
-                            .collect()
+                            .collect::<Result<Vec<_>>>()
                     })
-                    .collect()
+                    .collect::<Result<Vec<_>>>()
             })
-            .collect();
-        SearchCell {
+            .collect::<Result<Vec<_>>>()?;
+        Ok(SearchCell {
             reduction,
-            preprocess0: Preprocess::new(&(vs / "preprocess0"), c_pp, c, reduction_prev, false),
+            preprocess0: Preprocess::new(&(vs / "preprocess0"), c_pp, c, reduction_prev, false)?,
             preprocess1: ReluConvBn::new(&(vs / "preprocess1"), c_p, c, false),
             edges,
-        }
+        })
     }
 
     /// s0 [B, C_pp, H', W'], s1 [B, C_p, H, W] → [B, 4C, H/r, W/r] (r = 2 in reduction cells).

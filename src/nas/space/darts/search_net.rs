@@ -2,6 +2,7 @@
 //! cells with reductions at ⌊L/3⌋ and ⌊2L/3⌋, global average pooling, a linear classifier. All normal
 //! cells read the sample's `normal` weights, all reduction cells its `reduce` weights.
 
+use anyhow::{ensure, Result};
 use tch::nn;
 use tch::Tensor;
 
@@ -61,8 +62,9 @@ pub struct DartsSearchNet {
 
 impl DartsSearchNet {
     /// Parameters: `stem*`, `cells.{l}.node{i}.edge{j}.{op}.…`, `classifier`.
-    pub fn new(vs: &nn::Path, cfg: &DartsSearchConfig) -> Self {
-        assert!(
+    /// Fails on a shape it cannot build (K outside 2..=7, an odd width where a reduction halves it).
+    pub fn new(vs: &nn::Path, cfg: &DartsSearchConfig) -> Result<Self> {
+        ensure!(
             (2..=7).contains(&cfg.num_ops),
             "num_ops must be in 2..=7 (the first K of the official op order), got {}",
             cfg.num_ops
@@ -89,19 +91,19 @@ impl DartsSearchNet {
                     cfg.num_ops,
                     reduction,
                     reduction_prev,
-                );
+                )?;
                 reduction_prev = reduction;
                 (c_pp, c_p) = (c_p, STEPS as i64 * c);
-                cell
+                Ok(cell)
             })
-            .collect();
-        DartsSearchNet {
+            .collect::<Result<Vec<_>>>()?;
+        Ok(DartsSearchNet {
             stem,
             cells,
             classifier: nn::linear(vs / "classifier", c_p, cfg.classes, Default::default()),
             num_ops: cfg.num_ops,
             op_skip_threshold: cfg.op_skip_threshold,
-        }
+        })
     }
 
     /// K, the number of candidate ops per edge.
@@ -155,7 +157,7 @@ mod tests {
             op_skip_threshold: threshold,
             ..DartsSearchConfig::cifar(10)
         };
-        let net = DartsSearchNet::new(&vs.root(), &cfg);
+        let net = DartsSearchNet::new(&vs.root(), &cfg).unwrap();
         (vs, net)
     }
 
@@ -328,7 +330,7 @@ mod tests {
             layers: 3,
             ..DartsSearchConfig::imagenet(10)
         };
-        let net = DartsSearchNet::new(&vs.root(), &cfg);
+        let net = DartsSearchNet::new(&vs.root(), &cfg).unwrap();
         let w = vs.variables()["cells.0.preprocess1.conv.weight"].size();
         assert_eq!(w[..2], [48, 48]);
         let x = Tensor::randn([1, 3, 64, 64], (Kind::Float, Device::Cpu));

@@ -7,7 +7,7 @@ use serde::Serialize;
 use super::count;
 use super::eval_net::skeleton;
 use super::genotype::ProxylessGenotype;
-use crate::config::GenotypeChoice;
+use crate::config::{DatasetName, GenotypeChoice};
 
 #[derive(Debug, Serialize)]
 pub struct BlockRow {
@@ -28,27 +28,21 @@ pub struct ProxylessReport {
     pub blocks: Vec<BlockRow>,
 }
 
-/// Whether `name` is a ProxylessNAS-space genotype name.
-pub fn is_proxyless(name: &str) -> bool {
-    serde_json::from_value::<GenotypeChoice>(serde_json::Value::String(name.to_owned()))
-        .ok()
-        .and_then(ProxylessGenotype::from_choice)
-        .is_some()
-}
-
-pub fn report(name: &str, dataset: &str) -> Result<ProxylessReport> {
-    if dataset != "imagenet" {
+pub fn report(choice: GenotypeChoice, dataset: DatasetName) -> Result<ProxylessReport> {
+    let name = serde_json::to_value(choice)?
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    if dataset != DatasetName::Imagenet {
         bail!("{name} is an ImageNet network of the ProxylessNAS space: use --dataset imagenet");
     }
-    let choice: GenotypeChoice =
-        serde_json::from_value(serde_json::Value::String(name.to_owned()))?;
     let Some(g) = ProxylessGenotype::from_choice(choice) else {
         bail!("{name} is not a ProxylessNAS-space genotype (UNAS_PROXYLESS, PROXYLESS_GPU)");
     };
     let classes = 1000;
     let macs = count::macs(&g, classes);
     Ok(ProxylessReport {
-        genotype: name.to_owned(),
+        genotype: name,
         classes,
         params_m: count::params(&g, classes)? as f64 / 1e6,
         macs_m: macs.total() as f64 / 1e6,
@@ -70,7 +64,7 @@ pub fn report(name: &str, dataset: &str) -> Result<ProxylessReport> {
 }
 
 /// Prints the report as a table, or as JSON with `json`.
-pub fn run(name: &str, dataset: &str, json: bool) -> Result<()> {
+pub fn run(name: GenotypeChoice, dataset: DatasetName, json: bool) -> Result<()> {
     let r = report(name, dataset)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&r)?);
@@ -99,9 +93,9 @@ mod tests {
 
     #[test]
     fn the_report_lists_the_skeleton_and_refuses_other_datasets_and_spaces() {
-        assert!(is_proxyless("UNAS_PROXYLESS") && is_proxyless("PROXYLESS_GPU"));
-        assert!(!is_proxyless("UNAS_CIFAR10") && !is_proxyless("nonsense"));
-        let r = report("UNAS_PROXYLESS", "imagenet").unwrap();
+        assert!(report(GenotypeChoice::ProxylessGpu, DatasetName::Imagenet).is_ok());
+        assert!(report(GenotypeChoice::UnasCifar10, DatasetName::Imagenet).is_err());
+        let r = report(GenotypeChoice::UnasProxyless, DatasetName::Imagenet).unwrap();
         assert_eq!(r.blocks.len(), 21);
         let b13 = &r.blocks[12];
         assert_eq!((b13.c_in, b13.c_out, b13.stride), (112, 128, 1));
@@ -113,6 +107,6 @@ mod tests {
             .map(|b| b.block)
             .collect();
         assert_eq!(strides, [1, 5, 9, 17]);
-        assert!(report("UNAS_PROXYLESS", "cifar10").is_err());
+        assert!(report(GenotypeChoice::UnasProxyless, DatasetName::Cifar10).is_err());
     }
 }

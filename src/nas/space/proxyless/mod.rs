@@ -4,7 +4,7 @@
 pub mod count;
 pub mod eval_net;
 pub mod genotype;
-pub mod inspect;
+pub(crate) mod inspect;
 
 pub use eval_net::ProxylessEvalNet;
 pub use genotype::{BlockOp, ProxylessGenotype};

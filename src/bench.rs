@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 
 use crate::config::{self, Tier};
-use crate::report::text_table::TextTable;
 use crate::results::{parquet, ResultsRoot, Table};
 use crate::runner::{self, JobEnd};
+use crate::text_table::TextTable;
 
 /// Peak resident memory of this process (VmHWM), MiB.
 fn peak_rss_mib() -> Option<f64> {
@@ -170,10 +170,11 @@ fn bare_train_step(
     use tch::{nn, nn::OptimizerConfig, Kind, Tensor};
 
     let e = &r.experiment;
-    let t = e
-        .train
-        .as_ref()
-        .context("the experiment has no `train` section")?;
+    let t = crate::train::recipe::TrainRecipe::of(
+        e.train
+            .as_ref()
+            .context("the experiment has no `train` section")?,
+    )?;
     let classes = match e.dataset.name {
         DatasetName::Cifar10 => 10,
         DatasetName::Cifar100 => 100,
@@ -182,17 +183,17 @@ fn bare_train_step(
     };
     tch::manual_seed(0);
     let vs = nn::VarStore::new(dev);
-    let net = crate::train::eval_net::build(&vs.root(), e, t, search_dir, classes)?.net;
+    let net = crate::train::eval_net::build(&vs.root(), e, &t, search_dir, classes)?.net;
     let mut opt = nn::Sgd {
-        momentum: t.momentum.unwrap_or(0.9),
+        momentum: t.momentum,
         ..Default::default()
     }
-    .build(&vs, t.lr.unwrap_or(0.05))?;
-    let b = i64::from(t.batch.unwrap_or(128));
+    .build(&vs, t.lr)?;
+    let b = i64::from(t.batch);
     let side = e.dataset.shape().side();
     let x = Tensor::randn([b, 3, side, side], (Kind::Float, dev));
     let y = Tensor::randint(classes, [b], (Kind::Int64, dev));
-    let aux_w = t.auxiliary_weight.unwrap_or(0.0);
+    let aux_w = t.auxiliary_weight;
     let mut times = Vec::new();
     for i in 0..6 {
         let start = std::time::Instant::now();

@@ -1,20 +1,18 @@
-//! The commands behind `unas`: `main.rs` parses arguments, these do the work and return an exit code.
-//! Exit codes: 0 success, 1 a run failed (or could not run), 2 a config or usage error (nothing ran,
-//! nothing was written).
+//! The experiment commands: `validate`, `list`, `run`, `reproduce`, `report`. Each returns its exit code
+//! or an error; bad input is a [`BadInput`] (exit 2), printed by `cli::main`.
 
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 
 use crate::config::{self, DeviceChoice, Resolved, Tier};
 use crate::report::status as run_status;
-use crate::report::text_table::TextTable;
 use crate::results::{atomic, ResultsRoot};
 use crate::runner::{self, JobEnd, JobReport};
+use crate::text_table::TextTable;
 
-pub const EXIT_OK: i32 = 0;
-pub const EXIT_RUN_FAILED: i32 = 1;
-pub const EXIT_CONFIG: i32 = 2;
+use super::{BadInput, EXIT_OK, EXIT_RUN_FAILED};
 
 /// Files that live among the experiments but are not experiments.
 fn special_kind(path: &Path) -> Option<&'static str> {
@@ -25,19 +23,17 @@ fn special_kind(path: &Path) -> Option<&'static str> {
     }
 }
 
-/// `unas validate FILE...`: resolves each file and prints the resolved config and its id.
-pub fn validate(files: &[PathBuf], tier: Tier, sets: &[String], id_only: bool) -> i32 {
-    let mut code = EXIT_OK;
+/// `unas validate FILE...`: resolves each file and prints the resolved config and its id; every bad
+/// file is reported (together, after the good ones).
+pub fn validate(files: &[PathBuf], tier: Tier, sets: &[String], id_only: bool) -> Result<ExitCode> {
+    let mut errors = Vec::new();
     for f in files {
         match special_kind(f) {
             Some("tiers") => match config::load::read_text(f)
                 .and_then(|t| config::tiers::Tiers::parse(&f.display().to_string(), &t))
             {
                 Ok(_) => println!("{}: ok (tier overlays)", f.display()),
-                Err(e) => {
-                    eprintln!("{e}");
-                    code = EXIT_CONFIG;
-                }
+                Err(e) => errors.push(e.to_string()),
             },
             Some(_) => match config::reference::load(f) {
                 Ok(r) => println!(
@@ -45,10 +41,7 @@ pub fn validate(files: &[PathBuf], tier: Tier, sets: &[String], id_only: bool) -
                     f.display(),
                     r.entries.len()
                 ),
-                Err(e) => {
-                    eprintln!("{e}");
-                    code = EXIT_CONFIG;
-                }
+                Err(e) => errors.push(e.to_string()),
             },
             None => match config::load(f, tier, sets) {
                 Ok(r) => {
@@ -60,14 +53,15 @@ pub fn validate(files: &[PathBuf], tier: Tier, sets: &[String], id_only: bool) -
                         println!();
                     }
                 }
-                Err(e) => {
-                    eprintln!("{e}");
-                    code = EXIT_CONFIG;
-                }
+                Err(e) => errors.push(e.to_string()),
             },
         }
     }
-    code
+    if errors.is_empty() {
+        Ok(ExitCode::from(EXIT_OK))
+    } else {
+        Err(BadInput(errors.join("\n")).into())
+    }
 }
 
 /// Experiment files under `paths` (files as given; folders searched for `*.yaml`, sorted).
@@ -94,39 +88,32 @@ pub fn experiment_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-fn load_all(files: &[PathBuf], tier: Tier, sets: &[String]) -> Result<Vec<Resolved>, i32> {
+/// Every file resolved, or one [`BadInput`] with all their errors: nothing runs unless all are valid.
+fn load_all(files: &[PathBuf], tier: Tier, sets: &[String]) -> Result<Vec<Resolved>> {
     let mut resolved = Vec::new();
-    let mut bad = false;
+    let mut errors = Vec::new();
     for f in files {
         match config::load(f, tier, sets) {
             Ok(r) => resolved.push(r),
-            Err(e) => {
-                eprintln!("{e}");
-                bad = true;
-            }
+            Err(e) => errors.push(e.to_string()),
         }
     }
-    if bad {
-        eprintln!("nothing was run: fix the experiment file(s) above first");
-        Err(EXIT_CONFIG)
-    } else {
+    if errors.is_empty() {
         Ok(resolved)
+    } else {
+        errors.push("nothing was run: fix the experiment file(s) above first".into());
+        Err(BadInput(errors.join("\n")).into())
     }
 }
 
+/// The experiment files of `paths`; an unreadable folder is bad input.
+fn files_of(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    experiment_files(paths).map_err(|e| BadInput(format!("{e:#}")).into())
+}
+
 /// `unas list`: experiments, tier, stages, seeds, jobs, rough cost.
-pub fn list(paths: &[PathBuf], tier: Tier) -> i32 {
-    let files = match experiment_files(paths) {
-        Ok(f) => f,
-        Err(e) => {
-            eprintln!("{e:#}");
-            return EXIT_CONFIG;
-        }
-    };
-    let resolved = match load_all(&files, tier, &[]) {
-        Ok(r) => r,
-        Err(code) => return code,
-    };
+pub fn list(paths: &[PathBuf], tier: Tier) -> Result<ExitCode> {
+    let resolved = load_all(&files_of(paths)?, tier, &[])?;
     let mut t = TextTable::new(&[
         "experiment",
         "file",
@@ -157,7 +144,7 @@ pub fn list(paths: &[PathBuf], tier: Tier) -> i32 {
         ]);
     }
     print!("{}", t.render());
-    EXIT_OK
+    Ok(ExitCode::from(EXIT_OK))
 }
 
 fn device_for(r: &Resolved, cli: Option<DeviceChoice>) -> Result<tch::Device> {
@@ -212,16 +199,14 @@ fn print_deviations(all: &[Resolved]) {
     }
 }
 
-fn run_resolved(all: &[Resolved], root: &ResultsRoot, device: Option<DeviceChoice>) -> i32 {
+fn run_resolved(
+    all: &[Resolved],
+    root: &ResultsRoot,
+    device: Option<DeviceChoice>,
+) -> Result<ExitCode> {
     let mut reports = Vec::new();
     for r in all {
-        let dev = match device_for(r, device) {
-            Ok(d) => d,
-            Err(e) => {
-                eprintln!("{}: {e:#}", r.source.display());
-                return EXIT_RUN_FAILED;
-            }
-        };
+        let dev = device_for(r, device).with_context(|| r.source.display().to_string())?;
         tracing::info!(experiment = %r.experiment.name, tier = %r.tier, device = %crate::device::describe(dev), "running");
         reports.extend(runner::run_experiment(r, root, dev));
     }
@@ -240,9 +225,9 @@ fn run_resolved(all: &[Resolved], root: &ResultsRoot, device: Option<DeviceChoic
             "{} job(s): {failed} failed, {blocked} blocked by a failed upstream job; each failed run folder's status.json says why (`unas report` lists them)",
             reports.len()
         );
-        EXIT_RUN_FAILED
+        Ok(ExitCode::from(EXIT_RUN_FAILED))
     } else {
-        EXIT_OK
+        Ok(ExitCode::from(EXIT_OK))
     }
 }
 
@@ -253,11 +238,8 @@ pub fn run(
     sets: &[String],
     root: &ResultsRoot,
     device: Option<DeviceChoice>,
-) -> i32 {
-    match load_all(&[file.to_path_buf()], tier, sets) {
-        Ok(all) => run_resolved(&all, root, device),
-        Err(code) => code,
-    }
+) -> Result<ExitCode> {
+    run_resolved(&load_all(&[file.to_path_buf()], tier, sets)?, root, device)
 }
 
 /// `unas reproduce`: the whole suite at a tier; every experiment is validated before any runs.
@@ -266,33 +248,17 @@ pub fn reproduce(
     tier: Tier,
     root: &ResultsRoot,
     device: Option<DeviceChoice>,
-) -> i32 {
-    let files = match experiment_files(suite) {
-        Ok(f) if !f.is_empty() => f,
-        Ok(_) => {
-            eprintln!(
-                "no experiment files found in {}",
-                suite
-                    .iter()
-                    .map(|p| p.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
-            return EXIT_CONFIG;
-        }
-        Err(e) => {
-            eprintln!("{e:#}");
-            return EXIT_CONFIG;
-        }
-    };
-    match load_all(&files, tier, &[]) {
-        Ok(all) => run_resolved(&all, root, device),
-        Err(code) => code,
+) -> Result<ExitCode> {
+    let files = files_of(suite)?;
+    if files.is_empty() {
+        let names: Vec<String> = suite.iter().map(|p| p.display().to_string()).collect();
+        return Err(BadInput(format!("no experiment files found in {}", names.join(", "))).into());
     }
+    run_resolved(&load_all(&files, tier, &[])?, root, device)
 }
 
 /// `unas report`: the status of every run, printed and written to `results/reports/status.md`.
-pub fn report(root: &ResultsRoot) -> Result<i32> {
+pub fn report(root: &ResultsRoot) -> Result<ExitCode> {
     let rows = run_status::scan(&root.runs())?;
     let t = run_status::table(&rows);
     print!("{}", t.render());
@@ -315,5 +281,5 @@ pub fn report(root: &ResultsRoot) -> Result<i32> {
     atomic::write_atomic(&path, md.as_bytes())
         .with_context(|| format!("writing {}", path.display()))?;
     eprintln!("wrote {}", path.display());
-    Ok(EXIT_OK)
+    Ok(ExitCode::from(EXIT_OK))
 }

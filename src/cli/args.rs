@@ -1,0 +1,233 @@
+//! Every command, subcommand and option of `unas`, declared once (clap derive). Choices are value
+//! enums; paths and overrides are parsed into typed values here, so nothing downstream re-checks them.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::config::{DatasetName, DeviceChoice, Estimator, GenotypeChoice, Tier};
+use crate::nas::diagnose::ProblemArgs;
+
+#[derive(Parser)]
+#[command(
+    name = "unas",
+    version,
+    about = "Reproduce UNAS (CVPR 2020) and run NAS ablations: one YAML file per experiment"
+)]
+pub struct Args {
+    /// Where runs and reports are written.
+    #[arg(long, global = true, env = "UNAS_RESULTS", default_value = "results")]
+    pub results: PathBuf,
+    /// Device for runs: cpu, cuda or cuda:N (default: the experiment's `device`, which defaults to auto).
+    #[arg(long, global = true, value_parser = parse_device)]
+    pub device: Option<DeviceChoice>,
+    /// More log output (-v info, -vv debug); RUST_LOG also works.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Check experiment files; print each resolved config and its id.
+    Validate {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        #[arg(long, value_enum, default_value_t = Tier::Paper)]
+        tier: Tier,
+        /// Override a field: `--set search.batch=64` (repeatable; the value is read as YAML).
+        #[arg(long = "set", value_name = "FIELD=VALUE")]
+        sets: Vec<String>,
+        /// Print only `<id>  <file>` per experiment.
+        #[arg(long)]
+        id_only: bool,
+    },
+    /// List experiments with their tier, stages, seeds, jobs and rough cost.
+    List {
+        #[arg(default_value = "experiments")]
+        paths: Vec<PathBuf>,
+        #[arg(long, value_enum, default_value_t = Tier::Paper)]
+        tier: Tier,
+    },
+    /// Run every stage of one experiment (finished runs are skipped).
+    Run {
+        file: PathBuf,
+        #[arg(long, value_enum, default_value_t = Tier::Paper)]
+        tier: Tier,
+        #[arg(long = "set", value_name = "FIELD=VALUE")]
+        sets: Vec<String>,
+    },
+    /// Run the paper suite (default: experiments/paper at the smoke tier).
+    Reproduce {
+        #[arg(long, value_enum, default_value_t = Tier::Smoke)]
+        tier: Tier,
+        #[arg(long, default_value = "experiments/paper")]
+        suite: Vec<PathBuf>,
+    },
+    /// Summarise every run under the results folder (status and failure reasons).
+    Report,
+    /// Researcher's checks: gradient estimators on enumerable problems.
+    Diagnose {
+        #[command(subcommand)]
+        what: DiagnoseCommand,
+    },
+    /// Datasets: fetch CIFAR, inspect a dataset folder.
+    Data {
+        #[command(subcommand)]
+        command: DataCommand,
+    },
+    /// Describe a published architecture (parameters, MACs, width).
+    Inspect {
+        #[command(subcommand)]
+        what: InspectWhat,
+    },
+    /// Measure the throughput of a part of the system.
+    Bench {
+        #[command(subcommand)]
+        what: BenchWhat,
+    },
+}
+
+#[derive(Subcommand, Clone, Debug)]
+pub enum DiagnoseCommand {
+    /// One estimator on f(b) = (Σ_k b_k v_k − t)²: Monte-Carlo mean and standard error of the gradient
+    /// against the exact gradient (enumeration).
+    Estimator {
+        #[arg(long, value_enum)]
+        estimator: Estimator,
+        #[command(flatten)]
+        problem: ProblemArgs,
+    },
+    /// Compare the bias and variance of every estimator on the same problem.
+    Estimators {
+        /// All six estimators (otherwise list them with --only).
+        #[arg(long)]
+        all: bool,
+        #[arg(long, value_enum, value_delimiter = ',')]
+        only: Vec<Estimator>,
+        #[command(flatten)]
+        problem: ProblemArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DataCommand {
+    /// Download, verify (size + MD5) and extract an official CIFAR archive into ROOT.
+    Fetch {
+        #[arg(value_enum)]
+        dataset: FetchName,
+        #[arg(long)]
+        root: PathBuf,
+        /// A mirror of the official archive (same bytes).
+        #[arg(long)]
+        url: Option<String>,
+    },
+    /// Counts per split and class, image shape, fingerprint, and problems.
+    Inspect {
+        #[arg(value_enum)]
+        dataset: DatasetName,
+        #[arg(long, default_value = "data")]
+        root: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum FetchName {
+    Cifar10,
+    Cifar100,
+}
+
+#[derive(Subcommand)]
+pub enum InspectWhat {
+    /// A published genotype on a dataset: `unas inspect genotype UNAS_IMAGENET --dataset imagenet`.
+    Genotype {
+        #[arg(value_enum)]
+        name: PublishedGenotype,
+        /// cifar10, cifar100 or imagenet (the ProxylessNAS-space networks: imagenet).
+        #[arg(long, value_enum)]
+        dataset: DatasetName,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// A published genotype by its name in the paper's code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PublishedGenotype {
+    #[value(name = "UNAS_CIFAR10")]
+    UnasCifar10,
+    #[value(name = "UNAS_CIFAR100")]
+    UnasCifar100,
+    #[value(name = "UNAS_IMAGENET")]
+    UnasImagenet,
+    #[value(name = "DARTS_V2")]
+    DartsV2,
+    #[value(name = "UNAS_PROXYLESS")]
+    UnasProxyless,
+    #[value(name = "PROXYLESS_GPU")]
+    ProxylessGpu,
+}
+
+impl From<PublishedGenotype> for GenotypeChoice {
+    fn from(g: PublishedGenotype) -> GenotypeChoice {
+        match g {
+            PublishedGenotype::UnasCifar10 => GenotypeChoice::UnasCifar10,
+            PublishedGenotype::UnasCifar100 => GenotypeChoice::UnasCifar100,
+            PublishedGenotype::UnasImagenet => GenotypeChoice::UnasImagenet,
+            PublishedGenotype::DartsV2 => GenotypeChoice::DartsV2,
+            PublishedGenotype::UnasProxyless => GenotypeChoice::UnasProxyless,
+            PublishedGenotype::ProxylessGpu => GenotypeChoice::ProxylessGpu,
+        }
+    }
+}
+
+#[derive(Subcommand)]
+pub enum BenchWhat {
+    /// Images/s of CIFAR augmentation (CPU, CUDA) and ImageNet decode + crop per core.
+    Data,
+    /// Images/s of the search and training loops on an experiment, against its warm-up phase.
+    Search {
+        #[arg(default_value = "experiments/paper/c10-darts-unas.yaml")]
+        file: PathBuf,
+        #[arg(long, value_enum, default_value_t = Tier::Smoke)]
+        tier: Tier,
+        /// e.g. `--set search.estimator=gsm --set search.batch=16`.
+        #[arg(long = "set", value_name = "FIELD=VALUE")]
+        sets: Vec<String>,
+    },
+    /// Images/s of the from-scratch training loop on an experiment, against a bare training step.
+    Train {
+        #[arg(default_value = "experiments/paper/eval-unas-cifar10.yaml")]
+        file: PathBuf,
+        #[arg(long, value_enum, default_value_t = Tier::Smoke)]
+        tier: Tier,
+        /// e.g. `--set train.batch=64 --set train.channels=16`.
+        #[arg(long = "set", value_name = "FIELD=VALUE")]
+        sets: Vec<String>,
+    },
+    /// Forward+backward of the search supernet: relaxed vs discrete, per-example vs per-batch weights.
+    Space {
+        #[arg(long, value_enum, default_value_t = BenchSpace::Darts)]
+        space: BenchSpace,
+        #[arg(long, default_value_t = 32)]
+        batch: i64,
+        #[arg(long, default_value_t = 5)]
+        steps: usize,
+        #[arg(long, default_value_t = 16)]
+        channels: i64,
+        #[arg(long, default_value_t = 8)]
+        layers: i64,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum BenchSpace {
+    Darts,
+}
+
+fn parse_device(s: &str) -> Result<DeviceChoice, String> {
+    s.parse()
+}

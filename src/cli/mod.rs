@@ -1,0 +1,161 @@
+//! The command line. `main.rs` calls [`main`]: arguments are parsed once into typed values
+//! ([`args`]: every command declared in one place, value enums for every choice), [`run`] dispatches
+//! and returns `anyhow::Result<ExitCode>`, and errors are printed in exactly one place ([`main`]).
+//!
+//! Exit codes: 0 success, 1 a run failed (or could not run), 2 bad input — a config or usage error
+//! ([`BadInput`]): nothing ran, nothing was written.
+
+pub mod args;
+mod experiments;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::results::ResultsRoot;
+use args::InspectWhat;
+use args::{Args, BenchSpace, BenchWhat, Command, DataCommand, DiagnoseCommand, FetchName};
+pub use experiments::experiment_files;
+
+pub const EXIT_OK: u8 = 0;
+pub const EXIT_RUN_FAILED: u8 = 1;
+pub const EXIT_CONFIG: u8 = 2;
+
+/// Bad input (a config file, an override, a suite folder): printed as it is, exit code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BadInput(pub String);
+
+/// Parses the arguments, runs the command, prints its error if it has one.
+pub fn main() -> ExitCode {
+    let args = Args::parse();
+    let filter = match args.verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| filter.into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(args) {
+        Ok(code) => code,
+        Err(e) => match e.downcast_ref::<BadInput>() {
+            Some(bad) => {
+                eprintln!("{bad}");
+                ExitCode::from(EXIT_CONFIG)
+            }
+            None => {
+                eprintln!("error: {e:#}");
+                ExitCode::from(EXIT_RUN_FAILED)
+            }
+        },
+    }
+}
+
+/// Runs one command.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let root = ResultsRoot(args.results.clone());
+    let device = args.device;
+    let ok = || Ok(ExitCode::from(EXIT_OK));
+    match args.command {
+        Command::Validate {
+            files,
+            tier,
+            sets,
+            id_only,
+        } => experiments::validate(&files, tier, &sets, id_only),
+        Command::List { paths, tier } => experiments::list(&paths, tier),
+        Command::Run { file, tier, sets } => experiments::run(&file, tier, &sets, &root, device),
+        Command::Reproduce { tier, suite } => experiments::reproduce(&suite, tier, &root, device),
+        Command::Report => experiments::report(&root),
+        Command::Data { command } => match command {
+            DataCommand::Fetch { dataset, root, url } => {
+                let variant = match dataset {
+                    FetchName::Cifar10 => crate::data::cifar::Variant::Cifar10,
+                    FetchName::Cifar100 => crate::data::cifar::Variant::Cifar100,
+                };
+                crate::data::cli::fetch(variant, &root, url)?;
+                ok()
+            }
+            DataCommand::Inspect {
+                dataset,
+                root,
+                json,
+            } => {
+                let clean = crate::data::cli::inspect(dataset, &root, json)?;
+                Ok(ExitCode::from(if clean {
+                    EXIT_OK
+                } else {
+                    EXIT_RUN_FAILED
+                }))
+            }
+        },
+        Command::Diagnose { what } => {
+            let text = match what {
+                DiagnoseCommand::Estimator { estimator, problem } => {
+                    crate::nas::diagnose::estimator(estimator, &problem)?
+                }
+                DiagnoseCommand::Estimators { all, only, problem } => {
+                    let chosen: Vec<_> = if all {
+                        crate::nas::diagnose::ALL_ESTIMATORS.to_vec()
+                    } else {
+                        only
+                    };
+                    crate::nas::diagnose::estimators(&chosen, &problem)?
+                }
+            };
+            println!("{text}");
+            ok()
+        }
+        Command::Inspect {
+            what:
+                InspectWhat::Genotype {
+                    name,
+                    dataset,
+                    json,
+                },
+        } => {
+            let name = name.into();
+            match crate::config::GenotypeChoice::space(name) {
+                Some(crate::config::SpaceName::Proxyless) => {
+                    crate::nas::space::proxyless::inspect::run(name, dataset, json)?
+                }
+                _ => crate::nas::space::darts::inspect::run(name, dataset, json)?,
+            }
+            ok()
+        }
+        Command::Bench { what } => {
+            match what {
+                BenchWhat::Data => crate::data::bench::run()?,
+                BenchWhat::Search { file, tier, sets } => {
+                    crate::bench::run(&file, tier, &sets, device, crate::bench::Baseline::Warmup)?
+                }
+                BenchWhat::Train { file, tier, sets } => {
+                    crate::bench::run(&file, tier, &sets, device, crate::bench::Baseline::BareStep)?
+                }
+                BenchWhat::Space {
+                    space: BenchSpace::Darts,
+                    batch,
+                    steps,
+                    channels,
+                    layers,
+                } => {
+                    let device = crate::device::resolve(device.unwrap_or_default())?;
+                    crate::nas::space::darts::bench::run(
+                        &crate::nas::space::darts::bench::BenchOptions {
+                            batch,
+                            steps,
+                            channels,
+                            layers,
+                            device,
+                        },
+                    )?
+                }
+            }
+            ok()
+        }
+    }
+}

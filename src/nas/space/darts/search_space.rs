@@ -1,0 +1,89 @@
+//! The DARTS space as the search loop sees it: the paired-input supernet and its distribution
+//! (spec §1.1, §5.1), the pair penalty (§3), the derived genotype (§5.3).
+
+use anyhow::Result;
+use tch::{nn, Tensor};
+
+use super::{DartsSearchConfig, DartsSearchNet, Genotype, Primitive};
+use crate::nas::arch::{DartsSample, SampleKind};
+use crate::nas::distribution::{Categoricals, DartsAlphas};
+use crate::nas::objective::pair_penalty;
+use crate::nas::space::search_space::{ChoiceLabel, SearchSpace};
+use crate::results::rows::ChoiceKey;
+
+/// The DARTS supernet with its architecture distribution (4 intermediate nodes per cell).
+pub struct DartsSearch {
+    net: DartsSearchNet,
+    alphas: DartsAlphas,
+    num_ops: usize,
+}
+
+impl DartsSearch {
+    /// Builds the supernet's parameters under `vs` (initialised from tch's generator, which the loop
+    /// seeds) and a uniform distribution softened by `soften_eps` on `device`.
+    pub fn new(vs: &nn::Path, cfg: &DartsSearchConfig, soften_eps: f64) -> Result<DartsSearch> {
+        Ok(DartsSearch {
+            net: DartsSearchNet::new(vs, cfg)?,
+            alphas: DartsAlphas::new(4, cfg.num_ops as i64, soften_eps, vs.device()),
+            num_ops: cfg.num_ops,
+        })
+    }
+}
+
+impl SearchSpace for DartsSearch {
+    type Sample = DartsSample;
+
+    fn distribution(&self) -> &Categoricals {
+        &self.alphas.dist
+    }
+
+    fn sample(&self, xs: &[Tensor]) -> DartsSample {
+        self.alphas.to_sample(xs)
+    }
+
+    fn forward(&self, x: &Tensor, sample: &DartsSample, kind: SampleKind, train: bool) -> Tensor {
+        self.net.forward(x, sample, kind, train)
+    }
+
+    fn penalty(&self, sample: &DartsSample, weight: f64) -> Option<Tensor> {
+        Some(pair_penalty(sample, weight)) // weight·P_n
+    }
+
+    fn genotype_json(&self, pretty: bool) -> Result<String> {
+        let genotype = Genotype::from_mode(&self.alphas.mode(), self.num_ops)?;
+        Ok(if pretty {
+            serde_json::to_string_pretty(&genotype)?
+        } else {
+            serde_json::to_string(&genotype)?
+        })
+    }
+
+    /// Groups are named `<cell type>/node<i>/<inputs|ops>`.
+    fn choice_label(&self, group: &str, choice: usize) -> ChoiceLabel {
+        let mut parts = group.split('/');
+        let cell_type = parts.next().unwrap_or_default().to_owned();
+        let node = parts
+            .next()
+            .and_then(|n| n.trim_start_matches("node").parse().ok())
+            .unwrap_or(0);
+        let (key, name) = if parts.next() == Some("inputs") {
+            let name = match choice {
+                0 => "c_{k-2}".into(),
+                1 => "c_{k-1}".into(),
+                j => format!("node{}", j - 2),
+            };
+            (ChoiceKey::Input, name)
+        } else {
+            let name = Primitive::from_index(choice)
+                .map(|p| p.name().to_owned())
+                .unwrap_or_default();
+            (ChoiceKey::Op, name)
+        };
+        ChoiceLabel {
+            cell_type,
+            node,
+            key,
+            name,
+        }
+    }
+}

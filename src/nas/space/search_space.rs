@@ -1,0 +1,48 @@
+//! What the search loop needs of a search space: a supernet that runs on an architecture sample
+//! (relaxed, or one-hot through the discrete fast path), the factorised distribution whose logits the
+//! architecture step trains, the space's own objective term, the derived genotype, and the labels of
+//! its choices in the `arch` table. The DARTS space implements it today; the ProxylessNAS supernet
+//! plugs into the same loop.
+
+use anyhow::Result;
+use tch::Tensor;
+
+use crate::nas::arch::SampleKind;
+use crate::nas::distribution::Categoricals;
+use crate::results::rows::ChoiceKey;
+
+/// How one choice of one selector group is labelled in the `arch` table.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChoiceLabel {
+    /// `normal` | `reduce` (DARTS) or `block` (ProxylessNAS).
+    pub cell_type: String,
+    /// Intermediate node (DARTS) or block index.
+    pub node: i64,
+    pub key: ChoiceKey,
+    /// Op name or input label.
+    pub name: String,
+}
+
+/// A search space as the search loop sees it.
+pub trait SearchSpace {
+    /// The supernet's view of one draw (shallow clones of its tensors: gradients flow through).
+    type Sample;
+
+    /// The architecture distribution; its logits are the architecture parameters.
+    fn distribution(&self) -> &Categoricals;
+
+    /// Per-group draw tensors ([S, N, K], in the distribution's group order) → the supernet's sample.
+    fn sample(&self, xs: &[Tensor]) -> Self::Sample;
+
+    /// x [B, 3, H, W] → logits [B, classes], with N = B architectures (one per example) or N = 1.
+    fn forward(&self, x: &Tensor, sample: &Self::Sample, kind: SampleKind, train: bool) -> Tensor;
+
+    /// The space's own per-example objective term [N] (DARTS: `weight`·pair penalty), if it has one.
+    fn penalty(&self, sample: &Self::Sample, weight: f64) -> Option<Tensor>;
+
+    /// The genotype of the distribution's mode as JSON, printed and loaded like the published ones.
+    fn genotype_json(&self, pretty: bool) -> Result<String>;
+
+    /// The label of choice `choice` of the selector group named `group`.
+    fn choice_label(&self, group: &str, choice: usize) -> ChoiceLabel;
+}

@@ -1,0 +1,200 @@
+//! One run recorder for both loops (search and from-scratch training): the step log, the run's Parquet
+//! tables, checkpoints, signal handling and the final writes (genotype, data record, summary).
+//!
+//! A loop talks to it in this order:
+//! - [`Recorder::latest`]: the newest complete checkpoint, to restore from before anything runs;
+//! - [`Recorder::open`]: the tables reloaded up to the checkpoint's [`ResumePoint`], the clock continued,
+//!   SIGTERM / SIGUSR1 handlers installed;
+//! - per step: [`Recorder::signal`] (then [`Recorder::checkpoint`], and [`stop_if_asked`]),
+//!   [`Recorder::record`];
+//! - per epoch: [`Recorder::flush_steps`] before validation, [`Recorder::end_epoch`] with the epoch's row
+//!   (and the architecture rows of a search), then [`Recorder::checkpoint`];
+//! - once: [`Recorder::finish`].
+//!
+//! The step log is flushed and the tables written before every checkpoint, so a resumed run ends with
+//! exactly the rows of an uninterrupted one.
+
+use anyhow::{bail, Result};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tch::Tensor;
+
+use crate::results::rows::{self, ArchRow, EpochRow, SummaryRow, Term};
+use crate::results::{atomic, layout, parquet, Diverged, Phase, RunDir, Table};
+use crate::stage::StageCtx;
+use crate::train::checkpoint::{Checkpoints, Loaded, Mark};
+use crate::train::metrics::{Clock, ResumePoint, StepInfo, StepLog, TableLog};
+use crate::train::signals::{Request, Signals};
+
+/// Steps per device read of the step log.
+const STEPS_PER_READ: usize = 20;
+
+/// A loop's checkpoint metadata: where it is, and the wall seconds the run has used (the clock
+/// continues from them on resume).
+pub trait RunMeta: Serialize + DeserializeOwned + Clone {
+    fn wall_s_mut(&mut self) -> &mut f64;
+}
+
+/// What a run leaves besides its tables.
+pub struct Finish {
+    /// The derived (search) or trained genotype, pretty JSON.
+    pub genotype_json: String,
+    /// `data.json`: what the stage saw of its data (unreadable images skipped, the width chosen).
+    pub data_record: serde_json::Value,
+    pub summary: SummaryRow,
+}
+
+/// The recorder of one run folder.
+pub struct Recorder {
+    ckpts: Checkpoints,
+    steps: StepLog,
+    steps_table: TableLog,
+    epochs_table: TableLog,
+    /// The `arch` table of a search.
+    arch_table: Option<TableLog>,
+    signals: Signals,
+    dir: RunDir,
+    /// Steps recorded since the `steps` table was last written.
+    unwritten: bool,
+}
+
+impl Recorder {
+    /// The newest complete checkpoint of the run in `dir`, if any.
+    pub fn latest<M: DeserializeOwned>(dir: &RunDir) -> Result<Option<Loaded<M>>> {
+        Checkpoints::new(dir.file(layout::CHECKPOINTS)).load_latest::<M>()
+    }
+
+    /// Opens the run's tables at `at` (rows from there on, left by a killed run, are dropped), the step
+    /// log with the clock at `wall_s`, and the signal handlers. `arch`: the run keeps an `arch` table.
+    pub fn open(dir: &RunDir, seed: u64, at: ResumePoint, wall_s: f64, arch: bool) -> Result<Self> {
+        let table = |t: Table| TableLog::resume(t, dir.table(t), at);
+        Ok(Recorder {
+            ckpts: Checkpoints::new(dir.file(layout::CHECKPOINTS)),
+            steps: StepLog::new(seed, STEPS_PER_READ, Clock::start(wall_s)),
+            steps_table: table(Table::Steps)?,
+            epochs_table: table(Table::Epochs)?,
+            arch_table: if arch {
+                Some(table(Table::Arch)?)
+            } else {
+                None
+            },
+            signals: Signals::install()?,
+            dir: dir.clone(),
+            unwritten: false,
+        })
+    }
+
+    /// Seconds the run has used, over all its resumes.
+    pub fn wall_s(&self) -> f64 {
+        self.steps.clock().wall_s()
+    }
+
+    /// Records a step's terms (kept on the device; read every [`STEPS_PER_READ`] steps).
+    pub fn record(&mut self, info: StepInfo, terms: &[(Term, &Tensor)]) -> Result<(), Diverged> {
+        self.unwritten = true;
+        self.steps.record(info, terms)
+    }
+
+    /// A signal that arrived since the last poll: checkpoint, then continue or stop.
+    pub fn signal(&self) -> Option<Request> {
+        self.signals.poll()
+    }
+
+    /// Reads the pending steps and rewrites the `steps` table.
+    pub fn flush_steps(&mut self) -> Result<()> {
+        self.unwritten = false;
+        self.steps.flush()?;
+        let rows = self.steps.take_rows();
+        if !rows.is_empty() {
+            self.steps_table.append(&rows::steps_frame(&rows)?)?;
+        }
+        self.steps_table.write()
+    }
+
+    /// Appends the epoch's row (and a search's architecture rows) and rewrites those tables.
+    pub fn end_epoch(&mut self, row: EpochRow, arch: Option<Vec<ArchRow>>) -> Result<()> {
+        self.epochs_table.append(&rows::epochs_frame(&[row])?)?;
+        self.epochs_table.write()?;
+        if let (Some(table), Some(arch)) = (self.arch_table.as_mut(), arch) {
+            table.append(&rows::arch_frame(&arch)?)?;
+            table.write()?;
+        }
+        Ok(())
+    }
+
+    /// Flushes the step log and saves a checkpoint at `mark` with the loop's `meta` (its clock set to
+    /// now) and state tensors.
+    pub fn checkpoint<M: RunMeta>(
+        &mut self,
+        mark: Mark,
+        meta: &mut M,
+        tensors: &[(String, Tensor)],
+    ) -> Result<()> {
+        if self.unwritten {
+            self.flush_steps()?;
+        }
+        *meta.wall_s_mut() = self.wall_s();
+        self.ckpts.save(mark, tensors, meta)?;
+        Ok(())
+    }
+
+    /// The final writes: an empty `arch` table if the search never reached a search epoch, then
+    /// `genotype.json`, `data.json` and the summary (last: a run with a summary is complete).
+    pub fn finish(mut self, fin: Finish) -> Result<()> {
+        if let Some(table) = self.arch_table.as_mut() {
+            if !table.path().exists() {
+                table.write()?;
+            }
+        }
+        let unreadable = &fin.data_record["unreadable_images"];
+        if unreadable
+            .as_object()
+            .is_some_and(|m| m.values().any(|v| v.as_u64().unwrap_or(0) > 0))
+        {
+            tracing::warn!(%unreadable, "unreadable images were skipped");
+        }
+        let json_file = |v: String| format!("{v}\n").into_bytes();
+        atomic::write_atomic(
+            &self.dir.file(layout::GENOTYPE),
+            &json_file(fin.genotype_json),
+        )?;
+        atomic::write_atomic(
+            &self.dir.file(layout::DATA_RECORD),
+            &json_file(serde_json::to_string_pretty(&fin.data_record)?),
+        )?;
+        parquet::write(
+            &self.dir.table(Table::Summary),
+            Table::Summary,
+            &mut rows::summary_frame(&fin.summary)?,
+        )
+    }
+}
+
+/// After the checkpoint a signal asked for: SIGTERM stops the run (it resumes from that checkpoint).
+pub fn stop_if_asked(req: Request, epoch: u32) -> Result<()> {
+    if req == Request::CheckpointAndExit {
+        bail!("stopped by SIGTERM after a checkpoint at epoch {epoch} — run again to resume");
+    }
+    Ok(())
+}
+
+/// The summary row of a run with its identity filled in and no measurements yet.
+pub fn summary_row(ctx: &StageCtx, phase: Phase, wall_s: f64) -> SummaryRow {
+    let e = &ctx.resolved.experiment;
+    SummaryRow {
+        experiment: e.name.clone(),
+        tier: ctx.resolved.tier.as_str().into(),
+        phase,
+        seed: ctx.seed,
+        run_id: ctx.run_id.into(),
+        upstream_run_id: ctx.upstream.as_ref().map(|(id, _)| id.to_string()),
+        acc_val_pct: None,
+        acc_test_top1_pct: None,
+        acc_test_top5_pct: None,
+        params_m: None,
+        macs_m: None,
+        lat_ms: None,
+        wall_s,
+        deterministic: e.deterministic,
+    }
+}

@@ -1,0 +1,240 @@
+//! The UNAS search loop (spec §1.3–1.5) over a [`SearchSpace`] (the DARTS space today), on resident
+//! datasets (CIFAR, synthetic) or ImageNet folders.
+//!
+//! Per mini-batch of the search phase: one architecture step ([`arch_step`]: Adam on the logits, the
+//! configured estimator on the configured objective), then one weight step ([`weight_step`]: Adam,
+//! clip 5) on the same training batch with the detached relaxed sample. Warm-up epochs train the
+//! weights alone with relaxed samples of the (uniform) initial distribution, with their own Adam at a
+//! constant lr. At the end of every epoch ([`epoch`]): validation, the genotype, the tables, a
+//! checkpoint ([`state`] says what it holds; [`crate::train::recorder`] writes it).
+//!
+//! Every step draws its randomness from a seed derived from (run seed, phase, epoch, step) and the
+//! loaders are keyed by (seed, epoch, index), so a run resumed from a checkpoint continues
+//! bit-identically on the CPU.
+
+mod arch_step;
+mod epoch;
+mod state;
+mod weight_step;
+
+use anyhow::{Context, Result};
+use tch::{nn, Reduction, Tensor};
+
+use crate::config::{self, ImageShape, SpaceName};
+use crate::data::{self, loader};
+use crate::nas::space::darts::{DartsSearch, DartsSearchConfig, StemKind};
+use crate::nas::space::SearchSpace;
+use crate::results::rows::Term;
+use crate::results::Phase;
+use crate::stage::{Outcome, StageCtx, StageError};
+use crate::train::batches;
+use crate::train::metrics::StepInfo;
+use crate::train::optim::Optimizer;
+use crate::train::recorder::{stop_if_asked, Recorder};
+use crate::train::rng::{derive_seed, seed_step, Determinism, Stream, INIT_STEP};
+
+use state::SearchState;
+
+/// Runs (or resumes) one search in its run folder.
+pub fn run(ctx: &StageCtx) -> Outcome {
+    let e = &ctx.resolved.experiment;
+    let s = e
+        .search
+        .as_ref()
+        .context("the experiment has no `search` section")?;
+    if s.objective.latency.is_some() {
+        return Err(not_built("the latency objective"));
+    }
+    match e.space.name {
+        SpaceName::Darts => Ok(search(ctx, s, |vs, classes| {
+            let cfg = DartsSearchConfig {
+                stem: match e.dataset.shape() {
+                    ImageShape::Cifar => StemKind::Cifar,
+                    ImageShape::Imagenet => StemKind::Imagenet,
+                },
+                layers: i64::from(e.space.layers),
+                channels: i64::from(e.space.channels),
+                num_ops: e.space.ops as usize,
+                classes,
+                op_skip_threshold: s.op_skip_threshold,
+            };
+            DartsSearch::new(vs, &cfg, s.soften_eps)
+        })?),
+        SpaceName::Proxyless => Err(not_built(
+            "the ProxylessNAS space (supernet and latency measurement)",
+        )),
+    }
+}
+
+fn not_built(capability: &'static str) -> StageError {
+    StageError::NotBuilt {
+        stage: "search",
+        capability,
+    }
+}
+
+/// Which examples share an architecture sample.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ArchPer {
+    /// One sample per example (CIFAR, the official default).
+    Example,
+    /// One sample per sub-batch, each with its own forward pass (`--same_alpha_minibatch`; G GPUs).
+    SubBatch(i64),
+}
+
+impl ArchPer {
+    /// Samples to draw for batch `b`.
+    fn samples(self, b: &loader::Batch) -> i64 {
+        match self {
+            ArchPer::Example => b.images.size()[0],
+            ArchPer::SubBatch(groups) => groups,
+        }
+    }
+}
+
+/// Sample g of a draw (tensors laid out [rows, N, K]), as a draw of one.
+fn sample_rows(xs: &[Tensor], g: i64) -> Vec<Tensor> {
+    xs.iter().map(|x| x.narrow(1, g, 1)).collect()
+}
+
+/// Per-example cross-entropy [B].
+fn per_example_ce(logits: &Tensor, y: &Tensor) -> Tensor {
+    logits.cross_entropy_loss::<Tensor>(y, None, Reduction::None, -100, 0.0)
+}
+
+/// The phase an epoch belongs to, its index within the phase, and its learning rates.
+struct EpochPlan {
+    phase: Phase,
+    epoch: u32,
+    lr_weights: f64,
+    /// `None` in the warm-up (the architecture is frozen).
+    lr_arch: Option<f64>,
+}
+
+impl EpochPlan {
+    fn warm(&self) -> bool {
+        self.phase == Phase::Warmup
+    }
+}
+
+/// The search: build the space with `build(vs, classes)`, restore, then warm-up and search epochs,
+/// each a loop of (architecture step, weight step) followed by the end of the epoch.
+fn search<S: SearchSpace>(
+    ctx: &StageCtx,
+    s: &config::Search,
+    build: impl FnOnce(&nn::Path, i64) -> Result<S>,
+) -> Result<()> {
+    let e = &ctx.resolved.experiment;
+    let determinism = Determinism::apply(e.deterministic);
+    tracing::info!(%determinism, "search");
+    let mut st = open_state(ctx, s, build)?;
+    st.restore(ctx)?;
+    let at = st.meta.resume_point(s.epochs.warmup);
+    let mut rec = Recorder::open(ctx.dir, ctx.seed, at, st.meta.wall_s, true)?;
+    let mut last_val = None;
+    while st.meta.epoch < s.epochs.warmup + s.epochs.search {
+        let ep = begin_epoch(&mut st, s);
+        let mut grad_var = crate::nas::estimator::GradVariance::new(0.9);
+        loop {
+            if let Some(req) = rec.signal() {
+                st.checkpoint(&mut rec, st.mark_now())?;
+                stop_if_asked(req, st.meta.epoch)?;
+            }
+            let Some(b) = st.train_loader.next_batch()? else {
+                break;
+            };
+            let step = st.meta.steps_in(ep.phase);
+            seed_step(ctx.seed, ep.phase, ep.epoch, step);
+            // One architecture sample per step (per example, or per sub-batch): the architecture step
+            // differentiates through it, the weight step uses its relaxed value, detached (spec §1.3).
+            let n = st.arch.samples(&b);
+            let sampler = st.est.sampler();
+            let dist = st.space.distribution();
+            let draw = if ep.warm() {
+                tch::no_grad(|| dist.sample(n, s.temperature, sampler))
+            } else {
+                dist.sample(n, s.temperature, sampler)
+            };
+            let mut terms: Vec<(Term, Tensor)> = Vec::new();
+            if !ep.warm() {
+                arch_step::arch_step(&mut st, s, &ep, &b, &draw, step, &mut grad_var, &mut terms)?;
+            }
+            weight_step::weight_step(&mut st, s, ep.warm(), &b, &draw, &mut terms);
+            let refs: Vec<(Term, &Tensor)> = terms.iter().map(|(t, v)| (*t, v)).collect();
+            let info = StepInfo {
+                phase: ep.phase,
+                epoch: ep.epoch,
+                step,
+                images: b.images.size()[0] as u64,
+                lr_weights: Some(ep.lr_weights),
+                lr_arch: ep.lr_arch,
+                lat_ms: None,
+            };
+            rec.record(info, &refs)?;
+            st.meta.count_step(ep.phase);
+        }
+        last_val = Some(epoch::end_of_epoch(ctx, &mut st, &mut rec, s, &ep)?);
+    }
+    epoch::finish(ctx, st, rec, last_val)
+}
+
+/// The data (the official split of the training set: train_portion, fixed permutation seed 0), the
+/// space with its initial weights from the run's seed, the optimisers.
+fn open_state<S: SearchSpace>(
+    ctx: &StageCtx,
+    s: &config::Search,
+    build: impl FnOnce(&nn::Path, i64) -> Result<S>,
+) -> Result<SearchState<S>> {
+    let e = &ctx.resolved.experiment;
+    let ds = data::open(&e.dataset, ctx.device)?;
+    let batching = |stream: Stream| loader::Batching {
+        batch_size: s.batch as usize,
+        drop_last: true,
+        shuffle: true,
+        seed: derive_seed(ctx.seed, stream, Phase::Search, 0, 0) as u64,
+    };
+    let loaders = batches::search_loaders(
+        &ds,
+        &e.dataset,
+        batching(Stream::Shuffle),
+        batching(Stream::Validation),
+        ctx.device,
+    )?;
+    // Initial weights come from the run's seed (a stream of their own), so two runs start alike.
+    tch::manual_seed(derive_seed(
+        ctx.seed,
+        Stream::Step,
+        Phase::Warmup,
+        0,
+        INIT_STEP,
+    ));
+    let vs = nn::VarStore::new(ctx.device);
+    let space = build(&vs.root(), ds.classes)?;
+    Ok(SearchState::new(s, space, vs, loaders))
+}
+
+/// The epoch's phase and learning rates, set on the optimisers.
+fn begin_epoch<S: SearchSpace>(st: &mut SearchState<S>, s: &config::Search) -> EpochPlan {
+    let warmup = s.epochs.warmup;
+    let plan = if st.meta.epoch < warmup {
+        EpochPlan {
+            phase: Phase::Warmup,
+            epoch: st.meta.epoch,
+            lr_weights: st.rates.weights,
+            lr_arch: None,
+        }
+    } else {
+        let epoch = st.meta.epoch - warmup;
+        EpochPlan {
+            phase: Phase::Search,
+            epoch,
+            lr_weights: st.rates.cos_weights.for_epoch(epoch),
+            lr_arch: Some(st.rates.cos_arch.for_epoch(epoch)),
+        }
+    };
+    st.opt_w.set_lr_all(plan.lr_weights);
+    if let Some(l) = plan.lr_arch {
+        st.opt_a.set_lr_all(l);
+    }
+    plan
+}
