@@ -3,6 +3,7 @@
 #   make setup       install the pinned PyTorch wheel (libtorch) into .deps/ (CPU-capable, 0.54 GB)
 #   make setup-gpu   the full wheel with its CUDA libraries into the same folder (2.7 GB; GPU machines)
 #   make build       build the `unas` binary (dev profile, no debug info)
+#   make lint        cargo fmt --check and cargo clippy (warnings are errors)
 #   make test        all unit and integration tests
 #   make reproduce   the paper suite at the smoke tier on the embedded dataset, then the report
 #   make report      rebuild results/reports from results/runs
@@ -25,7 +26,7 @@ export LIBTORCH := $(CURDIR)/$(TORCH_DIR)/torch
 UNAS := target/debug/unas
 PIP := $(PYTHON) -m pip install --disable-pip-version-check --no-input --progress-bar off
 
-.PHONY: setup setup-gpu build test reproduce report bench clean
+.PHONY: setup setup-gpu build lint test reproduce report bench clean
 
 setup: $(TORCH_STAMP)
 
@@ -47,6 +48,10 @@ setup-gpu: setup
 
 build: setup
 	$(CARGO) build --bin unas
+
+lint: setup
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets -- -D warnings
 
 test: setup
 	$(CARGO) test --no-fail-fast
