@@ -10,13 +10,15 @@ use serde_json::Value;
 use super::error::{with_did_you_mean, ConfigError, ConfigIssue};
 use super::identity;
 use super::path::{FieldPath, Seg};
-use super::positions::{Pos, Positions};
+use super::positions::Positions;
 use super::schema::Experiment;
-use super::tiers::{self, Tier, Tiers};
+use super::tier::Tier;
+use super::tiers::{self, Tiers};
 use super::validate;
+use super::yaml::{clean_message, one, saphyr_error};
 
-/// Experiment files are small; anything larger is almost certainly the wrong file.
-pub const MAX_FILE_BYTES: u64 = 1 << 20;
+// The file checks live in the `yaml` leaf; re-exported here, where callers have always found them.
+pub use super::yaml::{read_text, MAX_FILE_BYTES};
 
 /// An experiment after tier, overrides and recipe defaults: what a run actually executes.
 #[derive(Clone, Debug, PartialEq)]
@@ -154,58 +156,6 @@ pub fn resolve(
     })
 }
 
-fn one(source: &str, pos: Option<Pos>, field: Option<FieldPath>, message: String) -> ConfigError {
-    ConfigError {
-        issues: vec![ConfigIssue {
-            source: source.to_owned(),
-            pos,
-            field,
-            message,
-        }],
-    }
-}
-
-/// Reads the file, refusing what cannot be an experiment (a folder, a huge file, binary data).
-pub fn read_text(path: &Path) -> Result<String, ConfigError> {
-    let src = path.display().to_string();
-    let meta = std::fs::metadata(path).map_err(|e| {
-        let msg = match e.kind() {
-            std::io::ErrorKind::NotFound => {
-                "no such file (check the path; experiments live in experiments/)".to_owned()
-            }
-            _ => format!("cannot read: {e}"),
-        };
-        ConfigError::single(&src, msg)
-    })?;
-    if meta.is_dir() {
-        return Err(ConfigError::single(
-            &src,
-            "is a directory; give an experiment file, e.g. experiments/paper/c10-darts-unas.yaml (a shell glob `dir/*.yaml` validates a folder)",
-        ));
-    }
-    if meta.len() > MAX_FILE_BYTES {
-        return Err(ConfigError::single(
-            &src,
-            format!(
-                "is {:.1} MB; an experiment file is at most {} KiB — is this the right file?",
-                meta.len() as f64 / 1e6,
-                MAX_FILE_BYTES / 1024
-            ),
-        ));
-    }
-    let bytes =
-        std::fs::read(path).map_err(|e| ConfigError::single(&src, format!("cannot read: {e}")))?;
-    String::from_utf8(bytes).map_err(|e| {
-        ConfigError::single(
-            &src,
-            format!(
-                "is not UTF-8 text (invalid byte at offset {}); an experiment is a YAML file",
-                e.utf8_error().valid_up_to()
-            ),
-        )
-    })
-}
-
 /// Parses YAML text into the typed schema, with file:line:col and the field path on any error.
 pub fn parse_experiment(src: &str, text: &str) -> Result<Experiment, ConfigError> {
     if text.trim().is_empty()
@@ -229,41 +179,6 @@ pub fn parse_experiment(src: &str, text: &str) -> Result<Experiment, ConfigError
         r
     });
     result.map_err(|e| saphyr_error(src, &e, field_path))
-}
-
-/// Turns a serde-saphyr error into an issue with position, field and a did-you-mean.
-pub fn saphyr_error(src: &str, e: &serde_saphyr::Error, field: Option<FieldPath>) -> ConfigError {
-    let pos = e.location().filter(|l| l.line() > 0).map(|l| Pos {
-        line: l.line(),
-        col: l.column(),
-    });
-    let raw = e.without_snippet().to_string();
-    let message = clean_message(&raw);
-    one(
-        src,
-        pos,
-        field.filter(|f| !f.is_root()),
-        with_did_you_mean(&message),
-    )
-}
-
-/// serde-saphyr appends " at line N column M" to its messages; the location is printed up front.
-fn clean_message(raw: &str) -> String {
-    let first = raw.lines().next().unwrap_or(raw).trim();
-    let cut = first
-        .rfind(" at line ")
-        .map(|i| &first[..i])
-        .unwrap_or(first);
-    let msg = cut.trim_start_matches("error: ");
-    // Library-internal advice does not help someone editing a YAML file.
-    let msg = msg.split(", set DuplicateKeyPolicy").next().unwrap_or(msg);
-    let msg = msg.split("; use Option<").next().unwrap_or(msg);
-    match msg {
-        "invalid u32" | "invalid u64" => "expected a whole number ≥ 0".to_owned(),
-        "invalid floating point" => "expected a number".to_owned(),
-        "cannot deserialize null into string" => "expected a text value, found nothing".to_owned(),
-        m => m.to_owned(),
-    }
 }
 
 fn from_json(v: Value) -> Result<Experiment, (FieldPath, String)> {
