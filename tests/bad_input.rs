@@ -4,7 +4,9 @@
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
-use unas::config::{load, Tier};
+use unas::config::load::{parse_experiment, resolve};
+use unas::config::tiers::{Tiers, EMBEDDED_TIERS};
+use unas::config::{load, ConfigError, Resolved, Tier};
 
 fn bad(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -12,9 +14,45 @@ fn bad(name: &str) -> PathBuf {
         .join(name)
 }
 
+#[allow(dead_code)]
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A small valid experiment; the generated cases change one thing in it.
+const BASE: &str = "\
+name: t
+dataset: {name: synthetic}
+space: {name: darts, layers: 3, channels: 4}
+search:
+  estimator: rebar
+  objective: {kind: gengap}
+  epochs: {warmup: 1, search: 1}
+train: {recipe: cifar}
+seeds: {search: [0], train: [0]}
+";
+
+fn resolve_text(text: &str, tier: Tier, sets: &[&str]) -> Result<Resolved, ConfigError> {
+    let tiers = Tiers::parse("tiers.yaml", EMBEDDED_TIERS).unwrap();
+    let e = parse_experiment("x.yaml", text)?;
+    let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+    resolve("x.yaml", text, e, tier, &tiers, &sets)
+}
+
+/// Writes `text` as `dir/name` and loads it at the paper tier (the file path is what `unas` reads).
+fn load_text(dir: &Path, name: &str, text: &str) -> Result<Resolved, ConfigError> {
+    let f = dir.join(name);
+    std::fs::write(&f, text).unwrap();
+    load(&f, Tier::Paper, &[])
+}
+
 /// (file in tests/bad, text the error must contain, line it must point at if any)
 const CASES: &[(&str, &str, Option<u64>)] = &[
-    ("syntax-unclosed-flow.yaml", "dataset.name", Some(2)),
+    (
+        "syntax-unclosed-flow.yaml",
+        "field `dataset`: this `{` (the mapping of `dataset`) is never closed",
+        Some(2),
+    ),
     (
         "syntax-bad-indent.yaml",
         "did not find expected key",
@@ -71,7 +109,7 @@ const CASES: &[(&str, &str, Option<u64>)] = &[
     ),
     (
         "wrong-type-seeds-scalar.yaml",
-        "field `seeds.search`: expected sequence",
+        "field `seeds.search`: expected a list",
         Some(9),
     ),
     (
@@ -87,23 +125,48 @@ const CASES: &[(&str, &str, Option<u64>)] = &[
     ("wrong-type-name-list.yaml", "field `name`", Some(1)),
     (
         "wrong-type-search-scalar.yaml",
-        "field `search`: expected mapping",
+        "field `search`: expected a mapping",
         Some(4),
     ),
-    ("top-level-list.yaml", "expected mapping", Some(1)),
-    ("top-level-scalar.yaml", "expected mapping", Some(1)),
-    ("missing-name.yaml", "missing field `name`", None),
-    ("missing-dataset.yaml", "missing field `dataset`", None),
-    ("missing-seeds.yaml", "missing field `seeds`", None),
-    ("missing-estimator.yaml", "missing field `estimator`", None),
+    (
+        "top-level-list.yaml",
+        "top level: must be a mapping of sections (`name: …`",
+        Some(1),
+    ),
+    (
+        "top-level-scalar.yaml",
+        "top level: must be a mapping of sections",
+        Some(1),
+    ),
+    (
+        "missing-name.yaml",
+        "field `name`: missing field `name`, which the experiment requires",
+        Some(1),
+    ),
+    (
+        "missing-dataset.yaml",
+        "field `dataset`: missing field `dataset`",
+        Some(1),
+    ),
+    (
+        "missing-space.yaml",
+        "field `space`: missing field `space`, which the experiment requires (e.g. `space: {name: darts}`)",
+        Some(1),
+    ),
+    ("missing-seeds.yaml", "field `seeds`: missing field `seeds`", Some(1)),
+    (
+        "missing-estimator.yaml",
+        "field `search.estimator`: missing field `estimator`, which section `search` requires",
+        Some(5),
+    ),
     (
         "duplicate-top-key.yaml",
-        "duplicate mapping key: name",
+        "field `name`: duplicate mapping key: `name` is written twice in the same section",
         Some(10),
     ),
     (
         "duplicate-nested-key.yaml",
-        "duplicate mapping key: estimator",
+        "field `search.estimator`: duplicate mapping key: `estimator`",
         Some(6),
     ),
     (
@@ -164,7 +227,11 @@ const CASES: &[(&str, &str, Option<u64>)] = &[
         "field `train.warmup_epochs`: must be ≤ train.epochs (10)",
         Some(8),
     ),
-    ("range-bad-name.yaml", "names the run folder", Some(1)),
+    (
+        "range-bad-name.yaml",
+        "field `name`: `a/b` cannot name the run folder",
+        Some(1),
+    ),
     (
         "range-layers-two.yaml",
         "field `space.layers`: must be ≥ 3",
@@ -217,12 +284,57 @@ const CASES: &[(&str, &str, Option<u64>)] = &[
     ),
     ("empty.yaml", "is empty", None),
     ("comments-only.yaml", "is empty", None),
-    ("alias-bomb.yaml", "unknown field `a`", Some(1)),
+    ("alias-bomb.yaml", "anchors and aliases", Some(6)),
+    // --- issue 15.1: a non-finite number is refused where it is written, never replaced ---
+    ("finite-train-lr-inf.yaml", "field `train.lr`: must be a finite number, got `.inf`", Some(8)),
+    ("finite-train-drop-path-nan.yaml", "field `train.drop_path`: must be a finite number, got `.nan`", Some(8)),
+    ("finite-train-label-smoothing-neg-inf.yaml", "field `train.label_smoothing`: must be a finite number, got `-.inf`", Some(8)),
+    ("finite-train-grad-clip-inf.yaml", "field `train.grad_clip`: must be a finite number", Some(8)),
+    ("finite-train-weight-decay-nan.yaml", "field `train.weight_decay`: must be a finite number", Some(8)),
+    ("finite-train-auxiliary-weight-inf.yaml", "field `train.auxiliary_weight`: must be a finite number", Some(8)),
+    ("finite-train-max-macs-inf.yaml", "field `train.max_macs_m`: must be a finite number", Some(8)),
+    ("finite-train-momentum-nan.yaml", "field `train.momentum`: must be a finite number", Some(8)),
+    ("finite-search-lr-arch-inf.yaml", "field `search.lr.arch`: must be a finite number", Some(8)),
+    ("finite-latency-ridge-nan.yaml", "field `search.objective.latency.ridge`: must be a finite number", Some(6)),
+    ("finite-train-portion-inf.yaml", "field `dataset.train_portion`: must be a finite number, got `-.INF`", Some(2)),
+    ("finite-width-multiplier-nan.yaml", "field `space.width_multiplier`: must be a finite number", Some(3)),
+    // --- issue 15.2: shapes the networks cannot build are refused before anything runs ---
+    ("shape-imagenet-search-odd-channels.yaml", "field `space.channels`: must be even on ImageNet-shaped data, got 3", Some(3)),
+    ("shape-imagenet-train-odd-channels.yaml", "field `train.channels`: must be even (or 0 for the automatic width", Some(4)),
+    ("shape-train-layers-two.yaml", "field `train.layers`: must be ≥ 3 (two reduction cells", Some(8)),
+    ("shape-space-channels-zero.yaml", "field `space.channels`: must be ≥ 1, got 0", Some(3)),
+    ("shape-aux-batch-one.yaml", "field `train.batch`: must be ≥ 2 while train.auxiliary_weight > 0", Some(8)),
+    ("shape-aux-last-batch-one.yaml", "129 training images in batches of 128 leave a last batch of one image", Some(4)),
+    ("shape-search-batch-over-split.yaml", "field `search.batch`: is 128 but the search splits the 100 training images into 90 for the weights and 10 for validation", None),
+    ("shape-proxyless-width.yaml", "field `space.width_multiplier`: only 1.0 is built", Some(3)),
+    ("shape-darts-width.yaml", "field `space.width_multiplier`: has no effect in the DARTS space", Some(3)),
+    ("shape-cutout-over-side.yaml", "field `train.cutout`: is the side of the square Cutout erases; it must be at most the image side (32 px), got 40", Some(8)),
+    ("shape-latency-batch-over-search-batch.yaml", "field `search.objective.latency.batch`: must be between 1 and search.batch (32), got 64", Some(6)),
+    // --- issue 15.3: every size has an upper bound that says why ---
+    ("bound-synthetic-classes.yaml", "field `dataset.synthetic.classes`: must be at most 100, got 1000: the generator draws 100 distinct classes", Some(2)),
+    ("bound-space-layers.yaml", "field `space.layers`: must be at most 64, got 100000", Some(3)),
+    ("bound-synthetic-train.yaml", "field `dataset.synthetic.train`: must be at most 2796202 images, got 20000000", Some(2)),
+    ("bound-synthetic-imagenet-bytes.yaml", "150528 bytes each at 224×224", Some(2)),
+    ("bound-train-epochs.yaml", "field `train.epochs`: must be at most 10000, got 4000000000", Some(8)),
+    ("bound-search-batch.yaml", "field `search.batch`: must be at most 8192, got 1000000", Some(8)),
+    ("bound-train-channels.yaml", "field `train.channels`: must be at most 512, got 100000", Some(8)),
+    ("bound-seeds.yaml", "field `seeds.search`: lists 1001 seeds", Some(9)),
+    // --- issue 15.4: names that cannot become folders ---
+    ("name-too-long.yaml", "field `name`: is 300 characters long; it names the run folder, so keep it to at most 100", Some(1)),
+    ("name-dot-dot.yaml", "field `name`: `..` cannot name the run folder: it must not start with `.`", Some(1)),
+    ("name-nul.yaml", "field `name`: `a\\0b` cannot name the run folder", Some(1)),
+    ("name-space.yaml", "field `name`: `my run` cannot name the run folder", Some(1)),
+    ("name-empty.yaml", "field `name`: must not be empty", Some(1)),
+    ("name-unicode.yaml", "field `name`: `résumé` cannot name the run folder", Some(1)),
+    // --- issue 15.5: messages in the user's terms ---
+    ("syntax-unclosed-flow-space.yaml", "field `space`: this `{` (the mapping of `space`) is never closed: the parser read on to line 4", Some(3)),
+    ("multi-document.yaml", "top level: a second YAML document starts here (a `---` line); an experiment file holds one document", Some(11)),
+    ("unknown-tag.yaml", "field `search.temperature`: unknown YAML tag `!weird`", Some(8)),
 ];
 
 #[test]
 fn every_malformed_file_gets_a_located_actionable_error() {
-    assert!(CASES.len() >= 40);
+    assert!(CASES.len() >= 100);
     let mut listed: Vec<&str> = CASES.iter().map(|c| c.0).collect();
     listed.sort();
     let mut on_disk: Vec<String> = std::fs::read_dir(bad(""))
@@ -251,6 +363,13 @@ fn every_malformed_file_gets_a_located_actionable_error() {
                 .pos
                 .unwrap_or_else(|| panic!("{name}: no position in `{text}`"));
             assert_eq!(pos.line, *line, "{name}: `{text}`");
+        }
+        // Whatever has a place in the file also names the field there (or says it is the top level).
+        for issue in &err.issues {
+            assert!(
+                issue.pos.is_none() || issue.field.is_some(),
+                "{name}: `{issue}` has a position but no field"
+            );
         }
     }
 }
@@ -318,4 +437,228 @@ fn the_cli_exits_2_without_panicking_and_writes_nothing_for_every_bad_input() {
         );
     }
     assert_eq!(std::fs::read_dir(results.path()).unwrap().count(), 0);
+}
+
+// ---- the same kinds of case, generated: every float field, every spelling, every way in ----
+
+/// One line per field, so that a field's line is found by its key path.
+const FULL: &str = "\
+name: t
+dataset:
+  name: synthetic
+  train_portion: 0.9
+space:
+  name: darts
+  layers: 3
+  channels: 4
+  width_multiplier: 1.0
+search:
+  estimator: rebar
+  objective:
+    kind: gengap
+    lambda: 0.5
+    pair_penalty: 0.2
+    latency:
+      target_ms: 10.0
+      coeff: 0.1
+      ridge: 1.0
+  temperature: 0.4
+  soften_eps: 0.0
+  epochs: {warmup: 1, search: 1}
+  lr:
+    weights: 3.0e-4
+    arch: 1.0e-3
+    weights_min: 1.0e-4
+    arch_min: 3.0e-4
+  weight_decay:
+    weights: 3.0e-4
+    arch: 1.0e-6
+  grad_clip: 5.0
+  op_skip_threshold: 0.05
+train:
+  recipe: cifar
+  lr: 0.05
+  momentum: 0.9
+  weight_decay: 3.0e-4
+  drop_path: 0.2
+  auxiliary_weight: 0.4
+  label_smoothing: 0.0
+  grad_clip: 5.0
+  max_macs_m: 0.0
+seeds: {search: [0], train: [0]}
+";
+
+/// Every floating-point field of the schema.
+const FLOAT_FIELDS: &[&str] = &[
+    "dataset.train_portion",
+    "space.width_multiplier",
+    "search.objective.lambda",
+    "search.objective.pair_penalty",
+    "search.objective.latency.target_ms",
+    "search.objective.latency.coeff",
+    "search.objective.latency.ridge",
+    "search.temperature",
+    "search.soften_eps",
+    "search.lr.weights",
+    "search.lr.arch",
+    "search.lr.weights_min",
+    "search.lr.arch_min",
+    "search.weight_decay.weights",
+    "search.weight_decay.arch",
+    "search.grad_clip",
+    "search.op_skip_threshold",
+    "train.lr",
+    "train.momentum",
+    "train.weight_decay",
+    "train.drop_path",
+    "train.auxiliary_weight",
+    "train.label_smoothing",
+    "train.grad_clip",
+    "train.max_macs_m",
+];
+
+const NON_FINITE: &[&str] = &[".nan", ".NaN", ".inf", "+.inf", "-.inf", ".Inf", "-.INF"];
+
+/// The 1-based line of `path` in [`FULL`] (each key on its own line, nested by indentation).
+fn line_of(text: &str, path: &str) -> usize {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut from = 0;
+    let mut indent = 0;
+    for key in path.split('.') {
+        let at = (from..lines.len())
+            .find(|&i| {
+                let l = lines[i];
+                let t = l.trim_start();
+                l.len() - t.len() >= indent && t.starts_with(&format!("{key}:"))
+            })
+            .unwrap_or_else(|| panic!("{path}: no `{key}` in FULL"));
+        indent = lines[at].len() - lines[at].trim_start().len() + 2;
+        from = at + 1;
+    }
+    from
+}
+
+fn with_value(text: &str, line: usize, value: &str) -> String {
+    text.lines()
+        .enumerate()
+        .map(|(i, l)| {
+            if i + 1 == line {
+                let (k, _) = l.split_once(':').unwrap();
+                format!("{k}: {value}\n")
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn a_non_finite_number_in_any_float_field_of_a_file_is_refused_where_it_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    for (n, field) in FLOAT_FIELDS.iter().enumerate() {
+        let spelling = NON_FINITE[n % NON_FINITE.len()];
+        let line = line_of(FULL, field);
+        let text = with_value(FULL, line, spelling);
+        let err = load_text(dir.path(), &format!("nf{n}.yaml"), &text).unwrap_err();
+        let msg = err.to_string();
+        assert_eq!(err.issues.len(), 1, "{field}: {msg}");
+        let issue = &err.issues[0];
+        assert_eq!(
+            issue.field.as_ref().map(|f| f.to_string()).as_deref(),
+            Some(*field),
+            "{msg}"
+        );
+        assert_eq!(issue.pos.map(|p| p.line), Some(line as u64), "{msg}");
+        assert!(msg.contains("must be a finite number"), "{msg}");
+        assert!(
+            msg.contains(spelling),
+            "the message quotes what was written: {msg}"
+        );
+    }
+}
+
+#[test]
+fn a_non_finite_number_is_refused_in_set_overrides_flow_mappings_lists_and_tiers() {
+    for (n, field) in FLOAT_FIELDS.iter().enumerate() {
+        let spelling = NON_FINITE[(n + 3) % NON_FINITE.len()];
+        let set = format!("{field}={spelling}");
+        let msg = resolve_text(BASE, Tier::Paper, &[&set])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.starts_with(&format!(
+                "--set {set}: field `{field}`: must be a finite number"
+            )),
+            "{msg}"
+        );
+    }
+    // A section given whole by --set, with the number inside it.
+    let msg = resolve_text(BASE, Tier::Paper, &["search.lr={weights: .inf}"])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("field `search.lr.weights`: must be a finite number"),
+        "{msg}"
+    );
+    // In a flow mapping of the file, and in a list.
+    let text = BASE.replace("train: {recipe: cifar}", "train: {recipe: cifar, lr: .inf}");
+    let msg = resolve_text(&text, Tier::Paper, &[])
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("x.yaml:8:"), "{msg}");
+    let text = BASE.replace("search: [0]", "search: [.nan]");
+    let msg = resolve_text(&text, Tier::Paper, &[])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("field `seeds.search[0]`: must be a finite number"),
+        "{msg}"
+    );
+    // In a tier overlay: blamed on the tiers file, with the field inside it.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("tiers.yaml"),
+        "smoke:\n  overlay:\n    train: {lr: -.inf}\n",
+    )
+    .unwrap();
+    let f = dir.path().join("e.yaml");
+    std::fs::write(&f, BASE).unwrap();
+    let msg = load(&f, Tier::Smoke, &[]).unwrap_err().to_string();
+    assert!(msg.contains("tiers.yaml:3:"), "{msg}");
+    assert!(
+        msg.contains("field `smoke.overlay.train.lr`: must be a finite number"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn a_key_without_a_value_is_refused_instead_of_taking_the_default() {
+    let dir = tempfile::tempdir().unwrap();
+    for (line, text) in [
+        (
+            8,
+            BASE.replace("train: {recipe: cifar}", "train: {recipe: cifar, lr: }"),
+        ),
+        (
+            8,
+            BASE.replace(
+                "train: {recipe: cifar}",
+                "train: {recipe: cifar, drop_path: null}",
+            ),
+        ),
+        (7, BASE.replace("  epochs:", "  temperature: ~\n  epochs:")),
+    ] {
+        let err = load_text(dir.path(), "null.yaml", &text).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("has no value"), "{msg}");
+        assert_eq!(err.issues[0].pos.map(|p| p.line), Some(line), "{msg}");
+    }
+    let msg = resolve_text(BASE, Tier::Paper, &["train.lr="])
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("no value after `=`"), "{msg}");
+    let msg = resolve_text(BASE, Tier::Paper, &["search.temperature=null"])
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("field `search.temperature`"), "{msg}");
 }

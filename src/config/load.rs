@@ -15,7 +15,7 @@ use super::schema::Experiment;
 use super::tier::Tier;
 use super::tiers::{self, Tiers};
 use super::validate;
-use super::yaml::{clean_message, one, saphyr_error};
+use super::yaml::{check_structure, one, path_of_error, saphyr_error, strict_options};
 
 // The file checks live in the `yaml` leaf; re-exported here, where callers have always found them.
 pub use super::yaml::{read_text, MAX_FILE_BYTES};
@@ -52,7 +52,7 @@ impl Resolved {
 pub fn load(path: &Path, tier: Tier, sets: &[String]) -> Result<Resolved, ConfigError> {
     let src = path.display().to_string();
     let text = read_text(path)?;
-    let experiment = parse_experiment(&src, &text)?;
+    let experiment = parse_checked(&src, &text, true)?;
     let tiers = Tiers::for_experiment(path)?;
     resolve(&src, &text, experiment, tier, &tiers, sets)
 }
@@ -158,6 +158,12 @@ pub fn resolve(
 
 /// Parses YAML text into the typed schema, with file:line:col and the field path on any error.
 pub fn parse_experiment(src: &str, text: &str) -> Result<Experiment, ConfigError> {
+    parse_checked(src, text, false)
+}
+
+/// [`parse_experiment`]; with `user_file`, a key without a value is an error too (a resolved config
+/// written back has `null` for absent sections, a file the user wrote never needs one).
+fn parse_checked(src: &str, text: &str, user_file: bool) -> Result<Experiment, ConfigError> {
     if text.trim().is_empty()
         || text
             .lines()
@@ -168,17 +174,85 @@ pub fn parse_experiment(src: &str, text: &str) -> Result<Experiment, ConfigError
             "is empty; an experiment needs at least `name`, `dataset`, `space`, `seeds` and a `search` or `train` section (see experiments/examples/)",
         ));
     }
+    // Syntax, tags, duplicate keys, non-finite numbers and the top-level shape, before the schema.
+    let structure = check_structure(src, text)?;
+    if user_file {
+        refuse_nulls(src, text, &structure.nulls)?;
+    }
     let mut field_path = None;
-    let result = serde_saphyr::with_deserializer_from_str(text, |de| {
-        let mut track = serde_path_to_error::Track::new();
-        let pde = serde_path_to_error::Deserializer::new(de, &mut track);
-        let r = <Experiment as serde::Deserialize>::deserialize(pde);
-        if r.is_err() {
-            field_path = Some(FieldPath::from_serde(&track.path()));
+    let result =
+        serde_saphyr::with_deserializer_from_str_with_options(text, strict_options(), |de| {
+            let mut track = serde_path_to_error::Track::new();
+            let pde = serde_path_to_error::Deserializer::new(de, &mut track);
+            let r = <Experiment as serde::Deserialize>::deserialize(pde);
+            if r.is_err() {
+                field_path = Some(FieldPath::from_serde(&track.path()));
+            }
+            r
+        });
+    let experiment = result.map_err(|e| {
+        let mut err = saphyr_error(src, &e, field_path.clone());
+        name_the_missing_field(&mut err, text, field_path.unwrap_or_else(FieldPath::root));
+        let issue = &mut err.issues[0];
+        if issue.field.is_none() && issue.pos.is_some() {
+            // an error in the top-level mapping itself (e.g. a key without a name)
+            issue.field = Some(FieldPath::root());
         }
-        r
-    });
-    result.map_err(|e| saphyr_error(src, &e, field_path))
+        err
+    })?;
+    Ok(experiment)
+}
+
+/// serde says "missing field `space`" about the section that lacks it; the user needs the field's
+/// full path and the line where the section starts.
+fn name_the_missing_field(err: &mut ConfigError, text: &str, section: FieldPath) {
+    let issue = &mut err.issues[0];
+    let Some(name) = issue
+        .message
+        .strip_prefix("missing field `")
+        .and_then(|r| r.split('`').next())
+        .map(str::to_owned)
+    else {
+        return;
+    };
+    let example = match name.as_str() {
+        "name" => " (e.g. `name: my-experiment`; it names the run folder)",
+        "dataset" => " (e.g. `dataset: {name: cifar10}`)",
+        "space" => " (e.g. `space: {name: darts}`)",
+        "seeds" => " (e.g. `seeds: {search: [0], train: [0]}`)",
+        "estimator" => " (one of gsm, st_gsm, darts, reinforce, rebar, relax)",
+        "objective" => " (e.g. `objective: {kind: gengap}`)",
+        "epochs" => " (e.g. `epochs: {warmup: 15, search: 85}`)",
+        "recipe" => " (one of cifar, imagenet_darts, imagenet_proxyless)",
+        _ => "",
+    };
+    let where_ = if section.is_root() {
+        "the experiment".to_owned()
+    } else {
+        format!("section `{section}`")
+    };
+    issue.message = format!("missing field `{name}`, which {where_} requires{example}");
+    let positions = Positions::of_yaml(text);
+    issue.pos = positions.find(&section).map(|(p, _)| p).or(issue.pos);
+    issue.field = Some(section.child(&name));
+}
+
+/// `lr:` with nothing after it (or `lr: null`) would silently take the default; say so instead.
+fn refuse_nulls(src: &str, text: &str, nulls: &[FieldPath]) -> Result<(), ConfigError> {
+    if nulls.is_empty() {
+        return Ok(());
+    }
+    let positions = Positions::of_yaml(text);
+    let issues = nulls
+        .iter()
+        .map(|f| ConfigIssue {
+            source: src.to_owned(),
+            pos: positions.find(f).map(|(p, _)| p),
+            field: Some(f.clone()),
+            message: "has no value (`key:` with nothing after it, or `null`); write a value, or delete the key to take the default".into(),
+        })
+        .collect();
+    Err(ConfigError { issues })
 }
 
 fn from_json(v: Value) -> Result<Experiment, (FieldPath, String)> {
@@ -195,20 +269,40 @@ pub fn parse_set(s: &str) -> Result<(FieldPath, Value), ConfigError> {
         ConfigError::single(&src, "expected `field.path=value`, e.g. `search.batch=64`")
     })?;
     let field = FieldPath::parse(k.trim()).map_err(|m| ConfigError::single(&src, m))?;
-    let value: Value = if v.trim().is_empty() {
-        Value::Null
-    } else {
-        serde_saphyr::from_str(v).map_err(|e| {
-            ConfigError::single(
-                &src,
-                format!(
-                    "value `{v}` is not valid YAML: {}",
-                    clean_message(&e.without_snippet().to_string())
-                ),
-            )
-        })?
-    };
+    if v.trim().is_empty() {
+        return Err(one(
+            &src,
+            None,
+            Some(field),
+            "no value after `=`; write one, e.g. `search.batch=64` (leave the --set out to keep the file's value)".into(),
+        ));
+    }
+    let value: Value = serde_saphyr::from_str_with_options(v, strict_options()).map_err(|e| {
+        let mut err = saphyr_error(&src, &e, None);
+        let issue = &mut err.issues[0];
+        issue.pos = None;
+        issue.field = Some(field.clone());
+        if let Some(inner) = path_of_error(v) {
+            // e.g. a non-finite number inside a mapping or list value: name the field inside it
+            issue.field = Some(FieldPath(field.0.iter().cloned().chain(inner.0).collect()));
+        }
+        if !issue.message.starts_with("must be") {
+            issue.message = format!("value `{v}` is not valid YAML: {}", issue.message);
+        }
+        err
+    })?;
     Ok((field, value))
+}
+
+/// `--set train.lr=null` would silently put the default in place of the file's value.
+fn refuse_unsetting(old: Option<&Value>, new: &Value) -> Result<(), String> {
+    let old_is_a_value = !matches!(old, Some(Value::Object(_)) | Some(Value::Null) | None);
+    if new.is_null() && old_is_a_value {
+        return Err(
+            "`null` has no value: give one (leave the --set out to keep the file's value)".into(),
+        );
+    }
+    Ok(())
 }
 
 fn set_path(root: &mut Value, field: &FieldPath, v: Value) -> Result<(), String> {
@@ -227,6 +321,7 @@ fn set_path(root: &mut Value, field: &FieldPath, v: Value) -> Result<(), String>
                     )
                 })?;
                 if last {
+                    refuse_unsetting(obj.get(k), &v)?;
                     obj.insert(k.clone(), v);
                     return Ok(());
                 }
@@ -241,6 +336,7 @@ fn set_path(root: &mut Value, field: &FieldPath, v: Value) -> Result<(), String>
                     format!("index {n} is out of range (the list has {len} items)")
                 })?;
                 if last {
+                    refuse_unsetting(Some(slot), &v)?;
                     *slot = v;
                     return Ok(());
                 }

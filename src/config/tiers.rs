@@ -12,7 +12,7 @@ use serde_json::Value;
 use super::error::ConfigError;
 use super::path::FieldPath;
 use super::positions::{Pos, Positions};
-use super::yaml::{one, saphyr_error};
+use super::yaml::{check_structure, one, saphyr_error};
 
 pub use super::tier::Tier;
 
@@ -52,6 +52,8 @@ impl Tiers {
     }
 
     pub fn parse(source: &str, text: &str) -> Result<Tiers, ConfigError> {
+        // Syntax, tags, duplicate keys and non-finite numbers, with the field they are in.
+        check_structure(source, text)?;
         let raw: BTreeMap<String, TierDef> =
             serde_saphyr::from_str(text).map_err(|e| saphyr_error(source, &e, None))?;
         let positions = Positions::of_yaml(text);
