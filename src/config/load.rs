@@ -94,8 +94,11 @@ pub fn resolve(
 
     // --set overrides, in order; each is checked on its own so the error names the one at fault.
     let mut from_set: Vec<(FieldPath, String)> = Vec::new();
+    // every field a --set spells out, nested ones of a section value included
+    let mut set_fields: Vec<FieldPath> = Vec::new();
     for s in sets {
         let (field, v) = parse_set(s)?;
+        leaves(&v, &field, &mut set_fields);
         set_path(&mut value, &field, v)
             .map_err(|m| one(&format!("--set {s}"), None, Some(field.clone()), m))?;
         from_json(value.clone())
@@ -108,7 +111,10 @@ pub fn resolve(
         resolved.train = Some(train.resolved());
     }
 
-    let problems = validate::validate(&resolved);
+    let mut problems = validate::validate(&resolved);
+    // A value the user wrote (in the file or a --set) that nothing reads would silently not apply.
+    let written = |f: &FieldPath| positions.contains(f) || set_fields.contains(f);
+    problems.extend(validate::without_effect(&resolved, &written));
     if !problems.is_empty() {
         let issues = problems
             .into_iter()
@@ -292,6 +298,16 @@ pub fn parse_set(s: &str) -> Result<(FieldPath, Value), ConfigError> {
         err
     })?;
     Ok((field, value))
+}
+
+/// `at` and, for a mapping value, every field inside it.
+fn leaves(v: &Value, at: &FieldPath, out: &mut Vec<FieldPath>) {
+    out.push(at.clone());
+    if let Value::Object(m) = v {
+        for (k, x) in m {
+            leaves(x, &at.child(k), out);
+        }
+    }
 }
 
 /// `--set train.lr=null` would silently put the default in place of the file's value.

@@ -520,6 +520,12 @@ fn train(o: &mut Problems, e: &Experiment, t: &Train) {
             yaml(&s.name)
         )
     });
+    if e.dataset.name != DatasetName::Imagenet && batch >= 1 {
+        let (n, _) = d.name.sizes(&d.synthetic);
+        check(o, batch as u64 <= n, "train.batch", || {
+            format!("is {batch} but the training set has {n} images: every epoch would be one partial batch; lower train.batch")
+        });
+    }
     auxiliary_batches(o, e, aux_w, batch);
     match t.genotype.space() {
         None => check(o, e.search.is_some(), "train.genotype", || {
@@ -556,6 +562,51 @@ fn auxiliary_batches(o: &mut Problems, e: &Experiment, aux_w: f64, batch: u32) {
             "{n} training images in batches of {batch} leave a last batch of one image, which the auxiliary head's BatchNorm cannot normalise; choose another train.batch (e.g. {other})"
         )
     });
+}
+
+/// Fields the user wrote (`written`: in the file or a `--set`) that the experiment never reads, so
+/// that a value is never silently ignored. Tier overlays are not asked: one overlay fits every
+/// experiment, and sizes it sets for a space or recipe that does not use them are harmless.
+pub fn without_effect(e: &Experiment, written: &dyn Fn(&FieldPath) -> bool) -> Problems {
+    let mut out = Problems::new();
+    let mut unused = |path: &str, why: &str| {
+        let f = p(path);
+        if written(&f) {
+            out.push((f, format!("has no effect: {why}; remove it")));
+        }
+    };
+    if e.space.name == SpaceName::Proxyless {
+        for f in ["space.layers", "space.channels"] {
+            unused(
+                f,
+                "the ProxylessNAS space has a fixed skeleton (21 blocks, widths 24–432; spec §5.2)",
+            );
+        }
+    }
+    if let Some(t) = &e.train {
+        if t.recipe == Recipe::ImagenetProxyless {
+            for f in ["train.layers", "train.channels"] {
+                unused(f, "the ProxylessNAS network has a fixed skeleton (21 blocks, widths 24–432; spec §5.2)");
+            }
+            if t.drop_path.unwrap_or(0.0) != 0.0 {
+                unused(
+                    "train.drop_path",
+                    "the ProxylessNAS network has no drop-path",
+                );
+            }
+            if t.auxiliary_weight.unwrap_or(0.0) != 0.0 {
+                unused(
+                    "train.auxiliary_weight",
+                    "the ProxylessNAS network has no auxiliary head",
+                );
+            }
+        }
+        let auto_width = t.recipe == Recipe::ImagenetDarts && t.channels == Some(0);
+        if !auto_width {
+            unused("train.max_macs_m", "the MAC budget only chooses the automatic width (recipe imagenet_darts with `channels: 0`)");
+        }
+    }
+    out
 }
 
 fn seeds(o: &mut Problems, seeds: &Seeds) {

@@ -111,7 +111,8 @@ pub fn clean_message(raw: &str) -> String {
         "expected sequence start" => {
             "expected a list (`[a, b]`, or one `- a` line per item)".to_owned()
         }
-        "invalid u32" | "invalid u64" => "expected a whole number ≥ 0".to_owned(),
+        "invalid u32" => "expected a whole number ≥ 0 (at most 4294967295)".to_owned(),
+        "invalid u64" => "expected a whole number ≥ 0".to_owned(),
         "invalid floating point" => "expected a number".to_owned(),
         "cannot deserialize null into string" => "expected a text value, found nothing".to_owned(),
         m => m.to_owned(),
