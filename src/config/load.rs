@@ -67,6 +67,12 @@ pub fn resolve(
     sets: &[String],
 ) -> Result<Resolved, ConfigError> {
     let positions = Positions::of_yaml(text);
+    // An experiment built in code can hold a non-finite number that no text pass has seen; the JSON
+    // step below would turn it into "absent", i.e. the default.
+    if let Some(field) = non_finite_field(&experiment) {
+        let pos = positions.find(&field).map(|(p, _)| p);
+        return Err(one(src, pos, Some(field), "must be a finite number".into()));
+    }
     let mut value = serde_json::to_value(&experiment)
         .map_err(|e| ConfigError::single(src, format!("internal: cannot serialise: {e}")))?;
 
@@ -300,6 +306,13 @@ pub fn parse_set(s: &str) -> Result<(FieldPath, Value), ConfigError> {
     Ok((field, value))
 }
 
+/// The first field of `e` that holds NaN or an infinity (its YAML form spells them `.nan` / `.inf`,
+/// which the strict reading refuses with the field's path).
+fn non_finite_field(e: &Experiment) -> Option<FieldPath> {
+    let yaml = serde_saphyr::to_string(e).ok()?;
+    path_of_error(&yaml)
+}
+
 /// `at` and, for a mapping value, every field inside it.
 fn leaves(v: &Value, at: &FieldPath, out: &mut Vec<FieldPath>) {
     out.push(at.clone());
@@ -362,4 +375,38 @@ fn set_path(root: &mut Value, field: &FieldPath, v: Value) -> Result<(), String>
     }
     *cur = v;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = "name: t\ndataset: {name: synthetic}\nspace: {name: darts, layers: 3, channels: 4}\ntrain: {recipe: cifar, genotype: UNAS_CIFAR10, lr: 0.1}\nseeds: {search: [0], train: [0]}\n";
+
+    #[test]
+    fn a_non_finite_number_set_in_code_is_refused_not_replaced_by_the_default() {
+        let tiers = Tiers::parse("tiers.yaml", tiers::EMBEDDED_TIERS).unwrap();
+        let ok = parse_experiment("x.yaml", BASE).unwrap();
+        assert!(resolve("x.yaml", BASE, ok.clone(), Tier::Paper, &tiers, &[]).is_ok());
+        for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            let mut e = ok.clone();
+            e.train.as_mut().unwrap().lr = Some(bad);
+            let err = resolve("x.yaml", BASE, e, Tier::Paper, &tiers, &[]).unwrap_err();
+            let msg = err.to_string();
+            assert!(msg.starts_with("x.yaml:4:"), "{msg}");
+            assert!(
+                msg.contains("field `train.lr`: must be a finite number"),
+                "{msg}"
+            );
+            let mut e = ok.clone();
+            e.space.width_multiplier = bad;
+            let msg = resolve("x.yaml", BASE, e, Tier::Paper, &tiers, &[])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                msg.contains("field `space.width_multiplier`: must be a finite number"),
+                "{msg}"
+            );
+        }
+    }
 }

@@ -240,7 +240,7 @@ fn space(o: &mut Problems, e: &Experiment) {
                 "the paper searches at C = 16; the supernet runs every candidate op, so its memory grows with C²",
             );
             if e.dataset.shape() == ImageShape::Imagenet {
-                check(o, s.channels % 2 == 0, "space.channels", || {
+                check(o, s.channels.is_multiple_of(2), "space.channels", || {
                     format!("must be even on ImageNet-shaped data, got {}: the ImageNet stem hands the first cell 3C channels at twice its resolution, and the FactorizedReduce that halves them needs an even width", s.channels)
                 });
             }
@@ -310,7 +310,7 @@ fn search(o: &mut Problems, e: &Experiment, sr: &Search) {
     }
     check(
         o,
-        sr.sub_batches >= 1 && sr.batch % sr.sub_batches.max(1) == 0,
+        sr.sub_batches >= 1 && sr.batch.is_multiple_of(sr.sub_batches.max(1)),
         "search.sub_batches",
         || {
             format!(
@@ -463,7 +463,7 @@ fn train(o: &mut Problems, e: &Experiment, t: &Train) {
         Recipe::Cifar => check(o, channels >= 1, "train.channels", || {
             "must be ≥ 1 (0 = automatic width exists only for recipe imagenet_darts)".into()
         }),
-        Recipe::ImagenetDarts => check(o, channels % 2 == 0, "train.channels", || {
+        Recipe::ImagenetDarts => check(o, channels.is_multiple_of(2), "train.channels", || {
             format!("must be even (or 0 for the automatic width under train.max_macs_m), got {channels}: the ImageNet stem splits C into two halves and hands the first cell C channels at twice its resolution through a FactorizedReduce, which needs an even width")
         }),
         // The ProxylessNAS network has a fixed skeleton; the recipe's 0 is all it reads.

@@ -153,7 +153,8 @@ pub struct Structure {
 /// numbers (`.nan`, `.inf`, `-.inf`: a float field would otherwise take them, and the JSON step of
 /// the tier overlay would turn them into "absent", i.e. the default) and more than one document.
 pub fn check_structure(src: &str, text: &str) -> Result<Structure, ConfigError> {
-    let (top, nulls) = walk(text).map_err(|(e, field)| {
+    let (top, nulls) = walk(text).map_err(|b| {
+        let (e, field) = *b;
         let mut err = saphyr_error(src, &e, Some(field.clone()));
         let issue = &mut err.issues[0];
         if field.is_root() {
@@ -183,12 +184,13 @@ pub fn check_structure(src: &str, text: &str) -> Result<Structure, ConfigError> 
 
 /// Where in `text` reading it fails (the field a non-finite number or a bad tag is in), if it does.
 pub fn path_of_error(text: &str) -> Option<FieldPath> {
-    walk(text).err().map(|(_, field)| field)
+    walk(text).err().map(|b| b.1)
 }
 
 /// Reads the whole document, keeping the path of the node being read: on an error, the path of the
 /// node at fault (for a duplicate key, the key itself).
-fn walk(text: &str) -> Result<(NodeKind, Vec<FieldPath>), (serde_saphyr::Error, FieldPath)> {
+#[allow(clippy::type_complexity)]
+fn walk(text: &str) -> Result<(NodeKind, Vec<FieldPath>), Box<(serde_saphyr::Error, FieldPath)>> {
     let path = RefCell::new(Vec::new());
     let nulls = RefCell::new(Vec::new());
     let walked =
@@ -208,7 +210,7 @@ fn walk(text: &str) -> Result<(NodeKind, Vec<FieldPath>), (serde_saphyr::Error, 
             {
                 field = field.child(k);
             }
-            Err((e, field))
+            Err(Box::new((e, field)))
         }
     }
 }
