@@ -23,10 +23,10 @@ impl fmt::Display for ConfigIssue {
             write!(f, ":{}:{}", p.line, p.col)?;
         }
         f.write_str(": ")?;
-        if let Some(field) = &self.field {
-            if !field.is_root() {
-                write!(f, "field `{field}`: ")?;
-            }
+        match &self.field {
+            Some(field) if field.is_root() => f.write_str("top level: ")?,
+            Some(field) => write!(f, "field `{field}`: ")?,
+            None => {}
         }
         f.write_str(&self.message)
     }

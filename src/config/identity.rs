@@ -7,7 +7,7 @@
 use serde_json::Value;
 
 use super::schema::Experiment;
-use super::tiers::Tier;
+use super::tier::Tier;
 
 /// Fields that do not enter the id.
 pub const NOT_IN_ID: [&str; 3] = ["description", "deviations", "device"];

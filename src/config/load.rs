@@ -10,13 +10,15 @@ use serde_json::Value;
 use super::error::{with_did_you_mean, ConfigError, ConfigIssue};
 use super::identity;
 use super::path::{FieldPath, Seg};
-use super::positions::{Pos, Positions};
+use super::positions::Positions;
 use super::schema::Experiment;
-use super::tiers::{self, Tier, Tiers};
+use super::tier::Tier;
+use super::tiers::{self, Tiers};
 use super::validate;
+use super::yaml::{check_structure, one, path_of_error, saphyr_error, strict_options};
 
-/// Experiment files are small; anything larger is almost certainly the wrong file.
-pub const MAX_FILE_BYTES: u64 = 1 << 20;
+// The file checks live in the `yaml` leaf; re-exported here, where callers have always found them.
+pub use super::yaml::{read_text, MAX_FILE_BYTES};
 
 /// An experiment after tier, overrides and recipe defaults: what a run actually executes.
 #[derive(Clone, Debug, PartialEq)]
@@ -50,7 +52,7 @@ impl Resolved {
 pub fn load(path: &Path, tier: Tier, sets: &[String]) -> Result<Resolved, ConfigError> {
     let src = path.display().to_string();
     let text = read_text(path)?;
-    let experiment = parse_experiment(&src, &text)?;
+    let experiment = parse_checked(&src, &text, true)?;
     let tiers = Tiers::for_experiment(path)?;
     resolve(&src, &text, experiment, tier, &tiers, sets)
 }
@@ -65,6 +67,12 @@ pub fn resolve(
     sets: &[String],
 ) -> Result<Resolved, ConfigError> {
     let positions = Positions::of_yaml(text);
+    // An experiment built in code can hold a non-finite number that no text pass has seen; the JSON
+    // step below would turn it into "absent", i.e. the default.
+    if let Some(field) = non_finite_field(&experiment) {
+        let pos = positions.find(&field).map(|(p, _)| p);
+        return Err(one(src, pos, Some(field), "must be a finite number".into()));
+    }
     let mut value = serde_json::to_value(&experiment)
         .map_err(|e| ConfigError::single(src, format!("internal: cannot serialise: {e}")))?;
 
@@ -92,8 +100,11 @@ pub fn resolve(
 
     // --set overrides, in order; each is checked on its own so the error names the one at fault.
     let mut from_set: Vec<(FieldPath, String)> = Vec::new();
+    // every field a --set spells out, nested ones of a section value included
+    let mut set_fields: Vec<FieldPath> = Vec::new();
     for s in sets {
         let (field, v) = parse_set(s)?;
+        leaves(&v, &field, &mut set_fields);
         set_path(&mut value, &field, v)
             .map_err(|m| one(&format!("--set {s}"), None, Some(field.clone()), m))?;
         from_json(value.clone())
@@ -106,7 +117,10 @@ pub fn resolve(
         resolved.train = Some(train.resolved());
     }
 
-    let problems = validate::validate(&resolved);
+    let mut problems = validate::validate(&resolved);
+    // A value the user wrote (in the file or a --set) that nothing reads would silently not apply.
+    let written = |f: &FieldPath| positions.contains(f) || set_fields.contains(f);
+    problems.extend(validate::without_effect(&resolved, &written));
     if !problems.is_empty() {
         let issues = problems
             .into_iter()
@@ -154,60 +168,14 @@ pub fn resolve(
     })
 }
 
-fn one(source: &str, pos: Option<Pos>, field: Option<FieldPath>, message: String) -> ConfigError {
-    ConfigError {
-        issues: vec![ConfigIssue {
-            source: source.to_owned(),
-            pos,
-            field,
-            message,
-        }],
-    }
-}
-
-/// Reads the file, refusing what cannot be an experiment (a folder, a huge file, binary data).
-pub fn read_text(path: &Path) -> Result<String, ConfigError> {
-    let src = path.display().to_string();
-    let meta = std::fs::metadata(path).map_err(|e| {
-        let msg = match e.kind() {
-            std::io::ErrorKind::NotFound => {
-                "no such file (check the path; experiments live in experiments/)".to_owned()
-            }
-            _ => format!("cannot read: {e}"),
-        };
-        ConfigError::single(&src, msg)
-    })?;
-    if meta.is_dir() {
-        return Err(ConfigError::single(
-            &src,
-            "is a directory; give an experiment file, e.g. experiments/paper/c10-darts-unas.yaml (a shell glob `dir/*.yaml` validates a folder)",
-        ));
-    }
-    if meta.len() > MAX_FILE_BYTES {
-        return Err(ConfigError::single(
-            &src,
-            format!(
-                "is {:.1} MB; an experiment file is at most {} KiB — is this the right file?",
-                meta.len() as f64 / 1e6,
-                MAX_FILE_BYTES / 1024
-            ),
-        ));
-    }
-    let bytes =
-        std::fs::read(path).map_err(|e| ConfigError::single(&src, format!("cannot read: {e}")))?;
-    String::from_utf8(bytes).map_err(|e| {
-        ConfigError::single(
-            &src,
-            format!(
-                "is not UTF-8 text (invalid byte at offset {}); an experiment is a YAML file",
-                e.utf8_error().valid_up_to()
-            ),
-        )
-    })
-}
-
 /// Parses YAML text into the typed schema, with file:line:col and the field path on any error.
 pub fn parse_experiment(src: &str, text: &str) -> Result<Experiment, ConfigError> {
+    parse_checked(src, text, false)
+}
+
+/// [`parse_experiment`]; with `user_file`, a key without a value is an error too (a resolved config
+/// written back has `null` for absent sections, a file the user wrote never needs one).
+fn parse_checked(src: &str, text: &str, user_file: bool) -> Result<Experiment, ConfigError> {
     if text.trim().is_empty()
         || text
             .lines()
@@ -218,52 +186,85 @@ pub fn parse_experiment(src: &str, text: &str) -> Result<Experiment, ConfigError
             "is empty; an experiment needs at least `name`, `dataset`, `space`, `seeds` and a `search` or `train` section (see experiments/examples/)",
         ));
     }
-    let mut field_path = None;
-    let result = serde_saphyr::with_deserializer_from_str(text, |de| {
-        let mut track = serde_path_to_error::Track::new();
-        let pde = serde_path_to_error::Deserializer::new(de, &mut track);
-        let r = <Experiment as serde::Deserialize>::deserialize(pde);
-        if r.is_err() {
-            field_path = Some(FieldPath::from_serde(&track.path()));
-        }
-        r
-    });
-    result.map_err(|e| saphyr_error(src, &e, field_path))
-}
-
-/// Turns a serde-saphyr error into an issue with position, field and a did-you-mean.
-pub fn saphyr_error(src: &str, e: &serde_saphyr::Error, field: Option<FieldPath>) -> ConfigError {
-    let pos = e.location().filter(|l| l.line() > 0).map(|l| Pos {
-        line: l.line(),
-        col: l.column(),
-    });
-    let raw = e.without_snippet().to_string();
-    let message = clean_message(&raw);
-    one(
-        src,
-        pos,
-        field.filter(|f| !f.is_root()),
-        with_did_you_mean(&message),
-    )
-}
-
-/// serde-saphyr appends " at line N column M" to its messages; the location is printed up front.
-fn clean_message(raw: &str) -> String {
-    let first = raw.lines().next().unwrap_or(raw).trim();
-    let cut = first
-        .rfind(" at line ")
-        .map(|i| &first[..i])
-        .unwrap_or(first);
-    let msg = cut.trim_start_matches("error: ");
-    // Library-internal advice does not help someone editing a YAML file.
-    let msg = msg.split(", set DuplicateKeyPolicy").next().unwrap_or(msg);
-    let msg = msg.split("; use Option<").next().unwrap_or(msg);
-    match msg {
-        "invalid u32" | "invalid u64" => "expected a whole number ≥ 0".to_owned(),
-        "invalid floating point" => "expected a number".to_owned(),
-        "cannot deserialize null into string" => "expected a text value, found nothing".to_owned(),
-        m => m.to_owned(),
+    // Syntax, tags, duplicate keys, non-finite numbers and the top-level shape, before the schema.
+    let structure = check_structure(src, text)?;
+    if user_file {
+        refuse_nulls(src, text, &structure.nulls)?;
     }
+    let mut field_path = None;
+    let result =
+        serde_saphyr::with_deserializer_from_str_with_options(text, strict_options(), |de| {
+            let mut track = serde_path_to_error::Track::new();
+            let pde = serde_path_to_error::Deserializer::new(de, &mut track);
+            let r = <Experiment as serde::Deserialize>::deserialize(pde);
+            if r.is_err() {
+                field_path = Some(FieldPath::from_serde(&track.path()));
+            }
+            r
+        });
+    let experiment = result.map_err(|e| {
+        let mut err = saphyr_error(src, &e, field_path.clone());
+        name_the_missing_field(&mut err, text, field_path.unwrap_or_else(FieldPath::root));
+        let issue = &mut err.issues[0];
+        if issue.field.is_none() && issue.pos.is_some() {
+            // an error in the top-level mapping itself (e.g. a key without a name)
+            issue.field = Some(FieldPath::root());
+        }
+        err
+    })?;
+    Ok(experiment)
+}
+
+/// serde says "missing field `space`" about the section that lacks it; the user needs the field's
+/// full path and the line where the section starts.
+fn name_the_missing_field(err: &mut ConfigError, text: &str, section: FieldPath) {
+    let issue = &mut err.issues[0];
+    let Some(name) = issue
+        .message
+        .strip_prefix("missing field `")
+        .and_then(|r| r.split('`').next())
+        .map(str::to_owned)
+    else {
+        return;
+    };
+    let example = match name.as_str() {
+        "name" => " (e.g. `name: my-experiment`; it names the run folder)",
+        "dataset" => " (e.g. `dataset: {name: cifar10}`)",
+        "space" => " (e.g. `space: {name: darts}`)",
+        "seeds" => " (e.g. `seeds: {search: [0], train: [0]}`)",
+        "estimator" => " (one of gsm, st_gsm, darts, reinforce, rebar, relax)",
+        "objective" => " (e.g. `objective: {kind: gengap}`)",
+        "epochs" => " (e.g. `epochs: {warmup: 15, search: 85}`)",
+        "recipe" => " (one of cifar, imagenet_darts, imagenet_proxyless)",
+        _ => "",
+    };
+    let where_ = if section.is_root() {
+        "the experiment".to_owned()
+    } else {
+        format!("section `{section}`")
+    };
+    issue.message = format!("missing field `{name}`, which {where_} requires{example}");
+    let positions = Positions::of_yaml(text);
+    issue.pos = positions.find(&section).map(|(p, _)| p).or(issue.pos);
+    issue.field = Some(section.child(&name));
+}
+
+/// `lr:` with nothing after it (or `lr: null`) would silently take the default; say so instead.
+fn refuse_nulls(src: &str, text: &str, nulls: &[FieldPath]) -> Result<(), ConfigError> {
+    if nulls.is_empty() {
+        return Ok(());
+    }
+    let positions = Positions::of_yaml(text);
+    let issues = nulls
+        .iter()
+        .map(|f| ConfigIssue {
+            source: src.to_owned(),
+            pos: positions.find(f).map(|(p, _)| p),
+            field: Some(f.clone()),
+            message: "has no value (`key:` with nothing after it, or `null`); write a value, or delete the key to take the default".into(),
+        })
+        .collect();
+    Err(ConfigError { issues })
 }
 
 fn from_json(v: Value) -> Result<Experiment, (FieldPath, String)> {
@@ -280,20 +281,57 @@ pub fn parse_set(s: &str) -> Result<(FieldPath, Value), ConfigError> {
         ConfigError::single(&src, "expected `field.path=value`, e.g. `search.batch=64`")
     })?;
     let field = FieldPath::parse(k.trim()).map_err(|m| ConfigError::single(&src, m))?;
-    let value: Value = if v.trim().is_empty() {
-        Value::Null
-    } else {
-        serde_saphyr::from_str(v).map_err(|e| {
-            ConfigError::single(
-                &src,
-                format!(
-                    "value `{v}` is not valid YAML: {}",
-                    clean_message(&e.without_snippet().to_string())
-                ),
-            )
-        })?
-    };
+    if v.trim().is_empty() {
+        return Err(one(
+            &src,
+            None,
+            Some(field),
+            "no value after `=`; write one, e.g. `search.batch=64` (leave the --set out to keep the file's value)".into(),
+        ));
+    }
+    let value: Value = serde_saphyr::from_str_with_options(v, strict_options()).map_err(|e| {
+        let mut err = saphyr_error(&src, &e, None);
+        let issue = &mut err.issues[0];
+        issue.pos = None;
+        issue.field = Some(field.clone());
+        if let Some(inner) = path_of_error(v) {
+            // e.g. a non-finite number inside a mapping or list value: name the field inside it
+            issue.field = Some(FieldPath(field.0.iter().cloned().chain(inner.0).collect()));
+        }
+        if !issue.message.starts_with("must be") {
+            issue.message = format!("value `{v}` is not valid YAML: {}", issue.message);
+        }
+        err
+    })?;
     Ok((field, value))
+}
+
+/// The first field of `e` that holds NaN or an infinity (its YAML form spells them `.nan` / `.inf`,
+/// which the strict reading refuses with the field's path).
+fn non_finite_field(e: &Experiment) -> Option<FieldPath> {
+    let yaml = serde_saphyr::to_string(e).ok()?;
+    path_of_error(&yaml)
+}
+
+/// `at` and, for a mapping value, every field inside it.
+fn leaves(v: &Value, at: &FieldPath, out: &mut Vec<FieldPath>) {
+    out.push(at.clone());
+    if let Value::Object(m) = v {
+        for (k, x) in m {
+            leaves(x, &at.child(k), out);
+        }
+    }
+}
+
+/// `--set train.lr=null` would silently put the default in place of the file's value.
+fn refuse_unsetting(old: Option<&Value>, new: &Value) -> Result<(), String> {
+    let old_is_a_value = !matches!(old, Some(Value::Object(_)) | Some(Value::Null) | None);
+    if new.is_null() && old_is_a_value {
+        return Err(
+            "`null` has no value: give one (leave the --set out to keep the file's value)".into(),
+        );
+    }
+    Ok(())
 }
 
 fn set_path(root: &mut Value, field: &FieldPath, v: Value) -> Result<(), String> {
@@ -312,6 +350,7 @@ fn set_path(root: &mut Value, field: &FieldPath, v: Value) -> Result<(), String>
                     )
                 })?;
                 if last {
+                    refuse_unsetting(obj.get(k), &v)?;
                     obj.insert(k.clone(), v);
                     return Ok(());
                 }
@@ -326,6 +365,7 @@ fn set_path(root: &mut Value, field: &FieldPath, v: Value) -> Result<(), String>
                     format!("index {n} is out of range (the list has {len} items)")
                 })?;
                 if last {
+                    refuse_unsetting(Some(slot), &v)?;
                     *slot = v;
                     return Ok(());
                 }
@@ -335,4 +375,38 @@ fn set_path(root: &mut Value, field: &FieldPath, v: Value) -> Result<(), String>
     }
     *cur = v;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = "name: t\ndataset: {name: synthetic}\nspace: {name: darts, layers: 3, channels: 4}\ntrain: {recipe: cifar, genotype: UNAS_CIFAR10, lr: 0.1}\nseeds: {search: [0], train: [0]}\n";
+
+    #[test]
+    fn a_non_finite_number_set_in_code_is_refused_not_replaced_by_the_default() {
+        let tiers = Tiers::parse("tiers.yaml", tiers::EMBEDDED_TIERS).unwrap();
+        let ok = parse_experiment("x.yaml", BASE).unwrap();
+        assert!(resolve("x.yaml", BASE, ok.clone(), Tier::Paper, &tiers, &[]).is_ok());
+        for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            let mut e = ok.clone();
+            e.train.as_mut().unwrap().lr = Some(bad);
+            let err = resolve("x.yaml", BASE, e, Tier::Paper, &tiers, &[]).unwrap_err();
+            let msg = err.to_string();
+            assert!(msg.starts_with("x.yaml:4:"), "{msg}");
+            assert!(
+                msg.contains("field `train.lr`: must be a finite number"),
+                "{msg}"
+            );
+            let mut e = ok.clone();
+            e.space.width_multiplier = bad;
+            let msg = resolve("x.yaml", BASE, e, Tier::Paper, &tiers, &[])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                msg.contains("field `space.width_multiplier`: must be a finite number"),
+                "{msg}"
+            );
+        }
+    }
 }

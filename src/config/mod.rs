@@ -8,10 +8,12 @@ pub mod path;
 pub mod positions;
 pub mod reference;
 pub mod schema;
+pub mod tier;
 pub mod tiers;
 pub mod validate;
+pub mod yaml;
 
 pub use error::{ConfigError, ConfigIssue};
 pub use load::{load, Resolved};
 pub use schema::*;
-pub use tiers::Tier;
+pub use tier::Tier;

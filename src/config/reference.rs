@@ -41,9 +41,9 @@ pub struct Entry {
 
 pub fn load(path: &Path) -> Result<Reference, ConfigError> {
     let src = path.display().to_string();
-    let text = super::load::read_text(path)?;
+    let text = super::yaml::read_text(path)?;
     let r: Reference =
-        serde_saphyr::from_str(&text).map_err(|e| super::load::saphyr_error(&src, &e, None))?;
+        serde_saphyr::from_str(&text).map_err(|e| super::yaml::saphyr_error(&src, &e, None))?;
     for (i, e) in r.entries.iter().enumerate() {
         if e.source.trim().is_empty() || !e.value.is_finite() {
             return Err(ConfigError::single(

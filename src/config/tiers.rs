@@ -4,53 +4,17 @@
 //! tier is part of the resolved config and so of its id.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::Value;
 
 use super::error::ConfigError;
 use super::path::FieldPath;
-use super::positions::Positions;
+use super::positions::{Pos, Positions};
+use super::yaml::{check_structure, one, saphyr_error};
 
-#[derive(
-    Clone,
-    Copy,
-    Debug,
-    Default,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    Serialize,
-    Deserialize,
-    clap::ValueEnum,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum Tier {
-    Smoke,
-    Quick,
-    #[default]
-    Paper,
-}
-
-impl Tier {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Tier::Smoke => "smoke",
-            Tier::Quick => "quick",
-            Tier::Paper => "paper",
-        }
-    }
-}
-
-impl fmt::Display for Tier {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use super::tier::Tier;
 
 /// The shipped tiers file, used when no `tiers.yaml` is found beside or above an experiment.
 pub const EMBEDDED_TIERS: &str = include_str!("../../experiments/tiers.yaml");
@@ -65,11 +29,11 @@ struct TierDef {
     overlay: Value,
 }
 
-/// A loaded tiers file.
+/// A loaded tiers file: the overlay of each tier it defines.
 #[derive(Debug)]
 pub struct Tiers {
     pub source: String,
-    defs: BTreeMap<String, Value>,
+    defs: BTreeMap<Tier, Value>,
     positions: Positions,
 }
 
@@ -88,41 +52,52 @@ impl Tiers {
     }
 
     pub fn parse(source: &str, text: &str) -> Result<Tiers, ConfigError> {
-        let raw: BTreeMap<String, TierDef> = serde_saphyr::from_str(text)
-            .map_err(|e| super::load::saphyr_error(source, &e, None))?;
+        // Syntax, tags, duplicate keys and non-finite numbers, with the field they are in.
+        check_structure(source, text)?;
+        let raw: BTreeMap<String, TierDef> =
+            serde_saphyr::from_str(text).map_err(|e| saphyr_error(source, &e, None))?;
+        let positions = Positions::of_yaml(text);
         let mut defs = BTreeMap::new();
         for (name, def) in raw {
-            if !["smoke", "quick", "paper"].contains(&name.as_str()) {
-                return Err(ConfigError::single(
+            let at = FieldPath::root().child(&name);
+            let pos = positions.find(&at).map(|(p, _)| p);
+            let Some(tier) = Tier::from_name(&name) else {
+                return Err(one(
                     source,
+                    pos,
+                    Some(at),
                     format!("unknown tier `{name}`, expected `smoke`, `quick` or `paper`"),
                 ));
-            }
+            };
             let overlay = match def.overlay {
                 Value::Null => Value::Object(Default::default()),
                 v @ Value::Object(_) => v,
                 _ => {
-                    return Err(ConfigError::single(
+                    let at = at.child("overlay");
+                    let pos = positions.find(&at).map(|(p, _)| p);
+                    return Err(one(
                         source,
+                        pos,
+                        Some(at),
                         format!("tier `{name}`: `overlay` must be a mapping"),
-                    ))
+                    ));
                 }
             };
-            defs.insert(name, overlay);
+            defs.insert(tier, overlay);
         }
         Ok(Tiers {
             source: source.to_owned(),
             defs,
-            positions: Positions::of_yaml(text),
+            positions,
         })
     }
 
     pub fn overlay(&self, tier: Tier) -> Option<&Value> {
-        self.defs.get(tier.as_str())
+        self.defs.get(&tier)
     }
 
     /// Where in the tiers file a field of a tier's overlay is written.
-    pub fn position_of(&self, tier: Tier, field: &FieldPath) -> Option<super::positions::Pos> {
+    pub fn position_of(&self, tier: Tier, field: &FieldPath) -> Option<Pos> {
         let mut full = FieldPath::root().child(tier.as_str()).child("overlay");
         full.0.extend(field.0.iter().cloned());
         self.positions.find(&full).map(|(p, _)| p)

@@ -1,10 +1,36 @@
 //! Range and consistency checks of a resolved experiment. Each problem names its field; the loader
 //! turns the field into file:line:col. All problems are reported at once.
+//!
+//! The rules are what the consumers need, written down where the user can be told: a network the
+//! constructors cannot build (odd widths behind a `FactorizedReduce`, reduction cells that do not fit,
+//! an auxiliary head's BatchNorm on a batch of one), a split smaller than the batch drawn from it, a
+//! name that cannot become a folder, and an upper bound on every size, each with its reason. Non-finite
+//! numbers never get here: the YAML pass refuses them where they are written (`yaml.rs`).
 
 use super::path::FieldPath;
 use super::schema::*;
 
 type Problems = Vec<(FieldPath, String)>;
+
+/// A run folder is `results/runs/<name>/<tier>/<stage>-seed<seed>-<id>`: a name is one path component,
+/// far below the 255 bytes a file system allows, and readable in a table.
+pub const MAX_NAME_CHARS: usize = 100;
+/// The synthetic generator defines 100 distinct classes (4 shapes × 5 orientations × 5 periods); class
+/// k and k + 100 would be the same images under two labels.
+pub const MAX_SYNTHETIC_CLASSES: u32 = 100;
+/// Synthetic images are generated in memory and held resident on the run's device.
+pub const MAX_SYNTHETIC_BYTES: u64 = 8 << 30;
+/// The deepest network in the paper has 20 cells; each cell adds its activations to the memory of a
+/// step, so far deeper networks only exhaust the device.
+pub const MAX_LAYERS: u32 = 64;
+/// The widest network in the paper starts at C = 70 (ImageNet automatic width); memory grows with C².
+pub const MAX_CHANNELS: u32 = 512;
+/// The paper's largest global batch is 1024 (8 GPUs × 128); activations grow linearly with it.
+pub const MAX_BATCH: u32 = 8192;
+/// The paper's longest schedule is 600 epochs.
+pub const MAX_EPOCHS: u32 = 10_000;
+/// Each seed is a whole search or training run.
+pub const MAX_SEEDS: usize = 100;
 
 /// A value as the YAML file spells it (`imagenet_darts`, `UNAS_CIFAR10`), for messages.
 fn yaml<T: serde::Serialize>(v: &T) -> String {
@@ -43,28 +69,73 @@ fn unit_interval_open_right(out: &mut Problems, path: &str, v: f64) {
     });
 }
 
+/// `lo ≤ v ≤ hi`, with the reason for the upper bound in the message.
+fn within(out: &mut Problems, path: &str, v: u64, lo: u64, hi: u64, why: &str) {
+    check(out, v >= lo, path, || format!("must be ≥ {lo}, got {v}"));
+    check(out, v <= hi, path, || {
+        format!("must be at most {hi}, got {v}: {why}")
+    });
+}
+
 pub fn validate(e: &Experiment) -> Problems {
     let mut out = Problems::new();
-    let o = &mut out;
+    name(&mut out, &e.name);
+    dataset(&mut out, &e.dataset);
+    space(&mut out, e);
+    if let Some(sr) = &e.search {
+        search(&mut out, e, sr);
+    }
+    if let Some(t) = &e.train {
+        train(&mut out, e, t);
+    }
+    check(
+        &mut out,
+        e.search.is_some() || e.train.is_some(),
+        "search",
+        || "an experiment needs a `search` section, a `train` section, or both".into(),
+    );
+    seeds(&mut out, &e.seeds);
+    for (i, dev) in e.deviations.iter().enumerate() {
+        if dev.trim().is_empty() {
+            out.push((
+                p(&format!("deviations[{i}]")),
+                "an empty deviation says nothing; remove it".into(),
+            ));
+        }
+    }
+    out
+}
 
+/// The name is one folder under `results/runs/`: portable characters, not hidden, not too long.
+fn name(o: &mut Problems, name: &str) {
+    let shown: String = if name.chars().count() > 40 {
+        format!("{}…", name.chars().take(40).collect::<String>())
+    } else {
+        name.to_owned()
+    };
+    let shown = shown.escape_debug().to_string();
+    check(o, !name.is_empty(), "name", || {
+        "must not be empty (it names the run folder, e.g. `c10-darts-unas`)".into()
+    });
     check(
         o,
-        !e.name.is_empty()
-            && e.name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-            && !e.name.starts_with('.'),
+        name.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)),
         "name",
         || {
-            format!(
-                "`{}` must be non-empty letters, digits, `-`, `_` or `.` (it names the run folder)",
-                e.name
-            )
+            format!("`{shown}` cannot name the run folder: use only letters, digits, `-`, `_` and `.` (no spaces, `/` or other characters)")
         },
     );
+    check(o, !name.starts_with('.'), "name", || {
+        format!("`{shown}` cannot name the run folder: it must not start with `.` (`.`, `..` and hidden folders)")
+    });
+    let n = name.chars().count();
+    check(o, n <= MAX_NAME_CHARS, "name", || {
+        format!("is {n} characters long; it names the run folder, so keep it to at most {MAX_NAME_CHARS}")
+    });
+}
 
-    // dataset
-    let d = &e.dataset;
+fn dataset(o: &mut Problems, d: &Dataset) {
     check(
         o,
         d.train_portion > 0.0 && d.train_portion < 1.0,
@@ -76,22 +147,70 @@ pub fn validate(e: &Experiment) -> Problems {
             )
         },
     );
-    if d.name == DatasetName::Synthetic {
-        check(
-            o,
-            d.synthetic.classes >= 2,
-            "dataset.synthetic.classes",
-            || format!("must be ≥ 2, got {}", d.synthetic.classes),
-        );
-        check(o, d.synthetic.train >= 2, "dataset.synthetic.train", || {
-            format!("must be ≥ 2 images, got {}", d.synthetic.train)
-        });
-        check(o, d.synthetic.test >= 1, "dataset.synthetic.test", || {
-            format!("must be ≥ 1 image, got {}", d.synthetic.test)
+    let root = d.root.to_string_lossy();
+    check(o, !root.is_empty(), "dataset.root", || {
+        "must not be empty (the folder the dataset lives in, e.g. `data/`)".into()
+    });
+    check(o, !root.contains('\0'), "dataset.root", || {
+        "contains a NUL character, which no file system allows in a path".into()
+    });
+    if d.name != DatasetName::Synthetic {
+        return;
+    }
+    let s = &d.synthetic;
+    check(o, s.classes >= 2, "dataset.synthetic.classes", || {
+        format!("must be ≥ 2, got {}", s.classes)
+    });
+    check(
+        o,
+        s.classes <= MAX_SYNTHETIC_CLASSES,
+        "dataset.synthetic.classes",
+        || {
+            format!(
+                "must be at most {MAX_SYNTHETIC_CLASSES}, got {}: the generator draws {MAX_SYNTHETIC_CLASSES} distinct classes, so class k and k + {MAX_SYNTHETIC_CLASSES} would be the same images under two labels",
+                s.classes
+            )
+        },
+    );
+    check(o, s.train >= 2, "dataset.synthetic.train", || {
+        format!("must be ≥ 2 images, got {}", s.train)
+    });
+    check(o, s.test >= 1, "dataset.synthetic.test", || {
+        format!("must be ≥ 1 image, got {}", s.test)
+    });
+    let side = s.like.side() as u64;
+    let per_image = 3 * side * side;
+    let max_images = MAX_SYNTHETIC_BYTES / per_image;
+    for (field, n) in [
+        ("dataset.synthetic.train", s.train),
+        ("dataset.synthetic.test", s.test),
+    ] {
+        check(o, n <= max_images, field, || {
+            format!(
+                "must be at most {max_images} images, got {n}: synthetic images are generated in memory and held on the run's device, {per_image} bytes each at {side}×{side}, at most {} GiB in all",
+                MAX_SYNTHETIC_BYTES >> 30
+            )
         });
     }
+    let total = s.train.saturating_add(s.test).saturating_mul(per_image);
+    if s.train <= max_images && s.test <= max_images {
+        check(
+            o,
+            total <= MAX_SYNTHETIC_BYTES,
+            "dataset.synthetic.train",
+            || {
+                format!(
+                "train + test = {} images are {:.1} GiB of pixels; synthetic images are held on the run's device, at most {} GiB in all — lower dataset.synthetic.train or .test",
+                s.train + s.test,
+                total as f64 / (1u64 << 30) as f64,
+                MAX_SYNTHETIC_BYTES >> 30
+            )
+            },
+        );
+    }
+}
 
-    // space
+fn space(o: &mut Problems, e: &Experiment) {
     let s = &e.space;
     match s.name {
         SpaceName::Darts => {
@@ -104,9 +223,38 @@ pub fn validate(e: &Experiment) -> Problems {
                     s.layers
                 )
             });
-            check(o, s.channels >= 1, "space.channels", || {
-                "must be ≥ 1".into()
-            });
+            within(
+                o,
+                "space.layers",
+                s.layers as u64,
+                0,
+                MAX_LAYERS as u64,
+                "the search networks of the paper have 8 (CIFAR) and 14 (ImageNet) cells, and every cell holds the activations of all candidate ops",
+            );
+            within(
+                o,
+                "space.channels",
+                s.channels as u64,
+                1,
+                MAX_CHANNELS as u64 / 2,
+                "the paper searches at C = 16; the supernet runs every candidate op, so its memory grows with C²",
+            );
+            if e.dataset.shape() == ImageShape::Imagenet {
+                check(o, s.channels.is_multiple_of(2), "space.channels", || {
+                    format!("must be even on ImageNet-shaped data, got {}: the ImageNet stem hands the first cell 3C channels at twice its resolution, and the FactorizedReduce that halves them needs an even width", s.channels)
+                });
+            }
+            check(
+                o,
+                s.width_multiplier == 1.0,
+                "space.width_multiplier",
+                || {
+                    format!(
+                    "has no effect in the DARTS space (the width is `space.channels`), got {}; remove it",
+                    s.width_multiplier
+                )
+                },
+            );
         }
         SpaceName::Proxyless => {
             check(o, s.ops == 7, "space.ops", || {
@@ -115,214 +263,374 @@ pub fn validate(e: &Experiment) -> Problems {
                     s.ops
                 )
             });
-        }
-    }
-    positive(o, "space.width_multiplier", s.width_multiplier);
-
-    // search
-    if let Some(sr) = &e.search {
-        positive(o, "search.temperature", sr.temperature);
-        non_negative(o, "search.soften_eps", sr.soften_eps);
-        check(o, sr.batch >= 1, "search.batch", || "must be ≥ 1".into());
-        check(
-            o,
-            sr.sub_batches >= 1 && sr.batch % sr.sub_batches.max(1) == 0,
-            "search.sub_batches",
-            || {
-                format!(
-                    "must be ≥ 1 and divide search.batch ({}), got {}",
-                    sr.batch, sr.sub_batches
-                )
-            },
-        );
-        check(
-            o,
-            sr.sub_batches <= 1 || sr.sampling == Sampling::PerBatch,
-            "search.sub_batches",
-            || "sub-batches need one architecture per batch (`sampling: per_batch`)".into(),
-        );
-        check(
-            o,
-            sr.epochs.warmup + sr.epochs.search >= 1,
-            "search.epochs",
-            || "warmup + search must be ≥ 1 epoch".into(),
-        );
-        positive(o, "search.lr.weights", sr.lr.weights);
-        positive(o, "search.lr.arch", sr.lr.arch);
-        non_negative(o, "search.lr.weights_min", sr.lr.weights_min);
-        non_negative(o, "search.lr.arch_min", sr.lr.arch_min);
-        non_negative(o, "search.weight_decay.weights", sr.weight_decay.weights);
-        non_negative(o, "search.weight_decay.arch", sr.weight_decay.arch);
-        positive(o, "search.grad_clip", sr.grad_clip);
-        unit_interval_open_right(o, "search.op_skip_threshold", sr.op_skip_threshold);
-        non_negative(o, "search.objective.lambda", sr.objective.lambda);
-        non_negative(
-            o,
-            "search.objective.pair_penalty",
-            sr.objective.pair_penalty,
-        );
-        if let Some(l) = &sr.objective.latency {
             check(
                 o,
-                s.name == SpaceName::Proxyless,
-                "search.objective.latency",
-                || {
-                    "latency is only measurable in the ProxylessNAS space (`space.name: proxyless`, spec §4)".into()
-                },
-            );
-            check(
-                o,
-                sr.sampling == Sampling::PerBatch,
-                "search.sampling",
-                || {
-                    "a latency objective needs one architecture per batch (`sampling: per_batch`)"
-                        .into()
-                },
-            );
-            positive(o, "search.objective.latency.target_ms", l.target_ms);
-            non_negative(o, "search.objective.latency.coeff", l.coeff);
-            check(
-                o,
-                l.batch >= 1 && l.batch <= sr.batch,
-                "search.objective.latency.batch",
+                s.width_multiplier == 1.0,
+                "space.width_multiplier",
                 || {
                     format!(
-                        "must be between 1 and search.batch ({}), got {}",
-                        sr.batch, l.batch
-                    )
+                    "only 1.0 is built (the official rounding of other widths is unconfirmed), got {}",
+                    s.width_multiplier
+                )
                 },
             );
-            check(
-                o,
-                l.repeats >= 1,
-                "search.objective.latency.repeats",
-                || "must be ≥ 1".into(),
-            );
-            check(
-                o,
-                l.surrogate_samples >= 2,
-                "search.objective.latency.surrogate_samples",
-                || "must be ≥ 2".into(),
-            );
-            non_negative(o, "search.objective.latency.ridge", l.ridge);
         }
     }
+}
 
-    // train (already filled from the recipe)
-    if let Some(t) = &e.train {
-        let epochs = t.epochs.unwrap_or(0);
-        check(o, epochs >= 1, "train.epochs", || "must be ≥ 1".into());
-        check(o, t.batch.unwrap_or(0) >= 1, "train.batch", || {
-            "must be ≥ 1".into()
-        });
-        positive(o, "train.lr", t.lr.unwrap_or(0.0));
-        unit_interval_open_right(o, "train.momentum", t.momentum.unwrap_or(0.0));
-        non_negative(o, "train.weight_decay", t.weight_decay.unwrap_or(0.0));
-        check(
-            o,
-            t.warmup_epochs.unwrap_or(0) <= epochs,
-            "train.warmup_epochs",
-            || {
-                format!(
-                    "must be ≤ train.epochs ({epochs}), got {}",
-                    t.warmup_epochs.unwrap_or(0)
-                )
-            },
-        );
-        check(o, t.layers.unwrap_or(0) >= 3, "train.layers", || {
-            format!("must be ≥ 3, got {}", t.layers.unwrap_or(0))
-        });
-        let auto_width = t.recipe == Recipe::ImagenetDarts;
-        check(
-            o,
-            t.channels.unwrap_or(0) >= 1 || auto_width || t.recipe == Recipe::ImagenetProxyless,
-            "train.channels",
-            || "must be ≥ 1 (0 = automatic width exists only for recipe imagenet_darts)".into(),
-        );
-        unit_interval_open_right(o, "train.drop_path", t.drop_path.unwrap_or(0.0));
-        non_negative(
-            o,
-            "train.auxiliary_weight",
-            t.auxiliary_weight.unwrap_or(0.0),
-        );
-        unit_interval_open_right(o, "train.label_smoothing", t.label_smoothing.unwrap_or(0.0));
-        positive(o, "train.grad_clip", t.grad_clip.unwrap_or(0.0));
-        non_negative(o, "train.max_macs_m", t.max_macs_m.unwrap_or(0.0));
-        if auto_width && t.channels == Some(0) {
-            positive(o, "train.max_macs_m", t.max_macs_m.unwrap_or(0.0));
-        }
-        let want = match t.recipe {
-            Recipe::Cifar => ImageShape::Cifar,
-            Recipe::ImagenetDarts | Recipe::ImagenetProxyless => ImageShape::Imagenet,
-        };
-        check(o, d.shape() == want, "train.recipe", || {
+/// Images in the search's weight and validation splits (⌊portion·N⌋ and the rest), where N is known.
+fn search_splits(d: &Dataset) -> (u64, u64) {
+    let (n, _) = d.name.sizes(&d.synthetic);
+    let w = ((d.train_portion * n as f64).floor() as u64).min(n);
+    (w, n - w)
+}
+
+fn search(o: &mut Problems, e: &Experiment, sr: &Search) {
+    let s = &e.space;
+    positive(o, "search.temperature", sr.temperature);
+    non_negative(o, "search.soften_eps", sr.soften_eps);
+    within(
+        o,
+        "search.batch",
+        sr.batch as u64,
+        1,
+        MAX_BATCH as u64,
+        "the paper's largest global batch is 1024, and a step holds the activations of the whole batch",
+    );
+    if e.dataset.train_portion > 0.0 && e.dataset.train_portion < 1.0 {
+        let (w, v) = search_splits(&e.dataset);
+        check(o, sr.batch as u64 <= w.min(v), "search.batch", || {
             format!(
-                "recipe `{}` trains on {}-shaped images but dataset `{}` is {}-shaped{}",
-                yaml(&t.recipe),
-                yaml(&want),
-                yaml(&d.name),
-                yaml(&d.shape()),
-                if d.name == DatasetName::Synthetic {
-                    format!(" (set `dataset.synthetic.like: {}`)", yaml(&want))
-                } else {
-                    String::new()
-                }
+                "is {} but the search splits the {} training images into {w} for the weights and {v} for validation (dataset.train_portion {}), and every step draws a full batch from both; lower search.batch or enlarge the dataset",
+                sr.batch,
+                w + v,
+                e.dataset.train_portion
             )
         });
-        let space_ok = match t.recipe {
-            Recipe::Cifar | Recipe::ImagenetDarts => s.name == SpaceName::Darts,
-            Recipe::ImagenetProxyless => s.name == SpaceName::Proxyless,
-        };
-        check(o, space_ok, "train.recipe", || {
+    }
+    check(
+        o,
+        sr.sub_batches >= 1 && sr.batch.is_multiple_of(sr.sub_batches.max(1)),
+        "search.sub_batches",
+        || {
             format!(
-                "recipe `{}` does not fit space `{}`",
-                yaml(&t.recipe),
+                "must be ≥ 1 and divide search.batch ({}), got {}",
+                sr.batch, sr.sub_batches
+            )
+        },
+    );
+    check(
+        o,
+        sr.sub_batches <= 1 || sr.sampling == Sampling::PerBatch,
+        "search.sub_batches",
+        || "sub-batches need one architecture per batch (`sampling: per_batch`)".into(),
+    );
+    check(
+        o,
+        sr.epochs.warmup as u64 + sr.epochs.search as u64 >= 1,
+        "search.epochs",
+        || "warmup + search must be ≥ 1 epoch".into(),
+    );
+    for (field, n) in [
+        ("search.epochs.warmup", sr.epochs.warmup),
+        ("search.epochs.search", sr.epochs.search),
+    ] {
+        within(
+            o,
+            field,
+            n as u64,
+            0,
+            MAX_EPOCHS as u64,
+            "the paper searches for 100 epochs",
+        );
+    }
+    positive(o, "search.lr.weights", sr.lr.weights);
+    positive(o, "search.lr.arch", sr.lr.arch);
+    non_negative(o, "search.lr.weights_min", sr.lr.weights_min);
+    non_negative(o, "search.lr.arch_min", sr.lr.arch_min);
+    non_negative(o, "search.weight_decay.weights", sr.weight_decay.weights);
+    non_negative(o, "search.weight_decay.arch", sr.weight_decay.arch);
+    positive(o, "search.grad_clip", sr.grad_clip);
+    unit_interval_open_right(o, "search.op_skip_threshold", sr.op_skip_threshold);
+    non_negative(o, "search.objective.lambda", sr.objective.lambda);
+    non_negative(
+        o,
+        "search.objective.pair_penalty",
+        sr.objective.pair_penalty,
+    );
+    if let Some(l) = &sr.objective.latency {
+        latency(o, s, sr, l);
+    }
+}
+
+fn latency(o: &mut Problems, s: &Space, sr: &Search, l: &Latency) {
+    check(
+        o,
+        s.name == SpaceName::Proxyless,
+        "search.objective.latency",
+        || {
+            "latency is only measurable in the ProxylessNAS space (`space.name: proxyless`, spec §4)"
+                .into()
+        },
+    );
+    check(
+        o,
+        sr.sampling == Sampling::PerBatch,
+        "search.sampling",
+        || "a latency objective needs one architecture per batch (`sampling: per_batch`)".into(),
+    );
+    positive(o, "search.objective.latency.target_ms", l.target_ms);
+    non_negative(o, "search.objective.latency.coeff", l.coeff);
+    non_negative(o, "search.objective.latency.ridge", l.ridge);
+    check(
+        o,
+        l.batch >= 1 && l.batch <= sr.batch,
+        "search.objective.latency.batch",
+        || {
+            format!(
+                "must be between 1 and search.batch ({}), got {}",
+                sr.batch, l.batch
+            )
+        },
+    );
+    within(
+        o,
+        "search.objective.latency.repeats",
+        l.repeats as u64,
+        1,
+        10_000,
+        "latency is the median of the repeats; the paper uses 10",
+    );
+    within(
+        o,
+        "search.objective.latency.surrogate_samples",
+        l.surrogate_samples as u64,
+        2,
+        1_000_000,
+        "each sample is a timed network; the paper fits the surrogate on 10 000",
+    );
+}
+
+fn train(o: &mut Problems, e: &Experiment, t: &Train) {
+    let d = &e.dataset;
+    let s = &e.space;
+    let epochs = t.epochs.unwrap_or(0);
+    within(
+        o,
+        "train.epochs",
+        epochs as u64,
+        1,
+        MAX_EPOCHS as u64,
+        "the paper's longest schedule is 600 epochs",
+    );
+    let batch = t.batch.unwrap_or(0);
+    within(
+        o,
+        "train.batch",
+        batch as u64,
+        1,
+        MAX_BATCH as u64,
+        "the paper's largest batch is 1024, and a step holds the activations of the whole batch",
+    );
+    positive(o, "train.lr", t.lr.unwrap_or(0.0));
+    unit_interval_open_right(o, "train.momentum", t.momentum.unwrap_or(0.0));
+    non_negative(o, "train.weight_decay", t.weight_decay.unwrap_or(0.0));
+    check(
+        o,
+        t.warmup_epochs.unwrap_or(0) <= epochs,
+        "train.warmup_epochs",
+        || {
+            format!(
+                "must be ≤ train.epochs ({epochs}), got {}",
+                t.warmup_epochs.unwrap_or(0)
+            )
+        },
+    );
+    let layers = t.layers.unwrap_or(0);
+    check(o, layers >= 3, "train.layers", || {
+        format!("must be ≥ 3 (two reduction cells at L/3 and 2L/3), got {layers}")
+    });
+    within(
+        o,
+        "train.layers",
+        layers as u64,
+        0,
+        MAX_LAYERS as u64,
+        "the deepest network of the paper has 20 cells, and every cell adds to the memory of a step",
+    );
+    let channels = t.channels.unwrap_or(0);
+    match t.recipe {
+        Recipe::Cifar => check(o, channels >= 1, "train.channels", || {
+            "must be ≥ 1 (0 = automatic width exists only for recipe imagenet_darts)".into()
+        }),
+        Recipe::ImagenetDarts => check(o, channels.is_multiple_of(2), "train.channels", || {
+            format!("must be even (or 0 for the automatic width under train.max_macs_m), got {channels}: the ImageNet stem splits C into two halves and hands the first cell C channels at twice its resolution through a FactorizedReduce, which needs an even width")
+        }),
+        // The ProxylessNAS network has a fixed skeleton; the recipe's 0 is all it reads.
+        Recipe::ImagenetProxyless => {}
+    }
+    within(
+        o,
+        "train.channels",
+        channels as u64,
+        0,
+        MAX_CHANNELS as u64,
+        "the widest network of the paper starts at C = 70, and memory grows with C²",
+    );
+    unit_interval_open_right(o, "train.drop_path", t.drop_path.unwrap_or(0.0));
+    let aux_w = t.auxiliary_weight.unwrap_or(0.0);
+    non_negative(o, "train.auxiliary_weight", aux_w);
+    unit_interval_open_right(o, "train.label_smoothing", t.label_smoothing.unwrap_or(0.0));
+    positive(o, "train.grad_clip", t.grad_clip.unwrap_or(0.0));
+    non_negative(o, "train.max_macs_m", t.max_macs_m.unwrap_or(0.0));
+    if t.recipe == Recipe::ImagenetDarts && t.channels == Some(0) {
+        positive(o, "train.max_macs_m", t.max_macs_m.unwrap_or(0.0));
+    }
+    let want = match t.recipe {
+        Recipe::Cifar => ImageShape::Cifar,
+        Recipe::ImagenetDarts | Recipe::ImagenetProxyless => ImageShape::Imagenet,
+    };
+    let side = want.side() as u32;
+    let cutout = t.cutout.unwrap_or(0);
+    check(o, cutout <= side, "train.cutout", || {
+        format!("is the side of the square Cutout erases; it must be at most the image side ({side} px), got {cutout}")
+    });
+    check(o, d.shape() == want, "train.recipe", || {
+        format!(
+            "recipe `{}` trains on {}-shaped images but dataset `{}` is {}-shaped{}",
+            yaml(&t.recipe),
+            yaml(&want),
+            yaml(&d.name),
+            yaml(&d.shape()),
+            if d.name == DatasetName::Synthetic {
+                format!(" (set `dataset.synthetic.like: {}`)", yaml(&want))
+            } else {
+                String::new()
+            }
+        )
+    });
+    let space_ok = match t.recipe {
+        Recipe::Cifar | Recipe::ImagenetDarts => s.name == SpaceName::Darts,
+        Recipe::ImagenetProxyless => s.name == SpaceName::Proxyless,
+    };
+    check(o, space_ok, "train.recipe", || {
+        format!(
+            "recipe `{}` does not fit space `{}`",
+            yaml(&t.recipe),
+            yaml(&s.name)
+        )
+    });
+    if e.dataset.name != DatasetName::Imagenet && batch >= 1 {
+        let (n, _) = d.name.sizes(&d.synthetic);
+        check(o, batch as u64 <= n, "train.batch", || {
+            format!("is {batch} but the training set has {n} images: every epoch would be one partial batch; lower train.batch")
+        });
+    }
+    auxiliary_batches(o, e, aux_w, batch);
+    match t.genotype.space() {
+        None => check(o, e.search.is_some(), "train.genotype", || {
+            "`search` (the default) trains the genotype this experiment's search derives, but there is no `search` section; name a published genotype (UNAS_CIFAR10, UNAS_CIFAR100, UNAS_IMAGENET, DARTS_V2, UNAS_PROXYLESS, PROXYLESS_GPU)".into()
+        }),
+        Some(gs) => check(o, gs == s.name, "train.genotype", || {
+            format!(
+                "genotype `{}` belongs to the `{}` space, the experiment's space is `{}`",
+                yaml(&t.genotype),
+                yaml(&gs),
                 yaml(&s.name)
             )
-        });
-        match t.genotype.space() {
-            None => check(o, e.search.is_some(), "train.genotype", || {
-                "`search` (the default) trains the genotype this experiment's search derives, but there is no `search` section; name a published genotype (UNAS_CIFAR10, UNAS_CIFAR100, UNAS_IMAGENET, DARTS_V2, UNAS_PROXYLESS, PROXYLESS_GPU)".into()
-            }),
-            Some(gs) => check(o, gs == s.name, "train.genotype", || {
-                format!(
-                    "genotype `{}` belongs to the `{}` space, the experiment's space is `{}`",
-                    yaml(&t.genotype),
-                    yaml(&gs),
-                    yaml(&s.name)
-                )
-            }),
+        }),
+    }
+}
+
+/// The auxiliary head of a DARTS network ends in a BatchNorm over a 1×1 map: in training it needs at
+/// least two images in every batch, the last (partial) batch of an epoch included.
+fn auxiliary_batches(o: &mut Problems, e: &Experiment, aux_w: f64, batch: u32) {
+    if !(aux_w > 0.0 && e.space.name == SpaceName::Darts && batch >= 1) {
+        return;
+    }
+    check(o, batch >= 2, "train.batch", || {
+        "must be ≥ 2 while train.auxiliary_weight > 0: the auxiliary head's BatchNorm cannot normalise a batch of one image (set train.auxiliary_weight: 0 to train without the head)".into()
+    });
+    // The folder of an ImageNet run is counted when it is opened; CIFAR and synthetic sizes are known.
+    if e.dataset.name == DatasetName::Imagenet || batch < 2 {
+        return;
+    }
+    let (n, _) = e.dataset.name.sizes(&e.dataset.synthetic);
+    check(o, n % batch as u64 != 1, "train.batch", || {
+        let other = (batch + 1..).find(|b| n % *b as u64 != 1).unwrap_or(batch);
+        format!(
+            "{n} training images in batches of {batch} leave a last batch of one image, which the auxiliary head's BatchNorm cannot normalise; choose another train.batch (e.g. {other})"
+        )
+    });
+}
+
+/// Fields the user wrote (`written`: in the file or a `--set`) that the experiment never reads, so
+/// that a value is never silently ignored. Tier overlays are not asked: one overlay fits every
+/// experiment, and sizes it sets for a space or recipe that does not use them are harmless.
+pub fn without_effect(e: &Experiment, written: &dyn Fn(&FieldPath) -> bool) -> Problems {
+    let mut out = Problems::new();
+    let mut unused = |path: &str, why: &str| {
+        let f = p(path);
+        if written(&f) {
+            out.push((f, format!("has no effect: {why}; remove it")));
+        }
+    };
+    if e.space.name == SpaceName::Proxyless {
+        for f in ["space.layers", "space.channels"] {
+            unused(
+                f,
+                "the ProxylessNAS space has a fixed skeleton (21 blocks, widths 24–432; spec §5.2)",
+            );
         }
     }
+    if let Some(t) = &e.train {
+        if t.recipe == Recipe::ImagenetProxyless {
+            for f in ["train.layers", "train.channels"] {
+                unused(f, "the ProxylessNAS network has a fixed skeleton (21 blocks, widths 24–432; spec §5.2)");
+            }
+            if t.drop_path.unwrap_or(0.0) != 0.0 {
+                unused(
+                    "train.drop_path",
+                    "the ProxylessNAS network has no drop-path",
+                );
+            }
+            if t.auxiliary_weight.unwrap_or(0.0) != 0.0 {
+                unused(
+                    "train.auxiliary_weight",
+                    "the ProxylessNAS network has no auxiliary head",
+                );
+            }
+        }
+        let auto_width = t.recipe == Recipe::ImagenetDarts && t.channels == Some(0);
+        if !auto_width {
+            unused("train.max_macs_m", "the MAC budget only chooses the automatic width (recipe imagenet_darts with `channels: 0`)");
+        }
+    }
+    out
+}
 
-    check(o, e.search.is_some() || e.train.is_some(), "search", || {
-        "an experiment needs a `search` section, a `train` section, or both".into()
-    });
-
-    // seeds
-    check(o, !e.seeds.search.is_empty(), "seeds.search", || {
+fn seeds(o: &mut Problems, seeds: &Seeds) {
+    check(o, !seeds.search.is_empty(), "seeds.search", || {
         "must list at least one seed".into()
     });
-    check(o, !e.seeds.train.is_empty(), "seeds.train", || {
+    check(o, !seeds.train.is_empty(), "seeds.train", || {
         "must list at least one seed".into()
     });
-    for (name, list) in [("search", &e.seeds.search), ("train", &e.seeds.train)] {
+    for (name, list) in [("search", &seeds.search), ("train", &seeds.train)] {
+        let field = format!("seeds.{name}");
+        check(o, list.len() <= MAX_SEEDS, &field, || {
+            format!(
+                "lists {} seeds; each seed is a whole run, so at most {MAX_SEEDS}",
+                list.len()
+            )
+        });
         for (i, s) in list.iter().enumerate() {
             if list[..i].contains(s) {
-                out.push((
+                o.push((
                     p(&format!("seeds.{name}[{i}]")),
                     format!("seed {s} is listed twice"),
                 ));
             }
         }
     }
-    for (i, dev) in e.deviations.iter().enumerate() {
-        if dev.trim().is_empty() {
-            out.push((
-                p(&format!("deviations[{i}]")),
-                "an empty deviation says nothing; remove it".into(),
-            ));
-        }
-    }
-    out
 }

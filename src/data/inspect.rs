@@ -28,6 +28,63 @@ pub struct Report {
     pub splits: Vec<SplitReport>,
     /// Empty when the dataset is usable.
     pub problems: Vec<String>,
+    /// Usable, but probably not what was meant (a class histogram far from balanced).
+    pub warnings: Vec<String>,
+}
+
+/// A split whose largest class holds more than this many times the images of its smallest is
+/// reported as unbalanced. CIFAR is exactly balanced and ImageNet's training split spans 732–1300
+/// images per class (1.8×); a folder far beyond that almost always has wrong labels.
+pub const IMBALANCE_RATIO: f64 = 3.0;
+
+/// Problems (a class without images, counts that do not cover every class) and warnings (a histogram
+/// far from balanced) of one split's class counts.
+pub fn class_balance(split: &str, per_class: &[i64], classes: i64) -> (Vec<String>, Vec<String>) {
+    let (mut problems, mut warnings) = (Vec::new(), Vec::new());
+    if per_class.len() as i64 != classes {
+        problems.push(format!(
+            "{split} split: counted {} classes, expected {classes}",
+            per_class.len()
+        ));
+        return (problems, warnings);
+    }
+    let total: i64 = per_class.iter().sum();
+    if total == 0 {
+        problems.push(format!("{split} split: has no images"));
+        return (problems, warnings);
+    }
+    let empty: Vec<usize> = (0..per_class.len())
+        .filter(|&c| per_class[c] == 0)
+        .collect();
+    if !empty.is_empty() {
+        let list: Vec<String> = empty.iter().take(10).map(|c| c.to_string()).collect();
+        problems.push(format!(
+            "{split} split: {} of {classes} classes have no images (class {}{})",
+            empty.len(),
+            list.join(", "),
+            if empty.len() > 10 { ", …" } else { "" }
+        ));
+    }
+    let (lo_c, lo) = per_class
+        .iter()
+        .copied()
+        .enumerate()
+        .min_by_key(|&(_, n)| n)
+        .unwrap_or((0, 0));
+    let (hi_c, hi) = per_class
+        .iter()
+        .copied()
+        .enumerate()
+        .max_by_key(|&(_, n)| n)
+        .unwrap_or((0, 0));
+    if hi as f64 > IMBALANCE_RATIO * lo as f64 {
+        warnings.push(format!(
+            "{split} split: classes are wildly unbalanced — class {hi_c} has {hi} images ({:.0}% of {total}), class {lo_c} has {lo}; a balanced split has about {} per class. Check the labels (a folder whose labels are all one class trains nothing)",
+            100.0 * hi as f64 / total as f64,
+            total / classes.max(1)
+        ));
+    }
+    (problems, warnings)
 }
 
 /// Opens the dataset on the CPU and reports on it; failures become `problems`, not errors.
@@ -46,6 +103,7 @@ pub fn inspect(name: DatasetName, root: &Path) -> Report {
         fingerprint: None,
         splits: vec![],
         problems: vec![],
+        warnings: vec![],
     };
     let data = match opened {
         Ok(d) => d,
@@ -79,11 +137,9 @@ pub fn inspect(name: DatasetName, root: &Path) -> Report {
         }
     }
     for s in &report.splits {
-        if let Some((c, _)) = s.per_class.iter().enumerate().find(|(_, &n)| n == 0) {
-            report
-                .problems
-                .push(format!("{} split: class {c} has no images", s.split));
-        }
+        let (problems, warnings) = class_balance(&s.split, &s.per_class, report.classes);
+        report.problems.extend(problems);
+        report.warnings.extend(warnings);
     }
     report
 }
@@ -110,8 +166,13 @@ pub fn render(r: &Report) -> String {
             s.split, s.images
         );
     }
-    if r.problems.is_empty() {
+    for w in &r.warnings {
+        let _ = writeln!(out, "warning      {w}");
+    }
+    if r.problems.is_empty() && r.warnings.is_empty() {
         let _ = writeln!(out, "status       ok");
+    } else if r.problems.is_empty() {
+        let _ = writeln!(out, "status       usable, but see the warnings above");
     } else {
         for p in &r.problems {
             let _ = writeln!(out, "problem      {p}");
@@ -131,6 +192,34 @@ mod tests {
         assert_eq!(r.problems.len(), 1);
         assert!(r.problems[0].contains("unas data fetch cifar10"));
         assert!(render(&r).contains("problem"));
+    }
+
+    #[test]
+    fn a_split_whose_labels_are_all_one_class_is_not_reported_ok() {
+        let (problems, warnings) = class_balance("train", &[50_000, 0, 0, 0, 0, 0, 0, 0, 0, 0], 10);
+        assert!(
+            problems[0].contains("9 of 10 classes have no images"),
+            "{problems:?}"
+        );
+        assert!(warnings[0].contains("wildly unbalanced"), "{warnings:?}");
+        assert!(
+            warnings[0].contains("class 0 has 50000 images (100% of 50000)"),
+            "{warnings:?}"
+        );
+        // Unbalanced but every class present: a warning, not a problem.
+        let (problems, warnings) = class_balance("train", &[9_000, 1_000, 1_000], 3);
+        assert!(
+            problems.is_empty() && warnings.len() == 1,
+            "{problems:?} {warnings:?}"
+        );
+        // ImageNet-like spread (732–1300) and exact balance are fine.
+        assert_eq!(
+            class_balance("train", &[732, 1300, 1000], 3),
+            (vec![], vec![])
+        );
+        assert_eq!(class_balance("test", &[5, 5], 2), (vec![], vec![]));
+        // Counts that do not cover the classes are a problem, not silently fine.
+        assert!(!class_balance("train", &[], 10).0.is_empty());
     }
 
     #[test]
