@@ -170,7 +170,7 @@ fn bare_train_step(
     use tch::{nn, nn::OptimizerConfig, Kind, Tensor};
 
     let e = &r.experiment;
-    let t = crate::train::recipe::TrainRecipe::of(
+    let t = crate::config::TrainRecipe::of(
         e.train
             .as_ref()
             .context("the experiment has no `train` section")?,
@@ -183,7 +183,7 @@ fn bare_train_step(
     };
     tch::manual_seed(0);
     let vs = nn::VarStore::new(dev);
-    let net = crate::train::eval_net::build(&vs.root(), e, &t, search_dir, classes)?.net;
+    let net = crate::nas::space::trained_net::build(&vs.root(), e, &t, search_dir, classes)?.net;
     let mut opt = nn::Sgd {
         momentum: t.momentum,
         ..Default::default()

@@ -878,8 +878,7 @@ mod builds {
     use std::panic::{catch_unwind, AssertUnwindSafe};
     use tch::{nn, Device, Kind, Tensor};
     use unas::config::{Experiment, ImageShape};
-    use unas::nas::arch::{DartsSample, SampleKind};
-    use unas::nas::space::darts::bench::random_cell_sample;
+    use unas::nas::arch::{CellSample, DartsSample, SampleKind};
     use unas::nas::space::darts::{DartsSearchConfig, DartsSearchNet, StemKind};
 
     /// The supernet the search stage builds (as `train::search` fills its config).
@@ -908,8 +907,7 @@ mod builds {
         let classes = e.dataset.name.classes(&e.dataset.synthetic) as i64;
         if let Some(s) = &e.search {
             let vs = nn::VarStore::new(Device::Cpu);
-            // If the constructor becomes fallible, this line gains a `?`.
-            let net = DartsSearchNet::new(&vs.root(), &search_config(e, classes));
+            let net = DartsSearchNet::new(&vs.root(), &search_config(e, classes))?;
             let per_forward = (s.batch / s.sub_batches).min(2) as i64;
             let n = match s.sampling {
                 unas::config::Sampling::PerExample => per_forward,
@@ -917,15 +915,17 @@ mod builds {
             };
             let k = e.space.ops as i64;
             let sample = DartsSample {
-                normal: random_cell_sample(n, k, SampleKind::OneHot, Device::Cpu),
-                reduce: random_cell_sample(n, k, SampleKind::OneHot, Device::Cpu),
+                normal: CellSample::random(n, k, SampleKind::OneHot, Device::Cpu),
+                reduce: CellSample::random(n, k, SampleKind::OneHot, Device::Cpu),
             };
             let out = net.forward(&images(per_forward, e), &sample, SampleKind::OneHot, true);
             assert_eq!(out.size(), [per_forward, classes]);
         }
         if let Some(t) = &e.train {
             let vs = nn::VarStore::new(Device::Cpu);
-            let built = unas::train::eval_net::build(&vs.root(), e, t, None, classes)?;
+            let recipe = unas::config::TrainRecipe::of(t)?;
+            let built =
+                unas::nas::space::trained_net::build(&vs.root(), e, &recipe, None, classes)?;
             let batch = t.batch.unwrap() as u64;
             let (n_train, _) = e.dataset.name.sizes(&e.dataset.synthetic);
             // a full batch (at most 2 images, to stay fast) and the last partial batch if it has one image

@@ -6,6 +6,7 @@ pub mod identity;
 pub mod load;
 pub mod path;
 pub mod positions;
+pub mod recipe;
 pub mod reference;
 pub mod schema;
 pub mod tier;
@@ -15,5 +16,6 @@ pub mod yaml;
 
 pub use error::{ConfigError, ConfigIssue};
 pub use load::{load, Resolved};
+pub use recipe::TrainRecipe;
 pub use schema::*;
 pub use tier::Tier;

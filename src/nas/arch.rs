@@ -2,7 +2,7 @@
 //! selector, relaxed (ζ, on the simplex) or discrete (b, one-hot), with a leading batch axis N that is
 //! the mini-batch size (one architecture per example, CIFAR) or 1 (one per batch, ImageNet; broadcast).
 
-use tch::Tensor;
+use tch::{Device, Kind, Tensor};
 
 /// Samples of the paired-input selectors of one DARTS cell type (spec §1.1). Node i (state i+2) has two
 /// selectors s ∈ {0,1}, each choosing one of the i+2 inputs and one of the K ops:
@@ -65,6 +65,37 @@ impl DartsSample {
         DartsSample {
             normal: self.normal.detach(),
             reduce: self.reduce.detach(),
+        }
+    }
+}
+
+/// ζ = softmax((a + g)/τ), g ~ Gumbel(0, 1), a = 0 (uniform), over the last axis of `shape`; one-hot of
+/// its argmax for the discrete path. A leaf that requires grad, so the backward reaches the sample.
+fn random_selector(shape: &[i64], kind: SampleKind, device: Device) -> Tensor {
+    let u = Tensor::rand(shape, (Kind::Float, device)).clamp(1e-10, 1.0 - 1e-7);
+    let gumbel = -(-u.log()).log();
+    let zeta = (gumbel / 0.4).softmax(-1, Kind::Float);
+    let t = match kind {
+        SampleKind::Relaxed => zeta,
+        SampleKind::OneHot => zeta
+            .argmax(-1, false)
+            .one_hot(*shape.last().expect("non-empty shape"))
+            .to_kind(Kind::Float),
+    };
+    t.set_requires_grad(true)
+}
+
+impl CellSample {
+    /// A sample of the uniform distribution for every node of one cell type (inputs [2, N, i+2], ops
+    /// [2, N, K]), relaxed or one-hot; its tensors are leaves that require grad (benchmarks, tests).
+    pub fn random(n: i64, num_ops: i64, kind: SampleKind, device: Device) -> CellSample {
+        CellSample {
+            inputs: (0..4)
+                .map(|i| random_selector(&[2, n, i + 2], kind, device))
+                .collect(),
+            ops: (0..4)
+                .map(|_| random_selector(&[2, n, num_ops], kind, device))
+                .collect(),
         }
     }
 }

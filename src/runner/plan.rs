@@ -136,7 +136,7 @@ pub fn rough_cost_m_images(r: &Resolved) -> f64 {
             GenotypeChoice::Search => e.seeds.search.len() * e.seeds.train.len(),
             _ => e.seeds.train.len(),
         };
-        let epochs = crate::train::recipe::TrainRecipe::of(t).map_or(0, |r| r.epochs);
+        let epochs = crate::config::TrainRecipe::of(t).map_or(0, |r| r.epochs);
         total += train_n as f64 * f64::from(epochs) * trainings as f64;
     }
     total / 1e6

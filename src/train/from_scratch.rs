@@ -9,16 +9,16 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use tch::{nn, Kind, Reduction, Tensor};
 
+use crate::config::TrainRecipe;
 use crate::data;
 use crate::data::loader::{self, BatchSource, Loader};
+use crate::nas::space::trained_net::{self, Built};
 use crate::results::diverged::check_finite;
 use crate::results::rows::{EpochRow, Term};
 use crate::stage::{Outcome, StageCtx};
 use crate::train::checkpoint::{prefixed, Mark};
-use crate::train::eval_net::{self, Built};
 use crate::train::metrics::{DeviceMean, ResumePoint, StepInfo};
 use crate::train::optim::{Optimizer, ParamGroup, Sgd};
-use crate::train::recipe::TrainRecipe;
 use crate::train::recorder::{stop_if_asked, summary_row, Finish, Recorder, RunMeta};
 use crate::train::rng::{derive_seed, seed_step, Determinism, Stream, INIT_STEP};
 use crate::train::schedule::{drop_path_prob, WarmupCosine};
@@ -94,7 +94,7 @@ impl TrainState {
         tch::manual_seed(derive_seed(seed, Stream::Step, Phase::Train, 0, INIT_STEP));
         let vs = nn::VarStore::new(device);
         let search_dir = ctx.upstream.as_ref().map(|(_, d)| d.path().to_path_buf());
-        let built = eval_net::build(&vs.root(), e, t, search_dir.as_deref(), ds.classes)?;
+        let built = trained_net::build(&vs.root(), e, t, search_dir.as_deref(), ds.classes)?;
         let params = crate::train::optim::var_store_params(&vs);
         let group = ParamGroup::new("w", shallow(&params), t.lr, t.weight_decay);
         Ok(TrainState {
@@ -299,7 +299,7 @@ fn end_of_epoch(
 
 /// Top-1 and (with ≥ 5 classes) top-5 accuracy, %, on the whole test split, in eval mode.
 fn test_accuracy(
-    net: &eval_net::EvalNet,
+    net: &trained_net::EvalNet,
     src: &dyn BatchSource,
     device: tch::Device,
 ) -> Result<(f64, Option<f64>)> {

@@ -5,7 +5,8 @@
 //! - the search loop: [`search`] (`search/mod.rs`), its architecture step (`search/arch_step.rs`),
 //!   its weight step (`search/weight_step.rs`), the end of an epoch (`search/epoch.rs`) and what a
 //!   checkpoint holds (`search/state.rs`);
-//! - from-scratch training: [`from_scratch`], with its recipe resolved once ([`recipe`]);
+//! - from-scratch training: [`from_scratch`], with its recipe resolved once (`config::TrainRecipe`)
+//!   and its network built by `nas::space::trained_net`;
 //! - checkpoints, the step log, the tables, signals and the final writes of both loops: [`recorder`]
 //!   over [`checkpoint`] (atomic checkpoint folders), [`metrics`] (device-side step log, running means,
 //!   table logs) and [`signals`];
@@ -31,11 +32,9 @@
 pub(crate) mod batches;
 pub mod checkpoint;
 pub mod clip;
-pub mod eval_net;
 pub mod from_scratch;
 pub mod metrics;
 pub mod optim;
-pub mod recipe;
 pub mod recorder;
 pub mod rng;
 pub mod schedule;

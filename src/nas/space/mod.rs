@@ -3,5 +3,6 @@
 pub mod darts;
 pub mod proxyless;
 pub mod search_space;
+pub mod trained_net;
 
 pub use search_space::{ChoiceLabel, SearchSpace};

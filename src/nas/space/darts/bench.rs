@@ -30,34 +30,6 @@ pub struct BenchRow {
     pub ms_per_step: f64,
 }
 
-/// ζ = softmax((a + g)/τ), g ~ Gumbel(0, 1), a = 0 (uniform), over the last axis of `shape`; one-hot of
-/// its argmax for the discrete path. A leaf that requires grad, so the backward reaches the sample.
-fn selector_sample(shape: &[i64], kind: SampleKind, device: Device) -> Tensor {
-    let u = Tensor::rand(shape, (Kind::Float, device)).clamp(1e-10, 1.0 - 1e-7);
-    let gumbel = -(-u.log()).log();
-    let zeta = (gumbel / 0.4).softmax(-1, Kind::Float);
-    let t = match kind {
-        SampleKind::Relaxed => zeta,
-        SampleKind::OneHot => zeta
-            .argmax(-1, false)
-            .one_hot(*shape.last().expect("non-empty shape"))
-            .to_kind(Kind::Float),
-    };
-    t.set_requires_grad(true)
-}
-
-/// A sample for every node of one cell type: inputs [2, N, i+2], ops [2, N, K].
-pub fn random_cell_sample(n: i64, num_ops: i64, kind: SampleKind, device: Device) -> CellSample {
-    CellSample {
-        inputs: (0..4)
-            .map(|i| selector_sample(&[2, n, i + 2], kind, device))
-            .collect(),
-        ops: (0..4)
-            .map(|_| selector_sample(&[2, n, num_ops], kind, device))
-            .collect(),
-    }
-}
-
 fn sync(device: Device) {
     if let Device::Cuda(i) = device {
         tch::Cuda::synchronize(i as i64);
@@ -87,8 +59,8 @@ pub fn measure(opts: &BenchOptions) -> Result<Vec<BenchRow>> {
     let step = |per_example: bool, kind: SampleKind| {
         let n = if per_example { opts.batch } else { 1 };
         let sample = DartsSample {
-            normal: random_cell_sample(n, k, kind, opts.device),
-            reduce: random_cell_sample(n, k, kind, opts.device),
+            normal: CellSample::random(n, k, kind, opts.device),
+            reduce: CellSample::random(n, k, kind, opts.device),
         };
         let loss = net
             .forward(&x, &sample, kind, true)

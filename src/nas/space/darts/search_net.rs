@@ -143,7 +143,6 @@ impl DartsSearchNet {
 mod tests {
     use super::*;
     use crate::nas::arch::CellSample;
-    use crate::nas::space::darts::bench::random_cell_sample;
     use tch::nn::VarStore;
     use tch::{Device, Kind};
 
@@ -167,8 +166,8 @@ mod tests {
 
     fn sample(n: i64, kind: SampleKind) -> DartsSample {
         DartsSample {
-            normal: random_cell_sample(n, 7, kind, Device::Cpu),
-            reduce: random_cell_sample(n, 7, kind, Device::Cpu),
+            normal: CellSample::random(n, 7, kind, Device::Cpu),
+            reduce: CellSample::random(n, 7, kind, Device::Cpu),
         }
     }
 
@@ -335,8 +334,8 @@ mod tests {
         assert_eq!(w[..2], [48, 48]);
         let x = Tensor::randn([1, 3, 64, 64], (Kind::Float, Device::Cpu));
         let s = DartsSample {
-            normal: random_cell_sample(1, 5, SampleKind::OneHot, Device::Cpu),
-            reduce: random_cell_sample(1, 5, SampleKind::OneHot, Device::Cpu),
+            normal: CellSample::random(1, 5, SampleKind::OneHot, Device::Cpu),
+            reduce: CellSample::random(1, 5, SampleKind::OneHot, Device::Cpu),
         };
         assert_eq!(
             net.forward(&x, &s, SampleKind::OneHot, false).size(),

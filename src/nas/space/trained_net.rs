@@ -7,11 +7,11 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use tch::{nn, Tensor};
 
+use crate::config::TrainRecipe;
 use crate::config::{Experiment, GenotypeChoice, Recipe, SpaceName};
 use crate::nas::space::darts::{self, DartsEvalNet, EvalConfig, Genotype, StemKind};
 use crate::nas::space::proxyless::{self, ProxylessEvalNet, ProxylessGenotype};
 use crate::results::layout;
-use crate::train::recipe::TrainRecipe;
 
 pub enum EvalNet {
     Darts(DartsEvalNet),
