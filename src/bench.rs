@@ -96,7 +96,11 @@ pub fn run(
         let mut search_dir = None;
         let mut rows = Vec::new();
         for rep in &reports {
-            if let JobEnd::Failed(why) | JobEnd::Blocked(why) = &rep.end {
+            if let JobEnd::Failed(why)
+            | JobEnd::Unrecorded(why)
+            | JobEnd::Taken(why)
+            | JobEnd::Blocked(why) = &rep.end
+            {
                 bail!("{} stage failed: {why}", rep.stage);
             }
             let dir: PathBuf = rep.dir.as_ref().context("run folder")?.path().to_path_buf();

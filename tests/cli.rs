@@ -319,3 +319,83 @@ fn device_flag_is_validated() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cuda:N"));
 }
+
+#[test]
+fn a_results_folder_that_cannot_be_created_says_so_and_points_at_no_missing_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "not a folder").unwrap();
+    let out = unas()
+        .arg("--results")
+        .arg(file.join("results"))
+        .args([
+            "run",
+            "experiments/paper/proxyless-unas.yaml",
+            "--tier",
+            "smoke",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("could not start, and nothing was recorded"),
+        "{err}"
+    );
+    assert!(err.contains("--results"), "says what to do: {err}");
+    assert!(
+        !err.contains("status.json in its run folder says why"),
+        "no record exists to point at: {err}"
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("NOT STARTED"), "{stdout}");
+}
+
+#[test]
+fn a_run_another_live_process_holds_is_reported_as_taken_not_failed() {
+    let results = tempfile::tempdir().unwrap();
+    let run = || {
+        unas()
+            .arg("--results")
+            .arg(results.path())
+            .args([
+                "run",
+                "experiments/paper/proxyless-unas.yaml",
+                "--tier",
+                "smoke",
+            ])
+            .output()
+            .unwrap()
+    };
+    assert_eq!(run().status.code(), Some(1)); // the search is not built: failed, recorded
+    let search_dir = files_under(results.path())
+        .into_iter()
+        .find(|p| p.ends_with("status.json"))
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    // Another process (alive for the whole test) holds the run's lock.
+    let mut holder = std::process::Command::new("sleep")
+        .arg("60")
+        .spawn()
+        .unwrap();
+    std::fs::write(search_dir.join("lock"), format!("{}\n", holder.id())).unwrap();
+    let out = run();
+    let _ = holder.kill();
+    let _ = holder.wait();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!stdout.contains("FAILED"), "{stdout}");
+    assert!(stdout.contains("taken"), "{stdout}");
+    assert!(
+        err.contains("being run by another process (not failed)"),
+        "{err}"
+    );
+    assert_eq!(out.status.code(), Some(1), "its training is blocked: {err}");
+    let status = std::fs::read_to_string(search_dir.join("status.json")).unwrap();
+    assert!(
+        status.contains("failed"),
+        "the holder's record is left alone: {status}"
+    );
+}

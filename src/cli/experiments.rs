@@ -166,6 +166,8 @@ fn print_reports(reports: &[JobReport]) {
             JobEnd::Done { skipped: true } => ("done (already)", String::new()),
             JobEnd::Done { skipped: false } => ("done", String::new()),
             JobEnd::Failed(why) => ("FAILED", why.clone()),
+            JobEnd::Unrecorded(why) => ("NOT STARTED", why.clone()),
+            JobEnd::Taken(why) => ("taken", why.clone()),
             JobEnd::Blocked(why) => ("blocked", why.clone()),
         };
         t.push(vec![
@@ -212,23 +214,58 @@ fn run_resolved(
     }
     print_reports(&reports);
     print_deviations(all);
-    let failed = reports
-        .iter()
-        .filter(|r| matches!(r.end, JobEnd::Failed(_)))
-        .count();
-    let blocked = reports
-        .iter()
-        .filter(|r| matches!(r.end, JobEnd::Blocked(_)))
-        .count();
-    if failed + blocked > 0 {
-        eprintln!(
-            "{} job(s): {failed} failed, {blocked} blocked by a failed upstream job; each failed run folder's status.json says why (`unas report` lists them)",
-            reports.len()
-        );
-        Ok(ExitCode::from(EXIT_RUN_FAILED))
-    } else {
-        Ok(ExitCode::from(EXIT_OK))
+    match closing_line(&reports, root) {
+        Some((line, failed)) => {
+            eprintln!("{line}");
+            Ok(ExitCode::from(if failed {
+                EXIT_RUN_FAILED
+            } else {
+                EXIT_OK
+            }))
+        }
+        None => Ok(ExitCode::from(EXIT_OK)),
     }
+}
+
+/// What did not finish, in the user's terms and with what to do; `true` when something failed
+/// (a run taken by another process is not a failure). `None` when every job is done.
+fn closing_line(reports: &[JobReport], root: &ResultsRoot) -> Option<(String, bool)> {
+    let count = |f: fn(&JobEnd) -> bool| reports.iter().filter(|r| f(&r.end)).count();
+    let failed = count(|e| matches!(e, JobEnd::Failed(_)));
+    let unrecorded = count(|e| matches!(e, JobEnd::Unrecorded(_)));
+    let taken = count(|e| matches!(e, JobEnd::Taken(_)));
+    let blocked = count(|e| matches!(e, JobEnd::Blocked(_)));
+    let mut parts = Vec::new();
+    if failed > 0 {
+        parts.push(format!(
+            "{failed} failed: each one's status.json in its run folder says why (`unas report` lists them)"
+        ));
+    }
+    if unrecorded > 0 {
+        let first = reports.iter().find_map(|r| match &r.end {
+            JobEnd::Unrecorded(why) => Some(why.as_str()),
+            _ => None,
+        });
+        parts.push(format!(
+            "{unrecorded} could not start, and nothing was recorded for them: {} — check that {} is a folder you can write to (--results or UNAS_RESULTS), and that the experiment's name fits in a folder name",
+            first.unwrap_or_default(),
+            root.0.display()
+        ));
+    }
+    if blocked > 0 {
+        parts.push(format!(
+            "{blocked} blocked: the search they train did not finish here"
+        ));
+    }
+    if taken > 0 {
+        parts.push(format!(
+            "{taken} being run by another process (not failed): wait for it, then run again — finished runs are skipped"
+        ));
+    }
+    (!parts.is_empty()).then(|| {
+        let line = format!("{} job(s): {}", reports.len(), parts.join("; "));
+        (line, failed + unrecorded + blocked > 0)
+    })
 }
 
 /// `unas run FILE`: every stage of one experiment.
@@ -282,4 +319,49 @@ pub fn report(root: &ResultsRoot) -> Result<ExitCode> {
         .with_context(|| format!("writing {}", path.display()))?;
     eprintln!("wrote {}", path.display());
     Ok(ExitCode::from(EXIT_OK))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(end: JobEnd) -> JobReport {
+        JobReport {
+            experiment: "e".into(),
+            stage: "search",
+            seed: 0,
+            run_id: "0123456789abcdef".into(),
+            dir: None,
+            end,
+            wall_s: 0.0,
+        }
+    }
+
+    #[test]
+    fn the_closing_line_names_each_way_a_job_did_not_finish_and_only_failures_fail() {
+        let root = ResultsRoot(PathBuf::from("/results"));
+        assert!(closing_line(&[report(JobEnd::Done { skipped: false })], &root).is_none());
+        let (line, failed) =
+            closing_line(&[report(JobEnd::Taken("held by 7".into()))], &root).unwrap();
+        assert!(
+            !failed && line.contains("not failed") && !line.contains("status.json"),
+            "{line}"
+        );
+        let (line, failed) = closing_line(
+            &[
+                report(JobEnd::Unrecorded(
+                    "creating run folder /results/x: Not a directory".into(),
+                )),
+                report(JobEnd::Failed("diverged".into())),
+            ],
+            &root,
+        )
+        .unwrap();
+        assert!(failed);
+        assert!(
+            line.contains("1 could not start") && line.contains("Not a directory"),
+            "{line}"
+        );
+        assert!(line.contains("1 failed: each one's status.json"), "{line}");
+    }
 }

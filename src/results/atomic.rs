@@ -61,6 +61,14 @@ pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
     write_atomic(path, text.as_bytes())
 }
 
+/// Another live process holds a run folder's lock.
+#[derive(Debug, thiserror::Error)]
+#[error("{} is being run by process {pid}; wait for it, or stop it (kill {pid}) and run again", dir.display())]
+pub struct LockTaken {
+    pub dir: PathBuf,
+    pub pid: i32,
+}
+
 /// An exclusive lock on a run folder: a `lock` file holding the owner's pid. A lock whose process is
 /// gone (killed, machine rebooted) is stale and taken over; released on drop.
 #[derive(Debug)]
@@ -83,10 +91,13 @@ impl RunLock {
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                     let owner = fs::read_to_string(&path).unwrap_or_default();
                     match owner.trim().parse::<i32>() {
-                        Ok(pid) if process_alive(pid) => bail!(
-                            "{} is being run by process {pid}; wait for it, or stop it (kill {pid}) and run again",
-                            dir.display()
-                        ),
+                        Ok(pid) if process_alive(pid) => {
+                            return Err(LockTaken {
+                                dir: dir.to_path_buf(),
+                                pid,
+                            }
+                            .into())
+                        }
                         _ => {
                             tracing::warn!(lock = %path.display(), owner = owner.trim(), "taking over a stale lock");
                             let _ = fs::remove_file(&path);

@@ -19,7 +19,13 @@ pub enum JobEnd {
     Done {
         skipped: bool,
     },
+    /// The stage ran and failed or diverged: its run folder's `status.json` says why.
     Failed(String),
+    /// The run could not start or could not be recorded (its folder could not be created or written),
+    /// so no `status.json` says why: the reason is here.
+    Unrecorded(String),
+    /// Another live process holds the run's lock: not a failure.
+    Taken(String),
     /// Not run because the job it consumes did not finish.
     Blocked(String),
 }
@@ -45,7 +51,13 @@ pub fn run_experiment(r: &Resolved, root: &ResultsRoot, device: tch::Device) -> 
                 .iter()
                 .find(|rep| rep.run_id == u.run_id)
                 .filter(|rep| !matches!(rep.end, JobEnd::Done { .. }))
-                .map(|rep| format!("its search (seed {}) did not finish", rep.seed))
+                .map(|rep| match rep.end {
+                    JobEnd::Taken(_) => format!(
+                        "its search (seed {}) is being run by another process",
+                        rep.seed
+                    ),
+                    _ => format!("its search (seed {}) did not finish", rep.seed),
+                })
         });
         let dir = root.run_dir(
             &r.experiment.name,
@@ -58,7 +70,7 @@ pub fn run_experiment(r: &Resolved, root: &ResultsRoot, device: tch::Device) -> 
             Some(why) => JobEnd::Blocked(why),
             None => match run_job(r, &job, &dir, upstream_dir(root, r, &job), device) {
                 Ok(end) => end,
-                Err(e) => JobEnd::Failed(format!("{e:#}")),
+                Err(e) => JobEnd::Unrecorded(format!("{e:#}")),
             },
         };
         let ran = !matches!(end, JobEnd::Blocked(_));
@@ -67,6 +79,8 @@ pub fn run_experiment(r: &Resolved, root: &ResultsRoot, device: tch::Device) -> 
             JobEnd::Done { skipped: true } => "done (already)".to_owned(),
             JobEnd::Done { skipped: false } => "done".to_owned(),
             JobEnd::Failed(_) => "FAILED".to_owned(),
+            JobEnd::Unrecorded(why) => format!("could not start ({why})"),
+            JobEnd::Taken(why) => format!("not run here: {why}"),
             JobEnd::Blocked(_) => "blocked".to_owned(),
         };
         eprintln!(
@@ -109,7 +123,15 @@ fn run_job(
     device: tch::Device,
 ) -> Result<JobEnd> {
     // Lock first, then decide: two processes must never both start the same run.
-    let _lock = crate::results::atomic::RunLock::acquire(dir.path())?;
+    let _lock = match crate::results::atomic::RunLock::acquire(dir.path()) {
+        Ok(lock) => lock,
+        Err(e) => {
+            return match e.downcast_ref::<crate::results::atomic::LockTaken>() {
+                Some(taken) => Ok(JobEnd::Taken(taken.to_string())),
+                None => Err(e),
+            }
+        }
+    };
     if let Some(Status {
         state: State::Done, ..
     }) = Status::read(dir.path())?
