@@ -128,7 +128,8 @@ pub fn resolve(
 }
 
 /// Where a validation problem comes from: the last `--set` that touched the field, else the tier
-/// overlay that set it (when the file does not spell it), else the file.
+/// overlay that set it (its value is the one in force, even where the file spells the field), else
+/// the file.
 struct Blame<'a> {
     src: &'a str,
     positions: &'a Positions,
@@ -148,9 +149,8 @@ impl Blame<'_> {
             .find(|(f, _)| field.starts_with(f) || f.starts_with(&field));
         let (source, pos) = if let Some((_, s)) = by_set {
             (format!("--set {s}"), None)
-        } else if self.from_tier.iter().any(|f| field.starts_with(f))
-            && !self.positions.contains(&field)
-        {
+        } else if self.from_tier.iter().any(|f| field.starts_with(f)) {
+            // the tier's value replaced whatever the file says on its line
             let pos = self.tiers.position_of(self.tier, &field);
             (self.tier_source.to_owned(), pos)
         } else {
