@@ -548,8 +548,9 @@ fn census_the_cli_exits_2_without_panicking_and_writes_nothing_for_every_bad_inp
             .join(file)
             .display()
             .to_string();
-        // blamed on the --set, or (a clash with what the file says) on the file's line
-        let sources = vec![format!("--set {}", sets[0]), file.clone()];
+        // blamed on the --set, or (a clash with another value) on the file's or the tier's line
+        let tiers = root().join("experiments/tiers.yaml").display().to_string();
+        let sources = vec![format!("--set {}", sets[0]), file.clone(), tiers];
         let mut args = vec![file, "--tier".into(), tier.to_string()];
         for s in *sets {
             args.push("--set".into());

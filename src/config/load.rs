@@ -67,25 +67,7 @@ pub fn resolve(
     sets: &[String],
 ) -> Result<Resolved, ConfigError> {
     let positions = Positions::of_yaml(text);
-    // An experiment built in code can hold a non-finite number that no text pass has seen; the JSON
-    // step below would turn it into "absent", i.e. the default.
-    if let Some(field) = non_finite_field(&experiment) {
-        let pos = positions.find(&field).map(|(p, _)| p);
-        return Err(one(src, pos, Some(field), "must be a finite number".into()));
-    }
-    let mut value = serde_json::to_value(&experiment)
-        .map_err(|e| ConfigError::single(src, format!("internal: cannot serialise: {e}")))?;
-
-    // JSON has no NaN or infinity: a non-finite number in the file comes back as null here.
-    if let Err((field, msg)) = from_json(value.clone()) {
-        let pos = positions.find(&field).map(|(p, _)| p);
-        let msg = if msg.contains("null") {
-            "must be a finite number, got .nan or .inf".to_owned()
-        } else {
-            msg
-        };
-        return Err(one(src, pos, Some(field), msg));
-    }
+    let mut value = finite_json(src, &positions, &experiment)?;
 
     // Tier overlay.
     let mut from_tier = Vec::new();
@@ -122,39 +104,16 @@ pub fn resolve(
     let written = |f: &FieldPath| positions.contains(f) || set_fields.contains(f);
     problems.extend(validate::without_effect(&resolved, &written));
     if !problems.is_empty() {
-        let issues = problems
-            .into_iter()
-            .map(|(field, message)| {
-                if let Some((_, s)) = from_set
-                    .iter()
-                    .rev()
-                    .find(|(f, _)| field.starts_with(f) || f.starts_with(&field))
-                {
-                    return ConfigIssue {
-                        source: format!("--set {s}"),
-                        pos: None,
-                        field: Some(field),
-                        message,
-                    };
-                }
-                if from_tier.iter().any(|f| field.starts_with(f)) && !positions.contains(&field) {
-                    let pos = tiers.position_of(tier, &field);
-                    return ConfigIssue {
-                        source: tier_source.clone(),
-                        pos,
-                        field: Some(field),
-                        message,
-                    };
-                }
-                let pos = positions.find(&field).map(|(p, _)| p);
-                ConfigIssue {
-                    source: src.to_owned(),
-                    pos,
-                    field: Some(field),
-                    message,
-                }
-            })
-            .collect();
+        let blame = Blame {
+            src,
+            positions: &positions,
+            from_set: &from_set,
+            from_tier: &from_tier,
+            tiers,
+            tier,
+            tier_source: &tier_source,
+        };
+        let issues = problems.into_iter().map(|p| blame.locate(p)).collect();
         return Err(ConfigError { issues });
     }
 
@@ -166,6 +125,45 @@ pub fn resolve(
         overrides: sets.to_vec(),
         id,
     })
+}
+
+/// Where a validation problem comes from: the last `--set` that touched the field, else the tier
+/// overlay that set it (its value is the one in force, even where the file spells the field), else
+/// the file.
+struct Blame<'a> {
+    src: &'a str,
+    positions: &'a Positions,
+    from_set: &'a [(FieldPath, String)],
+    from_tier: &'a [FieldPath],
+    tiers: &'a Tiers,
+    tier: Tier,
+    tier_source: &'a str,
+}
+
+impl Blame<'_> {
+    fn locate(&self, (field, message): (FieldPath, String)) -> ConfigIssue {
+        let by_set = self
+            .from_set
+            .iter()
+            .rev()
+            .find(|(f, _)| field.starts_with(f) || f.starts_with(&field));
+        let (source, pos) = if let Some((_, s)) = by_set {
+            (format!("--set {s}"), None)
+        } else if self.from_tier.iter().any(|f| field.starts_with(f)) {
+            // the tier's value replaced whatever the file says on its line
+            let pos = self.tiers.position_of(self.tier, &field);
+            (self.tier_source.to_owned(), pos)
+        } else {
+            let pos = self.positions.find(&field).map(|(p, _)| p);
+            (self.src.to_owned(), pos)
+        };
+        ConfigIssue {
+            source,
+            pos,
+            field: Some(field),
+            message,
+        }
+    }
 }
 
 /// Parses YAML text into the typed schema, with file:line:col and the field path on any error.
@@ -304,6 +302,32 @@ pub fn parse_set(s: &str) -> Result<(FieldPath, Value), ConfigError> {
         err
     })?;
     Ok((field, value))
+}
+
+/// `experiment` as JSON, refusing a non-finite number (JSON has none: it would come back as "absent",
+/// i.e. the default).
+fn finite_json(
+    src: &str,
+    positions: &Positions,
+    experiment: &Experiment,
+) -> Result<Value, ConfigError> {
+    // An experiment built in code can hold a non-finite number that no text pass has seen.
+    if let Some(field) = non_finite_field(experiment) {
+        let pos = positions.find(&field).map(|(p, _)| p);
+        return Err(one(src, pos, Some(field), "must be a finite number".into()));
+    }
+    let value = serde_json::to_value(experiment)
+        .map_err(|e| ConfigError::single(src, format!("internal: cannot serialise: {e}")))?;
+    if let Err((field, msg)) = from_json(value.clone()) {
+        let pos = positions.find(&field).map(|(p, _)| p);
+        let msg = if msg.contains("null") {
+            "must be a finite number, got .nan or .inf".to_owned()
+        } else {
+            msg
+        };
+        return Err(one(src, pos, Some(field), msg));
+    }
+    Ok(value)
 }
 
 /// The first field of `e` that holds NaN or an infinity (its YAML form spells them `.nan` / `.inf`,

@@ -412,8 +412,6 @@ fn latency(o: &mut Problems, s: &Space, sr: &Search, l: &Latency) {
 }
 
 fn train(o: &mut Problems, e: &Experiment, t: &Train) {
-    let d = &e.dataset;
-    let s = &e.space;
     let epochs = t.epochs.unwrap_or(0);
     within(
         o,
@@ -486,6 +484,15 @@ fn train(o: &mut Problems, e: &Experiment, t: &Train) {
     if t.recipe == Recipe::ImagenetDarts && t.channels == Some(0) {
         positive(o, "train.max_macs_m", t.max_macs_m.unwrap_or(0.0));
     }
+    train_fit(o, e, t);
+}
+
+/// The recipe, the dataset, the space and the genotype agree, and every batch the training loop
+/// forms can be normalised.
+fn train_fit(o: &mut Problems, e: &Experiment, t: &Train) {
+    let (d, s) = (&e.dataset, &e.space);
+    let batch = t.batch.unwrap_or(0);
+    let aux_w = t.auxiliary_weight.unwrap_or(0.0);
     let want = match t.recipe {
         Recipe::Cifar => ImageShape::Cifar,
         Recipe::ImagenetDarts | Recipe::ImagenetProxyless => ImageShape::Imagenet,
