@@ -4,12 +4,11 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use crate::config::{self, DeviceChoice, Resolved, Tier};
-use crate::report::status as run_status;
 use crate::report::text_table::TextTable;
-use crate::results::{atomic, ResultsRoot};
+use crate::results::ResultsRoot;
 use crate::runner::{self, JobEnd, JobReport};
 
 pub const EXIT_OK: i32 = 0;
@@ -291,29 +290,7 @@ pub fn reproduce(
     }
 }
 
-/// `unas report`: the status of every run, printed and written to `results/reports/status.md`.
-pub fn report(root: &ResultsRoot) -> Result<i32> {
-    let rows = run_status::scan(&root.runs())?;
-    let t = run_status::table(&rows);
-    print!("{}", t.render());
-    let mut md = format!(
-        "# Run status\n\nEvery run folder under `{}` and how it ended. Rebuilt by `unas report`.\n\n{}",
-        root.runs().display(),
-        t.markdown()
-    );
-    let deviations = run_status::deviations(&root.runs());
-    if !deviations.is_empty() {
-        md.push_str("\n## Deliberate deviations from the official code\n\nAs each experiment's resolved `config.yaml` lists them.\n");
-        for (experiment, list) in &deviations {
-            md.push_str(&format!("\n**{experiment}**\n\n"));
-            for d in list {
-                md.push_str(&format!("- {d}\n"));
-            }
-        }
-    }
-    let path = root.reports().join("status.md");
-    atomic::write_atomic(&path, md.as_bytes())
-        .with_context(|| format!("writing {}", path.display()))?;
-    eprintln!("wrote {}", path.display());
-    Ok(EXIT_OK)
+/// `unas report`: tables, figures and HTML pages from every run (see `crate::report::cli`).
+pub fn report(args: &crate::report::cli::ReportArgs, root: &ResultsRoot) -> Result<i32> {
+    crate::report::cli::run_code(args, &root.0).map(i32::from)
 }

@@ -64,8 +64,8 @@ enum Command {
         #[arg(long, default_value = "experiments/paper")]
         suite: Vec<PathBuf>,
     },
-    /// Summarise every run under the results folder (status and failure reasons).
-    Report,
+    /// Tables, figures and HTML pages from every run under the results folder (results/reports).
+    Report(unas::report::cli::ReportArgs),
     /// Researcher's checks: gradient estimators on enumerable problems.
     Diagnose {
         #[command(subcommand)]
@@ -208,7 +208,7 @@ fn main() {
             args.device,
             unas::train::bench::Baseline::BareStep,
         )),
-        Command::Report => match cli::report(&root) {
+        Command::Report(a) => match cli::report(&a, &root) {
             Ok(c) => c,
             Err(e) => {
                 eprintln!("{e:#}");
