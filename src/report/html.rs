@@ -16,7 +16,7 @@ h1 { font-size: 1.6rem; } h2 { font-size: 1.25rem; margin-top: 2rem; border-bott
 .cell { display: grid; grid-template-columns: 5.5rem 1fr; gap: .4rem; margin: 1rem 0; }
 .prompt { font-family: monospace; color: #307fc1; text-align: right; padding-top: .3rem; font-size: .85rem; }
 .prompt.out { color: #d84315; }
-.input, .output { min-width: 0; }
+.input, .output { min-width: 0; overflow-x: auto; }
 .input pre, .markdown { background: #f7f7f7; border: 1px solid #e0e0e0; border-radius: 3px; padding: .5rem .8rem; }
 pre { overflow-x: auto; font-size: .82rem; margin: 0; }
 table { border-collapse: collapse; font-size: .82rem; margin: .3rem 0; }

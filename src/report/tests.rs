@@ -210,7 +210,10 @@ fn every_latex_table_is_structurally_sound_and_compiles_where_tex_is_installed()
 fn every_figure_svg_parses_and_every_png_decodes_at_300_dpi_sizes() {
     let dir = tempfile::tempdir().unwrap();
     let s = suite_in(dir.path());
-    let out = dir.path().join("reports");
+    // UNAS_REPORT_KEEP=DIR keeps the fixture's report for a look at the figures.
+    let out = std::env::var_os("UNAS_REPORT_KEEP")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| dir.path().join("reports"));
     let written = write::everything(&s, &out).unwrap();
     let figs = figures::all(&s).unwrap();
     assert!(figs.len() >= 10, "{} figures", figs.len());

@@ -63,7 +63,11 @@ fn status_of(status: &ReportTable, g: &Group) -> ReportTable {
     let mut t = status.clone();
     t.rows.retain(|r| r[0] == g.label && r[1] == g.tier);
     t.footnotes.clear();
-    t
+    t.title = format!("Run status of {} ({} tier)", g.label, g.tier);
+    t.caption =
+        "Every run of this experiment and how it ended, and every expected run that has none"
+            .into();
+    t.with_smoke_caption(g.is_smoke())
 }
 
 /// One experiment page and what it shows.

@@ -150,7 +150,7 @@ fn one<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, g: &CellGraph, s: Scal
             .map_err(err)?;
     }
     // Nodes on top.
-    let r = s.px(11.0) as i32;
+    let r = s.px(13.0) as i32;
     let node_style = TextStyle::from(s.font(6.5))
         .color(&BLACK)
         .pos(Pos::new(HPos::Center, VPos::Center));

@@ -75,7 +75,12 @@ fn line_panel<DB: DrawingBackend>(
         .iter()
         .flat_map(|l| l.points.iter().flat_map(|q| [q.lo, q.hi, q.mean]));
     let (Some((x0, x1)), Some((y0, y1))) = (range(xs), range(ys)) else {
-        return empty(area, &format!("{}: no data yet", p.title), s);
+        let msg = if p.title.is_empty() {
+            "no data yet".to_owned()
+        } else {
+            format!("{}: no data yet", p.title)
+        };
+        return empty(area, &msg, s);
     };
     let (x0, x1) = if p.x_categories.is_empty() {
         (x0, x1)
@@ -90,7 +95,7 @@ fn line_panel<DB: DrawingBackend>(
         } else {
             40.0
         }))
-        .y_label_area_size(s.px(38.0))
+        .y_label_area_size(s.px(32.0))
         .build_cartesian_2d(x0..x1, y0..y1)
         .map_err(err)?;
     let cats = p.x_categories.clone();
@@ -165,6 +170,7 @@ fn line_panel<DB: DrawingBackend>(
         chart
             .configure_series_labels()
             .label_font(s.font(6.5))
+            .legend_area_size(s.px(16.0))
             .background_style(WHITE.mix(0.85))
             .border_style(RGBColor(150, 150, 150))
             .position(SeriesLabelPosition::UpperRight)
@@ -206,7 +212,7 @@ pub(crate) fn pareto<DB: DrawingBackend>(
     let mut chart = ChartBuilder::on(area)
         .margin(s.px(6.0))
         .x_label_area_size(s.px(24.0))
-        .y_label_area_size(s.px(38.0))
+        .y_label_area_size(s.px(32.0))
         .build_cartesian_2d(x0..x1, y0..y1)
         .map_err(err)?;
     chart
@@ -240,6 +246,7 @@ pub(crate) fn pareto<DB: DrawingBackend>(
     chart
         .configure_series_labels()
         .label_font(s.font(6.5))
+        .legend_area_size(s.px(16.0))
         .background_style(WHITE.mix(0.85))
         .border_style(RGBColor(150, 150, 150))
         .position(SeriesLabelPosition::LowerRight)
