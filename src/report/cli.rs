@@ -123,7 +123,19 @@ pub fn run_code(args: &ReportArgs, results_root: &Path) -> Result<u8> {
     }
     let t0 = std::time::Instant::now();
     let written = write::everything(&suite, &out)?;
-    if let Some(s) = suite.tables().into_iter().find(|t| t.name == "status") {
+    let status = suite.tables().into_iter().find(|t| t.name == "status");
+    if let Some(s) = &status {
+        // The terminal listing of every run (as the older `unas report` printed it).
+        let mut text = super::text_table::TextTable::new(
+            &s.columns
+                .iter()
+                .map(|c| c.label.as_str())
+                .collect::<Vec<_>>(),
+        );
+        for r in &s.rows {
+            text.push(r.clone());
+        }
+        print!("{}", text.render());
         if let Some(summary) = s.footnotes.first() {
             eprintln!("{summary}");
         }
@@ -132,12 +144,11 @@ pub fn run_code(args: &ReportArgs, results_root: &Path) -> Result<u8> {
         eprintln!("warning: {p}");
     }
     eprintln!(
-        "wrote {} files under {} in {:.1} s",
+        "wrote {} files under {} in {:.1} s; the report's index page:",
         written.files.len(),
         out.display(),
         t0.elapsed().as_secs_f64()
     );
-    eprintln!("report index page:");
     println!("{}", written.index.display());
     Ok(EXIT_OK)
 }

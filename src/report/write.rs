@@ -234,6 +234,35 @@ pub(crate) fn everything(suite: &Suite, out: &Path) -> Result<Written> {
     let p = out.join("index.md");
     atomic::write_atomic(&p, md.as_bytes())?;
     files.push(p);
+    // status.md: the status table and every experiment's deliberate deviations, on one page.
+    if let Some(st) = all_tables.iter().find(|t| t.name == "status") {
+        let mut md = format!(
+            "# Run status\n\nRebuilt by `unas report`.\n\n{}",
+            st.markdown()
+        );
+        let deviations: Vec<&Group> = suite
+            .groups
+            .iter()
+            .filter(|g| !g.config.deviations.is_empty())
+            .collect();
+        if !deviations.is_empty() {
+            md.push_str("\n## Deliberate deviations from the official code\n\nAs each experiment's resolved `config.yaml` lists them.\n");
+            let mut seen = Vec::new();
+            for g in deviations {
+                if seen.contains(&g.experiment) {
+                    continue;
+                }
+                seen.push(g.experiment.clone());
+                md.push_str(&format!("\n**{}**\n\n", g.experiment));
+                for d in &g.config.deviations {
+                    md.push_str(&format!("- {d}\n"));
+                }
+            }
+        }
+        let p = out.join("status.md");
+        atomic::write_atomic(&p, md.as_bytes())?;
+        files.push(p);
+    }
     let p = out.join("manifest.json");
     atomic::write_json(&p, &manifest)?;
     files.push(p);
