@@ -26,7 +26,10 @@ const EXPERIMENTS: [&str; 3] = [
 
 fn unas(results: &Path) -> Command {
     let mut c = Command::cargo_bin("unas").unwrap();
+    // One libtorch thread: on a shared 2-core machine its spinning worker threads, fighting other
+    // processes, made one smoke search 10× slower (measured: 145 s with one thread against > 20 min).
     c.current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("OMP_NUM_THREADS", "1")
         .arg("--results")
         .arg(results);
     c

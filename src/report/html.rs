@@ -25,6 +25,7 @@ thead th { border-bottom: 2px solid #444; text-align: left; }
 td.r, th.r { text-align: right; white-space: nowrap; }
 caption { caption-side: top; text-align: left; font-style: italic; padding-bottom: .3rem; }
 ol.notes { font-size: .75rem; color: #444; padding-left: 1.4rem; }
+div.table { overflow-x: auto; }
 figure { margin: .5rem 0; }
 figure svg { max-width: 100%; height: auto; }
 figcaption { font-size: .85rem; font-style: italic; }
