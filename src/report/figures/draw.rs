@@ -91,9 +91,9 @@ fn line_panel<DB: DrawingBackend>(
         .caption(&p.title, s.font(8.0))
         .margin(s.px(5.0))
         .x_label_area_size(s.px(if p.x_categories.is_empty() {
-            24.0
+            22.0
         } else {
-            40.0
+            16.0
         }))
         .y_label_area_size(s.px(32.0))
         .build_cartesian_2d(x0..x1, y0..y1)
