@@ -1,8 +1,10 @@
 //! Reports rebuilt from what runs wrote (Parquet and JSON under `results/runs`), never from libtorch:
 //! `unas report` scans the run folders ([`scan`]), stacks their Parquet tables ([`frames`]),
-//! aggregates over seeds with polars ([`aggregate`], [`evidence`]) and writes `results/reports/`:
-//! the named tables ([`tables`]) as Markdown, LaTeX ([`latex`]) and CSV, and the status of the suite.
-//! Nothing here imports the training, runner or network code.
+//! aggregates over seeds with polars ([`aggregate`], [`evidence`]) and writes `results/reports/`
+//! ([`write`]): the named tables ([`tables`]) as Markdown, LaTeX ([`latex`]) and CSV, the figures
+//! ([`figures`], plotters with the bundled [`font`]) as SVG and 300 dpi PNG, and the HTML notebook
+//! pages ([`html`], maud). `unas report` is [`cli`]. Nothing here imports the training, runner or
+//! network code, and nothing here does libtorch work.
 
 mod aggregate;
 mod cells;
