@@ -19,6 +19,7 @@ h1 { font-size: 1.6rem; } h2 { font-size: 1.25rem; margin-top: 2rem; border-bott
 .input, .output { min-width: 0; overflow-x: auto; }
 .input pre, .markdown { background: #f7f7f7; border: 1px solid #e0e0e0; border-radius: 3px; padding: .5rem .8rem; }
 pre { overflow-x: auto; font-size: .82rem; margin: 0; }
+td code { white-space: nowrap; }
 table { border-collapse: collapse; font-size: .82rem; margin: .3rem 0; }
 th, td { border-bottom: 1px solid #ddd; padding: .25rem .5rem; vertical-align: top; }
 thead th { border-bottom: 2px solid #444; text-align: left; }

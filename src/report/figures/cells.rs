@@ -1,5 +1,5 @@
-//! A derived DARTS cell as a graph: the two inputs c_{k-2} and c_{k-1}, the intermediate nodes and
-//! the output c_{k}, with the op on every edge. Nodes are placed by a layered (longest-path) layout
+//! A derived DARTS cell as a graph: the two inputs c_{k-2} and c_{k-1} (drawn `k-2`, `k-1`), the
+//! intermediate nodes 0–3 and the output c_{k} (`k`), with the op on every edge. Nodes are placed by a layered (longest-path) layout
 //! computed from the genotype — a node's layer is one more than its deepest input — and spread evenly
 //! within a layer; parallel edges (both selectors on one input) are bowed apart so their labels
 //! never sit on each other.
@@ -20,9 +20,9 @@ fn err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
 
 fn node_name(i: usize, nodes: usize) -> String {
     match i {
-        0 => "c_{k-2}".into(),
-        1 => "c_{k-1}".into(),
-        i if i == nodes + 2 => "c_{k}".into(),
+        0 => "k-2".into(),
+        1 => "k-1".into(),
+        i if i == nodes + 2 => "k".into(),
         i => format!("{}", i - 2),
     }
 }
@@ -90,7 +90,7 @@ fn one<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, g: &CellGraph, s: Scal
     let (w, h) = area.dim_in_pixel();
     let body = area.margin(title_h, 0, 0, 0);
     let h = (h - title_h) as f64;
-    let pos = positions(g, w as f64, h, s.px(28.0) as f64);
+    let pos = positions(g, w as f64, h, s.px(16.0) as f64);
     let out = g.nodes + 2;
     let stroke = s.px(0.8);
     // Concatenation into the output: dashed grey.
@@ -108,7 +108,7 @@ fn one<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, g: &CellGraph, s: Scal
         *parallel.entry((*f, *t)).or_default() += 1;
     }
     let mut seen: BTreeMap<(usize, usize), usize> = BTreeMap::new();
-    let label_style = TextStyle::from(s.font(6.0))
+    let label_style = TextStyle::from(s.font(5.0))
         .color(&BLACK)
         .pos(Pos::new(HPos::Center, VPos::Center));
     for (f, t, op) in &g.edges {
@@ -150,8 +150,8 @@ fn one<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, g: &CellGraph, s: Scal
             .map_err(err)?;
     }
     // Nodes on top.
-    let r = s.px(13.0) as i32;
-    let node_style = TextStyle::from(s.font(6.5))
+    let r = s.px(9.0) as i32;
+    let node_style = TextStyle::from(s.font(6.0))
         .color(&BLACK)
         .pos(Pos::new(HPos::Center, VPos::Center));
     for (i, p) in pos.iter().enumerate() {

@@ -256,12 +256,12 @@ fn cells(g: &Group, stage: &'static str) -> Option<Figure> {
         format!("cells-{}", group_slug(g)),
         format!("Cells: {} ({} tier)", g.label, g.tier),
         format!(
-            "The normal and the reduction cell of {} {what}: inputs c_{{k-2}}, c_{{k-1}}, intermediate nodes 0–3 and the output c_{{k}} (concatenation, grey); each edge is labelled with its op.",
+            "The normal and the reduction cell of {} {what}: inputs c_{{k-2}} and c_{{k-1}} (k-2, k-1), intermediate nodes 0–3 and the output c_{{k}} (k, the concatenation, grey edges); each edge is labelled with its op.",
             g.label
         ),
         Some(g),
         stage,
-        0.9,
+        1.3,
         Plot::Cells(vec![normal, reduce]),
     ))
 }
