@@ -4,7 +4,8 @@
 #   make setup-gpu   the full wheel with its CUDA libraries into the same folder (2.7 GB; GPU machines)
 #   make build       build the `unas` binary (dev profile, no debug info)
 #   make lint        cargo fmt --check and cargo clippy (warnings are errors)
-#   make test        all unit and integration tests
+#   make test        all unit and integration tests (after test-deps)
+#   make test-deps   Chromium for the browser test of the HTML report (apt, only if missing and root)
 #   make reproduce   the paper suite at the smoke tier on the embedded dataset, then the report
 #   make report      rebuild results/reports from results/runs
 #   make bench       benchmarks (ratios against a baseline measured in the same run)
@@ -26,7 +27,7 @@ export LIBTORCH := $(CURDIR)/$(TORCH_DIR)/torch
 UNAS := target/debug/unas
 PIP := $(PYTHON) -m pip install --disable-pip-version-check --no-input --progress-bar off
 
-.PHONY: setup setup-gpu build lint test reproduce report bench clean
+.PHONY: setup setup-gpu build lint test test-deps reproduce report bench clean
 
 setup: $(TORCH_STAMP)
 
@@ -53,12 +54,28 @@ lint: setup
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
 
-test: setup
+test: setup test-deps
 	$(CARGO) test --no-fail-fast
 
+# The browser test of the HTML report (tests/report.rs) opens every page in a headless Chromium.
+# Installed from Debian's registry only when it is missing and we are root; an unreachable registry
+# never fails the build (the test then skips its browser part with a loud message).
+test-deps:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing chromium for the browser test of the report (apt-get)"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
+	      || echo "WARNING: could not install chromium (is apt's registry reachable?): the browser test will be skipped"; \
+	  else \
+	    echo "WARNING: /usr/bin/chromium is missing and we are not root: the browser test will be skipped"; \
+	  fi; \
+	fi
+
+# The suite at the smoke tier, then the whole report; the last line printed is the index page.
 reproduce: build
 	status=0; $(UNAS) reproduce --tier smoke || status=$$?; $(UNAS) report; exit $$status
 
+# Prints every run's status, then (last line) the path of the report's index page.
 report: build
 	$(UNAS) report
 

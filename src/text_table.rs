@@ -58,23 +58,6 @@ impl TextTable {
         }
         out
     }
-
-    /// A GitHub-flavoured Markdown table (`|` in cells escaped).
-    pub fn markdown(&self) -> String {
-        let esc = |c: &String| c.replace('|', "\\|").replace('\n', " ");
-        let mut out = format!(
-            "| {} |\n",
-            self.header.iter().map(esc).collect::<Vec<_>>().join(" | ")
-        );
-        out.push_str(&format!("|{}\n", "---|".repeat(self.header.len())));
-        for r in &self.rows {
-            out.push_str(&format!(
-                "| {} |\n",
-                r.iter().map(esc).collect::<Vec<_>>().join(" | ")
-            ));
-        }
-        out
-    }
 }
 
 #[cfg(test)]
@@ -82,10 +65,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn columns_align_and_markdown_escapes_pipes() {
+    fn columns_align() {
         let mut t = TextTable::new(&["a", "bbb"]);
         t.push(vec!["xxxx".into(), "y|z".into()]);
         assert_eq!(t.render(), "a     bbb\nxxxx  y|z\n");
-        assert_eq!(t.markdown(), "| a | bbb |\n|---|---|\n| xxxx | y\\|z |\n");
     }
 }

@@ -65,8 +65,8 @@ pub enum Command {
         #[arg(long, default_value = "experiments/paper")]
         suite: Vec<PathBuf>,
     },
-    /// Summarise every run under the results folder (status and failure reasons).
-    Report,
+    /// Tables, figures and HTML pages from every run under the results folder (results/reports).
+    Report(crate::report::cli::ReportArgs),
     /// Researcher's checks: gradient estimators on enumerable problems.
     Diagnose {
         #[command(subcommand)]

@@ -1,4 +1,4 @@
-//! The experiment commands: `validate`, `list`, `run`, `reproduce`, `report`. Each returns its exit code
+//! The experiment commands: `validate`, `list`, `run`, `reproduce`. Each returns its exit code
 //! or an error; bad input is a [`BadInput`] (exit 2), printed by `cli::main`.
 
 use std::path::{Path, PathBuf};
@@ -7,8 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 
 use crate::config::{self, DeviceChoice, Resolved, Tier};
-use crate::report::status as run_status;
-use crate::results::{atomic, ResultsRoot};
+use crate::results::ResultsRoot;
 use crate::runner::{self, JobEnd, JobReport};
 use crate::text_table::TextTable;
 
@@ -292,33 +291,6 @@ pub fn reproduce(
         return Err(BadInput(format!("no experiment files found in {}", names.join(", "))).into());
     }
     run_resolved(&load_all(&files, tier, &[])?, root, device)
-}
-
-/// `unas report`: the status of every run, printed and written to `results/reports/status.md`.
-pub fn report(root: &ResultsRoot) -> Result<ExitCode> {
-    let rows = run_status::scan(&root.runs())?;
-    let t = run_status::table(&rows);
-    print!("{}", t.render());
-    let mut md = format!(
-        "# Run status\n\nEvery run folder under `{}` and how it ended. Rebuilt by `unas report`.\n\n{}",
-        root.runs().display(),
-        t.markdown()
-    );
-    let deviations = run_status::deviations(&root.runs());
-    if !deviations.is_empty() {
-        md.push_str("\n## Deliberate deviations from the official code\n\nAs each experiment's resolved `config.yaml` lists them.\n");
-        for (experiment, list) in &deviations {
-            md.push_str(&format!("\n**{experiment}**\n\n"));
-            for d in list {
-                md.push_str(&format!("- {d}\n"));
-            }
-        }
-    }
-    let path = root.reports().join("status.md");
-    atomic::write_atomic(&path, md.as_bytes())
-        .with_context(|| format!("writing {}", path.display()))?;
-    eprintln!("wrote {}", path.display());
-    Ok(ExitCode::from(EXIT_OK))
 }
 
 #[cfg(test)]

@@ -70,7 +70,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::List { paths, tier } => experiments::list(&paths, tier),
         Command::Run { file, tier, sets } => experiments::run(&file, tier, &sets, &root, device),
         Command::Reproduce { tier, suite } => experiments::reproduce(&suite, tier, &root, device),
-        Command::Report => experiments::report(&root),
+        Command::Report(a) => crate::report::cli::run(&a, &root.0),
         Command::Data { command } => match command {
             DataCommand::Fetch { dataset, root, url } => {
                 let variant = match dataset {

@@ -1,0 +1,476 @@
+//! Every figure of the report, made from the stacked Parquet tables with polars: per search group
+//! its curves (train and validation loss, generalisation gap, band over seeds), its architecture
+//! distribution over epochs and its derived cells; per training group the test accuracy over
+//! epochs; suite-wide the architecture-gradient variance per estimator, accuracy against latency
+//! with the Pareto front, and the seed spread of every table's rows.
+
+use std::collections::BTreeMap;
+
+use anyhow::Result;
+use polars::prelude::*;
+
+use super::super::aggregate::{self, BandPoint};
+use super::super::scan::{Group, RunState};
+use super::super::suite::Suite;
+use super::super::tables::{self, serde_name, Family};
+use super::{slug, CellGraph, Figure, HeatPanel, Line, LinePanel, Plot, ScatterPoint};
+
+/// A group's figure names start with this: `c10-darts-unas-smoke`.
+pub(crate) fn group_slug(g: &Group) -> String {
+    slug(&format!("{}-{}", g.label, g.tier))
+}
+
+fn of_group(frame: &DataFrame, g: &Group, stage: &str) -> LazyFrame {
+    frame.clone().lazy().filter(
+        col("group")
+            .eq(lit(g.key()))
+            .and(col("stage").eq(lit(stage.to_owned()))),
+    )
+}
+
+/// Epoch over both phases (the tables count epochs within a phase; warm-up comes first).
+fn global_epoch(g: &Group) -> Expr {
+    let warmup = g
+        .config
+        .search
+        .as_ref()
+        .and_then(|s| s.epochs.as_ref())
+        .map(|e| e.warmup)
+        .unwrap_or(0) as i64;
+    col("epoch")
+        + when(col("phase").eq(lit("search")))
+            .then(lit(warmup))
+            .otherwise(lit(0i64))
+}
+
+fn line(label: &str, points: Vec<BandPoint>) -> Line {
+    Line {
+        label: label.into(),
+        points,
+        dashed: false,
+    }
+}
+
+fn panel(title: &str, x: &str, y: &str, lines: Vec<Line>) -> LinePanel {
+    LinePanel {
+        title: title.into(),
+        x_label: x.into(),
+        y_label: y.into(),
+        lines: lines.into_iter().filter(|l| !l.points.is_empty()).collect(),
+        x_categories: Vec::new(),
+        dots: false,
+    }
+}
+
+fn figure(
+    name: String,
+    title: String,
+    caption: String,
+    g: Option<&Group>,
+    stage: &'static str,
+    aspect: f64,
+    plot: Plot,
+) -> Figure {
+    Figure {
+        name,
+        title,
+        caption,
+        aspect,
+        smoke: g.is_some_and(|g| g.is_smoke()),
+        group: g.map(|g| g.key()),
+        table: None,
+        stage,
+        plot,
+    }
+}
+
+fn seeds_text(n: usize) -> String {
+    format!("{n} seed{}", if n == 1 { "" } else { "s" })
+}
+
+fn search_curves(s: &Suite, g: &Group) -> Result<Figure> {
+    let lf = of_group(&s.frames.epochs, g, "search").with_column(global_epoch(g).alias("x"));
+    let train = aggregate::band(lf.clone(), "x", col("loss_train"))?;
+    let val = aggregate::band(lf.clone(), "x", col("loss_val"))?;
+    let gap = aggregate::band(lf, "x", col("loss_val") - col("loss_train"))?;
+    let n = g
+        .stage_runs("search")
+        .filter(|r| r.state == RunState::Done)
+        .count();
+    let mut val_line = line("validation", val);
+    val_line.dashed = true;
+    Ok(figure(
+        format!("search-curves-{}", group_slug(g)),
+        format!("Search curves: {} ({} tier)", g.label, g.tier),
+        format!(
+            "Search of {}: training and validation cross-entropy (left) and the generalisation gap ℓ_val − ℓ_train (right) per epoch, warm-up epochs first; line = mean, band = ± std over {} finished.",
+            g.label,
+            seeds_text(n)
+        ),
+        Some(g),
+        "search",
+        0.42,
+        Plot::Lines(vec![
+            panel("loss", "epoch", "cross-entropy (nats)", vec![line("train", train), val_line]),
+            panel("generalisation gap", "epoch", "ℓ_val − ℓ_train (nats)", vec![line("gap", gap)]),
+        ]),
+    ))
+}
+
+fn arch_heatmap(s: &Suite, g: &Group) -> Result<Figure> {
+    let df = s
+        .frames
+        .arch
+        .clone()
+        .lazy()
+        .filter(col("group").eq(lit(g.key())))
+        .group_by([
+            col("cell_type"),
+            col("node"),
+            col("selector"),
+            col("key"),
+            col("choice"),
+            col("choice_name"),
+            col("epoch"),
+        ])
+        .agg([col("prob").mean().alias("prob")])
+        .sort(
+            ["cell_type", "key", "node", "selector", "choice", "epoch"],
+            SortMultipleOptions::default(),
+        )
+        .collect()?;
+    let get_s = |c: &str| df.column(c).ok().and_then(|c| c.str().ok().cloned());
+    let get_i = |c: &str| df.column(c).ok().and_then(|c| c.i64().ok().cloned());
+    let (Some(ct), Some(key), Some(name)) =
+        (get_s("cell_type"), get_s("key"), get_s("choice_name"))
+    else {
+        anyhow::bail!("arch table without its columns");
+    };
+    let (Some(node), Some(sel), Some(choice), Some(epoch)) = (
+        get_i("node"),
+        get_i("selector"),
+        get_i("choice"),
+        get_i("epoch"),
+    ) else {
+        anyhow::bail!("arch table without its columns");
+    };
+    let prob = df.column("prob")?.f64()?.clone();
+    // (cell type, key, node, selector) → (choice → name, (choice, epoch) → prob)
+    type Sel = (String, String, i64, i64);
+    type Probs = (BTreeMap<i64, String>, BTreeMap<(i64, i64), f64>);
+    let mut panels: BTreeMap<Sel, Probs> = BTreeMap::new();
+    for i in 0..df.height() {
+        let k: Sel = (
+            ct.get(i).unwrap_or("").to_owned(),
+            key.get(i).unwrap_or("").to_owned(),
+            node.get(i).unwrap_or(0),
+            sel.get(i).unwrap_or(0),
+        );
+        let e = panels.entry(k).or_default();
+        let c = choice.get(i).unwrap_or(0);
+        e.0.insert(c, name.get(i).unwrap_or("?").to_owned());
+        e.1.insert(
+            (c, epoch.get(i).unwrap_or(0)),
+            prob.get(i).unwrap_or(f64::NAN),
+        );
+    }
+    let mut out = Vec::new();
+    for ((cell_type, key, node, sel), (names, probs)) in panels {
+        let mut epochs: Vec<i64> = probs.keys().map(|(_, e)| *e).collect();
+        epochs.sort();
+        epochs.dedup();
+        let choices: Vec<i64> = names.keys().copied().collect();
+        out.push(HeatPanel {
+            title: format!("{cell_type} node {node} sel. {sel}: {key}"),
+            choices: choices.iter().map(|c| names[c].clone()).collect(),
+            prob: choices
+                .iter()
+                .map(|c| {
+                    epochs
+                        .iter()
+                        .map(|e| probs.get(&(*c, *e)).copied().unwrap_or(f64::NAN))
+                        .collect()
+                })
+                .collect(),
+            epochs,
+        });
+    }
+    let rows = out.len().div_ceil(super::heatmap::COLUMNS).max(1);
+    Ok(figure(
+        format!("arch-distribution-{}", group_slug(g)),
+        format!("Architecture distribution: {} ({} tier)", g.label, g.tier),
+        format!(
+            "Probability of every choice of every selector of {} at the end of each search epoch (mean over seeds; viridis, 0 dark to 1 yellow).",
+            g.label
+        ),
+        Some(g),
+        "search",
+        (0.2 * rows as f64 + 0.08).min(1.4),
+        Plot::Heat(out),
+    ))
+}
+
+/// A DARTS genotype's cell as graph edges (`None` for anything else, e.g. ProxylessNAS).
+pub(crate) fn cell_graph(genotype: &serde_json::Value, which: &str) -> Option<CellGraph> {
+    let nodes = genotype.get(which)?.as_array()?;
+    let mut edges = Vec::new();
+    for (i, n) in nodes.iter().enumerate() {
+        let inputs = n.get("inputs")?.as_array()?;
+        let ops = n.get("ops")?.as_array()?;
+        for (inp, op) in inputs.iter().zip(ops) {
+            edges.push((inp.as_u64()? as usize, i + 2, op.as_str()?.to_owned()));
+        }
+    }
+    let concat = genotype
+        .get(format!("{which}_concat"))
+        .and_then(|c| c.as_array())
+        .map(|c| {
+            c.iter()
+                .filter_map(|v| v.as_u64().map(|v| v as usize))
+                .collect()
+        })
+        .unwrap_or_else(|| (2..nodes.len() + 2).collect());
+    Some(CellGraph {
+        title: String::new(),
+        edges,
+        nodes: nodes.len(),
+        concat,
+    })
+}
+
+fn cells(g: &Group, stage: &'static str) -> Option<Figure> {
+    let run = g
+        .stage_runs(stage)
+        .find(|r| r.state == RunState::Done && r.genotype.is_some())?;
+    let genotype = run.genotype.as_ref()?;
+    let mut normal = cell_graph(genotype, "normal")?;
+    let mut reduce = cell_graph(genotype, "reduce")?;
+    let what = if stage == "search" {
+        format!("derived by the search with seed {}", run.seed)
+    } else {
+        "trained".to_owned()
+    };
+    normal.title = format!("normal cell ({what})");
+    reduce.title = format!("reduction cell ({what})");
+    Some(figure(
+        format!("cells-{}", group_slug(g)),
+        format!("Cells: {} ({} tier)", g.label, g.tier),
+        format!(
+            "The normal and the reduction cell of {} {what}: inputs c_{{k-2}} and c_{{k-1}} (k-2, k-1), intermediate nodes 0–3 and the output c_{{k}} (k, the concatenation, grey edges); each edge is labelled with its op.",
+            g.label
+        ),
+        Some(g),
+        stage,
+        1.3,
+        Plot::Cells(vec![normal, reduce]),
+    ))
+}
+
+fn test_accuracy(s: &Suite, g: &Group) -> Result<Figure> {
+    let lf = of_group(&s.frames.epochs, g, "train");
+    let top1 = aggregate::band(lf.clone(), "epoch", col("acc_test_top1_pct"))?;
+    let train = aggregate::band(lf, "epoch", col("acc_train_pct"))?;
+    let n = g
+        .stage_runs("train")
+        .filter(|r| r.state == RunState::Done)
+        .count();
+    let mut tr = line("train top-1", train);
+    tr.dashed = true;
+    Ok(figure(
+        format!("test-accuracy-{}", group_slug(g)),
+        format!("From-scratch training: {} ({} tier)", g.label, g.tier),
+        format!(
+            "Test top-1 accuracy of {} trained from scratch per epoch (and the training top-1, dashed); line = mean, band = ± std over {} finished.",
+            g.label,
+            seeds_text(n)
+        ),
+        Some(g),
+        "train",
+        0.5,
+        Plot::Lines(vec![panel("accuracy", "epoch", "top-1 accuracy (%)", vec![line("test top-1", top1), tr])]),
+    ))
+}
+
+fn grad_variance(s: &Suite) -> Result<Figure> {
+    let ctx = s.ctx();
+    let groups = tables::members(&ctx, "estimators");
+    let mut lines = Vec::new();
+    let mut smoke = false;
+    for g in groups {
+        let lf = of_group(&s.frames.steps, g, "search").filter(col("phase").eq(lit("search")));
+        let max_step = lf
+            .clone()
+            .select([col("step").max().alias("m")])
+            .collect()?
+            .column("m")?
+            .cast(&DataType::Float64)?
+            .f64()?
+            .get(0)
+            .unwrap_or(0.0);
+        let bin = ((max_step / 200.0).ceil() as i64).max(1);
+        let binned =
+            lf.with_column(((col("step") / lit(bin)).cast(DataType::Int64) * lit(bin)).alias("x"));
+        let pts: Vec<BandPoint> = aggregate::band(binned, "x", col("grad_var_arch"))?
+            .into_iter()
+            .filter(|p| p.mean > 0.0)
+            .map(|p| BandPoint {
+                x: p.x,
+                mean: p.mean.log10(),
+                lo: p.lo.max(p.mean * 1e-3).log10(),
+                hi: p.hi.log10(),
+                n: p.n,
+            })
+            .collect();
+        let est = g
+            .config
+            .search
+            .as_ref()
+            .map(|s| serde_name(&s.estimator))
+            .unwrap_or_default();
+        smoke |= g.is_smoke();
+        lines.push(line(&format!("{est} ({}, {})", g.label, g.tier), pts));
+    }
+    let mut f = figure(
+        "grad-variance".into(),
+        "Architecture-gradient variance".into(),
+        "Running estimate of the variance of the architecture gradient over the search phase, one line per estimator (CIFAR-10, gen-gap objective); log₁₀ scale, mean (band ± std) over seeds.".into(),
+        None,
+        "search",
+        0.5,
+        Plot::Lines(vec![panel("", "search step", "log₁₀ arch.-gradient variance", lines)]),
+    );
+    f.smoke = smoke;
+    Ok(f)
+}
+
+fn accuracy_latency(s: &Suite) -> Result<Figure> {
+    let groups: Vec<&Group> = s
+        .groups
+        .iter()
+        .filter(|g| tables::family(&g.config) == Some(Family::Proxyless))
+        .collect();
+    let searched = groups
+        .iter()
+        .any(|g| g.stage_runs("search").any(|r| r.state == RunState::Done));
+    let smoke = groups.iter().any(|g| g.is_smoke());
+    let mut points = Vec::new();
+    for g in &groups {
+        let df = of_group(&s.frames.summary, g, "train")
+            .filter(
+                col("lat_ms")
+                    .is_not_null()
+                    .and(col("acc_test_top1_pct").is_not_null()),
+            )
+            .select([col("lat_ms"), col("acc_test_top1_pct")])
+            .collect()?;
+        let (x, y) = (
+            df.column("lat_ms")?.f64()?,
+            df.column("acc_test_top1_pct")?.f64()?,
+        );
+        for (x, y) in (0..x.len()).map(|i| (x.get(i), y.get(i))) {
+            if let (Some(x), Some(y)) = (x, y) {
+                points.push(ScatterPoint { x, y });
+            }
+        }
+    }
+    let plot = if !searched {
+        Plot::Empty("ProxylessNAS search: no runs yet".into())
+    } else if points.is_empty() {
+        Plot::Empty("no trained network with a measured latency yet".into())
+    } else {
+        Plot::Pareto {
+            x_label: "latency (ms, on the device named)".into(),
+            y_label: "top-1 accuracy (%)".into(),
+            points,
+        }
+    };
+    let mut f = figure(
+        "accuracy-latency".into(),
+        "Accuracy against latency (ProxylessNAS space)".into(),
+        "ImageNet top-1 accuracy of the trained networks against their measured latency, with the Pareto front; shown as “no runs yet” until the ProxylessNAS search has run.".into(),
+        None,
+        "train",
+        0.6,
+        plot,
+    );
+    f.smoke = smoke;
+    Ok(f)
+}
+
+fn seed_spread(s: &Suite, table: &str) -> Result<Option<Figure>> {
+    let ctx = s.ctx();
+    let groups = tables::members(&ctx, table);
+    if groups.is_empty() {
+        return Ok(None);
+    }
+    let (value, y_label) = if table == "proxyless" {
+        (col("acc_test_top1_pct"), "test top-1 accuracy (%)")
+    } else {
+        (lit(100.0) - col("acc_test_top1_pct"), "test error (%)")
+    };
+    let mut points = Vec::new();
+    let mut cats = Vec::new();
+    for (i, g) in groups.iter().enumerate() {
+        cats.push(format!("{} [{}]", g.label, g.tier));
+        let df = of_group(&s.frames.summary, g, "train")
+            .select([value.clone().alias("v")])
+            .collect()?;
+        let v = df.column("v")?.f64()?;
+        for v in (0..v.len()).filter_map(|i| v.get(i)) {
+            points.push(BandPoint {
+                x: i as f64,
+                mean: v,
+                lo: v,
+                hi: v,
+                n: 1,
+            });
+        }
+    }
+    let smoke = groups.iter().any(|g| g.is_smoke());
+    let mut p = panel(
+        "",
+        "",
+        y_label,
+        vec![line("one trained network per seed", points)],
+    );
+    p.x_categories = cats;
+    p.dots = true;
+    let mut f = figure(
+        format!("seed-spread-{table}"),
+        format!("Seed spread: {table}"),
+        format!("Every finished training run behind the rows of the `{table}` table, one dot per (search seed, train seed)."),
+        None,
+        "train",
+        0.5,
+        Plot::Lines(vec![p]),
+    );
+    f.smoke = smoke;
+    f.table = Some(table.to_owned());
+    Ok(Some(f))
+}
+
+/// Every figure, in a stable order.
+pub(crate) fn all(s: &Suite) -> Result<Vec<Figure>> {
+    let mut out = Vec::new();
+    for g in &s.groups {
+        if g.config.search.is_some() {
+            out.push(search_curves(s, g)?);
+            out.push(arch_heatmap(s, g)?);
+            out.extend(cells(g, "search"));
+        }
+        if g.config.train.is_some() {
+            out.push(test_accuracy(s, g)?);
+            if !g.config.trains_searched() && g.config.space.name != "proxyless" {
+                out.extend(cells(g, "train"));
+            }
+        }
+    }
+    out.push(grad_variance(s)?);
+    out.push(accuracy_latency(s)?);
+    for t in tables::NAMES {
+        if t != "status" {
+            out.extend(seed_spread(s, t)?);
+        }
+    }
+    Ok(out)
+}
