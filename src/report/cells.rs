@@ -42,9 +42,17 @@ pub(crate) fn stat(
 
 /// A published number: `2.76 ± 0.09 (N=10)`, `2.63 (best)`, `26.7`.
 pub(crate) fn published(value: f64, std: Option<f64>, runs: Option<u32>, best: bool) -> String {
+    // As the source wrote it, but `72.0`, not `72`.
+    let num = |v: f64| {
+        if v.fract() == 0.0 {
+            format!("{v:.1}")
+        } else {
+            format!("{v}")
+        }
+    };
     let mut s = match std {
-        Some(sd) => format!("{value} ± {sd}"),
-        None => format!("{value}"),
+        Some(sd) => format!("{} ± {}", num(value), num(sd)),
+        None => num(value),
     };
     if let Some(n) = runs {
         s.push_str(&format!(" (N={n})"));
