@@ -23,6 +23,22 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
+/// `unas --results RESULTS run` of the ProxylessNAS search experiment at the smoke tier: its search is not
+/// built, so it fails at once (and its training is blocked) — a cheap run for the runner's paths.
+fn run_not_built(results: &Path) -> std::process::Output {
+    unas()
+        .arg("--results")
+        .arg(results)
+        .args([
+            "run",
+            "experiments/paper/proxyless-unas.yaml",
+            "--tier",
+            "smoke",
+        ])
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn validate_prints_resolved_config_and_id_for_every_shipped_file() {
     let paths: Vec<PathBuf> = unas::cli::experiment_files(&[PathBuf::from("experiments")]).unwrap();
@@ -121,19 +137,7 @@ fn reproduce_refuses_to_start_when_any_file_is_bad() {
 #[test]
 fn a_stage_that_is_not_built_fails_clearly_and_leaves_a_record() {
     let results = tempfile::tempdir().unwrap();
-    let run = || {
-        unas()
-            .arg("--results")
-            .arg(results.path())
-            .args([
-                "run",
-                "experiments/paper/proxyless-unas.yaml",
-                "--tier",
-                "smoke",
-            ])
-            .output()
-            .unwrap()
-    };
+    let run = || run_not_built(results.path());
     let out = run();
     assert_eq!(
         out.status.code(),
@@ -260,17 +264,7 @@ fn a_finished_run_is_skipped() {
 #[test]
 fn a_search_that_fails_blocks_its_trainings_without_running_them() {
     let results = tempfile::tempdir().unwrap();
-    let out = unas()
-        .arg("--results")
-        .arg(results.path())
-        .args([
-            "run",
-            "experiments/paper/proxyless-unas.yaml",
-            "--tier",
-            "smoke",
-        ])
-        .output()
-        .unwrap();
+    let out = run_not_built(results.path());
     assert_eq!(out.status.code(), Some(1));
     let s = String::from_utf8(out.stdout).unwrap();
     assert!(s.contains("blocked"), "{s}");
@@ -325,17 +319,7 @@ fn a_results_folder_that_cannot_be_created_says_so_and_points_at_no_missing_reco
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("a-file");
     std::fs::write(&file, "not a folder").unwrap();
-    let out = unas()
-        .arg("--results")
-        .arg(file.join("results"))
-        .args([
-            "run",
-            "experiments/paper/proxyless-unas.yaml",
-            "--tier",
-            "smoke",
-        ])
-        .output()
-        .unwrap();
+    let out = run_not_built(&file.join("results"));
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -354,19 +338,7 @@ fn a_results_folder_that_cannot_be_created_says_so_and_points_at_no_missing_reco
 #[test]
 fn a_run_another_live_process_holds_is_reported_as_taken_not_failed() {
     let results = tempfile::tempdir().unwrap();
-    let run = || {
-        unas()
-            .arg("--results")
-            .arg(results.path())
-            .args([
-                "run",
-                "experiments/paper/proxyless-unas.yaml",
-                "--tier",
-                "smoke",
-            ])
-            .output()
-            .unwrap()
-    };
+    let run = || run_not_built(results.path());
     assert_eq!(run().status.code(), Some(1)); // the search is not built: failed, recorded
     let search_dir = files_under(results.path())
         .into_iter()

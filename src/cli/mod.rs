@@ -100,7 +100,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 }
                 DiagnoseCommand::Estimators { all, only, problem } => {
                     let chosen: Vec<_> = if all {
-                        crate::nas::diagnose::ALL_ESTIMATORS.to_vec()
+                        crate::config::Estimator::ALL.to_vec()
                     } else {
                         only
                     };

@@ -225,6 +225,18 @@ pub enum Estimator {
     Relax,
 }
 
+impl Estimator {
+    /// The six estimators, in the paper's order.
+    pub const ALL: [Estimator; 6] = [
+        Estimator::Gsm,
+        Estimator::StGsm,
+        Estimator::Darts,
+        Estimator::Reinforce,
+        Estimator::Rebar,
+        Estimator::Relax,
+    ];
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ObjectiveKind {

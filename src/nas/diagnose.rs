@@ -176,15 +176,6 @@ pub struct ProblemArgs {
     pub json: bool,
 }
 
-pub const ALL_ESTIMATORS: [Estimator; 6] = [
-    Estimator::Gsm,
-    Estimator::StGsm,
-    Estimator::Darts,
-    Estimator::Reinforce,
-    Estimator::Rebar,
-    Estimator::Relax,
-];
-
 pub fn estimator_name(e: Estimator) -> &'static str {
     match e {
         Estimator::Gsm => "gsm",

@@ -10,15 +10,6 @@ use super::super::scan::Group;
 use super::super::table::{Align, ReportTable};
 use super::{family, group_notes, serde_name, Ctx, Family};
 
-const ESTIMATORS: [Estimator; 6] = [
-    Estimator::Gsm,
-    Estimator::StGsm,
-    Estimator::Darts,
-    Estimator::Reinforce,
-    Estimator::Rebar,
-    Estimator::Relax,
-];
-
 const OBJECTIVES: [ObjectiveKind; 3] = [
     ObjectiveKind::Train,
     ObjectiveKind::Val,
@@ -50,7 +41,7 @@ pub(crate) fn estimators(ctx: &Ctx) -> ReportTable {
         t.col(label, align);
     }
     let mut shown: Vec<&Group> = Vec::new();
-    for est in ESTIMATORS {
+    for est in Estimator::ALL {
         let groups: Vec<&Group> = ctx
             .groups
             .iter()
