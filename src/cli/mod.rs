@@ -128,34 +128,38 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             ok()
         }
         Command::Bench { what } => {
-            match what {
-                BenchWhat::Data => crate::data::bench::run()?,
-                BenchWhat::Search { file, tier, sets } => {
-                    crate::bench::run(&file, tier, &sets, device, crate::bench::Baseline::Warmup)?
-                }
-                BenchWhat::Train { file, tier, sets } => {
-                    crate::bench::run(&file, tier, &sets, device, crate::bench::Baseline::BareStep)?
-                }
-                BenchWhat::Space {
-                    space: BenchSpace::Darts,
-                    batch,
-                    steps,
-                    channels,
-                    layers,
-                } => {
-                    let device = crate::device::resolve(device.unwrap_or_default())?;
-                    crate::nas::space::darts::bench::run(
-                        &crate::nas::space::darts::bench::BenchOptions {
-                            batch,
-                            steps,
-                            channels,
-                            layers,
-                            device,
-                        },
-                    )?
-                }
-            }
+            bench(what, device)?;
             ok()
         }
     }
+}
+
+/// `unas bench …`: each prints its own table.
+fn bench(what: BenchWhat, device: Option<crate::config::DeviceChoice>) -> anyhow::Result<()> {
+    match what {
+        BenchWhat::Data => crate::data::bench::run()?,
+        BenchWhat::Search { file, tier, sets } => {
+            crate::bench::run(&file, tier, &sets, device, crate::bench::Baseline::Warmup)?
+        }
+        BenchWhat::Train { file, tier, sets } => {
+            crate::bench::run(&file, tier, &sets, device, crate::bench::Baseline::BareStep)?
+        }
+        BenchWhat::Space {
+            space: BenchSpace::Darts,
+            batch,
+            steps,
+            channels,
+            layers,
+        } => {
+            let device = crate::device::resolve(device.unwrap_or_default())?;
+            crate::nas::space::darts::bench::run(&crate::nas::space::darts::bench::BenchOptions {
+                batch,
+                steps,
+                channels,
+                layers,
+                device,
+            })?
+        }
+    }
+    Ok(())
 }
