@@ -293,6 +293,14 @@ pub(crate) fn train_tables(
 
 /// The suite the golden tests read (see `tests.rs` for what each run is there to show).
 pub(crate) fn suite(root: &Path) {
+    let main = main_experiment(root);
+    smoke_copy(root, &main);
+    diverged_ablation(root);
+    best_of_two(root);
+    published_cell(root);
+}
+
+fn main_experiment(root: &Path) -> String {
     let main = config("c10-fixture", "rebar", "mean_over_searches", "search", true);
     let spec = |stage, seed, run_id, state| RunSpec {
         experiment: "c10-fixture",
@@ -329,6 +337,10 @@ pub(crate) fn suite(root: &Path) {
         let d = run(root, &spec("train", 0, id, State::Done));
         train_tables(&d, "c10-fixture", "paper", 0, id, Some(up), acc, params);
     }
+    main
+}
+
+fn smoke_copy(root: &Path, main: &str) {
     // The same experiment at the smoke tier: never pooled with the paper-tier numbers.
     let smoke = main.replace("(tier paper)", "(tier smoke)").replace(
         "seeds: {search: [0, 1, 2, 3], train: [0]}",
@@ -355,6 +367,9 @@ pub(crate) fn suite(root: &Path) {
         },
     );
     train_tables(&d, "c10-fixture", "smoke", 0, "mt0", Some("m0"), 20.0, 0.1);
+}
+
+fn diverged_ablation(root: &Path) {
     // An estimator ablation whose only search diverged.
     let rein = config(
         "c10-fixture-reinforce",
@@ -383,6 +398,9 @@ pub(crate) fn suite(root: &Path) {
             },
         },
     );
+}
+
+fn best_of_two(root: &Path) {
     // Best-of-2 by validation: search 1 has the higher val. acc (90 > 80) but the worse test error
     // (5 % against 1 %); the table must report 5.00.
     let best = config(
@@ -440,6 +458,9 @@ pub(crate) fn suite(root: &Path) {
             3.0,
         );
     }
+}
+
+fn published_cell(root: &Path) {
     // A published cell trained by us.
     let published = config(
         "eval-fixture-cifar10",

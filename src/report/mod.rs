@@ -16,7 +16,6 @@ mod frames;
 mod html;
 mod latex;
 mod scan;
-pub mod status;
 mod suite;
 mod table;
 mod tables;

@@ -213,15 +213,27 @@ pub(crate) fn everything(suite: &Suite, out: &Path) -> Result<Written> {
         figures: suite_figs.iter().map(|(f, _)| f.name.clone()).collect(),
     });
 
+    files.push(write_index_md(out, &all_tables, &figs)?);
+    if let Some(st) = all_tables.iter().find(|t| t.name == "status") {
+        files.push(write_status_md(suite, out, st)?);
+    }
+    let p = out.join("manifest.json");
+    atomic::write_json(&p, &manifest)?;
+    files.push(p);
+    Ok(Written { files, index })
+}
+
+/// `index.md`: every table in one Markdown file and a list of the figures.
+fn write_index_md(out: &Path, all_tables: &[ReportTable], figs: &[Figure]) -> Result<PathBuf> {
     let mut md = String::from(
         "# UNAS reproduction report\n\nRebuilt by `unas report` from the runs under `results/runs`; every number is ours unless its column says `(published)`. The HTML pages (`index.html`) hold the figures.\n\n",
     );
-    for t in &all_tables {
+    for t in all_tables {
         md.push_str(&t.markdown());
         md.push('\n');
     }
     md.push_str("## Figures\n\n");
-    for f in &figs {
+    for f in figs {
         md.push_str(&format!(
             "- [`{}`](figures/{}.svg) ([PNG 3.5 in](figures/{}-column.png), [PNG 7 in](figures/{}-page.png)): {}\n",
             f.name,
@@ -233,40 +245,37 @@ pub(crate) fn everything(suite: &Suite, out: &Path) -> Result<Written> {
     }
     let p = out.join("index.md");
     atomic::write_atomic(&p, md.as_bytes())?;
-    files.push(p);
-    // status.md: the status table and every experiment's deliberate deviations, on one page.
-    if let Some(st) = all_tables.iter().find(|t| t.name == "status") {
-        let mut md = format!(
-            "# Run status\n\nRebuilt by `unas report`.\n\n{}",
-            st.markdown()
-        );
-        let deviations: Vec<&Group> = suite
-            .groups
-            .iter()
-            .filter(|g| !g.config.deviations.is_empty())
-            .collect();
-        if !deviations.is_empty() {
-            md.push_str("\n## Deliberate deviations from the official code\n\nAs each experiment's resolved `config.yaml` lists them.\n");
-            let mut seen = Vec::new();
-            for g in deviations {
-                if seen.contains(&g.experiment) {
-                    continue;
-                }
-                seen.push(g.experiment.clone());
-                md.push_str(&format!("\n**{}**\n\n", g.experiment));
-                for d in &g.config.deviations {
-                    md.push_str(&format!("- {d}\n"));
-                }
+    Ok(p)
+}
+
+/// `status.md`: the status table and every experiment's deliberate deviations, on one page.
+fn write_status_md(suite: &Suite, out: &Path, st: &ReportTable) -> Result<PathBuf> {
+    let mut md = format!(
+        "# Run status\n\nRebuilt by `unas report`.\n\n{}",
+        st.markdown()
+    );
+    let deviations: Vec<&Group> = suite
+        .groups
+        .iter()
+        .filter(|g| !g.config.deviations.is_empty())
+        .collect();
+    if !deviations.is_empty() {
+        md.push_str("\n## Deliberate deviations from the official code\n\nAs each experiment's resolved `config.yaml` lists them.\n");
+        let mut seen = Vec::new();
+        for g in deviations {
+            if seen.contains(&g.experiment) {
+                continue;
+            }
+            seen.push(g.experiment.clone());
+            md.push_str(&format!("\n**{}**\n\n", g.experiment));
+            for d in &g.config.deviations {
+                md.push_str(&format!("- {d}\n"));
             }
         }
-        let p = out.join("status.md");
-        atomic::write_atomic(&p, md.as_bytes())?;
-        files.push(p);
     }
-    let p = out.join("manifest.json");
-    atomic::write_json(&p, &manifest)?;
-    files.push(p);
-    Ok(Written { files, index })
+    let p = out.join("status.md");
+    atomic::write_atomic(&p, md.as_bytes())?;
+    Ok(p)
 }
 
 /// Writes one figure; `None` if no figure has that name.

@@ -6,7 +6,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::style::{color, Scale};
-use super::{LinePanel, ScatterPoint};
+use super::{Line, LinePanel, ScatterPoint};
 
 fn err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
     anyhow!("{e:?}")
@@ -125,46 +125,8 @@ fn line_panel<DB: DrawingBackend>(
         mesh.x_label_formatter(&fmt_cat);
     }
     mesh.draw().map_err(err)?;
-    let width = s.px(1.0);
     for (i, l) in p.lines.iter().enumerate() {
-        let c = color(i);
-        let has_band = l.points.iter().any(|q| q.hi > q.lo);
-        if has_band && !p.dots {
-            let mut poly: Vec<(f64, f64)> = l.points.iter().map(|q| (q.x, q.hi)).collect();
-            poly.extend(l.points.iter().rev().map(|q| (q.x, q.lo)));
-            chart
-                .draw_series(std::iter::once(Polygon::new(poly, c.mix(0.2).filled())))
-                .map_err(err)?;
-        }
-        let pts: Vec<(f64, f64)> = l.points.iter().map(|q| (q.x, q.mean)).collect();
-        let r = s.px(if p.dots { 2.2 } else { 1.4 });
-        let series = if p.dots {
-            chart
-                .draw_series(pts.iter().map(|&pt| Circle::new(pt, r, c.filled())))
-                .map_err(err)?
-        } else if l.dashed {
-            chart
-                .draw_series(DashedLineSeries::new(
-                    pts.clone(),
-                    s.px(3.0),
-                    s.px(2.0),
-                    c.stroke_width(width),
-                ))
-                .map_err(err)?
-        } else {
-            chart
-                .draw_series(LineSeries::new(pts.clone(), c.stroke_width(width)))
-                .map_err(err)?
-        };
-        let legend_w = s.px(12.0) as i32;
-        series.label(&l.label).legend(move |(x, y)| {
-            PathElement::new(vec![(x, y), (x + legend_w, y)], c.stroke_width(width))
-        });
-        if !p.dots {
-            chart
-                .draw_series(pts.iter().map(|&pt| Circle::new(pt, r, c.filled())))
-                .map_err(err)?;
-        }
+        draw_line(&mut chart, l, color(i), p.dots, s)?;
     }
     if !p.lines.is_empty() {
         chart
@@ -175,6 +137,60 @@ fn line_panel<DB: DrawingBackend>(
             .border_style(RGBColor(150, 150, 150))
             .position(SeriesLabelPosition::UpperRight)
             .draw()
+            .map_err(err)?;
+    }
+    Ok(())
+}
+
+/// One line of a panel: its band over seeds (lines only), the mean as a line (solid or dashed) with its
+/// points, or as dots alone, and its legend entry.
+fn draw_line<DB: DrawingBackend>(
+    chart: &mut ChartContext<
+        '_,
+        DB,
+        Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+    >,
+    l: &Line,
+    c: RGBColor,
+    dots: bool,
+    s: Scale,
+) -> Result<()> {
+    let width = s.px(1.0);
+    let has_band = l.points.iter().any(|q| q.hi > q.lo);
+    if has_band && !dots {
+        let mut poly: Vec<(f64, f64)> = l.points.iter().map(|q| (q.x, q.hi)).collect();
+        poly.extend(l.points.iter().rev().map(|q| (q.x, q.lo)));
+        chart
+            .draw_series(std::iter::once(Polygon::new(poly, c.mix(0.2).filled())))
+            .map_err(err)?;
+    }
+    let pts: Vec<(f64, f64)> = l.points.iter().map(|q| (q.x, q.mean)).collect();
+    let r = s.px(if dots { 2.2 } else { 1.4 });
+    let series = if dots {
+        chart
+            .draw_series(pts.iter().map(|&pt| Circle::new(pt, r, c.filled())))
+            .map_err(err)?
+    } else if l.dashed {
+        chart
+            .draw_series(DashedLineSeries::new(
+                pts.clone(),
+                s.px(3.0),
+                s.px(2.0),
+                c.stroke_width(width),
+            ))
+            .map_err(err)?
+    } else {
+        chart
+            .draw_series(LineSeries::new(pts.clone(), c.stroke_width(width)))
+            .map_err(err)?
+    };
+    let legend_w = s.px(12.0) as i32;
+    series.label(&l.label).legend(move |(x, y)| {
+        PathElement::new(vec![(x, y), (x + legend_w, y)], c.stroke_width(width))
+    });
+    if !dots {
+        chart
+            .draw_series(pts.iter().map(|&pt| Circle::new(pt, r, c.filled())))
             .map_err(err)?;
     }
     Ok(())

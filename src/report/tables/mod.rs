@@ -8,6 +8,7 @@ mod ablation;
 mod genotypes;
 mod paper;
 mod published;
+mod status;
 
 use std::collections::BTreeMap;
 
@@ -178,7 +179,7 @@ pub(crate) fn by_name(ctx: &Ctx, name: &str) -> Option<ReportTable> {
         "estimators" => ablation::estimators(ctx),
         "objectives" => ablation::objectives(ctx),
         "genotypes" => genotypes::genotypes(ctx),
-        "status" => super::status::report_table(ctx),
+        "status" => status::report_table(ctx),
         _ => return None,
     })
 }

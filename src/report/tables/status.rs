@@ -2,9 +2,11 @@
 //! diverged run, why; and every expected run that has no folder (missing, or blocked by its failed
 //! search). Reads only what the runner wrote (status.json, provenance.json, config.yaml).
 
+use crate::report::evidence::GapKind;
+use crate::report::table::{Align, ReportTable};
+
 /// The `status` table of the report.
-pub(crate) fn report_table(ctx: &super::tables::Ctx) -> super::table::ReportTable {
-    use super::table::{Align, ReportTable};
+pub(super) fn report_table(ctx: &super::Ctx) -> ReportTable {
     let mut t = ReportTable::new(
         "status",
         "Run status",
@@ -39,12 +41,11 @@ pub(crate) fn report_table(ctx: &super::tables::Ctx) -> super::table::ReportTabl
             ]);
         }
         let e = ctx.evidence(g);
-        for gap in e.gaps.iter().filter(|gap| {
-            matches!(
-                gap.kind,
-                super::evidence::GapKind::Missing | super::evidence::GapKind::Blocked
-            )
-        }) {
+        for gap in e
+            .gaps
+            .iter()
+            .filter(|gap| matches!(gap.kind, GapKind::Missing | GapKind::Blocked))
+        {
             t.push(vec![
                 g.label.clone(),
                 g.tier.clone(),
