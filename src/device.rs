@@ -95,6 +95,25 @@ pub fn describe(d: tch::Device) -> String {
     }
 }
 
+/// What this process sees of its devices (`unas diagnose device`, scripts/device-check.sh).
+pub fn facts() -> serde_json::Value {
+    let backend = load_cuda_backend();
+    let cuda = tch::Cuda::is_available();
+    serde_json::json!({
+        "libtorch": env!("UNAS_LIBTORCH_VERSION"),
+        "cuda_backend": match backend {
+            Ok(path) => serde_json::json!({"loaded": path}),
+            Err(why) => serde_json::json!({"not_loaded": why}),
+        },
+        "cuda_available": cuda,
+        "gpus": if cuda { tch::Cuda::device_count() } else { 0 },
+        "cudnn_available": cuda && tch::Cuda::cudnn_is_available(),
+        "threads": tch::get_num_threads(),
+        "build": if cfg!(debug_assertions) { "dev" } else { "release" },
+        "report_layer": cfg!(feature = "report"),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -66,7 +66,14 @@ pub enum Command {
         suite: Vec<PathBuf>,
     },
     /// Tables, figures and HTML pages from every run under the results folder (results/reports).
+    #[cfg(feature = "report")]
     Report(crate::report::cli::ReportArgs),
+    /// Not in this lean build (built without the `report` feature): says where to build the report.
+    #[cfg(not(feature = "report"))]
+    Report {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+        rest: Vec<String>,
+    },
     /// Researcher's checks: gradient estimators on enumerable problems.
     Diagnose {
         #[command(subcommand)]
@@ -108,6 +115,14 @@ pub enum DiagnoseCommand {
         only: Vec<Estimator>,
         #[command(flatten)]
         problem: ProblemArgs,
+    },
+    /// What this process sees of its devices: CUDA backend, GPUs, cuDNN, libtorch, threads (JSON).
+    Device,
+    /// The DARTS supernet and the REBAR gradient on the CPU and on --device from the same weights and
+    /// draw: relaxed vs discrete path, device vs CPU, within stated tolerances (TF32 on CUDA).
+    Parity {
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -208,6 +223,9 @@ pub enum BenchWhat {
         #[arg(long = "set", value_name = "FIELD=VALUE")]
         sets: Vec<String>,
     },
+    /// One search iteration or one training step of the real code on resident synthetic data, at the
+    /// shapes bench/reference.py takes (the same flags, the same JSON line): `make bench` times both.
+    Step(StepArgs),
     /// Forward+backward of the search supernet: relaxed vs discrete, per-example vs per-batch weights.
     Space {
         #[arg(long, value_enum, default_value_t = BenchSpace::Darts)]
@@ -221,6 +239,54 @@ pub enum BenchWhat {
         #[arg(long, default_value_t = 8)]
         layers: i64,
     },
+}
+
+/// `unas bench step`: the step and its shapes (defaults: search L=8, C=16, batch 32; train L=20, C=36,
+/// batch 128).
+#[derive(Clone, Debug, clap::Args)]
+pub struct StepArgs {
+    #[arg(value_enum)]
+    pub what: StepKind,
+    /// Cells (search default 8, train default 20).
+    #[arg(long)]
+    pub layers: Option<u32>,
+    /// Initial channels (search default 16, train default 36).
+    #[arg(long)]
+    pub channels: Option<u32>,
+    /// Images per step (search default 32, train default 128).
+    #[arg(long)]
+    pub batch: Option<u32>,
+    #[arg(long, value_enum, default_value_t = Estimator::Rebar)]
+    pub estimator: Estimator,
+    /// train | val | gengap.
+    #[arg(long, default_value = "gengap")]
+    pub objective: String,
+    #[arg(long, default_value = "UNAS_CIFAR10")]
+    pub genotype: String,
+    #[arg(long, default_value_t = 0.4)]
+    pub aux_weight: f64,
+    #[arg(long, default_value_t = 0.2)]
+    pub drop_path: f64,
+    #[arg(long, default_value_t = 1)]
+    pub warmup_steps: usize,
+    #[arg(long, default_value_t = 3)]
+    pub steps: usize,
+    /// libtorch intra-op threads (0: libtorch's default).
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Print one JSON line (for bench/compare.py).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum StepKind {
+    /// Architecture step + weight step of the DARTS-space search.
+    Search,
+    /// One SGD step of a genotype trained from scratch.
+    Train,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]

@@ -70,7 +70,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::List { paths, tier } => experiments::list(&paths, tier),
         Command::Run { file, tier, sets } => experiments::run(&file, tier, &sets, &root, device),
         Command::Reproduce { tier, suite } => experiments::reproduce(&suite, tier, &root, device),
+        #[cfg(feature = "report")]
         Command::Report(a) => crate::report::cli::run(&a, &root.0),
+        #[cfg(not(feature = "report"))]
+        Command::Report { .. } => Err(anyhow::anyhow!(
+            "this is a lean build of unas without the report layer (built with --no-default-features): \
+             copy the results folder ({}) to a machine with a full build and run `unas report --results DIR` there",
+            root.0.display()
+        )),
         Command::Data { command } => match command {
             DataCommand::Fetch { dataset, root, url } => {
                 let variant = match dataset {
@@ -105,6 +112,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                         only
                     };
                     crate::nas::diagnose::estimators(&chosen, &problem)?
+                }
+                DiagnoseCommand::Device => serde_json::to_string_pretty(&crate::device::facts())?,
+                DiagnoseCommand::Parity { json } => {
+                    return parity(device.unwrap_or(crate::config::DeviceChoice::Auto), json);
                 }
             };
             println!("{text}");
@@ -144,6 +155,7 @@ fn bench(what: BenchWhat, device: Option<crate::config::DeviceChoice>) -> anyhow
         BenchWhat::Train { file, tier, sets } => {
             crate::bench::run(&file, tier, &sets, device, crate::bench::Baseline::BareStep)?
         }
+        BenchWhat::Step(a) => crate::bench::step::run(&step_options(a), device)?,
         BenchWhat::Space {
             space: BenchSpace::Darts,
             batch,
@@ -162,4 +174,49 @@ fn bench(what: BenchWhat, device: Option<crate::config::DeviceChoice>) -> anyhow
         }
     }
     Ok(())
+}
+
+/// The step benchmark's flags as the bench module takes them.
+fn step_options(a: args::StepArgs) -> crate::bench::step::StepOptions {
+    use crate::bench::step::{StepOptions, StepWhat};
+    StepOptions {
+        what: match a.what {
+            args::StepKind::Search => StepWhat::Search,
+            args::StepKind::Train => StepWhat::Train,
+        },
+        layers: a.layers,
+        channels: a.channels,
+        batch: a.batch,
+        estimator: a.estimator,
+        objective: a.objective,
+        genotype: a.genotype,
+        aux_weight: a.aux_weight,
+        drop_path: a.drop_path,
+        warmup_steps: a.warmup_steps,
+        steps: a.steps,
+        threads: a.threads,
+        seed: a.seed,
+        json: a.json,
+    }
+}
+
+/// `unas diagnose parity`: exit 0 when every CPU-vs-device check passes, 1 otherwise.
+fn parity(choice: crate::config::DeviceChoice, json: bool) -> anyhow::Result<ExitCode> {
+    let dev = crate::device::resolve(choice)?;
+    let r = crate::nas::space::darts::parity::run(dev)?;
+    if json {
+        println!("{}", serde_json::to_string(&r)?);
+    } else {
+        let mut t = crate::text_table::TextTable::new(&["check", "max rel. diff", "tolerance", ""]);
+        for c in &r.checks {
+            t.push(vec![
+                c.what.clone(),
+                format!("{:.2e}", c.rel_diff),
+                format!("{:.0e}", c.tolerance),
+                if c.pass { "ok" } else { "FAIL" }.into(),
+            ]);
+        }
+        print!("{}", t.render());
+    }
+    Ok(ExitCode::from(if r.all_pass() { EXIT_OK } else { 1 }))
 }

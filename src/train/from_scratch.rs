@@ -297,6 +297,41 @@ fn end_of_epoch(
     Ok((Some(t1), t5))
 }
 
+/// `unas bench step train`: milliseconds of each of `steps` training steps after `warmup` untimed
+/// ones, the loop's own [`train_step`] on one resident batch, drop-path at its final rate p (so the
+/// step does the drop-path work); the device is synchronised after every step.
+pub(crate) fn time_steps(ctx: &StageCtx, warmup: usize, steps: usize) -> Result<Vec<f64>> {
+    let t = TrainRecipe::of(
+        ctx.resolved
+            .experiment
+            .train
+            .as_ref()
+            .context("the experiment has no `train` section")?,
+    )?;
+    let mut st = TrainState::new(ctx, &t)?;
+    let at = ResumePoint {
+        phase: Phase::Train,
+        epoch: 0,
+        step: 0,
+    };
+    let mut rec = Recorder::open(ctx.dir, ctx.seed, at, 0.0, false)?;
+    st.built.net.set_drop_path(t.drop_path);
+    let b = st
+        .train_loader
+        .next_batch()?
+        .context("the training split yields no batch")?;
+    let mut ms = Vec::with_capacity(steps);
+    for i in 0..warmup + steps {
+        let start = std::time::Instant::now();
+        train_step(ctx, &t, &mut st, &mut rec, &b, 0, i as u64)?;
+        let _ = st.loss.mean(); // one read waits for the device
+        if i >= warmup {
+            ms.push(start.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    Ok(ms)
+}
+
 /// Top-1 and (with ≥ 5 classes) top-5 accuracy, %, on the whole test split, in eval mode.
 fn test_accuracy(
     net: &trained_net::EvalNet,

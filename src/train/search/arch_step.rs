@@ -80,12 +80,7 @@ pub(super) fn arch_step<S: SearchSpace>(
     let estimate = est
         .estimate(dist, draw, &mut f, step)
         .map_err(|d| d.during(ep.phase, ep.epoch))?;
-    estimate.surrogate.backward(); // ∇_logits S is the estimator
-    let grads: Vec<Tensor> = dist
-        .parameters()
-        .iter()
-        .map(|p| p.grad().detach().copy())
-        .collect();
+    let grads = logit_grads(&estimate.surrogate, &dist.parameters()); // ∇_logits S is the estimator
     let var = grad_var.observe(&grads);
     opt_a.step();
     terms.extend(estimate.f_discrete.map(|v| (Term::FDiscrete, v)));
@@ -95,6 +90,24 @@ pub(super) fn arch_step<S: SearchSpace>(
     terms.push((Term::GradVarArch, var));
     terms.push((Term::EntropyNats, dist.entropy().detach()));
     Ok(())
+}
+
+/// ∇_logits S, also left in the logits' `.grad` for the architecture optimiser. Only the logits are
+/// differentiated: the supernet's weights get no gradient in this step (the weight step computes its
+/// own from zero), so autograd skips every weight-gradient kernel of this backward pass — the same
+/// logit gradients as `S.backward()`, for roughly a third less backward work.
+fn logit_grads(surrogate: &Tensor, logits: &[Tensor]) -> Vec<Tensor> {
+    let grads = Tensor::run_backward(&[surrogate], logits, false, false);
+    // .grad ← g exactly: ∂(Σ a·sg(g))/∂a = g, accumulated into the zeroed (or undefined) .grad
+    let carrier = logits
+        .iter()
+        .zip(&grads)
+        .map(|(a, g)| (a * g.detach()).sum(a.kind()))
+        .reduce(|x, y| x + y);
+    if let Some(c) = carrier {
+        c.backward();
+    }
+    grads
 }
 
 /// The next validation batch; the iterator restarts (reshuffled) when exhausted, as the official one.
@@ -150,6 +163,77 @@ fn objective_of<S: SearchSpace>(
         (ObjectiveKind::Gengap, Some(v)) => {
             let (f, gap) = objective::gengap(&l_tr, &loss(v), s.objective.lambda);
             (f, Some(gap))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nas::distribution::Sampler;
+    use crate::nas::estimator;
+    use crate::nas::space::darts::{DartsSearch, DartsSearchConfig};
+    use tch::nn::VarStore;
+    use tch::Device;
+
+    /// A REBAR surrogate of the cross-entropy of a tiny supernet on per-example architectures.
+    fn surrogate(space: &DartsSearch, seed: i64) -> Tensor {
+        tch::manual_seed(seed);
+        let x = Tensor::randn([4, 3, 16, 16], (Kind::Float, Device::Cpu));
+        let y = Tensor::randint(10, [4], (Kind::Int64, Device::Cpu));
+        let draw = space.distribution().sample(4, 0.4, Sampler::Rebar);
+        let mut f = |xs: &[Tensor], kind: SampleKind| {
+            let path = if kind == SampleKind::OneHot {
+                SampleKind::Relaxed
+            } else {
+                kind
+            };
+            per_example_ce(&space.forward(&x, &space.sample(xs), path, true), &y)
+        };
+        estimator::rebar(&draw, &mut f, 0).unwrap().surrogate
+    }
+
+    #[test]
+    fn logit_gradients_equal_a_full_backward_and_leave_the_weights_alone() {
+        tch::manual_seed(0);
+        let vs = VarStore::new(Device::Cpu);
+        let cfg = DartsSearchConfig {
+            layers: 3,
+            channels: 4,
+            ..DartsSearchConfig::cifar(10)
+        };
+        let space = DartsSearch::new(&vs.root(), &cfg, 0.0).unwrap();
+        let logits = space.distribution().parameters();
+        // a random, non-uniform distribution, so that every logit has a gradient of its own
+        tch::no_grad(|| {
+            for l in &logits {
+                let _ = l.shallow_clone().copy_(&(Tensor::randn_like(l) * 0.5));
+            }
+        });
+        surrogate(&space, 7).backward();
+        let full: Vec<Tensor> = logits.iter().map(|l| l.grad().copy()).collect();
+        for (_, w) in vs.variables() {
+            let mut g = w.grad();
+            if g.defined() {
+                let _ = g.zero_();
+            }
+        }
+        for l in &logits {
+            let _ = l.grad().zero_();
+        }
+        let grads = logit_grads(&surrogate(&space, 7), &logits);
+        for ((l, g), f) in logits.iter().zip(&grads).zip(&full) {
+            assert!(f.abs().sum(Kind::Float).double_value(&[]) > 0.0);
+            assert_eq!(g, f, "logit gradient differs from the full backward's");
+            assert_eq!(&l.grad(), f, "the optimiser would not see the same .grad");
+        }
+        for (name, w) in vs.variables() {
+            let g = w.grad();
+            let touched = g.defined() && g.abs().sum(Kind::Float).double_value(&[]) > 0.0;
+            assert!(
+                !touched,
+                "{name} received a gradient in the architecture step"
+            );
         }
     }
 }

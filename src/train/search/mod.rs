@@ -13,6 +13,7 @@
 //! bit-identically on the CPU.
 
 mod arch_step;
+mod bench_step;
 mod epoch;
 mod state;
 mod weight_step;
@@ -22,6 +23,7 @@ use tch::{nn, Reduction, Tensor};
 
 use crate::config::{self, ImageShape, SpaceName};
 use crate::data::{self, loader};
+use crate::nas::estimator::GradVariance;
 use crate::nas::space::darts::{DartsSearch, DartsSearchConfig, StemKind};
 use crate::nas::space::SearchSpace;
 use crate::results::rows::Term;
@@ -33,6 +35,7 @@ use crate::train::optim::Optimizer;
 use crate::train::recorder::{stop_if_asked, Recorder};
 use crate::train::rng::{derive_seed, seed_step, Determinism, Stream, INIT_STEP};
 
+pub(crate) use bench_step::time_steps;
 use state::SearchState;
 
 /// Runs (or resumes) one search in its run folder.
@@ -46,23 +49,31 @@ pub fn run(ctx: &StageCtx) -> Outcome {
         return Err(not_built("the latency objective"));
     }
     match e.space.name {
-        SpaceName::Darts => Ok(search(ctx, s, |vs, classes| {
-            let cfg = DartsSearchConfig {
-                stem: match e.dataset.shape() {
-                    ImageShape::Cifar => StemKind::Cifar,
-                    ImageShape::Imagenet => StemKind::Imagenet,
-                },
-                layers: i64::from(e.space.layers),
-                channels: i64::from(e.space.channels),
-                num_ops: e.space.ops as usize,
-                classes,
-                op_skip_threshold: s.op_skip_threshold,
-            };
-            DartsSearch::new(vs, &cfg, s.soften_eps)
-        })?),
+        SpaceName::Darts => Ok(search(ctx, s, darts_builder(e, s))?),
         SpaceName::Proxyless => Err(not_built(
             "the ProxylessNAS space (supernet and latency measurement)",
         )),
+    }
+}
+
+/// Builds the DARTS supernet of experiment `e` (its stem from the dataset's image shape).
+fn darts_builder<'a>(
+    e: &'a config::Experiment,
+    s: &'a config::Search,
+) -> impl FnOnce(&nn::Path, i64) -> Result<DartsSearch> + 'a {
+    move |vs, classes| {
+        let cfg = DartsSearchConfig {
+            stem: match e.dataset.shape() {
+                ImageShape::Cifar => StemKind::Cifar,
+                ImageShape::Imagenet => StemKind::Imagenet,
+            },
+            layers: i64::from(e.space.layers),
+            channels: i64::from(e.space.channels),
+            num_ops: e.space.ops as usize,
+            classes,
+            op_skip_threshold: s.op_skip_threshold,
+        };
+        DartsSearch::new(vs, &cfg, s.soften_eps)
     }
 }
 
@@ -134,7 +145,7 @@ fn search<S: SearchSpace>(
     let mut last_val = None;
     while st.meta.epoch < s.epochs.warmup + s.epochs.search {
         let ep = begin_epoch(&mut st, s);
-        let mut grad_var = crate::nas::estimator::GradVariance::new(0.9);
+        let mut grad_var = GradVariance::new(0.9);
         loop {
             if let Some(req) = rec.signal() {
                 st.checkpoint(&mut rec, st.mark_now())?;
@@ -145,21 +156,7 @@ fn search<S: SearchSpace>(
             };
             let step = st.meta.steps_in(ep.phase);
             seed_step(ctx.seed, ep.phase, ep.epoch, step);
-            // One architecture sample per step (per example, or per sub-batch): the architecture step
-            // differentiates through it, the weight step uses its relaxed value, detached (spec §1.3).
-            let n = st.arch.samples(&b);
-            let sampler = st.est.sampler();
-            let dist = st.space.distribution();
-            let draw = if ep.warm() {
-                tch::no_grad(|| dist.sample(n, s.temperature, sampler))
-            } else {
-                dist.sample(n, s.temperature, sampler)
-            };
-            let mut terms: Vec<(Term, Tensor)> = Vec::new();
-            if !ep.warm() {
-                arch_step::arch_step(&mut st, s, &ep, &b, &draw, step, &mut grad_var, &mut terms)?;
-            }
-            weight_step::weight_step(&mut st, s, ep.warm(), &b, &draw, &mut terms);
+            let terms = iteration(&mut st, s, &ep, &b, step, &mut grad_var)?;
             let refs: Vec<(Term, &Tensor)> = terms.iter().map(|(t, v)| (*t, v)).collect();
             let info = StepInfo {
                 phase: ep.phase,
@@ -176,6 +173,33 @@ fn search<S: SearchSpace>(
         last_val = Some(epoch::end_of_epoch(ctx, &mut st, &mut rec, s, &ep)?);
     }
     epoch::finish(ctx, st, rec, last_val)
+}
+
+/// One search iteration on batch `b`: one architecture sample per step (per example, or per
+/// sub-batch); the architecture step differentiates through it (outside the warm-up), the weight step
+/// uses its relaxed value, detached (spec §1.3). Returns the step's terms for the log.
+fn iteration<S: SearchSpace>(
+    st: &mut SearchState<S>,
+    s: &config::Search,
+    ep: &EpochPlan,
+    b: &loader::Batch,
+    step: u64,
+    grad_var: &mut GradVariance,
+) -> Result<Vec<(Term, Tensor)>> {
+    let n = st.arch.samples(b);
+    let sampler = st.est.sampler();
+    let dist = st.space.distribution();
+    let draw = if ep.warm() {
+        tch::no_grad(|| dist.sample(n, s.temperature, sampler))
+    } else {
+        dist.sample(n, s.temperature, sampler)
+    };
+    let mut terms: Vec<(Term, Tensor)> = Vec::new();
+    if !ep.warm() {
+        arch_step::arch_step(st, s, ep, b, &draw, step, grad_var, &mut terms)?;
+    }
+    weight_step::weight_step(st, s, ep.warm(), b, &draw, &mut terms);
+    Ok(terms)
 }
 
 /// The data (the official split of the training set: train_portion, fixed permutation seed 0), the

@@ -9,6 +9,7 @@ pub mod eval_net;
 pub mod genotype;
 pub(crate) mod inspect;
 pub mod ops;
+pub mod parity;
 pub mod search_cell;
 pub mod search_net;
 pub mod search_space;

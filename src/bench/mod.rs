@@ -5,6 +5,8 @@
 //! forward + backward + SGD step of the same network on a resident random batch of the same shape (the
 //! ratio is the loop's efficiency: data, augmentation, logging and checkpoints included).
 
+pub mod step;
+
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};

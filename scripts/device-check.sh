@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# The one prepared check of a device (issue 16): what the device is, whether our numbers on it agree
+# with the CPU's, whether the smoke search and training stages run there, and how fast the search and
+# training steps are against our PyTorch reference (bench/reference.py) measured in the same call.
+# Everything goes into one folder; a short table is printed last; the exit status is non-zero when a
+# check failed.
+#
+#   scripts/device-check.sh [--device cuda|cuda:N|cpu] [--bin PATH] [--out DIR] [--python PATH]
+#                           [--quick] [--rounds N]
+#
+# On a GPU machine (no Rust toolchain there): build here with
+#   UNAS_EXTRA_RPATH=/opt/torch/.venv/lib/python3.12/site-packages/torch/lib \
+#     cargo build --release --no-default-features
+# copy target/release/unas and this repository's experiments/, bench/, scripts/ across, and run
+#   scripts/device-check.sh --device cuda --bin ./unas --python /opt/torch/.venv/bin/python --out "$OUT"
+# On the CPU: scripts/device-check.sh --device cpu (the test suite runs it with --quick).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+device=cuda
+bin=target/release/unas
+out=device-check
+python=""
+quick=0
+rounds=5
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --device) device=$2; shift 2 ;;
+    --bin) bin=$2; shift 2 ;;
+    --out) out=$2; shift 2 ;;
+    --python) python=$2; shift 2 ;;
+    --quick) quick=1; shift ;;
+    --rounds) rounds=$2; shift 2 ;;
+    -h|--help) sed -n 2,17p "$0"; exit 0 ;;
+    *) echo "device-check: unknown argument '$1' (see --help)" >&2; exit 2 ;;
+  esac
+done
+if [ ! -x "$bin" ]; then
+  echo "device-check: no unas binary at '$bin': build one (see --help) or pass --bin PATH" >&2
+  exit 2
+fi
+mkdir -p "$out"
+summary="$out/summary.tsv"
+printf 'check\tresult\tdetail\n' > "$summary"
+failed=0
+record() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >> "$summary"; [ "$2" = ok ] || [ "$2" = skipped ] || failed=1; }
+
+# 1. The machine: GPU name and driver (nvidia-smi), what libtorch sees, cuDNN's library version.
+{
+  echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  echo "host: $(hostname)"
+  echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //') ($(nproc) cores)"
+  if command -v nvidia-smi >/dev/null 2>&1; then
+    nvidia-smi --query-gpu=index,name,driver_version,memory.total --format=csv,noheader || true
+  else
+    echo "nvidia-smi: not on this machine"
+  fi
+  libdir=$(ldd "$bin" | awk '/libtorch_cpu.so/ {print $3}' | xargs -r dirname)
+  echo "libtorch_cpu: ${libdir:-not found by ldd}"
+  cudnn=$(ls "$libdir"/../../nvidia/cudnn/lib/libcudnn.so.* 2>/dev/null | head -1 || true)
+  echo "cudnn library: ${cudnn:-none beside libtorch}"
+} > "$out/machine.txt" 2>&1
+"$bin" --device "$device" diagnose device > "$out/device.json"
+if grep -q '"cuda_available": true' "$out/device.json" || [ "$device" = cpu ]; then
+  record "device $device" ok "$(tr -d '\n ' < "$out/device.json" | cut -c1-160)"
+else
+  record "device $device" FAIL "CUDA not available: see $out/device.json"
+fi
+
+# 2. The same computations on the CPU and on the device (relaxed vs discrete, logits, REBAR gradient).
+if "$bin" --device "$device" diagnose parity --json > "$out/parity.json" 2> "$out/parity.err"; then
+  record "parity cpu vs $device" ok "$(grep -o '"rel_diff":[^,]*' "$out/parity.json" | cut -d: -f2 | paste -sd' ')"
+else
+  record "parity cpu vs $device" FAIL "see $out/parity.json and $out/parity.err"
+fi
+
+# 3. The smoke-tier search and the training of its genotype, on the device.
+export UNAS_RESULTS="$out/results"
+if "$bin" --device "$device" --results "$out/results" run experiments/paper/c10-darts-unas.yaml \
+    --tier smoke > "$out/smoke-run.log" 2>&1; then
+  record "smoke search + train on $device" ok "$(find "$out/results" -name summary.parquet | wc -l) summaries"
+else
+  record "smoke search + train on $device" FAIL "see $out/smoke-run.log"
+fi
+
+# 4. Step timings: ours, and against the reference in the same call when a Python with torch is given.
+if [ "$quick" = 1 ]; then
+  search_shape=(--layers 3 --channels 4 --batch 8)
+  train_shape=(--layers 3 --channels 8 --batch 16)
+  steps=1
+elif [ "$device" = cpu ]; then
+  search_shape=(--layers 8 --channels 16 --batch 32)
+  train_shape=(--layers 20 --channels 36 --batch 128)
+  steps=3
+else
+  search_shape=(--layers 8 --channels 16 --batch 128)
+  train_shape=(--layers 20 --channels 36 --batch 128)
+  steps=20
+fi
+for what in search train; do
+  shape_var="${what}_shape[@]"
+  if "$bin" --device "$device" bench step "$what" "${!shape_var}" --steps "$steps" --json \
+      > "$out/bench-$what.json" 2> "$out/bench-$what.err"; then
+    record "bench step $what" ok "$(grep -o '"images_per_s":[^,]*' "$out/bench-$what.json")"
+  else
+    record "bench step $what" FAIL "see $out/bench-$what.err"
+  fi
+done
+if [ -n "$python" ]; then
+  if "$python" bench/compare.py --unas "$bin" --python "$python" --what both --device "$device" \
+      --rounds "$rounds" --out "$out/BENCHMARKS.md" > "$out/compare.log" 2>&1; then
+    record "ours vs reference" ok "$(tail -1 "$out/compare.log")"
+  else
+    record "ours vs reference" FAIL "see $out/compare.log"
+  fi
+else
+  record "ours vs reference" skipped "no --python with torch given"
+fi
+
+column -t -s $'\t' "$summary" 2>/dev/null || cat "$summary"
+exit "$failed"
