@@ -8,9 +8,9 @@
 #   make test-deps   Chromium for the browser test of the HTML report (apt, only if missing and root)
 #   make reproduce   the paper suite at the smoke tier on the embedded dataset, then the report
 #   make report      rebuild results/reports from results/runs
-#   make bench       benchmarks: cargo bench, then ours vs the PyTorch reference (bench/compare.py) into
-#                    BENCHMARKS.md; installs torch into .deps/bench-venv (2.7 GB, not part of make test);
-#                    BENCH_PROFILE=release|dev (default release), BENCH_ARGS='--what search --rounds 5 …'
+#   make bench       benchmarks: cargo bench, then ours against our PyTorch reference (bench/compare.py)
+#                    into BENCHMARKS.md; torch into .deps/bench-venv (4.6 GB, not part of make test);
+#                    BENCH_PROFILE=release|dev (default release), BENCH_ARGS='--what search --rounds 5'
 #   make clean       remove build outputs (keeps .deps and results)
 
 SHELL := /bin/bash
@@ -81,12 +81,12 @@ reproduce: build
 report: build
 	$(UNAS) report
 
-# `make bench`: the cargo benchmarks, then ours against our PyTorch eager reference (bench/reference.py)
-# run alternately by bench/compare.py, which appends the ratios to BENCHMARKS.md. The reference needs the
-# full torch wheel in a Python environment of its own (.deps/bench-venv, only for benchmarks): created in
-# a temporary folder and renamed once torch imports, so an interrupted install is never used. The
-# environment is only ever called as bench-venv/bin/python (the path of its scripts' #! lines is the
-# temporary one). The paper tier runs a release build, so the benchmark does too unless BENCH_PROFILE=dev.
+# `make bench`: the cargo benchmarks, then ours against our PyTorch eager reference
+# (bench/reference.py), run alternately by bench/compare.py, which appends the ratios to BENCHMARKS.md.
+# The reference needs the full torch wheel in a Python environment of its own (.deps/bench-venv, only
+# for benchmarks): created in a temporary folder and renamed once torch imports, so an interrupted
+# install is never used. It is only ever called as bench-venv/bin/python (its scripts' #! lines name
+# the temporary folder). The paper tier runs a release build, so this does too unless BENCH_PROFILE=dev.
 BENCH_VENV := .deps/bench-venv
 BENCH_STAMP := $(BENCH_VENV)/.installed
 BENCH_PYTHON := $(BENCH_VENV)/bin/python

@@ -45,11 +45,13 @@ invocation runs its warm-up steps untimed, then the timed steps, each timed with
 synchronisation; its images/s is the median over its timed steps of batch / step time. A section's
 figures are medians over its rounds. Peak memory is each process's peak resident set (`wait4`
 ru_maxrss: it includes the loaded libraries, libtorch in both and the Python interpreter in the
-reference) and, on a GPU, the peak allocated GPU memory each process reports. Every figure is quoted
-as the ratio **ours / reference measured in the same call** (images/s above 1: ours is faster;
-ms/step and memory below 1: ours is lower). Absolute figures move with the machine's load (the load
-average is recorded); the same-call ratio is the figure to quote. The paper tier runs a release
-build: each section names the build profile.
+reference) and, on a GPU, the peak allocated GPU memory each process reports. "CPU s per invocation"
+is the process's user + system CPU time (`wait4`; start-up and warm-up included): less sensitive to
+the load of a shared machine than wall time, which it does not replace. Every figure is quoted as
+the ratio **ours / reference measured in the same call** (images/s above 1: ours is faster; ms/step
+and memory below 1: ours is lower). Absolute figures move with the machine's load (the load average
+is recorded); the same-call ratio is the figure to quote. The paper tier runs a release build: each
+section names the build profile.
 """
 
 
@@ -98,7 +100,7 @@ def tail(data, lines=40):
 
 
 def run_child(cmd, env, timeout_s):
-    """Runs cmd; returns (exit code, stdout bytes, stderr bytes, peak RSS in MiB)."""
+    """Runs cmd; returns (exit code, stdout, stderr, peak RSS in MiB, user + system CPU seconds)."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         try:
             p = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, cwd=ROOT)
@@ -115,7 +117,8 @@ def run_child(cmd, env, timeout_s):
         p.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
         out.seek(0)
         err.seek(0)
-        return p.returncode, out.read(), err.read(), usage.ru_maxrss / 1024.0  # KiB → MiB
+        cpu_s = usage.ru_utime + usage.ru_stime
+        return p.returncode, out.read(), err.read(), usage.ru_maxrss / 1024.0, cpu_s  # KiB → MiB
 
 
 def parse_result(stdout, impl, what, args, batch):
@@ -137,7 +140,7 @@ def parse_result(stdout, impl, what, args, batch):
 
 
 def measure(cmd, impl, what, args, env, batch, round_no):
-    code, out, err, rss = run_child(cmd, env, args.timeout)
+    code, out, err, rss, cpu_s = run_child(cmd, env, args.timeout)
     where = f"{impl} {what} (round {round_no})"
     if code != 0:
         raise ChildFailed(f"{where} failed with exit code {code}: `{shlex.join(cmd)}`\n"
@@ -151,6 +154,7 @@ def measure(cmd, impl, what, args, env, batch, round_no):
         raise ChildFailed(f"{where} reports the {r['profile']} profile but --profile says "
                           f"{args.profile}: is --unas {args.unas} the binary that was built?")
     r["peak_rss_mib"] = rss
+    r["cpu_s"] = cpu_s
     r["ms_median"] = statistics.median(r["ms_per_step"])
     return r
 
@@ -184,7 +188,7 @@ def run_rounds(args, what):
 def import_rss(args):
     """Peak RSS of the reference's interpreter doing nothing but `import torch`: the part of its
     peak memory that is the loaded libraries (the full wheel loads its CUDA libraries on a CPU too)."""
-    code, _, err, rss = run_child([str(args.python), "-W", "ignore", "-c", "import torch"],
+    code, _, err, rss, _ = run_child([str(args.python), "-W", "ignore", "-c", "import torch"],
                                   child_env(args), args.timeout)
     if code != 0:
         raise ChildFailed(f"`{args.python} -c 'import torch'` failed with exit code {code}\n"
@@ -201,7 +205,8 @@ def summarise(results):
     """Medians over rounds, ratios ours / reference, and the spread of the per-round ratio."""
     rows = []
     for label, key in [("images/s", "images_per_s"), ("ms/step", "ms_median"),
-                       ("peak RSS (MiB)", "peak_rss_mib"), ("peak GPU memory (MiB)", "peak_gpu_mib")]:
+                       ("peak RSS (MiB)", "peak_rss_mib"), ("peak GPU memory (MiB)", "peak_gpu_mib"),
+                       ("CPU s per invocation", "cpu_s")]:
         ours, ref = median_of(results["unas"], key), median_of(results["reference"], key)
         ratio = ours / ref if ours is not None and ref else None
         rows.append((label, ours, ref, ratio))
@@ -361,6 +366,9 @@ def parse_args(argv):
     p.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md")
     p.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
     args = p.parse_args(argv)
+    # absolute, without resolving links (a venv's bin/python is a link that must stay one)
+    args.unas, args.python, args.out = (Path(os.path.abspath(x))
+                                        for x in (args.unas, args.python, args.out))
     if args.rounds < 5:
         p.error("--rounds must be at least 5 (medians of at least 5 rounds)")
     if args.steps < 1 or args.warmup_steps < 0 or args.threads < 1:

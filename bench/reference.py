@@ -385,7 +385,8 @@ def surrogate(estimator, draw, f, baseline):
         with torch.no_grad():
             f_d = f(draw.onehot)
         f_c = f(draw.relaxed)
-        return (draw.log_prob * (f_d - f_c).detach()).mean() + f_c.mean(), f_d.mean(), f_c.detach().mean()
+        s = (draw.log_prob * (f_d - f_c).detach()).mean() + f_c.mean()
+        return s, f_d.mean(), f_c.detach().mean()
     raise ValueError(f"unknown estimator {estimator}")
 
 
@@ -597,10 +598,20 @@ def emit(what, times, args, device):
     }), flush=True)
 
 
+def bad_input(msg):
+    print(f"reference.py: error: {msg}", file=sys.stderr)
+    sys.exit(2)
+
+
 def setup(args):
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    device = torch.device(args.device)
+    try:
+        device = torch.device(args.device)
+    except RuntimeError as e:
+        bad_input(f"--device {args.device}: {e} (use cpu, cuda or cuda:N)")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        bad_input(f"--device {args.device}, but this torch sees no CUDA device")
     if device.type == "cuda":
         torch.cuda.set_device(device)
         torch.cuda.reset_peak_memory_stats(device)
