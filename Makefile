@@ -8,7 +8,9 @@
 #   make test-deps   Chromium for the browser test of the HTML report (apt, only if missing and root)
 #   make reproduce   the paper suite at the smoke tier on the embedded dataset, then the report
 #   make report      rebuild results/reports from results/runs
-#   make bench       benchmarks (ratios against a baseline measured in the same run)
+#   make bench       benchmarks: cargo bench, then ours against our PyTorch reference (bench/compare.py)
+#                    into BENCHMARKS.md; torch into .deps/bench-venv (4.6 GB, not part of make test);
+#                    BENCH_PROFILE=release|dev (default release), BENCH_ARGS='--what search --rounds 5'
 #   make clean       remove build outputs (keeps .deps and results)
 
 SHELL := /bin/bash
@@ -79,8 +81,50 @@ reproduce: build
 report: build
 	$(UNAS) report
 
-bench: setup
+# `make bench`: the cargo benchmarks, then ours against our PyTorch eager reference
+# (bench/reference.py), run alternately by bench/compare.py, which appends the ratios to BENCHMARKS.md.
+# The reference needs the full torch wheel in a Python environment of its own (.deps/bench-venv, only
+# for benchmarks): created in a temporary folder and renamed once torch imports, so an interrupted
+# install is never used. It is only ever called as bench-venv/bin/python (its scripts' #! lines name
+# the temporary folder). The paper tier runs a release build, so this does too unless BENCH_PROFILE=dev.
+BENCH_VENV := .deps/bench-venv
+BENCH_STAMP := $(BENCH_VENV)/.installed
+BENCH_PYTHON := $(BENCH_VENV)/bin/python
+BENCH_PROFILE ?= release
+BENCH_ARGS ?=
+ifeq ($(BENCH_PROFILE),release)
+BENCH_CARGO_FLAGS := --release
+BENCH_UNAS := target/release/unas
+else ifeq ($(BENCH_PROFILE),dev)
+BENCH_CARGO_FLAGS :=
+BENCH_UNAS := target/debug/unas
+else
+$(error BENCH_PROFILE must be release or dev, got '$(BENCH_PROFILE)')
+endif
+
+.PHONY: bench-venv bench-unas
+
+bench-venv: $(BENCH_STAMP)
+
+$(BENCH_STAMP):
+	@echo "installing torch==$(TORCH_VERSION) (full wheel, for the PyTorch reference) into $(BENCH_VENV)"
+	rm -rf $(BENCH_VENV).partial
+	$(PYTHON) -m venv $(BENCH_VENV).partial
+	$(BENCH_VENV).partial/bin/python -m pip install --disable-pip-version-check --no-input \
+	  --progress-bar off --no-cache-dir torch==$(TORCH_VERSION)
+	$(BENCH_VENV).partial/bin/python -c 'import torch; assert torch.__version__.startswith("$(TORCH_VERSION)"), torch.__version__'
+	rm -rf $(BENCH_VENV) && mv $(BENCH_VENV).partial $(BENCH_VENV)
+	$(BENCH_PYTHON) -c 'import torch, sys; assert sys.prefix.endswith("bench-venv"), sys.prefix'
+	touch $(BENCH_STAMP)
+
+bench-unas: setup
+	@echo "building unas, $(BENCH_PROFILE) profile ($(BENCH_UNAS))"
+	$(CARGO) build $(BENCH_CARGO_FLAGS) --bin unas
+
+bench: setup bench-venv bench-unas
 	$(CARGO) bench --bench config
+	$(BENCH_PYTHON) bench/compare.py --unas $(BENCH_UNAS) --python $(BENCH_PYTHON) \
+	  --profile $(BENCH_PROFILE) $(BENCH_ARGS)
 
 clean:
 	$(CARGO) clean

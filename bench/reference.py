@@ -1,0 +1,818 @@
+#!/usr/bin/env python3
+"""Our own PyTorch eager reference of one UNAS step, for `bench/compare.py` (issue 16).
+
+Written from the method (`shared/design/unas-spec.md` §1.1, §1.3, §1.5, §2.1, §2.4, §3, §5.1, §6.1) and
+our Rust implementation (`src/train/search/`, `src/nas/{estimator,distribution,objective}.rs`,
+`src/nas/space/darts/`, `src/train/from_scratch.rs`), not copied from the official code. It does the
+work the official code (NVlabs/unas, `darts/train_search.py`, `darts/train_eval_cifar.py`) does per
+step, in plain eager PyTorch:
+
+* `search`: one architecture step (Adam on the 16 logit groups of the paired-input DARTS space, one
+  architecture per example, the chosen estimator on the chosen objective, the 0.2 pair penalty) and one
+  weight step (Adam, the official `+ 0·Σ params`, clip 5) on the same batch with the detached relaxed
+  sample. The supernet's BN is affine=False, every forward is in train mode, and every mixed op skips
+  op k when max_n w[n, k] < 0.05, decided by one host read per op (`.item()`), as the official
+  `MixedOp.forward` does.
+* `train`: one SGD step (momentum 0.9, wd 3e-4, clip 5) of a genotype's evaluation network (CIFAR stem,
+  auxiliary head weight 0.4 after cell ⌊2L/3⌋, drop-path on every non-Identity branch).
+
+Forward / backward passes per step (asserted by `selftest`; ours does the same number, see
+`src/train/search/arch_step.rs`, `weight_step.rs`):
+
+    search, per objective:   train  val  gengap   (supernet forwards of one batch)
+      f(b) (no grad)          1      1    2       rebar, reinforce
+      f(ζ) (differentiable)   1      1    2       rebar, gsm
+      weight step             1      1    1       all
+    => rebar + gengap: 5 forwards (2 without grad), 2 backward calls: S.backward() through the 2
+       relaxed graphs, then the weight loss's backward. gsm + gengap: 3 forwards, 2 backward calls.
+       reinforce: S.backward() reaches the logits only (log q(b)), so 1 graph of the net is traversed.
+    train: 1 forward (main + auxiliary head), 1 backward call.
+
+(Ours computes ℓ_tr before ℓ_va for the `val` objective too, an extra forward per sample kind; the
+official `--val_arch_update` runs only the validation forward, and so does this reference.)
+
+Data: random resident CIFAR-shaped tensors (3×32×32, 10 classes), one training and one validation
+batch drawn once from the seed. Prints one JSON line on stdout (see `emit`). `selftest` checks that the
+reference implements what it claims (estimator, op-skip, pass counts).
+"""
+
+import argparse
+import json
+import statistics
+import sys
+import time
+import warnings
+
+# the full wheel warns on import when numpy is absent; the reference does not use numpy
+warnings.filterwarnings("ignore", message="Failed to initialize NumPy")
+import torch  # noqa: E402
+import torch.nn as nn  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+PRIMITIVES = [
+    "skip_connect", "sep_conv_3x3", "max_pool_3x3", "dil_conv_3x3",
+    "sep_conv_5x5", "avg_pool_3x3", "sep_conv_7x7",
+]
+STEPS = 4  # intermediate nodes per cell
+OP_SKIP = 0.05  # official MixedOp: skip op k when max_n w[n, k] < 0.05
+TAU = 0.4  # Gumbel-softmax temperature, constant
+GEN_GAP_LAMBDA = 0.5
+PAIR_PENALTY = 0.2
+CLASSES = 10
+IMAGE = (3, 32, 32)
+# spec §1.5 (CIFAR search, global batch 128 → lr scaled ×2) and §6.1 (CIFAR evaluation)
+LR_W, WD_W, LR_A, WD_A, CLIP = 6e-4, 3e-4, 2e-3, 1e-6, 5.0
+LR_SGD, MOMENTUM, WD_SGD = 0.05, 0.9, 3e-4
+
+# What the step did, for `selftest` and the pass-count comment above.
+COUNT = {"forward": 0, "forward_no_grad": 0, "graphs_backpropagated": 0, "backward_calls": 0,
+         "host_reads": 0}
+
+
+def reset_counts():
+    for k in COUNT:
+        COUNT[k] = 0
+
+
+def backward(loss):
+    COUNT["backward_calls"] += 1
+    loss.backward()
+
+
+def count_forward(logits):
+    """Counts a forward of the net, and (through a hook on its output) each backward through it."""
+    COUNT["forward"] += 1
+    if logits.requires_grad:
+        def hook(grad):
+            COUNT["graphs_backpropagated"] += 1
+        logits.register_hook(hook)
+    else:
+        COUNT["forward_no_grad"] += 1
+    return logits
+
+
+def host_max(w):
+    """max_n w[n] read to the host: the official op-skip's per-op synchronisation."""
+    COUNT["host_reads"] += 1
+    return w.max().item()
+
+
+# ------------------------------------------------------------------------------------------------
+# Operations of the DARTS space (spec §5.1)
+
+class ReluConvBn(nn.Module):
+    """ReLU → 1×1 conv → BN."""
+
+    def __init__(self, c_in, c_out, affine):
+        super().__init__()
+        self.conv = nn.Conv2d(c_in, c_out, 1, bias=False)
+        self.bn = nn.BatchNorm2d(c_out, affine=affine)
+
+    def forward(self, x):
+        return self.bn(self.conv(F.relu(x)))
+
+
+class FactorizedReduce(nn.Module):
+    """ReLU → two 1×1 stride-2 convs (the second on x shifted by a pixel) → concat → BN."""
+
+    def __init__(self, c_in, c_out, affine):
+        super().__init__()
+        assert c_out % 2 == 0, f"a factorised reduction needs an even width, got {c_out}"
+        self.conv_1 = nn.Conv2d(c_in, c_out // 2, 1, stride=2, bias=False)
+        self.conv_2 = nn.Conv2d(c_in, c_out // 2, 1, stride=2, bias=False)
+        self.bn = nn.BatchNorm2d(c_out, affine=affine)
+
+    def forward(self, x):
+        x = F.relu(x)
+        return self.bn(torch.cat([self.conv_1(x), self.conv_2(x[:, :, 1:, 1:])], 1))
+
+
+class SepConv(nn.Module):
+    """ReLU → dw k×k (stride s) → 1×1 → BN → ReLU → dw k×k → 1×1 → BN."""
+
+    def __init__(self, c, k, stride, affine):
+        super().__init__()
+        self.dw1 = nn.Conv2d(c, c, k, stride=stride, padding=k // 2, groups=c, bias=False)
+        self.pw1 = nn.Conv2d(c, c, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c, affine=affine)
+        self.dw2 = nn.Conv2d(c, c, k, padding=k // 2, groups=c, bias=False)
+        self.pw2 = nn.Conv2d(c, c, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c, affine=affine)
+
+    def forward(self, x):
+        x = self.bn1(self.pw1(self.dw1(F.relu(x))))
+        return self.bn2(self.pw2(self.dw2(F.relu(x))))
+
+
+class DilConv(nn.Module):
+    """ReLU → dw k×k, dilation 2, padding k−1 (stride s) → 1×1 → BN."""
+
+    def __init__(self, c, k, stride, affine):
+        super().__init__()
+        self.dw = nn.Conv2d(c, c, k, stride=stride, padding=k - 1, dilation=2, groups=c, bias=False)
+        self.pw = nn.Conv2d(c, c, 1, bias=False)
+        self.bn = nn.BatchNorm2d(c, affine=affine)
+
+    def forward(self, x):
+        return self.bn(self.pw(self.dw(F.relu(x))))
+
+
+def make_op(name, c, stride, affine):
+    if name == "skip_connect":
+        return nn.Identity() if stride == 1 else FactorizedReduce(c, c, affine)
+    if name.startswith("sep_conv_"):
+        return SepConv(c, int(name[-1]), stride, affine)
+    if name.startswith("dil_conv_"):
+        return DilConv(c, int(name[-1]), stride, affine)
+    if name == "max_pool_3x3":
+        return nn.MaxPool2d(3, stride=stride, padding=1)
+    if name == "avg_pool_3x3":
+        return nn.AvgPool2d(3, stride=stride, padding=1, count_include_pad=False)
+    raise ValueError(f"unknown op {name}")
+
+
+def cifar_stem(c):
+    return nn.Sequential(nn.Conv2d(3, c, 3, padding=1, bias=False), nn.BatchNorm2d(c))
+
+
+# ------------------------------------------------------------------------------------------------
+# The search supernet (spec §1.1, §5.1)
+
+class MixedOp(nn.Module):
+    """Σ_k w[:, k]·op_k(x) over the K candidates of one edge, BN affine=False."""
+
+    def __init__(self, c, stride, num_ops):
+        super().__init__()
+        self.ops = nn.ModuleList(make_op(p, c, stride, False) for p in PRIMITIVES[:num_ops])
+
+    def forward(self, x, w, threshold):
+        """w [N, K] (N = batch or 1). None when every op is skipped."""
+        out = None
+        for k, op in enumerate(self.ops):
+            wk = w[:, k]
+            # op-skip: the op contributes 0 and gets no gradient; one host read per op (official)
+            if threshold > 0 and host_max(wk) < threshold:
+                continue
+            term = wk.view(-1, 1, 1, 1) * op(x)
+            out = term if out is None else out + term
+        return out
+
+
+def edge_weights(inputs, ops):
+    """W[n, j, k] = Σ_s inputs[s, n, j]·ops[s, n, k]: inputs [2, N, J], ops [2, N, K] → [N, J, K]."""
+    return (inputs.unsqueeze(-1) * ops.unsqueeze(2)).sum(0)
+
+
+class SearchCell(nn.Module):
+    """The paired-input cell: node i sums a mixed op over every predecessor j < i+2."""
+
+    def __init__(self, c_pp, c_p, c, reduction, reduction_prev, num_ops):
+        super().__init__()
+        self.reduction = reduction
+        self.preprocess0 = (FactorizedReduce(c_pp, c, False) if reduction_prev
+                            else ReluConvBn(c_pp, c, False))
+        self.preprocess1 = ReluConvBn(c_p, c, False)
+        self.edges = nn.ModuleList(
+            nn.ModuleList(MixedOp(c, 2 if reduction and j < 2 else 1, num_ops) for j in range(i + 2))
+            for i in range(STEPS))
+
+    def forward(self, s0, s1, inputs, ops, threshold):
+        states = [self.preprocess0(s0), self.preprocess1(s1)]
+        for i, edges in enumerate(self.edges):
+            w = edge_weights(inputs[i], ops[i])
+            terms = [t for j, e in enumerate(edges)
+                     if (t := e(states[j], w[:, j], threshold)) is not None]
+            if not terms:  # only with a degenerate sample: zeros of the node's shape
+                with torch.no_grad():
+                    terms = [torch.zeros_like(edges[0].ops[0](states[0]))]
+            states.append(sum(terms[1:], terms[0]))
+        return torch.cat(states[2:], 1)
+
+
+class SearchNet(nn.Module):
+    """CIFAR supernet: stem 3C, L cells (reductions at ⌊L/3⌋, ⌊2L/3⌋), pooling, linear."""
+
+    def __init__(self, c, layers, num_ops=len(PRIMITIVES), classes=CLASSES, threshold=OP_SKIP):
+        super().__init__()
+        self.threshold = threshold
+        self.stem = cifar_stem(3 * c)
+        c_pp, c_p, c_cur, reduction_prev = 3 * c, 3 * c, c, False
+        cells = []
+        for i in range(layers):
+            reduction = i in (layers // 3, 2 * layers // 3)
+            c_cur *= 2 if reduction else 1
+            cells.append(SearchCell(c_pp, c_p, c_cur, reduction, reduction_prev, num_ops))
+            reduction_prev = reduction
+            c_pp, c_p = c_p, STEPS * c_cur
+        self.cells = nn.ModuleList(cells)
+        self.classifier = nn.Linear(c_p, classes)
+
+    def forward(self, x, sample):
+        """sample: {'normal'|'reduce': (inputs [4 × [2, N, i+2]], ops [4 × [2, N, K]])}."""
+        s0 = s1 = self.stem(x)
+        for cell in self.cells:
+            inputs, ops = sample["reduce" if cell.reduction else "normal"]
+            s0, s1 = s1, cell(s0, s1, inputs, ops, self.threshold)
+        return count_forward(self.classifier(F.adaptive_avg_pool2d(s1, 1).flatten(1)))
+
+
+# ------------------------------------------------------------------------------------------------
+# The architecture distribution and its samplers (spec §1.1, §2.1)
+
+class Draw:
+    def __init__(self, relaxed, onehot, log_prob):
+        self.relaxed, self.onehot, self.log_prob = relaxed, onehot, log_prob
+
+
+def gsm_original(theta, tau):
+    """g = −log(−log(U+1e-20)+1e-20), ζ = softmax((θ+g)/τ), b = one_hot(argmax)."""
+    u = torch.rand_like(theta)
+    logits = theta - torch.log(-torch.log(u + 1e-20) + 1e-20)
+    zeta = F.softmax(logits / tau, -1)
+    b = torch.zeros_like(logits).scatter_(-1, logits.argmax(-1, keepdim=True), 1.0)
+    return zeta, b.detach()
+
+
+def gsm_rebar(theta, tau, u=None):
+    """ζ⋆ = ζ − ζ̃ + sg(ζ̃) (value ζ, gradient ∂ζ − ∂ζ̃), ζ̃ the conditional relaxation given b."""
+    q = theta.exp()
+    if u is None:
+        u = torch.rand_like(theta)
+    log_u = u.clamp(1e-3, 1 - 1e-3).log()
+    z = theta - torch.log(-log_u)  # z = θ − log(−log u)
+    zeta = F.softmax(z / tau, -1)
+    k = z.argmax(-1, keepdim=True).detach()
+    b = torch.zeros_like(z).scatter_(-1, k, 1.0).detach()
+    with torch.no_grad():
+        qd = q.detach()
+        log_vk = log_u.gather(-1, k) / qd.gather(-1, k)  # log v_k = log u_k / q_k
+        log_v = (log_u - qd * log_vk).scatter(-1, k, 0.0)  # log v = log u − q·log v_k
+    g_tilde = -torch.log(-log_v / q - log_vk)  # g̃_i = −log(−log v_i / q_i − log v_k)
+    zeta_tilde = F.softmax(g_tilde / tau, -1)
+    return zeta - zeta_tilde + zeta_tilde.detach(), b
+
+
+class Categoricals:
+    """Independent categoricals: logit leaves [S, K] (or per-example [S, N, K]), ε = 0."""
+
+    def __init__(self, logits):
+        self.logits = logits
+
+    def log_q(self):
+        """θ = log softmax(a), [S, 1, K] (shared) or [S, N, K] (per-example leaves)."""
+        return [(a.unsqueeze(1) if a.dim() == 2 else a).log_softmax(-1) for a in self.logits]
+
+    def sample(self, n, tau, sampler, u=None):
+        relaxed, onehot = [], []
+        thetas = self.log_q()
+        for g, theta in enumerate(thetas):
+            theta = theta.expand(theta.shape[0], n, theta.shape[2])
+            if sampler == "rebar":
+                zeta, b = gsm_rebar(theta, tau, None if u is None else u[g])
+            else:
+                zeta, b = gsm_original(theta, tau)
+            relaxed.append(zeta)
+            onehot.append(b)
+        log_prob = sum((b * t).sum((0, 2)) for b, t in zip(onehot, thetas))  # log q(b) [N]
+        return Draw(relaxed, onehot, log_prob)
+
+    def entropy(self):
+        """H(q) summed over selectors (logged only, as officially)."""
+        return sum(-(t.exp() * t).sum((0, 2)).mean() for t in self.log_q())
+
+
+class DartsAlphas(Categoricals):
+    """Per cell type (normal, reduce), per node i: inputs [2, i+2] and ops [2, K]; zeros."""
+
+    def __init__(self, num_ops, device):
+        logits = []
+        for _cell in ("normal", "reduce"):
+            for i in range(STEPS):
+                logits.append(torch.zeros(2, i + 2, device=device, requires_grad=True))
+                logits.append(torch.zeros(2, num_ops, device=device, requires_grad=True))
+        super().__init__(logits)
+
+    @staticmethod
+    def to_sample(xs):
+        n = 2 * STEPS
+        return {"normal": (xs[0:n:2], xs[1:n:2]), "reduce": (xs[n::2], xs[n + 1::2])}
+
+
+def pair_penalty(sample, weight):
+    """weight·P_n, P_n = Σ_cells Σ_nodes Σ_{j,k} in0_j op0_k in1_j op1_k = Σ (in0·in1)(op0·op1)."""
+    p = 0
+    for inputs, ops in sample.values():
+        for inp, op in zip(inputs, ops):
+            p = p + (inp[0] * inp[1]).sum(-1) * (op[0] * op[1]).sum(-1)
+    return p * weight
+
+
+# ------------------------------------------------------------------------------------------------
+# The search objective and the estimators (spec §2.2–2.4, §3)
+
+def per_example_ce(logits, y):
+    return F.cross_entropy(logits, y, reduction="none")
+
+
+def objective(net, objective_kind, xs, batch, val):
+    """f per example [N] of sample xs (group tensors [S, N, K]) on the training batch (and val)."""
+    sample = DartsAlphas.to_sample(xs)
+    (x, y), (xv, yv) = batch, val
+    if objective_kind == "train":
+        f = per_example_ce(net(x, sample), y)  # f = ℓ_tr
+    elif objective_kind == "val":
+        f = per_example_ce(net(xv, sample), yv)  # f = ℓ_va (official --val_arch_update)
+    else:
+        l_tr = per_example_ce(net(x, sample), y)
+        l_va = per_example_ce(net(xv, sample), yv)
+        f = l_tr + GEN_GAP_LAMBDA * (l_va - l_tr).abs()  # f = ℓ_tr + λ·|ℓ_va − ℓ_tr|
+    return f + pair_penalty(sample, PAIR_PENALTY)  # f + 0.2·P_n
+
+
+def surrogate(estimator, draw, f, baseline):
+    """S whose gradient w.r.t. the logits is the estimator; returns (S, mean f(b), mean f(ζ))."""
+    if estimator == "gsm":  # S = mean f(ζ)
+        f_c = f(draw.relaxed)
+        return f_c.mean(), None, f_c.detach().mean()
+    if estimator == "reinforce":  # S = mean[log q(b)·sg(f(b) − β)] + β, then β ← 0.1β + 0.9 mean f(b)
+        with torch.no_grad():
+            f_d = f(draw.onehot)
+        beta = baseline["value"]
+        s = (draw.log_prob * (f_d - beta)).mean() + beta
+        baseline["value"] = 0.1 * beta + 0.9 * f_d.mean().item()
+        return s, f_d.mean(), None
+    if estimator == "rebar":  # S = mean[log q(b)·sg(f(b) − f(ζ⋆))] + mean f(ζ⋆)
+        with torch.no_grad():
+            f_d = f(draw.onehot)
+        f_c = f(draw.relaxed)
+        s = (draw.log_prob * (f_d - f_c).detach()).mean() + f_c.mean()
+        return s, f_d.mean(), f_c.detach().mean()
+    raise ValueError(f"unknown estimator {estimator}")
+
+
+class SearchState:
+    def __init__(self, args, device):
+        self.net = SearchNet(args.channels, args.layers).to(device)
+        self.alphas = DartsAlphas(len(PRIMITIVES), device)
+        self.opt_w = torch.optim.Adam(self.net.parameters(), lr=LR_W, weight_decay=WD_W)
+        self.opt_a = torch.optim.Adam(self.alphas.logits, lr=LR_A, weight_decay=WD_A)
+        self.estimator, self.objective = args.estimator, args.objective
+        self.baseline = {"value": 0.0}
+
+
+def search_step(st, batch, val):
+    """One architecture step then one weight step on the same batch (spec §1.3)."""
+    x, y = batch
+    sampler = "rebar" if st.estimator == "rebar" else "original"
+    draw = st.alphas.sample(x.shape[0], TAU, sampler)  # one architecture per example
+    st.opt_a.zero_grad()
+    s, f_d, f_c = surrogate(st.estimator, draw,
+                            lambda xs: objective(st.net, st.objective, xs, batch, val), st.baseline)
+    backward(s)  # ∇_logits S is the estimator (the net's weights get gradients too: discarded)
+    st.opt_a.step()
+    entropy = st.alphas.entropy().detach()  # logged only
+    # weight step with the detached relaxed sample; + 0·Σ params gives every weight a gradient
+    st.opt_w.zero_grad()
+    relaxed = [t.detach() for t in draw.relaxed]
+    logits = st.net(x, DartsAlphas.to_sample(relaxed))
+    params = list(st.net.parameters())
+    loss = F.cross_entropy(logits, y) + 0 * sum(p.sum() for p in params)
+    backward(loss)
+    nn.utils.clip_grad_norm_(params, CLIP)
+    st.opt_w.step()
+    return {"loss_w": loss.detach(), "f_b": f_d, "f_zeta": f_c, "entropy": entropy}
+
+
+# ------------------------------------------------------------------------------------------------
+# Evaluation network and the from-scratch training step (spec §5.1, §6.1)
+
+# (inputs, ops) per node; 0 = c_{k-2}, 1 = c_{k-1}, 2.. = earlier nodes; concat = nodes 2..5
+GENOTYPES = {
+    "UNAS_CIFAR10": {
+        "normal": [((0, 0), ("sep_conv_5x5", "skip_connect")), ((0, 1), ("skip_connect", "dil_conv_3x3")),
+                   ((0, 1), ("sep_conv_3x3", "dil_conv_3x3")), ((1, 0), ("sep_conv_3x3", "dil_conv_3x3"))],
+        "reduce": [((0, 0), ("sep_conv_3x3", "sep_conv_5x5")), ((1, 0), ("skip_connect", "sep_conv_3x3")),
+                   ((1, 0), ("avg_pool_3x3", "skip_connect")), ((3, 1), ("sep_conv_5x5", "avg_pool_3x3"))],
+    },
+    "UNAS_CIFAR100": {
+        "normal": [((0, 0), ("sep_conv_3x3", "dil_conv_3x3")), ((1, 0), ("dil_conv_3x3", "sep_conv_3x3")),
+                   ((0, 1), ("skip_connect", "sep_conv_3x3")), ((1, 0), ("sep_conv_5x5", "sep_conv_3x3"))],
+        "reduce": [((0, 0), ("sep_conv_7x7", "sep_conv_3x3")), ((1, 0), ("sep_conv_3x3", "sep_conv_5x5")),
+                   ((1, 0), ("sep_conv_7x7", "dil_conv_3x3")), ((0, 3), ("dil_conv_3x3", "sep_conv_3x3"))],
+    },
+    "DARTS_V2": {
+        "normal": [((0, 1), ("sep_conv_3x3", "sep_conv_3x3")), ((0, 1), ("sep_conv_3x3", "sep_conv_3x3")),
+                   ((1, 0), ("sep_conv_3x3", "skip_connect")), ((0, 2), ("skip_connect", "dil_conv_3x3"))],
+        "reduce": [((0, 1), ("max_pool_3x3", "max_pool_3x3")), ((2, 1), ("skip_connect", "max_pool_3x3")),
+                   ((0, 2), ("max_pool_3x3", "skip_connect")), ((2, 1), ("skip_connect", "max_pool_3x3"))],
+    },
+}
+
+
+def drop_path(x, p):
+    """x · Bernoulli(1−p)[B,1,1,1] / (1−p)."""
+    keep = 1.0 - p
+    mask = (torch.rand(x.shape[0], 1, 1, 1, device=x.device) < keep).to(x.dtype)
+    return x / keep * mask
+
+
+class EvalCell(nn.Module):
+    """Per node op0(states[in0]) + op1(states[in1]), own weights, BN affine, drop-path off Identity."""
+
+    def __init__(self, genes, c_pp, c_p, c, reduction, reduction_prev):
+        super().__init__()
+        self.preprocess0 = (FactorizedReduce(c_pp, c, True) if reduction_prev
+                            else ReluConvBn(c_pp, c, True))
+        self.preprocess1 = ReluConvBn(c_p, c, True)
+        self.inputs = [inp for inp, _ in genes]
+        self.ops = nn.ModuleList(
+            nn.ModuleList(make_op(name, c, 2 if reduction and i < 2 else 1, True)
+                          for i, name in zip(inp, names)) for inp, names in genes)
+
+    def forward(self, s0, s1, drop_prob):
+        states = [self.preprocess0(s0), self.preprocess1(s1)]
+        for inp, ops in zip(self.inputs, self.ops):
+            ys = []
+            for i, op in zip(inp, ops):
+                y = op(states[i])
+                if self.training and drop_prob > 0 and not isinstance(op, nn.Identity):
+                    y = drop_path(y, drop_prob)
+                ys.append(y)
+            states.append(ys[0] + ys[1])
+        return torch.cat(states[2:], 1)
+
+
+class AuxiliaryHeadCifar(nn.Module):
+    """ReLU, AvgPool 5 s3 (padding excluded), 1×1 → 128, BN, ReLU, 2×2 → 768, BN, ReLU, Linear."""
+
+    def __init__(self, c, classes):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.ReLU(), nn.AvgPool2d(5, stride=3, padding=0, count_include_pad=False),
+            nn.Conv2d(c, 128, 1, bias=False), nn.BatchNorm2d(128), nn.ReLU(),
+            nn.Conv2d(128, 768, 2, bias=False), nn.BatchNorm2d(768), nn.ReLU())
+        self.classifier = nn.Linear(768, classes)
+
+    def forward(self, x):
+        return self.classifier(self.features(x).flatten(1))
+
+
+class EvalNet(nn.Module):
+    def __init__(self, genotype, c, layers, auxiliary, classes=CLASSES):
+        super().__init__()
+        self.stem = cifar_stem(3 * c)
+        self.aux_cell = 2 * layers // 3
+        c_pp, c_p, c_cur, reduction_prev, c_aux = 3 * c, 3 * c, c, False, None
+        cells = []
+        for i in range(layers):
+            reduction = i in (layers // 3, 2 * layers // 3)
+            c_cur *= 2 if reduction else 1
+            genes = genotype["reduce" if reduction else "normal"]
+            cells.append(EvalCell(genes, c_pp, c_p, c_cur, reduction, reduction_prev))
+            reduction_prev = reduction
+            c_pp, c_p = c_p, STEPS * c_cur
+            c_aux = c_p if i == self.aux_cell else c_aux
+        self.cells = nn.ModuleList(cells)
+        self.auxiliary_head = AuxiliaryHeadCifar(c_aux, classes) if auxiliary else None
+        self.classifier = nn.Linear(c_p, classes)
+
+    def forward(self, x, drop_prob):
+        s0 = s1 = self.stem(x)
+        aux = None
+        for i, cell in enumerate(self.cells):
+            s0, s1 = s1, cell(s0, s1, drop_prob)
+            if i == self.aux_cell and self.training and self.auxiliary_head is not None:
+                aux = self.auxiliary_head(s1)
+        logits = count_forward(self.classifier(F.adaptive_avg_pool2d(s1, 1).flatten(1)))
+        return logits, aux
+
+
+class TrainState:
+    def __init__(self, args, device):
+        self.net = EvalNet(GENOTYPES[args.genotype], args.channels, args.layers,
+                           args.aux_weight > 0).to(device).train()
+        self.opt = torch.optim.SGD(self.net.parameters(), lr=LR_SGD, momentum=MOMENTUM,
+                                   weight_decay=WD_SGD)
+        self.aux_weight, self.drop_path = args.aux_weight, args.drop_path
+
+
+def train_step(st, batch):
+    """One SGD step: ℓ + w_aux·ℓ_aux, clip 5 (spec §6.1)."""
+    x, y = batch
+    st.opt.zero_grad()
+    logits, aux = st.net(x, st.drop_path)
+    loss = F.cross_entropy(logits, y)
+    if aux is not None:
+        loss = loss + st.aux_weight * F.cross_entropy(aux, y)  # ℓ + w_aux·ℓ_aux
+    backward(loss)
+    nn.utils.clip_grad_norm_(st.net.parameters(), CLIP)
+    st.opt.step()
+    return {"loss": loss.detach()}
+
+
+# ------------------------------------------------------------------------------------------------
+# Timing and output
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def random_batch(b, device, gen):
+    x = torch.randn(b, *IMAGE, generator=gen).to(device)
+    y = torch.randint(CLASSES, (b,), generator=gen).to(device)
+    return x, y
+
+
+def run_steps(step, warmup, steps, device, verbose):
+    """Runs warm-up steps, then `steps` timed ones (device-synchronised); ms per timed step."""
+    times = []
+    for i in range(warmup + steps):
+        sync(device)
+        t0 = time.perf_counter()
+        out = step()
+        sync(device)
+        ms = (time.perf_counter() - t0) * 1000.0
+        if i >= warmup:
+            times.append(ms)
+        if verbose:  # the reads happen after the timer stopped
+            vals = " ".join(f"{k}={v.item():.4f}" for k, v in out.items() if v is not None)
+            print(f"step {i} {'timed' if i >= warmup else 'warm-up'} {ms:.1f} ms {vals}",
+                  file=sys.stderr, flush=True)
+    return times
+
+
+def emit(what, times, args, device):
+    """The one JSON line on stdout (keys shared with `unas bench step`)."""
+    peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
+    print(json.dumps({
+        "impl": "reference",
+        "what": what,
+        "ms_per_step": [round(t, 3) for t in times],
+        "images_per_s": statistics.median(args.batch * 1000.0 / t for t in times),
+        "batch": args.batch,
+        "threads": args.threads,
+        "device": str(device),
+        "torch": torch.__version__,
+        "peak_gpu_mib": peak,
+    }), flush=True)
+
+
+def bad_input(msg):
+    print(f"reference.py: error: {msg}", file=sys.stderr)
+    sys.exit(2)
+
+
+def setup(args):
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    try:
+        device = torch.device(args.device)
+    except RuntimeError as e:
+        bad_input(f"--device {args.device}: {e} (use cpu, cuda or cuda:N)")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        bad_input(f"--device {args.device}, but this torch sees no CUDA device")
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+        torch.cuda.reset_peak_memory_stats(device)
+    gen = torch.Generator().manual_seed(args.seed)
+    return device, gen
+
+
+def cmd_search(args):
+    device, gen = setup(args)
+    st = SearchState(args, device)
+    batch, val = random_batch(args.batch, device, gen), random_batch(args.batch, device, gen)
+    times = run_steps(lambda: search_step(st, batch, val), args.warmup_steps, args.steps, device,
+                      args.verbose)
+    emit("search", times, args, device)
+
+
+def cmd_train(args):
+    device, gen = setup(args)
+    st = TrainState(args, device)
+    batch = random_batch(args.batch, device, gen)
+    times = run_steps(lambda: train_step(st, batch), args.warmup_steps, args.steps, device,
+                      args.verbose)
+    emit("train", times, args, device)
+
+
+# ------------------------------------------------------------------------------------------------
+# selftest: the reference implements what it claims (run: python bench/reference.py selftest)
+
+def toy_f(xs):
+    """A nonlinear per-example objective of two selectors over 3 choices (x: [2, N, 3])."""
+    x = xs[0]
+    c0 = torch.tensor([1.0, -2.0, 0.5], dtype=x.dtype)
+    c1 = torch.tensor([0.3, 1.5, -1.0], dtype=x.dtype)
+    d = torch.tensor([2.0, 0.0, -1.0], dtype=x.dtype)
+    return (x[0] @ c0) * (x[1] @ c1) + 3.0 * (x[0] @ d) ** 2
+
+
+def exact_gradient(base):
+    """∇_a E_q[f(b)] by enumerating the 9 outcomes."""
+    a = base.clone().requires_grad_(True)
+    q = a.softmax(-1)
+    eye = torch.eye(3, dtype=a.dtype)
+    e = 0
+    for i in range(3):
+        for j in range(3):
+            b = torch.stack([eye[i], eye[j]]).unsqueeze(1)  # [2, 1, 3]
+            e = e + q[0, i] * q[1, j] * toy_f([b])[0]
+    (g,) = torch.autograd.grad(e, a)
+    return g
+
+
+def per_sample_gradients(estimator, base, n):
+    """Each example's own estimate of ∇_a (per-example logit leaves): [n, 2, 3]."""
+    a = base.unsqueeze(1).repeat(1, n, 1).requires_grad_(True)
+    dist = Categoricals([a])
+    draw = dist.sample(n, TAU, "rebar" if estimator == "rebar" else "original")
+    s, _, _ = surrogate(estimator, draw, toy_f, {"value": 0.0})
+    (g,) = torch.autograd.grad(s * n, a)  # S is a mean over n
+    return g.permute(1, 0, 2), draw
+
+
+def check_rebar_unbiased():
+    torch.manual_seed(0)
+    base = torch.tensor([[0.4, -0.3, 0.1], [-0.5, 0.2, 0.6]], dtype=torch.float64)
+    exact = exact_gradient(base)
+    n = 200_000
+    for estimator, unbiased in [("rebar", True), ("reinforce", True), ("gsm", False)]:
+        g, draw = per_sample_gradients(estimator, base, n)
+        mean, se = g.mean(0), g.std(0) / n ** 0.5
+        z = ((mean - exact).abs() / se).max().item()
+        # the clamp of u to [1e-3, 1 − 1e-3] biases the sampler by ~1e-3: 2e-3 of slack
+        ok = bool(((mean - exact).abs() <= 4 * se + 2e-3).all())
+        print(f"  {estimator}: mean estimate vs closed form ∇E_q[f(b)]: max |Δ|/SE = {z:.2f}")
+        assert ok == unbiased, f"{estimator}: unbiased={ok}, expected {unbiased} (max z {z:.2f})"
+    freq = draw.onehot[0].mean(1)
+    assert (freq - base.softmax(-1)).abs().max() < 0.01, "b is not drawn with q"
+
+
+def check_op_skip():
+    torch.manual_seed(0)
+    op = MixedOp(4, 1, len(PRIMITIVES))
+    ran = set()
+    for k, m in enumerate(op.ops):
+        m.register_forward_hook(lambda mod, inp, out, k=k: ran.add(k))
+    w = torch.tensor([[0.05, 0.0499, 0.0, 0.0, 0.01, 0.3, 0.0],
+                      [0.0, 0.0, 0.0, 0.5, 0.04, 0.0, 0.01],
+                      [0.01, 0.02, 0.0, 0.0, 0.0, 0.0, 0.0]])
+    kept = {k for k in range(7) if w[:, k].max().item() >= OP_SKIP}
+    assert kept == {0, 3, 5}
+    x = torch.randn(3, 4, 8, 8, requires_grad=True)
+    reset_counts()
+    out = op(x, w, OP_SKIP)
+    assert ran == kept, f"ran {sorted(ran)}, expected {sorted(kept)}"
+    assert COUNT["host_reads"] == 7, COUNT
+    manual = sum(w[:, k].view(-1, 1, 1, 1) * op.ops[k](x) for k in sorted(kept))
+    assert torch.allclose(out, manual, atol=1e-6)
+    out.sum().backward()
+    for k, m in enumerate(op.ops):
+        for p in m.parameters():
+            assert (p.grad is not None) == (k in kept), f"op {PRIMITIVES[k]} gradient"
+    ran.clear()
+    op(x, w, 0.0)
+    assert ran == set(range(7)), "threshold 0 must run every op"
+    print("  op-skip: ran exactly the ops with max_n w ≥ 0.05, one host read per op, "
+          "no gradient to the skipped ones")
+
+
+def expected_counts(estimator, objective_kind, layers):
+    """The pass-count table of the module docstring."""
+    per_kind = 2 if objective_kind == "gengap" else 1
+    has_d = estimator in ("rebar", "reinforce")
+    has_c = estimator in ("rebar", "gsm")
+    forwards = per_kind * (has_d + has_c) + 1
+    return {"forward": forwards, "forward_no_grad": per_kind * has_d,
+            "graphs_backpropagated": per_kind * has_c + 1, "backward_calls": 2,
+            "host_reads": forwards * layers * 14 * len(PRIMITIVES)}  # 14 edges per cell
+
+
+def check_pass_counts():
+    device = torch.device("cpu")
+    args = argparse.Namespace(channels=4, layers=3, estimator=None, objective=None)
+    gen = torch.Generator().manual_seed(0)
+    batch, val = random_batch(4, device, gen), random_batch(4, device, gen)
+    for estimator in ("rebar", "gsm", "reinforce"):
+        for objective_kind in ("train", "val", "gengap"):
+            args.estimator, args.objective = estimator, objective_kind
+            torch.manual_seed(0)
+            st = SearchState(args, device)
+            reset_counts()
+            search_step(st, batch, val)
+            want = expected_counts(estimator, objective_kind, args.layers)
+            assert COUNT == want, f"{estimator}/{objective_kind}: {COUNT} != {want}"
+    targs = argparse.Namespace(genotype="UNAS_CIFAR10", channels=4, layers=5, aux_weight=0.4,
+                               drop_path=0.2)
+    st = TrainState(targs, device)
+    reset_counts()
+    train_step(st, batch)
+    want = {"forward": 1, "forward_no_grad": 0, "graphs_backpropagated": 1, "backward_calls": 1,
+            "host_reads": 0}
+    assert COUNT == want, f"train: {COUNT} != {want}"
+    print("  pass counts: search (3 estimators × 3 objectives) and train match the docstring table; "
+          "rebar + gengap = 5 forwards (2 without grad), 2 backward calls, 3 graphs")
+
+
+def check_eval_net_size():
+    net = EvalNet(GENOTYPES["UNAS_CIFAR10"], 36, 20, auxiliary=True)
+    m = sum(p.numel() for n, p in net.named_parameters() if "auxiliary" not in n) / 1e6
+    assert abs(m - 3.3308) < 5e-4, f"UNAS_CIFAR10 C=36 L=20: {m:.4f} M params, spec §7.4 says 3.3308"
+    print(f"  eval net: UNAS_CIFAR10 C=36 L=20 has {m:.4f} M parameters without the auxiliary head "
+          "(spec §7.4: 3.3308)")
+
+
+def cmd_selftest(_args):
+    torch.set_num_threads(1)
+    checks = [check_rebar_unbiased, check_op_skip, check_pass_counts, check_eval_net_size]
+    for check in checks:
+        print(f"{check.__name__}:", flush=True)
+        check()
+    print(f"selftest: {len(checks)} checks passed")
+
+
+# ------------------------------------------------------------------------------------------------
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="what", required=True)
+
+    def common(sp, layers, channels, batch):
+        sp.add_argument("--layers", type=int, default=layers)
+        sp.add_argument("--channels", type=int, default=channels)
+        sp.add_argument("--batch", type=int, default=batch)
+        sp.add_argument("--warmup-steps", type=int, default=1, help="untimed steps first")
+        sp.add_argument("--steps", type=int, default=3, help="timed steps")
+        sp.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+        sp.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+        sp.add_argument("--seed", type=int, default=0)
+        sp.add_argument("--verbose", "-v", action="store_true",
+                        help="per-step time and losses on stderr (read after the timer stops)")
+
+    s = sub.add_parser("search", help="one UNAS search step in the DARTS space")
+    common(s, 8, 16, 32)
+    s.add_argument("--estimator", choices=["gsm", "reinforce", "rebar"], default="rebar")
+    s.add_argument("--objective", choices=["train", "val", "gengap"], default="gengap")
+    t = sub.add_parser("train", help="one from-scratch training step of a genotype")
+    common(t, 20, 36, 128)
+    t.add_argument("--genotype", choices=sorted(GENOTYPES), default="UNAS_CIFAR10")
+    t.add_argument("--aux-weight", type=float, default=0.4, help="0 = no auxiliary head")
+    t.add_argument("--drop-path", type=float, default=0.2, help="drop-path probability")
+    sub.add_parser("selftest", help="check the estimator, the op-skip and the pass counts")
+    args = p.parse_args(argv)
+    if args.what != "selftest" and (args.steps < 1 or args.batch < 1 or args.warmup_steps < 0
+                                    or args.threads < 1):
+        p.error("--steps, --batch and --threads must be ≥ 1, --warmup-steps ≥ 0")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    {"search": cmd_search, "train": cmd_train, "selftest": cmd_selftest}[args.what](args)
+
+
+if __name__ == "__main__":
+    main()
