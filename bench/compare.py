@@ -73,7 +73,7 @@ def step_flags(args, what):
 
 def commands(args, what):
     flags = step_flags(args, what)
-    return {"unas": [str(args.unas), "bench", "step", what, *flags],
+    return {"unas": [str(args.unas), "bench", "step", what, *flags, "--json"],
             "reference": [str(args.python), str(REFERENCE), what, *flags]}
 
 
