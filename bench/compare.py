@@ -300,7 +300,7 @@ def section(args, results, load, started, base_rss):
              f"- machine: {m['cpu']}, {m['logical']} logical CPUs{cores}, `nproc` {m['nproc']}, "
              + (f"{m['mem_gib']:.1f} GiB memory; " if m["mem_gib"] else "")
              + f"load average {load[0]:.2f} at the start, {load[1]:.2f} at the end",
-             f"- ours: `{args.unas}` ({profile} profile, libtorch {first_ours.get('torch', '?')}); "
+             f"- ours: `{args.unas}` ({profile} profile, libtorch {first_ours.get('libtorch', '?')}); "
              f"reference: torch {first_ref['torch']} eager, Python at `{args.python}`; "
              f"its `import torch` alone peaks at {base_rss:.0f} MiB RSS (included in its figures)",
              f"- threads {args.threads}, device {first_ref['device']}, {args.rounds} rounds "
