@@ -120,7 +120,8 @@ impl Drop for RunLock {
     }
 }
 
-fn process_alive(pid: i32) -> bool {
+/// Whether process `pid` exists on this machine.
+pub fn process_alive(pid: i32) -> bool {
     if pid <= 0 {
         return false;
     }

@@ -9,10 +9,12 @@ pub mod phase;
 pub mod provenance;
 pub mod rows;
 pub mod schema;
+pub mod run_log;
 pub mod status;
+pub mod versions;
 
 pub use diverged::Diverged;
 pub use layout::{ResultsRoot, RunDir};
 pub use phase::Phase;
 pub use schema::Table;
-pub use status::{State, Status};
+pub use status::{Interrupted, State, Status};

@@ -4,6 +4,8 @@
 pub mod execute;
 pub mod plan;
 pub mod stages;
+pub mod survey;
+pub mod threads;
+pub mod workers;
 
-pub use execute::{run_experiment, JobEnd, JobReport};
-pub use plan::plan;
+pub use execute::{run_experiment, JobEnd, JobReport, Options};

@@ -1,7 +1,9 @@
 //! The plan of an experiment: experiments × seeds × stages, each job with a content-addressed run id.
 //! A stage's id covers only what it computes from — the search id does not change when the training
-//! recipe does — plus the ids of the stages it consumes.
+//! recipe does — plus the dataset's fingerprint (a changed dataset never reuses a finished run) and the
+//! ids of the stages it consumes.
 
+use anyhow::{Context, Result};
 use serde_json::{json, Value};
 
 use crate::config::identity::{canonical_json, hash_parts};
@@ -34,28 +36,38 @@ pub struct Job {
     pub upstream: Option<Box<Job>>,
     /// The canonical JSON the id was computed from.
     pub identity: String,
+    /// The dataset's fingerprint (part of the id).
+    pub fingerprint: String,
+    /// The id of the stage's shape: everything but the seed and the upstream run. Runs of one shape
+    /// take about as long, so finished ones predict the others (the ETA of `unas status`).
+    pub shape_id: String,
 }
 
 /// Bump when a stage's computation changes in a way that invalidates earlier results.
-const STAGE_FORMAT: &str = "2";
+/// 3: the dataset's fingerprint is part of every id.
+const STAGE_FORMAT: &str = "3";
 
-fn stage_identity(r: &Resolved, stage: Stage, seed: u64) -> String {
+fn stage_identity(r: &Resolved, stage: Stage, seed: Option<u64>, fingerprint: &str) -> String {
     let e = &r.experiment;
-    let v: Value = match stage {
+    let mut v: Value = match stage {
         Stage::Search => json!({
             "dataset": e.dataset, "space": e.space, "search": e.search,
-            "deterministic": e.deterministic, "tier": r.tier.as_str(), "seed": seed,
+            "deterministic": e.deterministic, "tier": r.tier.as_str(),
         }),
         Stage::Train => json!({
             "dataset": e.dataset, "space": e.space, "train": e.train,
-            "deterministic": e.deterministic, "tier": r.tier.as_str(), "seed": seed,
+            "deterministic": e.deterministic, "tier": r.tier.as_str(),
         }),
     };
+    v["data_fingerprint"] = json!(fingerprint);
+    if let Some(seed) = seed {
+        v["seed"] = json!(seed);
+    }
     canonical_json(&v)
 }
 
-fn job(r: &Resolved, stage: Stage, seed: u64, upstream: Option<Job>) -> Job {
-    let identity = stage_identity(r, stage, seed);
+fn job(r: &Resolved, fp: &str, stage: Stage, seed: u64, upstream: Option<Job>) -> Job {
+    let identity = stage_identity(r, stage, Some(seed), fp);
     let up = upstream
         .as_ref()
         .map(|u| u.run_id.clone())
@@ -66,17 +78,36 @@ fn job(r: &Resolved, stage: Stage, seed: u64, upstream: Option<Job>) -> Job {
         ("config", &identity),
         ("upstream", &up),
     ]);
+    let shape_id = hash_parts(&[
+        ("format", STAGE_FORMAT),
+        ("stage", stage.as_str()),
+        ("config", &stage_identity(r, stage, None, fp)),
+    ]);
     Job {
         stage,
         seed,
         run_id,
         upstream: upstream.map(Box::new),
         identity,
+        fingerprint: fp.to_owned(),
+        shape_id,
     }
 }
 
 /// All jobs of an experiment, searches first; a training job of `genotype: search` follows its search.
-pub fn plan(r: &Resolved) -> Vec<Job> {
+/// Fails (with where to get it) when the dataset, whose fingerprint every id holds, is missing.
+pub fn plan(r: &Resolved) -> Result<Vec<Job>> {
+    let fp = crate::data::identity::fingerprint(&r.experiment.dataset).with_context(|| {
+        format!(
+            "{}: the dataset is needed to plan its runs (its fingerprint is part of every run id)",
+            r.experiment.name
+        )
+    })?;
+    Ok(plan_with(r, &fp))
+}
+
+/// The jobs of `r` over a dataset of fingerprint `fp`.
+pub fn plan_with(r: &Resolved, fp: &str) -> Vec<Job> {
     let e = &r.experiment;
     let mut jobs = Vec::new();
     let searches: Vec<Job> = match &e.search {
@@ -84,7 +115,7 @@ pub fn plan(r: &Resolved) -> Vec<Job> {
             .seeds
             .search
             .iter()
-            .map(|&s| job(r, Stage::Search, s, None))
+            .map(|&s| job(r, fp, Stage::Search, s, None))
             .collect(),
         None => Vec::new(),
     };
@@ -94,18 +125,23 @@ pub fn plan(r: &Resolved) -> Vec<Job> {
             GenotypeChoice::Search => {
                 for s in &searches {
                     for &ts in &e.seeds.train {
-                        jobs.push(job(r, Stage::Train, ts, Some(s.clone())));
+                        jobs.push(job(r, fp, Stage::Train, ts, Some(s.clone())));
                     }
                 }
             }
             _ => {
                 for &ts in &e.seeds.train {
-                    jobs.push(job(r, Stage::Train, ts, None));
+                    jobs.push(job(r, fp, Stage::Train, ts, None));
                 }
             }
         }
     }
     jobs
+}
+
+/// How many jobs `r` plans (needs no dataset).
+pub fn job_count(r: &Resolved) -> usize {
+    plan_with(r, "").len()
 }
 
 /// Rough cost in millions of image passes (forward + backward), to compare experiments before running.
