@@ -54,7 +54,9 @@ pub fn suite_begin(jobs: u64) {
     let mut st = state();
     if let Some(m) = &st.bars {
         let bar = m.add(ProgressBar::new(jobs));
-        bar.set_style(style("suite  [{bar:30}] {pos}/{len} jobs  {elapsed_precise}  {msg}"));
+        bar.set_style(style(
+            "suite  [{bar:30}] {pos}/{len} jobs  {elapsed_precise}  {msg}",
+        ));
         st.suite = Some(bar);
     }
 }

@@ -207,9 +207,7 @@ pub(crate) fn run_resolved(
     how: &RunHow,
 ) -> Result<ExitCode> {
     let mut reports = Vec::new();
-    crate::progress::suite_begin(
-        all.iter().map(|r| runner::plan::job_count(r) as u64).sum(),
-    );
+    crate::progress::suite_begin(all.iter().map(|r| runner::plan::job_count(r) as u64).sum());
     match &how.workers {
         Some(pool) => reports = runner::workers::run_suite(all, root, device, pool, &how.opts),
         None => {
@@ -287,7 +285,10 @@ fn closing_line(reports: &[JobReport], root: &ResultsRoot) -> Option<(String, bo
     }
     (!parts.is_empty()).then(|| {
         let line = format!("{} job(s): {}", reports.len(), parts.join("; "));
-        (line, failed + unrecorded + blocked + interrupted + stopped > 0)
+        (
+            line,
+            failed + unrecorded + blocked + interrupted + stopped > 0,
+        )
     })
 }
 

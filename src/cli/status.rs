@@ -29,7 +29,9 @@ fn total_left(rows: &[Row]) -> (f64, usize) {
     let known: f64 = open.iter().filter_map(|r| r.eta_s).sum();
     let unknown = open
         .iter()
-        .filter(|r| r.eta_s.is_none() && matches!(r.state.label(), "pending" | "running" | "interrupted"))
+        .filter(|r| {
+            r.eta_s.is_none() && matches!(r.state.label(), "pending" | "running" | "interrupted")
+        })
         .count();
     (known, unknown)
 }

@@ -19,11 +19,20 @@ use crate::results::{State, Status};
 pub(crate) enum RunState {
     Done,
     Running,
-    Failed { reason: String },
-    Diverged { step: u64, term: String },
+    Failed {
+        reason: String,
+    },
+    Diverged {
+        step: u64,
+        term: String,
+    },
     /// Stopped by a signal (or its worker killed) after a checkpoint: resumes at the next run.
-    Interrupted { reason: String },
-    Unreadable { why: String },
+    Interrupted {
+        reason: String,
+    },
+    Unreadable {
+        why: String,
+    },
 }
 
 impl RunState {

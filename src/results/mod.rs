@@ -8,8 +8,8 @@ pub mod parquet;
 pub mod phase;
 pub mod provenance;
 pub mod rows;
-pub mod schema;
 pub mod run_log;
+pub mod schema;
 pub mod status;
 pub mod versions;
 

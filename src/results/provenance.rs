@@ -138,7 +138,8 @@ pub struct RunIdentity<'a> {
 
 /// Records `Ok` as a value and `Err` as a line of `missing`.
 fn known<T>(missing: &mut Vec<String>, field: &str, v: Result<T, String>) -> Option<T> {
-    v.map_err(|why| missing.push(format!("{field}: {why}"))).ok()
+    v.map_err(|why| missing.push(format!("{field}: {why}")))
+        .ok()
 }
 
 impl Provenance {
@@ -160,7 +161,11 @@ impl Provenance {
         let on_cuda = device.is_cuda();
         let (cuda_driver_version, cudnn_version) = if on_cuda {
             (
-                known(&mut missing, "cuda_driver_version", super::versions::cuda_driver()),
+                known(
+                    &mut missing,
+                    "cuda_driver_version",
+                    super::versions::cuda_driver(),
+                ),
                 known(&mut missing, "cudnn_version", super::versions::cudnn()),
             )
         } else {

@@ -16,10 +16,17 @@ use super::atomic;
 pub enum State {
     Running,
     Done,
-    Failed { reason: String },
-    Diverged { step: u64, term: String },
+    Failed {
+        reason: String,
+    },
+    Diverged {
+        step: u64,
+        term: String,
+    },
     /// Stopped before it finished, with its checkpoint kept: the next run resumes it.
-    Interrupted { reason: String },
+    Interrupted {
+        reason: String,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -97,6 +104,9 @@ mod tests {
             reason: "stopped by SIGINT".into(),
         });
         i.write(dir.path()).unwrap();
-        assert_eq!(Status::read(dir.path()).unwrap().unwrap().label(), "interrupted");
+        assert_eq!(
+            Status::read(dir.path()).unwrap().unwrap().label(),
+            "interrupted"
+        );
     }
 }

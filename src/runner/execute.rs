@@ -105,7 +105,9 @@ pub fn blocked_by(
     reports: &[JobReport],
 ) -> Option<String> {
     let u = job.upstream.as_ref()?;
-    match reports.iter().find(|rep| rep.run_id == u.run_id) {
+    // Run ids are per stage content: two experiments may share one, in different folders.
+    let mine = |rep: &&JobReport| rep.run_id == u.run_id && rep.experiment == r.experiment.name;
+    match reports.iter().find(mine) {
         Some(rep) => match rep.end {
             JobEnd::Done { .. } => None,
             JobEnd::Taken(_) => Some(format!(
@@ -142,6 +144,9 @@ pub fn run_experiment(
     device: tch::Device,
     opts: &Options,
 ) -> Vec<JobReport> {
+    if let Err(e) = signals::Signals::install() {
+        tracing::warn!("signals: {e:#}");
+    }
     let jobs = match selected_jobs(r, opts) {
         Ok(jobs) => jobs,
         Err(e) => return vec![unplanned(r, e)],
@@ -271,7 +276,12 @@ fn run_job(
         job.seed,
         dir.path().display()
     );
-    let label = format!("{} {} seed {}", r.experiment.name, job.stage.as_str(), job.seed);
+    let label = format!(
+        "{} {} seed {}",
+        r.experiment.name,
+        job.stage.as_str(),
+        job.seed
+    );
     crate::progress::stage_begin(&label, epochs_of(r, job));
     let end = record_and_run(r, job, dir, upstream, device);
     crate::progress::stage_end();

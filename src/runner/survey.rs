@@ -137,7 +137,11 @@ fn row_of(
     let mut state = read_where(&dir);
     if state == Where::Pending {
         if let Some(u) = job.upstream.as_ref() {
-            if let Some(up) = earlier.iter().find(|x| x.run_id == u.run_id) {
+            // Run ids repeat across experiments: the upstream is this experiment's.
+            let up = earlier
+                .iter()
+                .find(|x| x.run_id == u.run_id && x.experiment == r.experiment.name);
+            if let Some(up) = up {
                 if matches!(
                     up.state,
                     Where::Failed { .. } | Where::Diverged { .. } | Where::Unreadable { .. }
@@ -150,7 +154,7 @@ fn row_of(
         }
     }
     let epochs_done = epochs_done(&dir);
-    let total = epochs_total(r, job);
+    let total = super::execute::epochs_of(r, job);
     let wall_s = state.finished().then(|| summary_wall(&dir)).flatten();
     let eta_s = match &state {
         Where::Done => Some(0.0),
@@ -172,10 +176,6 @@ fn row_of(
         wall_s,
         eta_s,
     }
-}
-
-fn epochs_total(r: &Resolved, job: &Job) -> u64 {
-    super::execute::epochs_of(r, job)
 }
 
 /// The state a run folder records (pending when it has none).

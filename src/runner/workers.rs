@@ -93,7 +93,7 @@ pub fn run_suite(
     let mut reports = Vec::new();
     // This process obeys SIGTERM / SIGINT too: it stops starting jobs and passes the signal on.
     if let Err(e) = signals::Signals::install() {
-        tracing::warn!("{e:#}");
+        tracing::warn!("signals: {e:#}");
     }
     let mut pending: Vec<Entry> = Vec::new();
     for r in all {
@@ -128,7 +128,15 @@ pub fn run_suite(
                 }
             }
         }
-        start_ready(root, device, pool, opts, &mut pending, &mut running, &mut reports);
+        start_ready(
+            root,
+            device,
+            pool,
+            opts,
+            &mut pending,
+            &mut running,
+            &mut reports,
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     reports
@@ -148,9 +156,12 @@ fn start_ready<'a>(
     let mut i = 0;
     while i < pending.len() {
         let e = &pending[i];
+        // The same experiment's job of that id (run ids repeat across experiments).
+        let is_up = |x: &Entry, u: &Job| {
+            x.job.run_id == u.run_id && x.r.experiment.name == e.r.experiment.name
+        };
         let upstream_busy = e.job.upstream.as_ref().is_some_and(|u| {
-            running.iter().any(|w| w.entry.job.run_id == u.run_id)
-                || pending.iter().any(|p| p.job.run_id == u.run_id)
+            running.iter().any(|w| is_up(&w.entry, u)) || pending.iter().any(|p| is_up(p, u))
         });
         if upstream_busy {
             i += 1;
@@ -165,7 +176,9 @@ fn start_ready<'a>(
             Some(JobEnd::Blocked(why))
         } else {
             execute::settled(
-                Status::read(job_dir(root, e.r, &e.job).path()).ok().flatten(),
+                Status::read(job_dir(root, e.r, &e.job).path())
+                    .ok()
+                    .flatten(),
                 opts,
             )
         };
@@ -176,7 +189,8 @@ fn start_ready<'a>(
             reports.push(rep);
             continue;
         }
-        let Some(slot) = (0..pool.slots.len()).find(|s| running.iter().all(|w| w.slot != *s)) else {
+        let Some(slot) = (0..pool.slots.len()).find(|s| running.iter().all(|w| w.slot != *s))
+        else {
             return;
         };
         let e = pending.remove(i);
@@ -228,7 +242,8 @@ fn spawn(
         .env("UNAS_PLAIN_PROGRESS", "1");
     match (&slot.gpu, device) {
         (Some(g), _) => {
-            c.env("CUDA_VISIBLE_DEVICES", g).args(["--device", "cuda:0"]);
+            c.env("CUDA_VISIBLE_DEVICES", g)
+                .args(["--device", "cuda:0"]);
         }
         (None, Some(d)) => {
             c.args(["--device", &d.to_string()]);
