@@ -266,6 +266,8 @@ fn run_job(
     if let Some(end) = settled(Status::read(dir.path())?, opts) {
         return Ok(end);
     }
+    // Half-written files of a killed run (never read: the finished ones were renamed into place).
+    let stale = atomic::remove_stale_temps(dir.path())?;
     let _log = run_log::attach(dir.path())?;
     tracing::info!(
         pid = std::process::id(),
@@ -276,6 +278,9 @@ fn run_job(
         job.seed,
         dir.path().display()
     );
+    if stale > 0 {
+        tracing::info!(files = stale, "removed temporaries a killed run left");
+    }
     let label = format!(
         "{} {} seed {}",
         r.experiment.name,
