@@ -9,6 +9,7 @@ pub mod args;
 mod experiments;
 mod logging;
 mod status;
+mod submit;
 
 use std::process::ExitCode;
 
@@ -99,6 +100,28 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             experiments::reproduce(&suite, tier, &root, device, &how)
         }
         Command::Status { tier, suite, json } => status::run(&suite, tier, &root, json),
+        Command::Submit {
+            slurm: _,
+            tier,
+            suite,
+            partition,
+            time,
+            gpus_per_task,
+            cpus_per_task,
+            array_limit,
+            dry_run,
+            retry_failed,
+        } => {
+            let o = crate::runner::slurm::SlurmOptions {
+                partition,
+                time,
+                gpus_per_task,
+                cpus_per_task,
+                array_limit,
+                dry_run,
+            };
+            submit::run(&suite, tier, &root, retry_failed, &o)
+        }
         Command::Report(a) => crate::report::cli::run(&a, &root.0),
         Command::Data { command } => match command {
             DataCommand::Fetch { dataset, root, url } => {

@@ -3,6 +3,7 @@
 
 pub mod execute;
 pub mod plan;
+pub mod slurm;
 pub mod stages;
 pub mod survey;
 pub mod threads;
