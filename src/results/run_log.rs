@@ -88,19 +88,19 @@ mod tests {
         let a = tempfile::tempdir().unwrap();
         let b = tempfile::tempdir().unwrap();
         let w = RunLogWriter;
-        write!(w.make_writer(), "before any run\n").unwrap();
+        writeln!(w.make_writer(), "before any run").unwrap();
         {
             let _g = attach(a.path()).unwrap();
-            write!(w.make_writer(), "one\n").unwrap();
+            writeln!(w.make_writer(), "one").unwrap();
         }
-        write!(w.make_writer(), "between\n").unwrap();
+        writeln!(w.make_writer(), "between").unwrap();
         {
             let _g = attach(b.path()).unwrap();
-            write!(w.make_writer(), "two\n").unwrap();
+            writeln!(w.make_writer(), "two").unwrap();
         }
         {
             let _g = attach(a.path()).unwrap();
-            write!(w.make_writer(), "three\n").unwrap();
+            writeln!(w.make_writer(), "three").unwrap();
         }
         let read = |d: &Path| std::fs::read_to_string(d.join(RUN_LOG)).unwrap();
         assert_eq!(read(a.path()), "one\nthree\n");

@@ -228,7 +228,7 @@ impl Checkpoints {
             serde_json::to_string_pretty(&envelope).context("encoding checkpoint metadata")?;
         fs::write(&meta_path, text).with_context(|| format!("writing {}", meta_path.display()))?;
         sync_file(&meta_path)?;
-        sync_dir(&tmp)?;
+        sync_dir(tmp)?;
         Ok(())
     }
 
