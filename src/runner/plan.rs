@@ -177,3 +177,43 @@ pub fn rough_cost_m_images(r: &Resolved) -> f64 {
     }
     total / 1e6
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Tier;
+
+    fn c10(sets: &[&str]) -> Resolved {
+        let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+        crate::config::load(
+            std::path::Path::new("experiments/paper/c10-darts-unas.yaml"),
+            Tier::Smoke,
+            &sets,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn every_id_holds_the_dataset_fingerprint_and_a_shape_spans_the_seeds() {
+        let r = c10(&["seeds.search=[0,1]"]);
+        let (a, b) = (plan_with(&r, "data-a"), plan_with(&r, "data-b"));
+        assert_eq!(a.len(), 4);
+        for (x, y) in a.iter().zip(&b) {
+            assert_ne!(x.run_id, y.run_id, "a changed dataset never reuses a run");
+            assert_eq!(x.fingerprint, "data-a");
+        }
+        // Two search seeds: two ids, one shape.
+        assert_ne!(a[0].run_id, a[1].run_id);
+        assert_eq!(a[0].shape_id, a[1].shape_id);
+        assert_ne!(a[0].shape_id, a[2].shape_id, "a training is another shape");
+        // The search's id does not move with the training recipe.
+        let r2 = c10(&["seeds.search=[0,1]", "train.epochs=3"]);
+        let c = plan_with(&r2, "data-a");
+        assert_eq!(a[0].run_id, c[0].run_id);
+        assert_ne!(a[2].run_id, c[2].run_id);
+        // plan() uses the dataset's real fingerprint.
+        let real = plan(&r).unwrap();
+        let fp = crate::data::identity::fingerprint(&r.experiment.dataset).unwrap();
+        assert_eq!(real[0].run_id, plan_with(&r, &fp)[0].run_id);
+    }
+}
