@@ -210,6 +210,9 @@ fn a_suite_submitted_as_job_arrays_lands_every_stage_and_a_requeued_task_resumes
     assert!(dry.status.success(), "{}", show(&dry));
     let text = String::from_utf8_lossy(&dry.stdout);
     assert!(text.contains("4 task(s) in 2 wave(s)"), "{text}");
+    // The real submission runs one experiment (two waves of one task each): enough for the
+    // dependency and the requeue, at half the cost.
+    std::fs::remove_file(suite.path().join("t-b.yaml")).unwrap();
     let scripts: Vec<PathBuf> = walkdir::WalkDir::new(r.join("slurm"))
         .into_iter()
         .filter_map(|e| e.ok())
@@ -293,6 +296,31 @@ fn a_suite_submitted_as_job_arrays_lands_every_stage_and_a_requeued_task_resumes
         "scancel: {}",
         String::from_utf8_lossy(&sig.stderr)
     );
+    // Slurm holds a requeued task back for about two minutes (BeginTime); the test lets it start now.
+    while !cluster
+        .queue()
+        .iter()
+        .any(|(id, st)| *id == task && st == "PENDING")
+    {
+        assert!(
+            t0.elapsed() < limit,
+            "never requeued: {:?}\n{}",
+            cluster.queue(),
+            slurm_output(&list)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    eprintln!("requeued after {:?}", t0.elapsed());
+    let now = cluster
+        .cmd("scontrol")
+        .args(["update", &format!("JobId={task}"), "StartTime=now"])
+        .output()
+        .unwrap();
+    assert!(
+        now.status.success(),
+        "{}",
+        String::from_utf8_lossy(&now.stderr)
+    );
 
     // Everything lands.
     while !cluster.queue().is_empty() {
@@ -303,7 +331,9 @@ fn a_suite_submitted_as_job_arrays_lands_every_stage_and_a_requeued_task_resumes
         );
         std::thread::sleep(Duration::from_secs(1));
     }
+    eprintln!("queue empty after {:?}", t0.elapsed());
     let doc = status_doc(r, suite.path());
+    assert_eq!(states(&doc).len(), 2, "{doc}");
     assert!(
         states(&doc).iter().all(|(_, _, s)| s == "done"),
         "{doc}\n{}",
