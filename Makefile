@@ -5,8 +5,11 @@
 #   make build       build the `unas` binary (dev profile, no debug info)
 #   make lint        cargo fmt --check and cargo clippy (warnings are errors)
 #   make test        all unit and integration tests (after test-deps)
-#   make test-deps   Chromium for the browser test of the HTML report (apt, only if missing and root)
-#   make reproduce   the paper suite at the smoke tier on the embedded dataset, then the report
+#   make test-deps   Chromium (browser test of the report) and Slurm + munge (tests/slurm.rs): apt, only
+#                    if missing and root
+#   make reproduce   the paper suite (TIER=smoke|quick|paper, default smoke; WORKERS=N worker processes
+#                    or GPUS=0,1,… one per GPU), then the report
+#   make bench-workers  smoke-suite wall time with --workers 2 against --workers 1, measured in one call
 #   make report      rebuild results/reports from results/runs
 #   make bench       benchmarks: cargo bench, then ours against our PyTorch reference (bench/compare.py)
 #                    into BENCHMARKS.md; torch into .deps/bench-venv (4.6 GB, not part of make test);
@@ -29,7 +32,7 @@ export LIBTORCH := $(CURDIR)/$(TORCH_DIR)/torch
 UNAS := target/debug/unas
 PIP := $(PYTHON) -m pip install --disable-pip-version-check --no-input --progress-bar off
 
-.PHONY: setup setup-gpu build lint test test-deps reproduce report bench clean
+.PHONY: setup setup-gpu build lint test test-deps reproduce report bench bench-workers clean
 
 setup: $(TORCH_STAMP)
 
@@ -63,19 +66,28 @@ test: setup test-deps
 # Installed from Debian's registry only when it is missing and we are root; an unreachable registry
 # never fails the build (the test then skips its browser part with a loud message).
 test-deps:
-	@if [ ! -x /usr/bin/chromium ]; then \
+	@missing=""; \
+	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
+	[ -x /usr/sbin/slurmctld ] && [ -x /usr/sbin/slurmd ] && [ -x /usr/sbin/munged ] && command -v sbatch >/dev/null \
+	  || missing="$$missing slurmctld slurmd slurm-client munge"; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "installing chromium for the browser test of the report (apt-get)"; \
-	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
-	      || echo "WARNING: could not install chromium (is apt's registry reachable?): the browser test will be skipped"; \
+	    echo "installing$$missing for the report's browser test and the Slurm test (apt-get)"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing) \
+	      || echo "WARNING: could not install$$missing (is apt's registry reachable?): those tests will say they were skipped"; \
 	  else \
-	    echo "WARNING: /usr/bin/chromium is missing and we are not root: the browser test will be skipped"; \
+	    echo "WARNING:$$missing missing and we are not root: the browser and Slurm tests will say they were skipped"; \
 	  fi; \
 	fi
 
-# The suite at the smoke tier, then the whole report; the last line printed is the index page.
+# The suite at TIER (default smoke), in this process or on WORKERS worker processes (or one per GPU of
+# GPUS), then the whole report; the last line printed is the index page.
+TIER ?= smoke
+WORKERS ?=
+GPUS ?=
+REPRODUCE_FLAGS := --tier $(TIER) $(if $(WORKERS),--workers $(WORKERS)) $(if $(GPUS),--gpus $(GPUS))
 reproduce: build
-	status=0; $(UNAS) reproduce --tier smoke || status=$$?; $(UNAS) report; exit $$status
+	status=0; $(UNAS) reproduce $(REPRODUCE_FLAGS) || status=$$?; $(UNAS) report; exit $$status
 
 # Prints every run's status, then (last line) the path of the report's index page.
 report: build
@@ -125,6 +137,10 @@ bench: setup bench-venv bench-unas
 	$(CARGO) bench --bench config
 	$(BENCH_PYTHON) bench/compare.py --unas $(BENCH_UNAS) --python $(BENCH_PYTHON) \
 	  --profile $(BENCH_PROFILE) $(BENCH_ARGS)
+
+# The smoke suite from scratch with --workers 1, then with --workers 2, in one call (fresh results each).
+bench-workers: build
+	scripts/bench-workers.sh $(UNAS)
 
 clean:
 	$(CARGO) clean

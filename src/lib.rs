@@ -18,6 +18,7 @@ pub mod results;
 
 pub(crate) mod bench;
 pub(crate) mod device;
+pub(crate) mod progress;
 #[cfg(feature = "report")]
 pub(crate) mod report;
 pub(crate) mod runner;

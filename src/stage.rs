@@ -6,7 +6,7 @@
 use tch::Device;
 
 use crate::config::Resolved;
-use crate::results::{Diverged, RunDir, State};
+use crate::results::{Diverged, Interrupted, RunDir, State};
 
 /// Everything a stage run needs to know about itself.
 pub struct StageCtx<'a> {
@@ -31,13 +31,21 @@ pub enum StageError {
     /// A value went NaN or ±Inf (the term, step and value are kept).
     #[error(transparent)]
     Diverged(Diverged),
+    /// Stopped by SIGTERM / SIGINT after a checkpoint: resumes at the next run.
+    #[error(transparent)]
+    Interrupted(Interrupted),
     #[error(transparent)]
     Failed(anyhow::Error),
 }
 
 impl From<anyhow::Error> for StageError {
-    /// A [`Diverged`] anywhere in the chain becomes [`StageError::Diverged`]; anything else `Failed`.
+    /// A [`Diverged`] anywhere in the chain becomes [`StageError::Diverged`], an [`Interrupted`]
+    /// [`StageError::Interrupted`]; anything else `Failed`.
     fn from(e: anyhow::Error) -> StageError {
+        let e = match e.downcast::<Interrupted>() {
+            Ok(i) => return StageError::Interrupted(i),
+            Err(e) => e,
+        };
         match e.downcast::<Diverged>() {
             Ok(d) => StageError::Diverged(d),
             Err(e) => StageError::Failed(e),
@@ -56,6 +64,9 @@ impl StageError {
     pub fn state(&self) -> State {
         match self {
             StageError::Diverged(d) => d.state(),
+            StageError::Interrupted(i) => State::Interrupted {
+                reason: i.to_string(),
+            },
             StageError::NotBuilt { .. } => State::Failed {
                 reason: self.to_string(),
             },
@@ -103,6 +114,16 @@ mod tests {
                 term: "f(ζ)".into()
             }
         );
+        let stopped: StageError = anyhow::Error::new(Interrupted {
+            signal: "SIGINT".into(),
+            epoch: 2,
+        })
+        .context("search")
+        .into();
+        assert!(matches!(
+            stopped.state(),
+            State::Interrupted { reason } if reason.contains("SIGINT") && reason.contains("epoch 2")
+        ));
         let failed: StageError = anyhow::anyhow!("disk full").into();
         assert_eq!(
             failed.state(),

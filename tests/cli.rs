@@ -193,7 +193,8 @@ fn a_stage_that_is_not_built_fails_clearly_and_leaves_a_record() {
         .contains("name: proxyless-unas"));
     assert!(!dir.join("lock").exists(), "the lock is released");
 
-    // Running again retries the failed run in the same folder (same id), it does not pile up folders.
+    // Running again reports the failed run from its record (same id, no rerun without --retry-failed);
+    // it does not pile up folders.
     let again = run();
     assert_eq!(again.status.code(), Some(1));
     let n = files_under(results.path())

@@ -82,7 +82,7 @@ pub fn run(
     let dev = crate::device::resolve(device.unwrap_or(r.experiment.device))?;
     let tmp = std::env::temp_dir().join(format!("unas-bench-{}", std::process::id()));
     let root = ResultsRoot(tmp.clone());
-    let reports = runner::run_experiment(&r, &root, dev);
+    let reports = runner::run_experiment(&r, &root, dev, &runner::Options::default());
     let result = (|| -> Result<()> {
         let mut t = TextTable::new(&[
             "stage",

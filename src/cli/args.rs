@@ -21,6 +21,10 @@ pub struct Args {
     /// Device for runs: cpu, cuda or cuda:N (default: the experiment's `device`, which defaults to auto).
     #[arg(long, global = true, value_parser = parse_device)]
     pub device: Option<DeviceChoice>,
+    /// Compute threads for libtorch in this process (and OMP_NUM_THREADS for what it starts); default:
+    /// libtorch's own (one per core).
+    #[arg(long, global = true, value_parser = clap::value_parser!(u16).range(1..))]
+    pub threads: Option<u16>,
     /// More log output (-v info, -vv debug); RUST_LOG also works.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -57,6 +61,12 @@ pub enum Command {
         tier: Tier,
         #[arg(long = "set", value_name = "FIELD=VALUE")]
         sets: Vec<String>,
+        /// Run only the job whose run id starts with ID (as `unas status --json` lists them).
+        #[arg(long, value_name = "ID")]
+        job: Option<String>,
+        /// Rerun failed and diverged runs (otherwise they are reported, not rerun).
+        #[arg(long)]
+        retry_failed: bool,
     },
     /// Run the paper suite (default: experiments/paper at the smoke tier).
     Reproduce {
@@ -64,6 +74,55 @@ pub enum Command {
         tier: Tier,
         #[arg(long, default_value = "experiments/paper")]
         suite: Vec<PathBuf>,
+        /// Rerun failed and diverged runs (otherwise they are reported, not rerun).
+        #[arg(long)]
+        retry_failed: bool,
+        /// Worker processes, each with its share of the cores, running independent jobs at once.
+        #[arg(long, value_parser = clap::value_parser!(u16).range(1..), conflicts_with = "gpus")]
+        workers: Option<u16>,
+        /// One worker per GPU: `--gpus 0,1,2,3`.
+        #[arg(long, value_delimiter = ',', value_name = "GPU,...")]
+        gpus: Vec<String>,
+    },
+    /// Every planned job of the suite: done, running (host, pid, alive), failed, diverged,
+    /// interrupted, blocked or pending, with an ETA from earlier runs of the same shape.
+    Status {
+        #[arg(long, value_enum, default_value_t = Tier::Smoke)]
+        tier: Tier,
+        #[arg(long, default_value = "experiments/paper")]
+        suite: Vec<PathBuf>,
+        /// One JSON document on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Submit the suite's unfinished jobs to Slurm: one job array per dependency wave, each task
+    /// `unas run FILE --job ID` on the shared results folder (scripts under results/slurm/).
+    Submit {
+        /// The scheduler (Slurm is the one there is).
+        #[arg(long, required = true)]
+        slurm: bool,
+        #[arg(long, value_enum, default_value_t = Tier::Smoke)]
+        tier: Tier,
+        #[arg(long, default_value = "experiments/paper")]
+        suite: Vec<PathBuf>,
+        #[arg(long)]
+        partition: Option<String>,
+        /// Time limit of each task (sbatch --time, e.g. 4:00:00).
+        #[arg(long)]
+        time: Option<String>,
+        #[arg(long)]
+        gpus_per_task: Option<u32>,
+        #[arg(long)]
+        cpus_per_task: Option<u32>,
+        /// At most K tasks of an array at once.
+        #[arg(long)]
+        array_limit: Option<u32>,
+        /// Write the scripts, submit nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Include failed and diverged runs.
+        #[arg(long)]
+        retry_failed: bool,
     },
     /// Tables, figures and HTML pages from every run under the results folder (results/reports).
     #[cfg(feature = "report")]

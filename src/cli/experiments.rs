@@ -131,7 +131,7 @@ pub fn list(paths: &[PathBuf], tier: Tier) -> Result<ExitCode> {
         if e.train.is_some() {
             stages.push("train");
         }
-        let jobs = runner::plan(r).len();
+        let jobs = runner::plan::job_count(r);
         t.push(vec![
             e.name.clone(),
             r.source.display().to_string(),
@@ -161,22 +161,14 @@ fn print_reports(reports: &[JobReport]) {
         "detail",
     ]);
     for rep in reports {
-        let (result, detail) = match &rep.end {
-            JobEnd::Done { skipped: true } => ("done (already)", String::new()),
-            JobEnd::Done { skipped: false } => ("done", String::new()),
-            JobEnd::Failed(why) => ("FAILED", why.clone()),
-            JobEnd::Unrecorded(why) => ("NOT STARTED", why.clone()),
-            JobEnd::Taken(why) => ("taken", why.clone()),
-            JobEnd::Blocked(why) => ("blocked", why.clone()),
-        };
         t.push(vec![
             rep.experiment.clone(),
             rep.stage.into(),
             rep.seed.to_string(),
             rep.run_id.chars().take(16).collect(),
-            result.into(),
+            rep.end.word().into(),
             format!("{:.1}", rep.wall_s),
-            detail,
+            rep.end.detail().into(),
         ]);
     }
     print!("{}", t.render());
@@ -200,30 +192,50 @@ fn print_deviations(all: &[Resolved]) {
     }
 }
 
-fn run_resolved(
+/// How a suite is run: in this process, or by worker processes.
+#[derive(Clone, Debug, Default)]
+pub struct RunHow {
+    pub opts: runner::Options,
+    /// Worker processes (`--workers`, `--gpus`); `None` runs every job in this process.
+    pub workers: Option<runner::workers::Pool>,
+}
+
+pub(crate) fn run_resolved(
     all: &[Resolved],
     root: &ResultsRoot,
     device: Option<DeviceChoice>,
+    how: &RunHow,
 ) -> Result<ExitCode> {
     let mut reports = Vec::new();
-    for r in all {
-        let dev = device_for(r, device).with_context(|| r.source.display().to_string())?;
-        tracing::info!(experiment = %r.experiment.name, tier = %r.tier, device = %crate::device::describe(dev), "running");
-        reports.extend(runner::run_experiment(r, root, dev));
+    crate::progress::suite_begin(all.iter().map(|r| runner::plan::job_count(r) as u64).sum());
+    match &how.workers {
+        Some(pool) => reports = runner::workers::run_suite(all, root, device, pool, &how.opts),
+        None => {
+            for r in all {
+                let dev = device_for(r, device).with_context(|| r.source.display().to_string())?;
+                tracing::info!(experiment = %r.experiment.name, tier = %r.tier, device = %crate::device::describe(dev), "running");
+                reports.extend(runner::run_experiment(r, root, dev, &how.opts));
+            }
+        }
     }
+    crate::progress::suite_end();
     print_reports(&reports);
     print_deviations(all);
-    match closing_line(&reports, root) {
-        Some((line, failed)) => {
-            eprintln!("{line}");
-            Ok(ExitCode::from(if failed {
-                EXIT_RUN_FAILED
-            } else {
-                EXIT_OK
-            }))
-        }
-        None => Ok(ExitCode::from(EXIT_OK)),
+    let closing = closing_line(&reports, root);
+    if let Some((line, _)) = &closing {
+        eprintln!("{line}");
     }
+    if let Some(sig) = crate::train::signals::stop_requested() {
+        eprintln!(
+            "stopped by {}: the interrupted run kept its checkpoint; run the same command again to resume",
+            sig.name()
+        );
+        return Ok(ExitCode::from(sig.exit_code()));
+    }
+    Ok(ExitCode::from(match closing {
+        Some((_, true)) => EXIT_RUN_FAILED,
+        _ => EXIT_OK,
+    }))
 }
 
 /// What did not finish, in the user's terms and with what to do; `true` when something failed
@@ -234,6 +246,8 @@ fn closing_line(reports: &[JobReport], root: &ResultsRoot) -> Option<(String, bo
     let unrecorded = count(|e| matches!(e, JobEnd::Unrecorded(_)));
     let taken = count(|e| matches!(e, JobEnd::Taken(_)));
     let blocked = count(|e| matches!(e, JobEnd::Blocked(_)));
+    let interrupted = count(|e| matches!(e, JobEnd::Interrupted(_)));
+    let stopped = count(|e| matches!(e, JobEnd::Stopped(_)));
     let mut parts = Vec::new();
     if failed > 0 {
         parts.push(format!(
@@ -256,6 +270,14 @@ fn closing_line(reports: &[JobReport], root: &ResultsRoot) -> Option<(String, bo
             "{blocked} blocked: the search they train did not finish here"
         ));
     }
+    if interrupted > 0 {
+        parts.push(format!(
+            "{interrupted} interrupted: each kept its checkpoint and resumes at the next run"
+        ));
+    }
+    if stopped > 0 {
+        parts.push(format!("{stopped} not started (the suite was stopped)"));
+    }
     if taken > 0 {
         parts.push(format!(
             "{taken} being run by another process (not failed): wait for it, then run again — finished runs are skipped"
@@ -263,19 +285,52 @@ fn closing_line(reports: &[JobReport], root: &ResultsRoot) -> Option<(String, bo
     }
     (!parts.is_empty()).then(|| {
         let line = format!("{} job(s): {}", reports.len(), parts.join("; "));
-        (line, failed + unrecorded + blocked > 0)
+        (
+            line,
+            failed + unrecorded + blocked + interrupted + stopped > 0,
+        )
     })
 }
 
-/// `unas run FILE`: every stage of one experiment.
+/// `unas run FILE`: every stage of one experiment (`--job ID`: only that one).
 pub fn run(
     file: &Path,
     tier: Tier,
     sets: &[String],
     root: &ResultsRoot,
     device: Option<DeviceChoice>,
+    opts: runner::Options,
 ) -> Result<ExitCode> {
-    run_resolved(&load_all(&[file.to_path_buf()], tier, sets)?, root, device)
+    let all = load_all(&[file.to_path_buf()], tier, sets)?;
+    if let Some(id) = &opts.only {
+        let found = all
+            .iter()
+            .filter_map(|r| runner::execute::selected_jobs(r, &opts).ok())
+            .map(|j| j.len())
+            .sum::<usize>();
+        if found != 1 {
+            return Err(BadInput(format!(
+                "--job {id}: {found} jobs of {} have a run id starting with it (`unas status --json` lists the ids)",
+                file.display()
+            ))
+            .into());
+        }
+    }
+    let how = RunHow {
+        opts,
+        workers: None,
+    };
+    run_resolved(&all, root, device, &how)
+}
+
+/// The suite's experiments, every one validated (bad input if any is bad or there are none).
+pub fn load_suite(suite: &[PathBuf], tier: Tier) -> Result<Vec<Resolved>> {
+    let files = files_of(suite)?;
+    if files.is_empty() {
+        let names: Vec<String> = suite.iter().map(|p| p.display().to_string()).collect();
+        return Err(BadInput(format!("no experiment files found in {}", names.join(", "))).into());
+    }
+    load_all(&files, tier, &[])
 }
 
 /// `unas reproduce`: the whole suite at a tier; every experiment is validated before any runs.
@@ -284,13 +339,9 @@ pub fn reproduce(
     tier: Tier,
     root: &ResultsRoot,
     device: Option<DeviceChoice>,
+    how: &RunHow,
 ) -> Result<ExitCode> {
-    let files = files_of(suite)?;
-    if files.is_empty() {
-        let names: Vec<String> = suite.iter().map(|p| p.display().to_string()).collect();
-        return Err(BadInput(format!("no experiment files found in {}", names.join(", "))).into());
-    }
-    run_resolved(&load_all(&files, tier, &[])?, root, device)
+    run_resolved(&load_suite(suite, tier)?, root, device, how)
 }
 
 #[cfg(test)]

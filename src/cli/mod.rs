@@ -7,6 +7,9 @@
 
 pub mod args;
 mod experiments;
+mod logging;
+mod status;
+mod submit;
 
 use std::process::ExitCode;
 
@@ -29,17 +32,7 @@ pub struct BadInput(pub String);
 /// Parses the arguments, runs the command, prints its error if it has one.
 pub fn main() -> ExitCode {
     let args = Args::parse();
-    let filter = match args.verbose {
-        0 => "warn",
-        1 => "info",
-        _ => "debug",
-    };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| filter.into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    logging::init(args.verbose);
     match run(args) {
         Ok(code) => code,
         Err(e) => match e.downcast_ref::<BadInput>() {
@@ -59,6 +52,9 @@ pub fn main() -> ExitCode {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let root = ResultsRoot(args.results.clone());
     let device = args.device;
+    if let Some(n) = args.threads {
+        crate::runner::threads::apply(usize::from(n));
+    }
     let ok = || Ok(ExitCode::from(EXIT_OK));
     match args.command {
         Command::Validate {
@@ -68,8 +64,64 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             id_only,
         } => experiments::validate(&files, tier, &sets, id_only),
         Command::List { paths, tier } => experiments::list(&paths, tier),
-        Command::Run { file, tier, sets } => experiments::run(&file, tier, &sets, &root, device),
-        Command::Reproduce { tier, suite } => experiments::reproduce(&suite, tier, &root, device),
+        Command::Run {
+            file,
+            tier,
+            sets,
+            job,
+            retry_failed,
+        } => {
+            let opts = crate::runner::Options {
+                retry_failed,
+                only: job,
+            };
+            experiments::run(&file, tier, &sets, &root, device, opts)
+        }
+        Command::Reproduce {
+            tier,
+            suite,
+            retry_failed,
+            workers,
+            gpus,
+        } => {
+            let cores = crate::runner::workers::cores();
+            let pool = match (workers, gpus.is_empty()) {
+                (_, false) => Some(crate::runner::workers::Pool::gpus(&gpus, cores)),
+                (Some(n), true) => Some(crate::runner::workers::Pool::cpu(usize::from(n), cores)),
+                (None, true) => None,
+            };
+            let how = experiments::RunHow {
+                opts: crate::runner::Options {
+                    retry_failed,
+                    only: None,
+                },
+                workers: pool,
+            };
+            experiments::reproduce(&suite, tier, &root, device, &how)
+        }
+        Command::Status { tier, suite, json } => status::run(&suite, tier, &root, json),
+        Command::Submit {
+            slurm: _,
+            tier,
+            suite,
+            partition,
+            time,
+            gpus_per_task,
+            cpus_per_task,
+            array_limit,
+            dry_run,
+            retry_failed,
+        } => {
+            let o = crate::runner::slurm::SlurmOptions {
+                partition,
+                time,
+                gpus_per_task,
+                cpus_per_task,
+                array_limit,
+                dry_run,
+            };
+            submit::run(&suite, tier, &root, retry_failed, &o)
+        }
         #[cfg(feature = "report")]
         Command::Report(a) => crate::report::cli::run(&a, &root.0),
         #[cfg(not(feature = "report"))]

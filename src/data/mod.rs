@@ -11,6 +11,7 @@ pub mod cifar;
 pub(crate) mod cli;
 pub mod fetch;
 pub mod fingerprint;
+pub mod identity;
 pub mod imagenet;
 pub(crate) mod inspect;
 pub mod loader;

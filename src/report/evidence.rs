@@ -99,7 +99,7 @@ fn gap_of(stage: &'static str, seed: u64, state: &RunState) -> Option<Gap> {
         RunState::Done => return None,
         RunState::Failed { .. } | RunState::Unreadable { .. } => GapKind::Failed,
         RunState::Diverged { .. } => GapKind::Diverged,
-        RunState::Running => GapKind::Running,
+        RunState::Running | RunState::Interrupted { .. } => GapKind::Running,
     };
     Some(Gap {
         stage,

@@ -139,6 +139,15 @@ pub(crate) fn run(root: &Path, r: &RunSpec) -> std::path::PathBuf {
         started_at: "2026-01-01T00:00:00Z".into(),
         ended_at: Some("2026-01-01T01:00:00Z".into()),
         command_line: vec!["unas".into(), "run".into()],
+        data_fingerprint: "f1".into(),
+        shape_id: "s1".into(),
+        pid: 1,
+        threads: 2,
+        cuda_runtime_version: Some("13.0".into()),
+        cuda_driver_version: None,
+        cudnn_version: None,
+        gpu_driver: None,
+        missing: Vec::new(),
     };
     prov.write(dir.path()).unwrap();
     Status::now(r.state.clone()).write(dir.path()).unwrap();

@@ -19,9 +19,20 @@ use crate::results::{State, Status};
 pub(crate) enum RunState {
     Done,
     Running,
-    Failed { reason: String },
-    Diverged { step: u64, term: String },
-    Unreadable { why: String },
+    Failed {
+        reason: String,
+    },
+    Diverged {
+        step: u64,
+        term: String,
+    },
+    /// Stopped by a signal (or its worker killed) after a checkpoint: resumes at the next run.
+    Interrupted {
+        reason: String,
+    },
+    Unreadable {
+        why: String,
+    },
 }
 
 impl RunState {
@@ -31,6 +42,7 @@ impl RunState {
             RunState::Running => "running",
             RunState::Failed { .. } => "failed",
             RunState::Diverged { .. } => "diverged",
+            RunState::Interrupted { .. } => "interrupted",
             RunState::Unreadable { .. } => "unreadable",
         }
     }
@@ -40,7 +52,7 @@ impl RunState {
         match self {
             RunState::Done => String::new(),
             RunState::Running => "still running, or interrupted (run it again to resume)".into(),
-            RunState::Failed { reason } => reason.clone(),
+            RunState::Failed { reason } | RunState::Interrupted { reason } => reason.clone(),
             RunState::Diverged { step, term } => format!("non-finite `{term}` at step {step}"),
             RunState::Unreadable { why } => why.clone(),
         }
@@ -198,6 +210,7 @@ fn read_state(dir: &Path) -> Option<RunState> {
             State::Running => RunState::Running,
             State::Failed { reason } => RunState::Failed { reason },
             State::Diverged { step, term } => RunState::Diverged { step, term },
+            State::Interrupted { reason } => RunState::Interrupted { reason },
         }),
         Ok(None) => None,
         Err(e) => Some(RunState::Unreadable {

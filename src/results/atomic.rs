@@ -61,6 +61,33 @@ pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
     write_atomic(path, text.as_bytes())
 }
 
+/// Removes the temporaries of [`write_with`] that a killed process left in `dir` (`.NAME.tmp.PID`
+/// whose process is gone). Call it holding the folder's lock.
+pub fn remove_stale_temps(dir: &Path) -> Result<usize> {
+    let mut removed = 0;
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e).with_context(|| format!("listing {}", dir.display())),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some((_, pid)) = name.strip_prefix('.').and_then(|n| n.rsplit_once(".tmp.")) else {
+            continue;
+        };
+        match pid.parse::<i32>() {
+            Ok(pid) if !process_alive(pid) => {
+                fs::remove_file(entry.path())
+                    .with_context(|| format!("removing {}", entry.path().display()))?;
+                removed += 1;
+            }
+            _ => {}
+        }
+    }
+    Ok(removed)
+}
+
 /// Another live process holds a run folder's lock.
 #[derive(Debug, thiserror::Error)]
 #[error("{} is being run by process {pid}; wait for it, or stop it (kill {pid}) and run again", dir.display())]
@@ -120,7 +147,8 @@ impl Drop for RunLock {
     }
 }
 
-fn process_alive(pid: i32) -> bool {
+/// Whether process `pid` exists on this machine.
+pub fn process_alive(pid: i32) -> bool {
     if pid <= 0 {
         return false;
     }
@@ -159,6 +187,19 @@ mod tests {
         assert!(r.is_err());
         assert_eq!(fs::read(&p).unwrap(), b"old");
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn temporaries_of_dead_processes_are_removed_and_live_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join(".steps.parquet.tmp.999999999"), b"half").unwrap();
+        let mine = format!(".status.json.tmp.{}", std::process::id());
+        fs::write(dir.path().join(&mine), b"being written").unwrap();
+        fs::write(dir.path().join("steps.parquet"), b"whole").unwrap();
+        assert_eq!(remove_stale_temps(dir.path()).unwrap(), 1);
+        assert!(dir.path().join(&mine).exists());
+        assert!(dir.path().join("steps.parquet").exists());
+        assert!(!dir.path().join(".steps.parquet.tmp.999999999").exists());
     }
 
     #[test]

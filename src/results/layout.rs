@@ -4,7 +4,8 @@
 //! results/runs/<experiment>/<tier>/<stage>-seed<seed>-<run id, 16 hex>/
 //!     config.yaml       the resolved experiment that ran (tier and overrides applied)
 //!     provenance.json   git commit, versions, device, host, command line, seed
-//!     status.json       running | done | failed (reason) | diverged (step, term)
+//!     status.json       running | done | failed (reason) | diverged (step, term) | interrupted (reason)
+//!     run.log           the run's log: starts, ends, one line per epoch, warnings (appended)
 //!     steps.parquet     one row per optimisation step          (schema: results::schema)
 //!     epochs.parquet    one row per epoch
 //!     summary.parquet   one row: the run's final numbers

@@ -8,11 +8,13 @@ pub mod parquet;
 pub mod phase;
 pub mod provenance;
 pub mod rows;
+pub mod run_log;
 pub mod schema;
 pub mod status;
+pub mod versions;
 
 pub use diverged::Diverged;
 pub use layout::{ResultsRoot, RunDir};
 pub use phase::Phase;
 pub use schema::Table;
-pub use status::{State, Status};
+pub use status::{Interrupted, State, Status};

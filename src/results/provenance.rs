@@ -1,6 +1,9 @@
 //! `provenance.json`: enough to say later exactly what produced a number — code (git commit and whether
-//! the tree was dirty), versions (crate, tch, libtorch), hardware (device, CUDA, host), the seed, the
-//! determinism switch, the times and the command line.
+//! the tree was dirty), versions (crate, tch, libtorch, CUDA runtime and driver, cuDNN), hardware
+//! (device, GPU name and driver, host, pid), the seed, the determinism switch, the dataset's
+//! fingerprint, the times and the command line. Fail-loud: whatever could not be determined is named in
+//! `missing` with the reason (and warned about), never left silently empty; a provenance that cannot be
+//! written fails the run before it starts.
 
 use std::path::Path;
 use std::process::Command;
@@ -35,6 +38,31 @@ pub struct Provenance {
     pub started_at: String,
     pub ended_at: Option<String>,
     pub command_line: Vec<String>,
+    /// blake3 of the dataset (files or generator parameters), as in the run id.
+    #[serde(default)]
+    pub data_fingerprint: String,
+    /// The stage's shape (everything but the seed): runs of one shape predict each other's time.
+    #[serde(default)]
+    pub shape_id: String,
+    #[serde(default)]
+    pub pid: u32,
+    /// libtorch's compute threads (`--threads`, or a worker's share of the cores).
+    #[serde(default)]
+    pub threads: i32,
+    /// The CUDA runtime libtorch uses (e.g. `13.0`).
+    #[serde(default)]
+    pub cuda_runtime_version: Option<String>,
+    /// The CUDA version the driver supports.
+    #[serde(default)]
+    pub cuda_driver_version: Option<String>,
+    #[serde(default)]
+    pub cudnn_version: Option<String>,
+    /// The NVIDIA driver (from nvidia-smi) when running on CUDA.
+    #[serde(default)]
+    pub gpu_driver: Option<String>,
+    /// Every field that could not be determined, with why (`field: reason`).
+    #[serde(default)]
+    pub missing: Vec<String>,
 }
 
 /// Versions this binary was built with (tch and libtorch are pinned in lock-step, see Cargo.toml).
@@ -74,19 +102,25 @@ pub fn host_name() -> String {
         .unwrap_or_else(|_| "unknown".into())
 }
 
-fn gpu_name() -> Option<String> {
+/// (name, driver) of the GPU `index` from nvidia-smi.
+fn nvidia_smi(index: usize) -> Result<(String, String), String> {
     let out = Command::new("nvidia-smi")
-        .args(["--query-gpu=name", "--format=csv,noheader"])
+        .args([
+            "--query-gpu=name,driver_version",
+            "--format=csv,noheader",
+            &format!("--id={index}"),
+        ])
         .output()
-        .ok()?;
-    out.status.success().then(|| {
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_owned()
-    })
+        .map_err(|e| format!("nvidia-smi could not run: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("nvidia-smi failed: {}", out.status));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().next().unwrap_or("");
+    match line.split_once(',') {
+        Some((name, driver)) => Ok((name.trim().to_owned(), driver.trim().to_owned())),
+        None => Err(format!("nvidia-smi said {line:?}")),
+    }
 }
 
 /// What the run needs to say about itself.
@@ -98,12 +132,48 @@ pub struct RunIdentity<'a> {
     pub run_id: &'a str,
     pub seed: u64,
     pub deterministic: bool,
+    pub data_fingerprint: &'a str,
+    pub shape_id: &'a str,
+}
+
+/// Records `Ok` as a value and `Err` as a line of `missing`.
+fn known<T>(missing: &mut Vec<String>, field: &str, v: Result<T, String>) -> Option<T> {
+    v.map_err(|why| missing.push(format!("{field}: {why}")))
+        .ok()
 }
 
 impl Provenance {
     pub fn collect(who: &RunIdentity, device: tch::Device) -> Provenance {
         let (git_commit, git_dirty) = git_state();
+        let mut missing = Vec::new();
+        if git_commit.is_none() {
+            missing.push("git_commit: neither the source tree the binary was built from nor the current folder is a git checkout".into());
+        }
+        let gpu = match device {
+            tch::Device::Cuda(i) => known(&mut missing, "gpu_name", nvidia_smi(i)),
+            _ => None,
+        };
+        let cuda_runtime_version = known(
+            &mut missing,
+            "cuda_runtime_version",
+            super::versions::cuda_runtime(),
+        );
         let on_cuda = device.is_cuda();
+        let (cuda_driver_version, cudnn_version) = if on_cuda {
+            (
+                known(
+                    &mut missing,
+                    "cuda_driver_version",
+                    super::versions::cuda_driver(),
+                ),
+                known(&mut missing, "cudnn_version", super::versions::cudnn()),
+            )
+        } else {
+            (None, None)
+        };
+        for m in &missing {
+            tracing::warn!("provenance: {m}");
+        }
         Provenance {
             unas_version: env!("CARGO_PKG_VERSION").into(),
             git_commit,
@@ -114,7 +184,7 @@ impl Provenance {
             cuda_available: tch::Cuda::is_available(),
             cuda_device_count: tch::Cuda::device_count(),
             cudnn_available: tch::Cuda::cudnn_is_available(),
-            gpu_name: if on_cuda { gpu_name() } else { None },
+            gpu_name: gpu.as_ref().map(|g| g.0.clone()),
             host: host_name(),
             cpus: std::thread::available_parallelism()
                 .map(|n| n.get())
@@ -129,7 +199,28 @@ impl Provenance {
             started_at: now_rfc3339(),
             ended_at: None,
             command_line: std::env::args().collect(),
+            data_fingerprint: who.data_fingerprint.into(),
+            shape_id: who.shape_id.into(),
+            pid: std::process::id(),
+            threads: tch::get_num_threads(),
+            cuda_runtime_version,
+            cuda_driver_version,
+            cudnn_version,
+            gpu_driver: gpu.map(|g| g.1),
+            missing,
         }
+    }
+
+    /// Refreshes what is only known once the stage ran (cuDNN is loaded at the first convolution on a
+    /// GPU) and stamps the end.
+    pub fn end(&mut self, device: tch::Device) {
+        if device.is_cuda() && self.cudnn_version.is_none() {
+            if let Ok(v) = super::versions::cudnn() {
+                self.cudnn_version = Some(v);
+                self.missing.retain(|m| !m.starts_with("cudnn_version"));
+            }
+        }
+        self.ended_at = Some(now_rfc3339());
     }
 
     pub fn write(&self, dir: &Path) -> Result<()> {

@@ -1,6 +1,8 @@
-//! The `status.json` of a run folder: running, done, failed (with the reason) or diverged (with the step
-//! and the term that went non-finite). Written atomically at every change; a folder whose status says
-//! `running` but whose lock's process is gone was interrupted and resumes.
+//! The `status.json` of a run folder: running, done, failed (with the reason), diverged (with the step
+//! and the term that went non-finite) or interrupted (stopped by a signal after a checkpoint, or its
+//! worker killed). Written atomically at every change. An interrupted run, and a folder whose status
+//! says `running` but whose lock's process is gone, resume at the next `unas reproduce`; a failed or
+//! diverged one is reported and rerun only with `--retry-failed`.
 
 use std::path::Path;
 
@@ -14,8 +16,17 @@ use super::atomic;
 pub enum State {
     Running,
     Done,
-    Failed { reason: String },
-    Diverged { step: u64, term: String },
+    Failed {
+        reason: String,
+    },
+    Diverged {
+        step: u64,
+        term: String,
+    },
+    /// Stopped before it finished, with its checkpoint kept: the next run resumes it.
+    Interrupted {
+        reason: String,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -58,8 +69,18 @@ impl Status {
             State::Done => "done",
             State::Failed { .. } => "failed",
             State::Diverged { .. } => "diverged",
+            State::Interrupted { .. } => "interrupted",
         }
     }
+}
+
+/// A stage stopped by a signal after saving a checkpoint (recorded as [`State::Interrupted`]).
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("stopped by {signal} after a checkpoint at epoch {epoch} — run again to resume")]
+pub struct Interrupted {
+    /// `SIGTERM` or `SIGINT`.
+    pub signal: String,
+    pub epoch: u32,
 }
 
 #[cfg(test)]
@@ -79,5 +100,13 @@ mod tests {
         assert_eq!(back, s);
         let text = std::fs::read_to_string(dir.path().join("status.json")).unwrap();
         assert!(text.contains("\"state\": \"diverged\""), "{text}");
+        let i = Status::now(State::Interrupted {
+            reason: "stopped by SIGINT".into(),
+        });
+        i.write(dir.path()).unwrap();
+        assert_eq!(
+            Status::read(dir.path()).unwrap().unwrap().label(),
+            "interrupted"
+        );
     }
 }

@@ -1,15 +1,17 @@
-//! Runs the jobs of an experiment: skip what is done, lock the run folder, record config, provenance
-//! and status, dispatch the stage, and leave a status that says how it ended (and why, if it failed).
+//! Runs the jobs of an experiment: lock the run folder, skip what is done (and report what failed
+//! before, unless asked to retry), record config, provenance, status and `run.log`, dispatch the
+//! stage, and leave a status that says how it ended (and why, if it failed or was interrupted).
 
 use std::time::Instant;
 
 use anyhow::{Context, Result};
 
 use crate::config::Resolved;
-use crate::results::provenance::{now_rfc3339, Provenance, RunIdentity};
-use crate::results::{atomic, layout, ResultsRoot, RunDir, State, Status};
+use crate::results::provenance::{host_name, Provenance, RunIdentity};
+use crate::results::{atomic, layout, run_log, ResultsRoot, RunDir, State, Status};
+use crate::train::signals;
 
-use super::plan::{plan, Job};
+use super::plan::{plan, Job, Stage};
 use super::stages::run_stage;
 use crate::stage::StageError;
 
@@ -19,8 +21,13 @@ pub enum JobEnd {
     Done {
         skipped: bool,
     },
-    /// The stage ran and failed or diverged: its run folder's `status.json` says why.
+    /// The stage failed or diverged (now, or in an earlier run not retried): its run folder's
+    /// `status.json` says why.
     Failed(String),
+    /// Stopped by a signal after a checkpoint (or its worker was killed): the next run resumes it.
+    Interrupted(String),
+    /// Not started: the suite was stopped by a signal before its turn.
+    Stopped(String),
     /// The run could not start or could not be recorded (its folder could not be created or written),
     /// so no `status.json` says why: the reason is here.
     Unrecorded(String),
@@ -28,6 +35,35 @@ pub enum JobEnd {
     Taken(String),
     /// Not run because the job it consumes did not finish.
     Blocked(String),
+}
+
+impl JobEnd {
+    /// The one-line word of the summary table and the per-job line.
+    pub fn word(&self) -> &'static str {
+        match self {
+            JobEnd::Done { skipped: true } => "done (already)",
+            JobEnd::Done { skipped: false } => "done",
+            JobEnd::Failed(_) => "FAILED",
+            JobEnd::Interrupted(_) => "interrupted",
+            JobEnd::Stopped(_) => "not started",
+            JobEnd::Unrecorded(_) => "NOT STARTED",
+            JobEnd::Taken(_) => "taken",
+            JobEnd::Blocked(_) => "blocked",
+        }
+    }
+
+    /// Why (empty for a finished job).
+    pub fn detail(&self) -> &str {
+        match self {
+            JobEnd::Done { .. } => "",
+            JobEnd::Failed(w)
+            | JobEnd::Interrupted(w)
+            | JobEnd::Stopped(w)
+            | JobEnd::Unrecorded(w)
+            | JobEnd::Taken(w)
+            | JobEnd::Blocked(w) => w,
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -41,56 +77,96 @@ pub struct JobReport {
     pub wall_s: f64,
 }
 
-/// Runs every job of `r`; one failure does not stop the others (only their dependants).
-pub fn run_experiment(r: &Resolved, root: &ResultsRoot, device: tch::Device) -> Vec<JobReport> {
+/// How the runner treats what earlier runs left.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Rerun failed and diverged runs (otherwise they are reported as they are).
+    pub retry_failed: bool,
+    /// Run only the job whose run id starts with this (`unas run --job ID`).
+    pub only: Option<String>,
+}
+
+/// The folder of one job of `r`.
+pub fn job_dir(root: &ResultsRoot, r: &Resolved, job: &Job) -> RunDir {
+    root.run_dir(
+        &r.experiment.name,
+        r.tier.as_str(),
+        job.stage.as_str(),
+        job.seed,
+        &job.run_id,
+    )
+}
+
+/// Why `job` cannot run yet, if its upstream search did not finish (here, or in the folder).
+pub fn blocked_by(
+    root: &ResultsRoot,
+    r: &Resolved,
+    job: &Job,
+    reports: &[JobReport],
+) -> Option<String> {
+    let u = job.upstream.as_ref()?;
+    // Run ids are per stage content: two experiments may share one, in different folders.
+    let mine = |rep: &&JobReport| rep.run_id == u.run_id && rep.experiment == r.experiment.name;
+    match reports.iter().find(mine) {
+        Some(rep) => match rep.end {
+            JobEnd::Done { .. } => None,
+            JobEnd::Taken(_) => Some(format!(
+                "its search (seed {}) is being run by another process",
+                rep.seed
+            )),
+            _ => Some(format!("its search (seed {}) did not finish", rep.seed)),
+        },
+        None => match Status::read(job_dir(root, r, u).path()) {
+            Ok(Some(Status {
+                state: State::Done, ..
+            })) => None,
+            Ok(Some(s)) => Some(format!("its search (seed {}) is {}", u.seed, s.label())),
+            Ok(None) => Some(format!("its search (seed {}) has not run", u.seed)),
+            Err(e) => Some(format!("its search (seed {}): {e:#}", u.seed)),
+        },
+    }
+}
+
+/// The jobs of `r` that `opts` selects, or the reason planning failed.
+pub fn selected_jobs(r: &Resolved, opts: &Options) -> Result<Vec<Job>> {
+    let mut jobs = plan(r)?;
+    if let Some(id) = &opts.only {
+        jobs.retain(|j| j.run_id.starts_with(id.as_str()));
+    }
+    Ok(jobs)
+}
+
+/// Runs every job of `r`; one failure does not stop the others (only their dependants). A stop signal
+/// does: the running job checkpoints, and the ones after it are not started.
+pub fn run_experiment(
+    r: &Resolved,
+    root: &ResultsRoot,
+    device: tch::Device,
+    opts: &Options,
+) -> Vec<JobReport> {
+    if let Err(e) = signals::Signals::install() {
+        tracing::warn!("signals: {e:#}");
+    }
+    let jobs = match selected_jobs(r, opts) {
+        Ok(jobs) => jobs,
+        Err(e) => return vec![unplanned(r, e)],
+    };
     let mut reports: Vec<JobReport> = Vec::new();
-    for job in plan(r) {
+    for job in jobs {
         let t0 = Instant::now();
-        let blocked = job.upstream.as_ref().and_then(|u| {
-            reports
-                .iter()
-                .find(|rep| rep.run_id == u.run_id)
-                .filter(|rep| !matches!(rep.end, JobEnd::Done { .. }))
-                .map(|rep| match rep.end {
-                    JobEnd::Taken(_) => format!(
-                        "its search (seed {}) is being run by another process",
-                        rep.seed
-                    ),
-                    _ => format!("its search (seed {}) did not finish", rep.seed),
-                })
-        });
-        let dir = root.run_dir(
-            &r.experiment.name,
-            r.tier.as_str(),
-            job.stage.as_str(),
-            job.seed,
-            &job.run_id,
-        );
-        let end = match blocked {
-            Some(why) => JobEnd::Blocked(why),
-            None => match run_job(r, &job, &dir, upstream_dir(root, r, &job), device) {
+        let dir = job_dir(root, r, &job);
+        let end = if let Some(sig) = signals::stop_requested() {
+            JobEnd::Stopped(format!("stopped by {} before its turn", sig.name()))
+        } else if let Some(why) = blocked_by(root, r, &job, &reports) {
+            JobEnd::Blocked(why)
+        } else {
+            match run_job(r, &job, &dir, upstream_dir(root, r, &job), device, opts) {
                 Ok(end) => end,
                 Err(e) => JobEnd::Unrecorded(format!("{e:#}")),
-            },
+            }
         };
-        let ran = !matches!(end, JobEnd::Blocked(_));
-        // One line per finished job as it happens (the summary table comes at the end).
-        let what = match &end {
-            JobEnd::Done { skipped: true } => "done (already)".to_owned(),
-            JobEnd::Done { skipped: false } => "done".to_owned(),
-            JobEnd::Failed(_) => "FAILED".to_owned(),
-            JobEnd::Unrecorded(why) => format!("could not start ({why})"),
-            JobEnd::Taken(why) => format!("not run here: {why}"),
-            JobEnd::Blocked(_) => "blocked".to_owned(),
-        };
-        eprintln!(
-            "{} {} seed {}: {what} in {:.1} s",
-            r.experiment.name,
-            job.stage.as_str(),
-            job.seed,
-            t0.elapsed().as_secs_f64()
-        );
-        reports.push(JobReport {
+        let ran = !matches!(end, JobEnd::Blocked(_) | JobEnd::Stopped(_));
+        let rep = JobReport {
             experiment: r.experiment.name.clone(),
             stage: job.stage.as_str(),
             seed: job.seed,
@@ -98,21 +174,75 @@ pub fn run_experiment(r: &Resolved, root: &ResultsRoot, device: tch::Device) -> 
             dir: ran.then_some(dir),
             end,
             wall_s: t0.elapsed().as_secs_f64(),
-        });
+        };
+        announce(&rep);
+        reports.push(rep);
     }
     reports
 }
 
-fn upstream_dir(root: &ResultsRoot, r: &Resolved, job: &Job) -> Option<RunDir> {
-    job.upstream.as_ref().map(|u| {
-        root.run_dir(
-            &r.experiment.name,
-            r.tier.as_str(),
-            u.stage.as_str(),
-            u.seed,
-            &u.run_id,
+/// The report of an experiment that could not be planned (its dataset is missing).
+pub fn unplanned(r: &Resolved, e: anyhow::Error) -> JobReport {
+    JobReport {
+        experiment: r.experiment.name.clone(),
+        stage: "(all)",
+        seed: 0,
+        run_id: String::new(),
+        dir: None,
+        end: JobEnd::Unrecorded(format!("{e:#}")),
+        wall_s: 0.0,
+    }
+}
+
+/// One line per finished job as it happens (the summary table comes at the end).
+pub fn announce(rep: &JobReport) {
+    let what = match &rep.end {
+        JobEnd::Unrecorded(why) => format!("could not start ({why})"),
+        JobEnd::Taken(why) => format!("not run here: {why}"),
+        JobEnd::Interrupted(why) => format!("interrupted ({why})"),
+        end => end.word().to_owned(),
+    };
+    crate::progress::suite_job_done();
+    crate::progress::suspend(|| {
+        eprintln!(
+            "{} {} seed {}: {what} in {:.1} s",
+            rep.experiment, rep.stage, rep.seed, rep.wall_s
         )
-    })
+    });
+}
+
+fn upstream_dir(root: &ResultsRoot, r: &Resolved, job: &Job) -> Option<RunDir> {
+    job.upstream.as_deref().map(|u| job_dir(root, r, u))
+}
+
+/// Epochs the stage of `job` runs (for its progress bar).
+pub fn epochs_of(r: &Resolved, job: &Job) -> u64 {
+    let e = &r.experiment;
+    match job.stage {
+        Stage::Search => e
+            .search
+            .as_ref()
+            .map_or(0, |s| u64::from(s.epochs.warmup + s.epochs.search)),
+        Stage::Train => e
+            .train
+            .as_ref()
+            .and_then(|t| crate::config::TrainRecipe::of(t).ok())
+            .map_or(0, |t| u64::from(t.epochs)),
+    }
+}
+
+/// What an earlier run left, if it settles the job without running it.
+pub fn settled(status: Option<Status>, opts: &Options) -> Option<JobEnd> {
+    match status?.state {
+        State::Done => Some(JobEnd::Done { skipped: true }),
+        State::Failed { reason } if !opts.retry_failed => Some(JobEnd::Failed(format!(
+            "{reason} (recorded by an earlier run; `--retry-failed` runs it again)"
+        ))),
+        State::Diverged { step, term } if !opts.retry_failed => Some(JobEnd::Failed(format!(
+            "diverged: non-finite `{term}` at step {step} (recorded by an earlier run; `--retry-failed` runs it again)"
+        ))),
+        _ => None,
+    }
 }
 
 fn run_job(
@@ -121,6 +251,7 @@ fn run_job(
     dir: &RunDir,
     upstream: Option<RunDir>,
     device: tch::Device,
+    opts: &Options,
 ) -> Result<JobEnd> {
     // Lock first, then decide: two processes must never both start the same run.
     let _lock = match crate::results::atomic::RunLock::acquire(dir.path()) {
@@ -132,12 +263,47 @@ fn run_job(
             }
         }
     };
-    if let Some(Status {
-        state: State::Done, ..
-    }) = Status::read(dir.path())?
-    {
-        return Ok(JobEnd::Done { skipped: true });
+    if let Some(end) = settled(Status::read(dir.path())?, opts) {
+        return Ok(end);
     }
+    // Half-written files of a killed run (never read: the finished ones were renamed into place).
+    let stale = atomic::remove_stale_temps(dir.path())?;
+    let _log = run_log::attach(dir.path())?;
+    tracing::info!(
+        pid = std::process::id(),
+        host = %host_name(),
+        "run start: {} {} seed {} ({})",
+        r.experiment.name,
+        job.stage.as_str(),
+        job.seed,
+        dir.path().display()
+    );
+    if stale > 0 {
+        tracing::info!(files = stale, "removed temporaries a killed run left");
+    }
+    let label = format!(
+        "{} {} seed {}",
+        r.experiment.name,
+        job.stage.as_str(),
+        job.seed
+    );
+    crate::progress::stage_begin(&label, epochs_of(r, job));
+    let end = record_and_run(r, job, dir, upstream, device);
+    crate::progress::stage_end();
+    if let Ok(end) = &end {
+        tracing::info!("run end: {} {}", end.word(), end.detail());
+    }
+    end
+}
+
+/// Writes config, provenance and `running`, runs the stage, and records how it ended.
+fn record_and_run(
+    r: &Resolved,
+    job: &Job,
+    dir: &RunDir,
+    upstream: Option<RunDir>,
+    device: tch::Device,
+) -> Result<JobEnd> {
     atomic::write_atomic(&dir.file(layout::CONFIG), r.to_yaml().as_bytes())
         .context("writing config.yaml")?;
     let who = RunIdentity {
@@ -148,6 +314,8 @@ fn run_job(
         run_id: &job.run_id,
         seed: job.seed,
         deterministic: r.experiment.deterministic,
+        data_fingerprint: &job.fingerprint,
+        shape_id: &job.shape_id,
     };
     let mut prov = Provenance::collect(&who, device);
     prov.write(dir.path())?;
@@ -155,7 +323,7 @@ fn run_job(
 
     let result = run_caught(|| run_stage(r, job, dir, upstream, device));
 
-    prov.ended_at = Some(now_rfc3339());
+    prov.end(device);
     prov.write(dir.path())?;
     match result {
         Ok(()) => {
@@ -163,9 +331,12 @@ fn run_job(
             Ok(JobEnd::Done { skipped: false })
         }
         Err(e) => {
-            // A non-finite value is `diverged` (with the step and the term), not a crash.
+            // A non-finite value is `diverged` (with the step and the term), a signal `interrupted`.
             Status::now(e.state()).write(dir.path())?;
-            Ok(JobEnd::Failed(e.reason()))
+            Ok(match e {
+                StageError::Interrupted(i) => JobEnd::Interrupted(i.to_string()),
+                e => JobEnd::Failed(e.reason()),
+            })
         }
     }
 }

@@ -3,7 +3,10 @@
 
 pub mod execute;
 pub mod plan;
+pub mod slurm;
 pub mod stages;
+pub mod survey;
+pub mod threads;
+pub mod workers;
 
-pub use execute::{run_experiment, JobEnd, JobReport};
-pub use plan::plan;
+pub use execute::{run_experiment, JobEnd, JobReport, Options};

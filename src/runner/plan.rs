@@ -1,7 +1,9 @@
 //! The plan of an experiment: experiments × seeds × stages, each job with a content-addressed run id.
 //! A stage's id covers only what it computes from — the search id does not change when the training
-//! recipe does — plus the ids of the stages it consumes.
+//! recipe does — plus the dataset's fingerprint (a changed dataset never reuses a finished run) and the
+//! ids of the stages it consumes.
 
+use anyhow::{Context, Result};
 use serde_json::{json, Value};
 
 use crate::config::identity::{canonical_json, hash_parts};
@@ -34,28 +36,38 @@ pub struct Job {
     pub upstream: Option<Box<Job>>,
     /// The canonical JSON the id was computed from.
     pub identity: String,
+    /// The dataset's fingerprint (part of the id).
+    pub fingerprint: String,
+    /// The id of the stage's shape: everything but the seed and the upstream run. Runs of one shape
+    /// take about as long, so finished ones predict the others (the ETA of `unas status`).
+    pub shape_id: String,
 }
 
 /// Bump when a stage's computation changes in a way that invalidates earlier results.
-const STAGE_FORMAT: &str = "2";
+/// 3: the dataset's fingerprint is part of every id.
+const STAGE_FORMAT: &str = "3";
 
-fn stage_identity(r: &Resolved, stage: Stage, seed: u64) -> String {
+fn stage_identity(r: &Resolved, stage: Stage, seed: Option<u64>, fingerprint: &str) -> String {
     let e = &r.experiment;
-    let v: Value = match stage {
+    let mut v: Value = match stage {
         Stage::Search => json!({
             "dataset": e.dataset, "space": e.space, "search": e.search,
-            "deterministic": e.deterministic, "tier": r.tier.as_str(), "seed": seed,
+            "deterministic": e.deterministic, "tier": r.tier.as_str(),
         }),
         Stage::Train => json!({
             "dataset": e.dataset, "space": e.space, "train": e.train,
-            "deterministic": e.deterministic, "tier": r.tier.as_str(), "seed": seed,
+            "deterministic": e.deterministic, "tier": r.tier.as_str(),
         }),
     };
+    v["data_fingerprint"] = json!(fingerprint);
+    if let Some(seed) = seed {
+        v["seed"] = json!(seed);
+    }
     canonical_json(&v)
 }
 
-fn job(r: &Resolved, stage: Stage, seed: u64, upstream: Option<Job>) -> Job {
-    let identity = stage_identity(r, stage, seed);
+fn job(r: &Resolved, fp: &str, stage: Stage, seed: u64, upstream: Option<Job>) -> Job {
+    let identity = stage_identity(r, stage, Some(seed), fp);
     let up = upstream
         .as_ref()
         .map(|u| u.run_id.clone())
@@ -66,17 +78,36 @@ fn job(r: &Resolved, stage: Stage, seed: u64, upstream: Option<Job>) -> Job {
         ("config", &identity),
         ("upstream", &up),
     ]);
+    let shape_id = hash_parts(&[
+        ("format", STAGE_FORMAT),
+        ("stage", stage.as_str()),
+        ("config", &stage_identity(r, stage, None, fp)),
+    ]);
     Job {
         stage,
         seed,
         run_id,
         upstream: upstream.map(Box::new),
         identity,
+        fingerprint: fp.to_owned(),
+        shape_id,
     }
 }
 
 /// All jobs of an experiment, searches first; a training job of `genotype: search` follows its search.
-pub fn plan(r: &Resolved) -> Vec<Job> {
+/// Fails (with where to get it) when the dataset, whose fingerprint every id holds, is missing.
+pub fn plan(r: &Resolved) -> Result<Vec<Job>> {
+    let fp = crate::data::identity::fingerprint(&r.experiment.dataset).with_context(|| {
+        format!(
+            "{}: the dataset is needed to plan its runs (its fingerprint is part of every run id)",
+            r.experiment.name
+        )
+    })?;
+    Ok(plan_with(r, &fp))
+}
+
+/// The jobs of `r` over a dataset of fingerprint `fp`.
+pub fn plan_with(r: &Resolved, fp: &str) -> Vec<Job> {
     let e = &r.experiment;
     let mut jobs = Vec::new();
     let searches: Vec<Job> = match &e.search {
@@ -84,7 +115,7 @@ pub fn plan(r: &Resolved) -> Vec<Job> {
             .seeds
             .search
             .iter()
-            .map(|&s| job(r, Stage::Search, s, None))
+            .map(|&s| job(r, fp, Stage::Search, s, None))
             .collect(),
         None => Vec::new(),
     };
@@ -94,18 +125,23 @@ pub fn plan(r: &Resolved) -> Vec<Job> {
             GenotypeChoice::Search => {
                 for s in &searches {
                     for &ts in &e.seeds.train {
-                        jobs.push(job(r, Stage::Train, ts, Some(s.clone())));
+                        jobs.push(job(r, fp, Stage::Train, ts, Some(s.clone())));
                     }
                 }
             }
             _ => {
                 for &ts in &e.seeds.train {
-                    jobs.push(job(r, Stage::Train, ts, None));
+                    jobs.push(job(r, fp, Stage::Train, ts, None));
                 }
             }
         }
     }
     jobs
+}
+
+/// How many jobs `r` plans (needs no dataset).
+pub fn job_count(r: &Resolved) -> usize {
+    plan_with(r, "").len()
 }
 
 /// Rough cost in millions of image passes (forward + backward), to compare experiments before running.
@@ -140,4 +176,44 @@ pub fn rough_cost_m_images(r: &Resolved) -> f64 {
         total += train_n as f64 * f64::from(epochs) * trainings as f64;
     }
     total / 1e6
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Tier;
+
+    fn c10(sets: &[&str]) -> Resolved {
+        let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+        crate::config::load(
+            std::path::Path::new("experiments/paper/c10-darts-unas.yaml"),
+            Tier::Smoke,
+            &sets,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn every_id_holds_the_dataset_fingerprint_and_a_shape_spans_the_seeds() {
+        let r = c10(&["seeds.search=[0,1]"]);
+        let (a, b) = (plan_with(&r, "data-a"), plan_with(&r, "data-b"));
+        assert_eq!(a.len(), 4);
+        for (x, y) in a.iter().zip(&b) {
+            assert_ne!(x.run_id, y.run_id, "a changed dataset never reuses a run");
+            assert_eq!(x.fingerprint, "data-a");
+        }
+        // Two search seeds: two ids, one shape.
+        assert_ne!(a[0].run_id, a[1].run_id);
+        assert_eq!(a[0].shape_id, a[1].shape_id);
+        assert_ne!(a[0].shape_id, a[2].shape_id, "a training is another shape");
+        // The search's id does not move with the training recipe.
+        let r2 = c10(&["seeds.search=[0,1]", "train.epochs=3"]);
+        let c = plan_with(&r2, "data-a");
+        assert_eq!(a[0].run_id, c[0].run_id);
+        assert_ne!(a[2].run_id, c[2].run_id);
+        // plan() uses the dataset's real fingerprint.
+        let real = plan(&r).unwrap();
+        let fp = crate::data::identity::fingerprint(&r.experiment.dataset).unwrap();
+        assert_eq!(real[0].run_id, plan_with(&r, &fp)[0].run_id);
+    }
 }

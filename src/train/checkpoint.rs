@@ -173,7 +173,35 @@ impl Checkpoints {
             fs::remove_dir_all(&tmp).with_context(|| format!("removing {}", tmp.display()))?;
         }
         fs::create_dir(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        // A save that fails (a full disk) leaves no partial checkpoint behind, and frees its space.
+        let written = Self::write_into(&tmp, mark, tensors, meta);
+        if written.is_err() {
+            let _ = fs::remove_dir_all(&tmp);
+        }
+        written?;
 
+        let dest = self.dir.join(&name);
+        if dest.exists() {
+            let old = self.dir.join(format!(".old-{name}"));
+            if old.exists() {
+                fs::remove_dir_all(&old)?;
+            }
+            fs::rename(&dest, &old).with_context(|| format!("moving {} aside", dest.display()))?;
+        }
+        fs::rename(&tmp, &dest)
+            .with_context(|| format!("renaming {} to {}", tmp.display(), dest.display()))?;
+        sync_dir(&self.dir)?;
+        self.prune()?;
+        Ok(dest)
+    }
+
+    /// The tensors, then the commit marker `meta.json`, into the folder `tmp`, each fsynced.
+    fn write_into<M: Serialize>(
+        tmp: &Path,
+        mark: Mark,
+        tensors: &[(String, Tensor)],
+        meta: &M,
+    ) -> Result<()> {
         let mut seen = std::collections::HashSet::new();
         let cpu: Vec<(String, Tensor)> = tensors
             .iter()
@@ -200,21 +228,8 @@ impl Checkpoints {
             serde_json::to_string_pretty(&envelope).context("encoding checkpoint metadata")?;
         fs::write(&meta_path, text).with_context(|| format!("writing {}", meta_path.display()))?;
         sync_file(&meta_path)?;
-        sync_dir(&tmp)?;
-
-        let dest = self.dir.join(&name);
-        if dest.exists() {
-            let old = self.dir.join(format!(".old-{name}"));
-            if old.exists() {
-                fs::remove_dir_all(&old)?;
-            }
-            fs::rename(&dest, &old).with_context(|| format!("moving {} aside", dest.display()))?;
-        }
-        fs::rename(&tmp, &dest)
-            .with_context(|| format!("renaming {} to {}", tmp.display(), dest.display()))?;
-        sync_dir(&self.dir)?;
-        self.prune()?;
-        Ok(dest)
+        sync_dir(tmp)?;
+        Ok(())
     }
 
     /// Complete checkpoints, oldest first.

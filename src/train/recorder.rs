@@ -14,13 +14,13 @@
 //! The step log is flushed and the tables written before every checkpoint, so a resumed run ends with
 //! exactly the rows of an uninterrupted one.
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tch::Tensor;
 
 use crate::results::rows::{self, ArchRow, EpochRow, SummaryRow, Term};
-use crate::results::{atomic, layout, parquet, Diverged, Phase, RunDir, Table};
+use crate::results::{atomic, layout, parquet, Diverged, Interrupted, Phase, RunDir, Table};
 use crate::stage::StageCtx;
 use crate::train::checkpoint::{Checkpoints, Loaded, Mark};
 use crate::train::metrics::{Clock, ResumePoint, StepInfo, StepLog, TableLog};
@@ -68,11 +68,17 @@ impl Recorder {
     /// log with the clock at `wall_s`, and the signal handlers. `arch`: the run keeps an `arch` table.
     pub fn open(dir: &RunDir, seed: u64, at: ResumePoint, wall_s: f64, arch: bool) -> Result<Self> {
         let table = |t: Table| TableLog::resume(t, dir.table(t), at);
+        let epochs_table = table(Table::Epochs)?;
+        let done = epochs_table.frame().height() as u64;
+        if done > 0 {
+            tracing::info!(epochs_done = done, "resuming from a checkpoint");
+        }
+        crate::progress::stage_resumed(done);
         Ok(Recorder {
             ckpts: Checkpoints::new(dir.file(layout::CHECKPOINTS)),
             steps: StepLog::new(seed, STEPS_PER_READ, Clock::start(wall_s)),
             steps_table: table(Table::Steps)?,
-            epochs_table: table(Table::Epochs)?,
+            epochs_table,
             arch_table: if arch {
                 Some(table(Table::Arch)?)
             } else {
@@ -92,6 +98,7 @@ impl Recorder {
     /// Records a step's terms (kept on the device; read every [`STEPS_PER_READ`] steps).
     pub fn record(&mut self, info: StepInfo, terms: &[(Term, &Tensor)]) -> Result<(), Diverged> {
         self.unwritten = true;
+        crate::progress::step(info.images);
         self.steps.record(info, terms)
     }
 
@@ -113,6 +120,8 @@ impl Recorder {
 
     /// Appends the epoch's row (and a search's architecture rows) and rewrites those tables.
     pub fn end_epoch(&mut self, row: EpochRow, arch: Option<Vec<ArchRow>>) -> Result<()> {
+        let line = crate::progress::epoch_done(&row);
+        tracing::info!("{line}");
         self.epochs_table.append(&rows::epochs_frame(&[row])?)?;
         self.epochs_table.write()?;
         if let (Some(table), Some(arch)) = (self.arch_table.as_mut(), arch) {
@@ -170,10 +179,15 @@ impl Recorder {
     }
 }
 
-/// After the checkpoint a signal asked for: SIGTERM stops the run (it resumes from that checkpoint).
+/// After the checkpoint a signal asked for: SIGTERM / SIGINT stops the run with an [`Interrupted`]
+/// (recorded as `interrupted`; it resumes from that checkpoint).
 pub fn stop_if_asked(req: Request, epoch: u32) -> Result<()> {
     if req == Request::CheckpointAndExit {
-        bail!("stopped by SIGTERM after a checkpoint at epoch {epoch} — run again to resume");
+        let signal = crate::train::signals::stop_requested()
+            .map_or("a signal", |s| s.name())
+            .to_owned();
+        tracing::warn!(epoch, %signal, "stopped after a checkpoint");
+        return Err(Interrupted { signal, epoch }.into());
     }
     Ok(())
 }

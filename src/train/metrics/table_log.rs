@@ -55,7 +55,6 @@ impl TableLog {
         &self.path
     }
 
-    #[cfg(test)]
     pub fn frame(&self) -> &DataFrame {
         &self.df
     }
