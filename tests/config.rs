@@ -326,7 +326,7 @@ prop_compose! {
         Experiment {
             name,
             description: desc,
-            dataset: Dataset { name: dataset, root: "data".into(), train_portion: portion, synthetic: SyntheticSpec { like: if like_imagenet { ImageShape::Imagenet } else { ImageShape::Cifar }, ..SyntheticSpec::default() } },
+            dataset: Dataset { name: dataset, root: "data".into(), train_portion: portion, synthetic: SyntheticSpec { like: if like_imagenet { ImageShape::Imagenet } else { ImageShape::Cifar }, ..SyntheticSpec::default() }, statistics: None },
             space: Space { name: SpaceName::Darts, layers, channels, ops, width_multiplier: 1.0 },
             search: Some(Search {
                 estimator: est,
@@ -353,6 +353,8 @@ prop_compose! {
             device: DeviceChoice::Auto,
             deterministic,
             deviations,
+            sweep: None,
+            sweep_of: None,
         }
     }
 }

@@ -42,14 +42,16 @@ pub fn validate(files: &[PathBuf], tier: Tier, sets: &[String], id_only: bool) -
                 ),
                 Err(e) => errors.push(e.to_string()),
             },
-            None => match config::load(f, tier, sets) {
-                Ok(r) => {
-                    if id_only {
-                        println!("{}  {}", r.id, f.display());
-                    } else {
-                        println!("# {}: ok", f.display());
-                        print!("{}", r.to_yaml());
-                        println!();
+            None => match config::load_variants(f, tier, sets) {
+                Ok(variants) => {
+                    for r in variants {
+                        if id_only {
+                            println!("{}  {}", r.id, f.display());
+                        } else {
+                            println!("# {}: ok ({})", f.display(), r.experiment.name);
+                            print!("{}", r.to_yaml());
+                            println!();
+                        }
                     }
                 }
                 Err(e) => errors.push(e.to_string()),
@@ -92,8 +94,8 @@ fn load_all(files: &[PathBuf], tier: Tier, sets: &[String]) -> Result<Vec<Resolv
     let mut resolved = Vec::new();
     let mut errors = Vec::new();
     for f in files {
-        match config::load(f, tier, sets) {
-            Ok(r) => resolved.push(r),
+        match config::load_variants(f, tier, sets) {
+            Ok(r) => resolved.extend(r), // a sweep is all its variants
             Err(e) => errors.push(e.to_string()),
         }
     }

@@ -36,6 +36,14 @@ pub struct Experiment {
     /// Deliberate differences from the official code or the paper; printed under every table.
     #[serde(default)]
     pub deviations: Vec<String>,
+    /// A grid of variants, `field.path: [values]`: every combination of the listed values (the product
+    /// over the keys) is one full experiment, named `<name>.<leaf>-<value>...` (`config::sweep`).
+    /// A variant keeps the grid, so the report can put the whole sweep in one table and one plot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sweep: Option<std::collections::BTreeMap<String, Vec<serde_json::Value>>>,
+    /// Written by the expansion of a `sweep` (never by a file): the experiment the variant comes from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sweep_of: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
