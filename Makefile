@@ -27,7 +27,7 @@ export LIBTORCH := $(CURDIR)/$(TORCH_DIR)/torch
 UNAS := target/debug/unas
 PIP := $(PYTHON) -m pip install --disable-pip-version-check --no-input --progress-bar off
 
-.PHONY: setup setup-gpu build lint test test-deps reproduce report bench clean
+.PHONY: setup setup-gpu build build-release lint test test-deps reproduce report bench clean
 
 setup: $(TORCH_STAMP)
 
@@ -71,9 +71,17 @@ test-deps:
 	  fi; \
 	fi
 
-# The suite at the smoke tier, then the whole report; the last line printed is the index page.
-reproduce: build
-	status=0; $(UNAS) reproduce --tier smoke || status=$$?; $(UNAS) report; exit $$status
+# The suite at a tier (TIER=smoke|quick|paper; DATA=the datasets' folder for quick and paper), then
+# the whole report; the last line printed is the index page. TIER=paper builds and runs a release
+# binary. Missing datasets stop `unas reproduce` before any work, saying what to fetch.
+TIER ?= smoke
+DATA ?=
+REPRO_UNAS := $(if $(filter paper,$(TIER)),target/release/unas,$(UNAS))
+reproduce: $(if $(filter paper,$(TIER)),build-release,build)
+	status=0; $(REPRO_UNAS) reproduce --tier $(TIER) $(if $(DATA),--data $(DATA)) || status=$$?; $(REPRO_UNAS) report; exit $$status
+
+build-release: setup
+	$(CARGO) build --release --bin unas
 
 # Prints every run's status, then (last line) the path of the report's index page.
 report: build

@@ -371,3 +371,27 @@ fn a_run_another_live_process_holds_is_reported_as_taken_not_failed() {
         "the holder's record is left alone: {status}"
     );
 }
+
+#[test]
+fn reproduce_without_the_datasets_stops_before_any_work_saying_what_to_fetch() {
+    let (data, results) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let out = unas()
+        .args(["--results"])
+        .arg(results.path())
+        .args(["reproduce", "--tier", "quick", "--data"])
+        .arg(data.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    let d = data.path().display();
+    for needed in [
+        format!("unas data fetch cifar10 --root {d}"),
+        format!("unas data fetch cifar100 --root {d}"),
+        format!("{d}/imagenet/train/<wnid>/*.JPEG"),
+        "nothing was run".to_string(),
+    ] {
+        assert!(err.contains(&needed), "missing `{needed}` in: {err}");
+    }
+    assert_eq!(std::fs::read_dir(results.path()).unwrap().count(), 0);
+}

@@ -64,6 +64,10 @@ pub enum Command {
         tier: Tier,
         #[arg(long, default_value = "experiments/paper")]
         suite: Vec<PathBuf>,
+        /// The datasets' folder (CIFAR in DIR/, ImageNet in DIR/imagenet/); every experiment's
+        /// `dataset.root` is set there. Missing datasets stop the command before any work.
+        #[arg(long, value_name = "DIR")]
+        data: Option<PathBuf>,
     },
     /// Tables, figures and HTML pages from every run under the results folder (results/reports).
     Report(crate::report::cli::ReportArgs),

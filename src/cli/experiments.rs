@@ -280,10 +280,12 @@ pub fn run(
     run_resolved(&load_all(&[file.to_path_buf()], tier, sets)?, root, device)
 }
 
-/// `unas reproduce`: the whole suite at a tier; every experiment is validated before any runs.
+/// `unas reproduce`: the whole suite at a tier; every experiment is validated, and every dataset it
+/// needs found, before any runs.
 pub fn reproduce(
     suite: &[PathBuf],
     tier: Tier,
+    data: Option<&Path>,
     root: &ResultsRoot,
     device: Option<DeviceChoice>,
 ) -> Result<ExitCode> {
@@ -292,7 +294,77 @@ pub fn reproduce(
         let names: Vec<String> = suite.iter().map(|p| p.display().to_string()).collect();
         return Err(BadInput(format!("no experiment files found in {}", names.join(", "))).into());
     }
-    run_resolved(&load_all(&files, tier, &[])?, root, device)
+    let mut all = load_all(&files, tier, &[])?;
+    if let Some(dir) = data {
+        all = with_data_root(&all, tier, dir)?;
+    }
+    check_data(&all, tier)?;
+    run_resolved(&all, root, device)
+}
+
+/// The experiments again with `dataset.root` at `dir` (CIFAR) or `dir/imagenet` (ImageNet), as a
+/// `--set` would put it (so the ids say where the data came from).
+fn with_data_root(all: &[Resolved], tier: Tier, dir: &Path) -> Result<Vec<Resolved>> {
+    use crate::config::DatasetName;
+    let mut files: Vec<(PathBuf, String)> = Vec::new();
+    for r in all {
+        let at = match r.experiment.dataset.name {
+            DatasetName::Synthetic => continue,
+            DatasetName::Imagenet => dir.join("imagenet"),
+            DatasetName::Cifar10 | DatasetName::Cifar100 => dir.to_path_buf(),
+        };
+        let set = format!(
+            "dataset.root={}",
+            serde_json::to_string(&at.display().to_string())?
+        );
+        if !files.iter().any(|(f, _)| *f == r.source) {
+            files.push((r.source.clone(), set));
+        }
+    }
+    let mut out: Vec<Resolved> = all
+        .iter()
+        .filter(|r| !files.iter().any(|(f, _)| *f == r.source))
+        .cloned()
+        .collect();
+    for (f, set) in files {
+        out.extend(load_all(&[f], tier, &[set])?);
+    }
+    Ok(out)
+}
+
+/// Stops before any work when a dataset the suite needs is absent: what is missing, the
+/// `unas data fetch` command or the ImageNet layout that fixes it.
+fn check_data(all: &[Resolved], tier: Tier) -> Result<()> {
+    let mut missing: Vec<crate::data::presence::Missing> = Vec::new();
+    for r in all {
+        if let Some(m) = crate::data::presence::missing(&r.experiment.dataset) {
+            if !missing
+                .iter()
+                .any(|x| x.dataset == m.dataset && x.root == m.root)
+            {
+                missing.push(m);
+            }
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let mut msg = format!(
+        "the suite at tier {tier} needs {} dataset(s) that are not here; nothing was run:",
+        missing.len()
+    );
+    for m in &missing {
+        let name = serde_json::to_value(m.dataset).ok();
+        let name = name.as_ref().and_then(|v| v.as_str()).unwrap_or("?");
+        msg.push_str(&format!(
+            "\n  {name} in {}: {}\n    {}",
+            m.root.display(),
+            m.what,
+            m.fix.replace('\n', "\n    ")
+        ));
+    }
+    msg.push_str("\n(point --data DIR at the folder that holds them: CIFAR in DIR/, ImageNet in DIR/imagenet/)");
+    Err(BadInput(msg).into())
 }
 
 #[cfg(test)]

@@ -69,7 +69,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         } => experiments::validate(&files, tier, &sets, id_only),
         Command::List { paths, tier } => experiments::list(&paths, tier),
         Command::Run { file, tier, sets } => experiments::run(&file, tier, &sets, &root, device),
-        Command::Reproduce { tier, suite } => experiments::reproduce(&suite, tier, &root, device),
+        Command::Reproduce { tier, suite, data } => {
+            experiments::reproduce(&suite, tier, data.as_deref(), &root, device)
+        }
         Command::Report(a) => crate::report::cli::run(&a, &root.0),
         Command::Data { command } => match command {
             DataCommand::Fetch { dataset, root, url } => {

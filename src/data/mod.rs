@@ -14,6 +14,7 @@ pub mod fingerprint;
 pub mod imagenet;
 pub(crate) mod inspect;
 pub mod loader;
+pub mod presence;
 pub mod rng;
 pub mod split;
 pub mod synthetic;
