@@ -54,7 +54,20 @@ fn validate_prints_resolved_config_and_id_for_every_shipped_file() {
         String::from_utf8_lossy(&out.stderr)
     );
     let stdout = String::from_utf8(out.stdout).unwrap();
-    assert_eq!(stdout.lines().count(), paths.len());
+    // one line per experiment: a file with a `sweep:` is one per variant
+    let experiments: usize = paths
+        .iter()
+        .map(|p| {
+            unas::config::load_variants(p, unas::config::Tier::Paper, &[])
+                .unwrap()
+                .len()
+        })
+        .sum();
+    assert!(experiments > paths.len(), "the examples hold sweeps");
+    assert_eq!(stdout.lines().count(), experiments);
+    for p in &paths {
+        assert!(stdout.contains(&p.display().to_string()), "{}", p.display());
+    }
     for line in stdout.lines() {
         let (id, _) = line.split_once("  ").unwrap();
         assert_eq!(id.len(), 64, "{line}");
