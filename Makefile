@@ -32,7 +32,7 @@ export LIBTORCH := $(CURDIR)/$(TORCH_DIR)/torch
 UNAS := target/debug/unas
 PIP := $(PYTHON) -m pip install --disable-pip-version-check --no-input --progress-bar off
 
-.PHONY: setup setup-gpu build lint test test-deps reproduce report bench bench-workers clean
+.PHONY: setup setup-gpu build build-release lint test test-deps reproduce report bench bench-workers clean
 
 setup: $(TORCH_STAMP)
 
@@ -80,14 +80,21 @@ test-deps:
 	  fi; \
 	fi
 
-# The suite at TIER (default smoke), in this process or on WORKERS worker processes (or one per GPU of
-# GPUS), then the whole report; the last line printed is the index page.
+# The suite at a tier (TIER=smoke|quick|paper; DATA=the datasets' folder for quick and paper), in this
+# process or on WORKERS worker processes (or one per GPU of GPUS), then the whole report; the last line
+# printed is the index page. TIER=paper builds and runs a release binary. Missing datasets stop
+# `unas reproduce` before any work, saying what to fetch.
 TIER ?= smoke
+DATA ?=
 WORKERS ?=
 GPUS ?=
-REPRODUCE_FLAGS := --tier $(TIER) $(if $(WORKERS),--workers $(WORKERS)) $(if $(GPUS),--gpus $(GPUS))
-reproduce: build
-	status=0; $(UNAS) reproduce $(REPRODUCE_FLAGS) || status=$$?; $(UNAS) report; exit $$status
+REPRO_UNAS := $(if $(filter paper,$(TIER)),target/release/unas,$(UNAS))
+REPRODUCE_FLAGS := --tier $(TIER) $(if $(DATA),--data $(DATA)) $(if $(WORKERS),--workers $(WORKERS)) $(if $(GPUS),--gpus $(GPUS))
+reproduce: $(if $(filter paper,$(TIER)),build-release,build)
+	status=0; $(REPRO_UNAS) reproduce $(REPRODUCE_FLAGS) || status=$$?; $(REPRO_UNAS) report; exit $$status
+
+build-release: setup
+	$(CARGO) build --release --bin unas
 
 # Prints every run's status, then (last line) the path of the report's index page.
 report: build

@@ -267,8 +267,8 @@ const CASES: &[(&str, &str, Option<u64>)] = &[
         Some(10),
     ),
     (
-        "sub-batches-per-example.yaml",
-        "sub-batches need one architecture per batch",
+        "sub-batches-zero.yaml",
+        "must be ≥ 1 and divide search.batch (128), got 0",
         Some(8),
     ),
     (

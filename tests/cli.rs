@@ -54,7 +54,20 @@ fn validate_prints_resolved_config_and_id_for_every_shipped_file() {
         String::from_utf8_lossy(&out.stderr)
     );
     let stdout = String::from_utf8(out.stdout).unwrap();
-    assert_eq!(stdout.lines().count(), paths.len());
+    // one line per experiment: a file with a `sweep:` is one per variant
+    let experiments: usize = paths
+        .iter()
+        .map(|p| {
+            unas::config::load_variants(p, unas::config::Tier::Paper, &[])
+                .unwrap()
+                .len()
+        })
+        .sum();
+    assert!(experiments > paths.len(), "the examples hold sweeps");
+    assert_eq!(stdout.lines().count(), experiments);
+    for p in &paths {
+        assert!(stdout.contains(&p.display().to_string()), "{}", p.display());
+    }
     for line in stdout.lines() {
         let (id, _) = line.split_once("  ").unwrap();
         assert_eq!(id.len(), 64, "{line}");
@@ -371,4 +384,28 @@ fn a_run_another_live_process_holds_is_reported_as_taken_not_failed() {
         status.contains("failed"),
         "the holder's record is left alone: {status}"
     );
+}
+
+#[test]
+fn reproduce_without_the_datasets_stops_before_any_work_saying_what_to_fetch() {
+    let (data, results) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let out = unas()
+        .args(["--results"])
+        .arg(results.path())
+        .args(["reproduce", "--tier", "quick", "--data"])
+        .arg(data.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    let d = data.path().display();
+    for needed in [
+        format!("unas data fetch cifar10 --root {d}"),
+        format!("unas data fetch cifar100 --root {d}"),
+        format!("{d}/imagenet/train/<wnid>/*.JPEG"),
+        "nothing was run".to_string(),
+    ] {
+        assert!(err.contains(&needed), "missing `{needed}` in: {err}");
+    }
+    assert_eq!(std::fs::read_dir(results.path()).unwrap().count(), 0);
 }

@@ -155,9 +155,9 @@ fn set_overrides_are_typed_and_change_the_id() {
     assert_eq!(s.objective.lambda, 1.0);
     assert_eq!(r.experiment.seeds.search, vec![3, 4]);
     assert_ne!(r.id, resolve_text(BASE, Tier::Paper, &[]).unwrap().id);
-    // A --set wins over the tier.
-    let r = resolve_text(BASE, Tier::Smoke, &["search.batch=7"]).unwrap();
-    assert_eq!(r.experiment.search.unwrap().batch, 7);
+    // A --set wins over the tier (an even batch: the smoke tier cuts it into 2 sub-batches).
+    let r = resolve_text(BASE, Tier::Smoke, &["search.batch=6"]).unwrap();
+    assert_eq!(r.experiment.search.unwrap().batch, 6);
 }
 
 #[test]
@@ -326,7 +326,7 @@ prop_compose! {
         Experiment {
             name,
             description: desc,
-            dataset: Dataset { name: dataset, root: "data".into(), train_portion: portion, synthetic: SyntheticSpec { like: if like_imagenet { ImageShape::Imagenet } else { ImageShape::Cifar }, ..SyntheticSpec::default() } },
+            dataset: Dataset { name: dataset, root: "data".into(), train_portion: portion, synthetic: SyntheticSpec { like: if like_imagenet { ImageShape::Imagenet } else { ImageShape::Cifar }, ..SyntheticSpec::default() }, statistics: None },
             space: Space { name: SpaceName::Darts, layers, channels, ops, width_multiplier: 1.0 },
             search: Some(Search {
                 estimator: est,
@@ -353,6 +353,8 @@ prop_compose! {
             device: DeviceChoice::Auto,
             deterministic,
             deviations,
+            sweep: None,
+            sweep_of: None,
         }
     }
 }

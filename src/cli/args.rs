@@ -83,6 +83,10 @@ pub enum Command {
         /// One worker per GPU: `--gpus 0,1,2,3`.
         #[arg(long, value_delimiter = ',', value_name = "GPU,...")]
         gpus: Vec<String>,
+        /// The datasets' folder (CIFAR in DIR/, ImageNet in DIR/imagenet/); every experiment's
+        /// `dataset.root` is set there. Missing datasets stop the command before any work.
+        #[arg(long, value_name = "DIR")]
+        data: Option<PathBuf>,
     },
     /// Every planned job of the suite: done, running (host, pid, alive), failed, diverged,
     /// interrupted, blocked or pending, with an ETA from earlier runs of the same shape.

@@ -42,14 +42,16 @@ pub fn validate(files: &[PathBuf], tier: Tier, sets: &[String], id_only: bool) -
                 ),
                 Err(e) => errors.push(e.to_string()),
             },
-            None => match config::load(f, tier, sets) {
-                Ok(r) => {
-                    if id_only {
-                        println!("{}  {}", r.id, f.display());
-                    } else {
-                        println!("# {}: ok", f.display());
-                        print!("{}", r.to_yaml());
-                        println!();
+            None => match config::load_variants(f, tier, sets) {
+                Ok(variants) => {
+                    for r in variants {
+                        if id_only {
+                            println!("{}  {}", r.id, f.display());
+                        } else {
+                            println!("# {}: ok ({})", f.display(), r.experiment.name);
+                            print!("{}", r.to_yaml());
+                            println!();
+                        }
                     }
                 }
                 Err(e) => errors.push(e.to_string()),
@@ -92,8 +94,8 @@ fn load_all(files: &[PathBuf], tier: Tier, sets: &[String]) -> Result<Vec<Resolv
     let mut resolved = Vec::new();
     let mut errors = Vec::new();
     for f in files {
-        match config::load(f, tier, sets) {
-            Ok(r) => resolved.push(r),
+        match config::load_variants(f, tier, sets) {
+            Ok(r) => resolved.extend(r), // a sweep is all its variants
             Err(e) => errors.push(e.to_string()),
         }
     }
@@ -333,15 +335,87 @@ pub fn load_suite(suite: &[PathBuf], tier: Tier) -> Result<Vec<Resolved>> {
     load_all(&files, tier, &[])
 }
 
-/// `unas reproduce`: the whole suite at a tier; every experiment is validated before any runs.
+/// `unas reproduce`: the whole suite at a tier; every experiment is validated, and every dataset it
+/// needs found, before any runs.
 pub fn reproduce(
     suite: &[PathBuf],
     tier: Tier,
+    data: Option<&Path>,
     root: &ResultsRoot,
     device: Option<DeviceChoice>,
     how: &RunHow,
 ) -> Result<ExitCode> {
-    run_resolved(&load_suite(suite, tier)?, root, device, how)
+    let mut all = load_suite(suite, tier)?;
+    if let Some(dir) = data {
+        all = with_data_root(&all, tier, dir)?;
+    }
+    check_data(&all, tier)?;
+    run_resolved(&all, root, device, how)
+}
+
+/// The experiments again with `dataset.root` at `dir` (CIFAR) or `dir/imagenet` (ImageNet), as a
+/// `--set` would put it (so the ids say where the data came from).
+fn with_data_root(all: &[Resolved], tier: Tier, dir: &Path) -> Result<Vec<Resolved>> {
+    use crate::config::DatasetName;
+    let mut files: Vec<(PathBuf, String)> = Vec::new();
+    for r in all {
+        let at = match r.experiment.dataset.name {
+            DatasetName::Synthetic => continue,
+            DatasetName::Imagenet => dir.join("imagenet"),
+            DatasetName::Cifar10 | DatasetName::Cifar100 => dir.to_path_buf(),
+        };
+        let set = format!(
+            "dataset.root={}",
+            serde_json::to_string(&at.display().to_string())?
+        );
+        if !files.iter().any(|(f, _)| *f == r.source) {
+            files.push((r.source.clone(), set));
+        }
+    }
+    let mut out: Vec<Resolved> = all
+        .iter()
+        .filter(|r| !files.iter().any(|(f, _)| *f == r.source))
+        .cloned()
+        .collect();
+    for (f, set) in files {
+        out.extend(load_all(&[f], tier, &[set])?);
+    }
+    Ok(out)
+}
+
+/// Stops before any work when a dataset the suite needs is absent: what is missing, the
+/// `unas data fetch` command or the ImageNet layout that fixes it.
+fn check_data(all: &[Resolved], tier: Tier) -> Result<()> {
+    let mut missing: Vec<crate::data::presence::Missing> = Vec::new();
+    for r in all {
+        if let Some(m) = crate::data::presence::missing(&r.experiment.dataset) {
+            if !missing
+                .iter()
+                .any(|x| x.dataset == m.dataset && x.root == m.root)
+            {
+                missing.push(m);
+            }
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let mut msg = format!(
+        "the suite at tier {tier} needs {} dataset(s) that are not here; nothing was run:",
+        missing.len()
+    );
+    for m in &missing {
+        let name = serde_json::to_value(m.dataset).ok();
+        let name = name.as_ref().and_then(|v| v.as_str()).unwrap_or("?");
+        msg.push_str(&format!(
+            "\n  {name} in {}: {}\n    {}",
+            m.root.display(),
+            m.what,
+            m.fix.replace('\n', "\n    ")
+        ));
+    }
+    msg.push_str("\n(point --data DIR at the folder that holds them: CIFAR in DIR/, ImageNet in DIR/imagenet/)");
+    Err(BadInput(msg).into())
 }
 
 #[cfg(test)]

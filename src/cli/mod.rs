@@ -83,6 +83,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             retry_failed,
             workers,
             gpus,
+            data,
         } => {
             let cores = crate::runner::workers::cores();
             let pool = match (workers, gpus.is_empty()) {
@@ -97,7 +98,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 },
                 workers: pool,
             };
-            experiments::reproduce(&suite, tier, &root, device, &how)
+            experiments::reproduce(&suite, tier, data.as_deref(), &root, device, &how)
         }
         Command::Status { tier, suite, json } => status::run(&suite, tier, &root, json),
         Command::Submit {

@@ -10,7 +10,7 @@ use super::schema::Experiment;
 use super::tier::Tier;
 
 /// Fields that do not enter the id.
-pub const NOT_IN_ID: [&str; 3] = ["description", "deviations", "device"];
+pub const NOT_IN_ID: [&str; 5] = ["description", "deviations", "device", "sweep", "sweep_of"];
 
 /// Canonical JSON text of any serialisable value (sorted keys, compact).
 pub fn canonical_json(v: &Value) -> String {

@@ -173,7 +173,11 @@ pub fn parse_experiment(src: &str, text: &str) -> Result<Experiment, ConfigError
 
 /// [`parse_experiment`]; with `user_file`, a key without a value is an error too (a resolved config
 /// written back has `null` for absent sections, a file the user wrote never needs one).
-fn parse_checked(src: &str, text: &str, user_file: bool) -> Result<Experiment, ConfigError> {
+pub(super) fn parse_checked(
+    src: &str,
+    text: &str,
+    user_file: bool,
+) -> Result<Experiment, ConfigError> {
     if text.trim().is_empty()
         || text
             .lines()

@@ -36,6 +36,14 @@ pub struct Experiment {
     /// Deliberate differences from the official code or the paper; printed under every table.
     #[serde(default)]
     pub deviations: Vec<String>,
+    /// A grid of variants, `field.path: [values]`: every combination of the listed values (the product
+    /// over the keys) is one full experiment, named `<name>.<leaf>-<value>...` (`config::sweep`).
+    /// A variant keeps the grid, so the report can put the whole sweep in one table and one plot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sweep: Option<std::collections::BTreeMap<String, Vec<serde_json::Value>>>,
+    /// Written by the expansion of a `sweep` (never by a file): the experiment the variant comes from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sweep_of: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
@@ -82,6 +90,26 @@ pub struct Dataset {
     pub train_portion: f64,
     #[serde(default)]
     pub synthetic: SyntheticSpec,
+    /// Per-channel mean/std the images are normalised with; left out, the official choice
+    /// ([`Dataset::statistics`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub statistics: Option<Statistics>,
+}
+
+/// The per-channel statistics of the normalisation `x ↦ (x/255 − mean)/std`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Statistics {
+    /// The CIFAR-10 training set's (DARTS `_data_transforms_cifar10`). The official UNAS code
+    /// normalises CIFAR-100 with these too (`util/datasets.py` calls `_data_transforms_cifar10` for
+    /// both datasets).
+    Cifar10,
+    /// The CIFAR-100 training set's (not what the official code uses; for ablations).
+    Cifar100,
+    /// torchvision's ImageNet statistics.
+    Imagenet,
+    /// Measured on the resident training split (the synthetic dataset's default).
+    Measured,
 }
 
 fn default_root() -> PathBuf {
@@ -147,6 +175,16 @@ impl ImageShape {
 }
 
 impl Dataset {
+    /// The statistics the images are normalised with: the file's, or the official choice (CIFAR-10's
+    /// for CIFAR-10 *and* CIFAR-100, ImageNet's for ImageNet, measured for the synthetic dataset).
+    pub fn statistics(&self) -> Statistics {
+        self.statistics.unwrap_or(match self.name {
+            DatasetName::Cifar10 | DatasetName::Cifar100 => Statistics::Cifar10,
+            DatasetName::Imagenet => Statistics::Imagenet,
+            DatasetName::Synthetic => Statistics::Measured,
+        })
+    }
+
     /// The geometry of this dataset's images (a synthetic stand-in has the one it imitates).
     pub fn shape(&self) -> ImageShape {
         match self.name {
@@ -436,9 +474,12 @@ pub struct Search {
     /// An op whose largest weight in the batch is below this is skipped (official 0.05; 0 disables).
     #[serde(default = "default_op_skip")]
     pub op_skip_threshold: f64,
-    /// With `sampling: per_batch`, the batch is cut into this many equal sub-batches, each with its own
-    /// architecture sample and its own forward pass (BN statistics per sub-batch): the official
-    /// `--same_alpha_minibatch` on 8 GPUs × 24 images is `batch: 192, sub_batches: 8`.
+    /// The batch is cut into this many equal sub-batches, each its own forward pass with its own BN
+    /// statistics and op-skip (one GPU of the official DDP run; the weight gradient is the mean of the
+    /// sub-batch means). With `sampling: per_batch` each sub-batch has one architecture sample (the
+    /// official `--same_alpha_minibatch` on 8 GPUs × 24 images is `batch: 192, sub_batches: 8`); with
+    /// `per_example` every example keeps its own (the 4 GPUs × 32 CIFAR search: `batch: 128,
+    /// sub_batches: 4`).
     #[serde(default = "one", skip_serializing_if = "is_one")]
     pub sub_batches: u32,
 }

@@ -321,12 +321,6 @@ fn search(o: &mut Problems, e: &Experiment, sr: &Search) {
     );
     check(
         o,
-        sr.sub_batches <= 1 || sr.sampling == Sampling::PerBatch,
-        "search.sub_batches",
-        || "sub-batches need one architecture per batch (`sampling: per_batch`)".into(),
-    );
-    check(
-        o,
         sr.epochs.warmup as u64 + sr.epochs.search as u64 >= 1,
         "search.epochs",
         || "warmup + search must be ≥ 1 epoch".into(),

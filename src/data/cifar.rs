@@ -78,11 +78,10 @@ impl Variant {
         self.label_bytes().0 + PIXELS
     }
 
+    /// The official normalisation: CIFAR-10's statistics for both variants (`util/datasets.py`
+    /// calls `_data_transforms_cifar10` for CIFAR-100 too; `dataset.statistics` can change it).
     pub fn norm(self) -> Normalization {
-        match self {
-            Variant::Cifar10 => Normalization::CIFAR10,
-            Variant::Cifar100 => Normalization::CIFAR100,
-        }
+        Normalization::CIFAR10
     }
 }
 
@@ -363,6 +362,24 @@ mod tests {
             err.contains("record 2 has label 10, expected 0..9"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn cifar100_is_normalised_with_cifar10_statistics_as_the_official_code_unless_asked() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join(Variant::Cifar100.folder());
+        write_folder(&dir, &Format::official(Variant::Cifar100)).unwrap();
+        let mut cfg: crate::config::Dataset = serde_saphyr::from_str(&format!(
+            "{{name: cifar100, root: \"{}\"}}",
+            tmp.path().display()
+        ))
+        .unwrap();
+        assert_eq!(cfg.statistics(), crate::config::Statistics::Cifar10);
+        let ds = crate::data::open(&cfg, Device::Cpu).unwrap();
+        assert_eq!(ds.norm, Normalization::CIFAR10);
+        cfg.statistics = Some(crate::config::Statistics::Cifar100);
+        let ds = crate::data::open(&cfg, Device::Cpu).unwrap();
+        assert_eq!(ds.norm, Normalization::CIFAR100);
     }
 
     #[test]

@@ -31,7 +31,7 @@ pub const CROP: u32 = 224;
 /// Shorter side after the eval resize.
 pub const RESIZE: u32 = 256;
 
-fn layout(root: &Path) -> String {
+pub fn layout(root: &Path) -> String {
     format!(
         "expected ImageNet (ILSVRC2012) in the folder layout\n  {r}/train/<wnid>/*.JPEG   e.g. {r}/train/n01440764/n01440764_10026.JPEG (one folder per class)\n  {r}/val/<wnid>/*.JPEG     the 50 000 validation images sorted into the same class folders",
         r = root.display()

@@ -15,6 +15,7 @@ pub mod identity;
 pub mod imagenet;
 pub(crate) mod inspect;
 pub mod loader;
+pub mod presence;
 pub mod rng;
 pub mod split;
 pub mod synthetic;
@@ -42,7 +43,9 @@ impl Normalization {
         mean: [0.491_399_68, 0.482_158_27, 0.446_531_24],
         std: [0.247_032_33, 0.243_485_05, 0.261_587_68],
     };
-    /// UNAS `utils._data_transforms_cifar100`.
+    /// The CIFAR-100 training set's statistics. The official UNAS code does not use them: it
+    /// normalises CIFAR-100 with [`Normalization::CIFAR10`] (`util/datasets.py` calls
+    /// `_data_transforms_cifar10` for both); `dataset.statistics: cifar100` selects these.
     pub const CIFAR100: Normalization = Normalization {
         mean: [0.5071, 0.4865, 0.4409],
         std: [0.2673, 0.2564, 0.2762],
@@ -155,14 +158,34 @@ pub struct Dataset {
     pub splits: Splits,
 }
 
-/// Opens the configured dataset; resident splits are moved to `device`.
+/// Opens the configured dataset, normalised with `cfg.statistics()`; resident splits are moved to
+/// `device`.
 pub fn open(cfg: &config::Dataset, device: Device) -> Result<Dataset> {
-    match cfg.name {
+    let mut ds = match cfg.name {
         DatasetName::Cifar10 | DatasetName::Cifar100 => {
             let variant = cifar::Variant::from_name(cfg.name).expect("a CIFAR name");
-            cifar::open(variant, &cfg.root, device)
+            cifar::open(variant, &cfg.root, device)?
         }
-        DatasetName::Synthetic => Ok(synthetic::open(&cfg.synthetic, device)),
-        DatasetName::Imagenet => imagenet::open(&cfg.root),
-    }
+        DatasetName::Synthetic => synthetic::open(&cfg.synthetic, device),
+        DatasetName::Imagenet => imagenet::open(&cfg.root)?,
+    };
+    ds.norm = normalization(cfg.statistics(), &ds)?;
+    Ok(ds)
+}
+
+/// The normalisation `stats` names for an opened dataset.
+fn normalization(stats: config::Statistics, ds: &Dataset) -> Result<Normalization> {
+    use config::Statistics;
+    Ok(match stats {
+        Statistics::Cifar10 => Normalization::CIFAR10,
+        Statistics::Cifar100 => Normalization::CIFAR100,
+        Statistics::Imagenet => Normalization::IMAGENET,
+        Statistics::Measured => match &ds.splits {
+            Splits::Resident { train, .. } => Normalization::measure(&train.images),
+            Splits::Folder { .. } => anyhow::bail!(
+                "dataset.statistics: measured needs a resident dataset; an ImageNet folder is \
+                 decoded per batch: use `statistics: imagenet`"
+            ),
+        },
+    })
 }

@@ -22,12 +22,19 @@ pub struct DartsSample {
     pub reduce: CellSample,
 }
 
-/// Whether a sample is relaxed or one-hot: a one-hot sample lets the supernet run only the chosen op of
-/// each branch (the discrete fast path). A one-hot sample may still carry a gradient (straight-through).
+/// Whether a sample is relaxed or one-hot, and so which ops the supernet runs: a one-hot sample lets it
+/// run only the chosen op of each branch (the discrete fast path). A one-hot sample may still carry a
+/// gradient (straight-through).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SampleKind {
+    /// The weighted sum over ops with the official op-skip (an op whose largest weight in the batch is
+    /// below the threshold contributes 0 and gets no gradient; spec §1.3).
     Relaxed,
     OneHot,
+    /// The weighted sum over every op of every edge, no op-skip: the softmax mixture of `darts` (whose
+    /// small weights are not negligible) and the straight-through sample of `st_gsm` (whose gradient
+    /// must reach the unchosen ops of an edge) go this way.
+    Dense,
 }
 
 /// The mode of the DARTS-space distribution (argmax of every selector): per node, per selector, the
@@ -76,7 +83,7 @@ fn random_selector(shape: &[i64], kind: SampleKind, device: Device) -> Tensor {
     let gumbel = -(-u.log()).log();
     let zeta = (gumbel / 0.4).softmax(-1, Kind::Float);
     let t = match kind {
-        SampleKind::Relaxed => zeta,
+        SampleKind::Relaxed | SampleKind::Dense => zeta,
         SampleKind::OneHot => zeta
             .argmax(-1, false)
             .one_hot(*shape.last().expect("non-empty shape"))

@@ -92,7 +92,8 @@ pub fn gsm(draw: &Draw, f: &mut impl Objective, step: u64) -> Result<Estimate, D
 
 /// `st_gsm` (straight-through Gumbel-softmax): x = b − sg(ζ) + ζ, S = mean_n f(x_n).
 /// Value f(b), gradient ∇_x f(b)·∂ζ/∂a: the derivative of f at a vertex times the relaxation's Jacobian,
-/// which is not ∇E_q[f(b)] = Σ_b f(b)∇q(b) in general — biased.
+/// which is not ∇E_q[f(b)] = Σ_b f(b)∇q(b) in general — biased. ∂f/∂x_k needs op k's output even where
+/// b_k = 0, so f(x) runs every op of an edge ([`SampleKind::Dense`]: no op-skip, no discrete path).
 pub fn st_gsm(draw: &Draw, f: &mut impl Objective, step: u64) -> Result<Estimate, Diverged> {
     let x: Vec<Tensor> = draw
         .onehot
@@ -100,7 +101,7 @@ pub fn st_gsm(draw: &Draw, f: &mut impl Objective, step: u64) -> Result<Estimate
         .zip(&draw.relaxed)
         .map(|(b, z)| b - z.detach() + z) // x = b − sg(ζ) + ζ
         .collect();
-    let f_st = eval_relaxed(&x, SampleKind::OneHot, f, step, "f(b) (straight-through)")?;
+    let f_st = eval_relaxed(&x, SampleKind::Dense, f, step, "f(b) (straight-through)")?;
     Ok(Estimate {
         f_discrete: Some(value(&f_st)),
         f_relaxed: None,
@@ -110,6 +111,7 @@ pub fn st_gsm(draw: &Draw, f: &mut impl Objective, step: u64) -> Result<Estimate
 
 /// `darts` (first order): the "sample" is q̃ = softmax(ã) itself, S = mean_n f(q̃).
 /// ∇S = ∇f(E_q[b]), the gradient of the mixture, not of E_q[f(b)] (equal only for f linear in b).
+/// DARTS's mixture runs every op ([`SampleKind::Dense`]): the 0.05 op-skip is UNAS's, for samples.
 pub fn darts(
     dist: &Categoricals,
     n: i64,
@@ -117,7 +119,7 @@ pub fn darts(
     step: u64,
 ) -> Result<Estimate, Diverged> {
     let q = dist.probabilities(n);
-    let f_c = eval_relaxed(&q, SampleKind::Relaxed, f, step, "f(softmax(a))")?;
+    let f_c = eval_relaxed(&q, SampleKind::Dense, f, step, "f(softmax(a))")?;
     Ok(Estimate {
         f_relaxed: Some(value(&f_c)),
         f_discrete: None,

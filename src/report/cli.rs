@@ -158,6 +158,9 @@ fn print_list(suite: &Suite) -> Result<()> {
     for t in write::table_names() {
         println!("  {t}");
     }
+    for sw in tables::sweep::sweeps(&suite.ctx()) {
+        println!("  {}", sw.name());
+    }
     println!("figures (unas report --figure NAME):");
     for f in write::figure_names(suite)? {
         println!("  {f}");

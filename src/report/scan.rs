@@ -80,6 +80,12 @@ pub(crate) struct RunConfig {
     pub protocol: Protocol,
     #[serde(default)]
     pub deviations: Vec<String>,
+    /// The grid of the sweep the run is a variant of (`field.path: [values]`).
+    #[serde(default)]
+    pub sweep: Option<BTreeMap<String, Vec<serde_json::Value>>>,
+    /// The experiment whose `sweep:` made this variant.
+    #[serde(default)]
+    pub sweep_of: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]

@@ -266,3 +266,78 @@ fn every_figure_svg_parses_every_png_decodes_at_300_dpi_sizes_and_pages_hold_the
     assert!(page.contains("<em>fixture</em>"), "description rendered");
     assert!(page.contains("protocol: mean_over_searches"));
 }
+
+/// Two variants of a sweep over `train.drop_path` (test accuracy 97.5 % at 0.3, 96.0 % at 0.1).
+fn sweep_suite(dir: &Path) -> Suite {
+    use crate::results::State;
+    let runs = dir.join("runs");
+    for (name, value, id, acc) in [
+        ("fix-sweep.drop_path-0.3", "0.3", "s3", 97.5),
+        ("fix-sweep.drop_path-0.1", "0.1", "s1", 96.0),
+    ] {
+        let config =
+            fixture::config(name, "rebar", "mean_over_searches", "UNAS_CIFAR10", false).replace(
+                "genotype: UNAS_CIFAR10}",
+                &format!("genotype: UNAS_CIFAR10, drop_path: {value}}}"),
+            ) + "sweep:\n  train.drop_path: [0.1, 0.3]\nsweep_of: fix-sweep\n";
+        let d = fixture::run(
+            dir,
+            &fixture::RunSpec {
+                experiment: name,
+                tier: "paper",
+                stage: "train",
+                seed: 0,
+                run_id: id,
+                config_id: id,
+                config: &config,
+                state: State::Done,
+            },
+        );
+        fixture::train_tables(&d, name, "paper", 0, id, None, acc, 3.3308);
+    }
+    let reference = dir.join("reference.yaml");
+    std::fs::write(&reference, fixture::REFERENCE).unwrap();
+    Suite::load(&runs, &reference).unwrap()
+}
+
+#[test]
+fn a_sweep_is_one_table_and_one_line_over_the_swept_value_and_no_paper_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = sweep_suite(dir.path());
+    let t = table(&s, "sweep-fix-sweep-paper");
+    let firsts: Vec<(&str, &str)> = t
+        .rows
+        .iter()
+        .map(|r| (r[0].as_str(), r[1].as_str()))
+        .collect();
+    assert_eq!(
+        firsts,
+        [
+            ("0.1", "fix-sweep.drop_path-0.1"),
+            ("0.3", "fix-sweep.drop_path-0.3")
+        ]
+    );
+    assert!(t.rows[0][3].starts_with("4.00"), "{:?}", t.rows[0]);
+    assert!(t.rows[1][3].starts_with("2.50"), "{:?}", t.rows[1]);
+    // the variants are not rows of the paper's tables
+    assert!(table(&s, "genotypes")
+        .rows
+        .iter()
+        .all(|r| !r.concat().contains("fix-sweep")));
+    let fig = figures::all(&s)
+        .unwrap()
+        .into_iter()
+        .find(|f| f.name == "sweep-fix-sweep-paper")
+        .expect("the sweep's figure");
+    let figures::Plot::Lines(panels) = &fig.plot else {
+        panic!("a line plot")
+    };
+    let xy: Vec<(f64, f64)> = panels[0].lines[0]
+        .points
+        .iter()
+        .map(|p| (p.x, (p.mean * 100.0).round() / 100.0))
+        .collect();
+    assert_eq!(xy, [(0.1, 4.0), (0.3, 2.5)]);
+    assert_eq!(panels[0].x_label, "train.drop_path");
+    fig.render().unwrap();
+}

@@ -11,6 +11,7 @@
 //!     summary.parquet   one row: the run's final numbers
 //!     arch.parquet      architecture probabilities per epoch (search)
 //!     genotype.json     the derived (search) or trained architecture
+//!     model_best.pt     ImageNet training: the weights of the epoch with the best top-1
 //!     checkpoints/      resumable state
 //!     lock              pid of the process running it
 //! results/reports/      tables, plots, HTML pages (rebuilt from runs/ by `unas report`)
@@ -23,6 +24,8 @@ pub const PROVENANCE: &str = "provenance.json";
 pub const STATUS: &str = "status.json";
 pub const GENOTYPE: &str = "genotype.json";
 pub const CHECKPOINTS: &str = "checkpoints";
+/// ImageNet training: the weights of the best top-1 epoch (the official `model_best.pth.tar`).
+pub const MODEL_BEST: &str = "model_best.pt";
 /// What a stage saw of its data: unreadable images skipped, the width it chose.
 pub const DATA_RECORD: &str = "data.json";
 

@@ -105,6 +105,8 @@ mod tests {
             Series::new("acc_val_pct".into(), [None::<f64>]).into_column(),
             Series::new("acc_test_top1_pct".into(), [41.5f64]).into_column(),
             Series::new("acc_test_top5_pct".into(), [None::<f64>]).into_column(),
+            Series::new("acc_test_best_top1_pct".into(), [42.0f64]).into_column(),
+            Series::new("acc_test_best_top5_pct".into(), [None::<f64>]).into_column(),
             Series::new("params_m".into(), [3.3308f64]).into_column(),
             Series::new("macs_m".into(), [None::<f64>]).into_column(),
             Series::new("lat_ms".into(), [None::<f64>]).into_column(),
@@ -141,7 +143,7 @@ mod tests {
         let p = dir.path().join("summary.parquet");
         let mut df = summary_row().drop("lat_ms").unwrap();
         let err = write(&p, Table::Summary, &mut df).unwrap_err().to_string();
-        assert!(err.contains("needs 14 columns"), "{err}");
+        assert!(err.contains("needs 16 columns"), "{err}");
         assert!(!p.exists());
         let mut wrong_type = summary_row();
         wrong_type

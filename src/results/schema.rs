@@ -152,6 +152,16 @@ const SUMMARY: &[Column] = &[
     c("acc_test_top1_pct", Col::F64, "final test top-1, %"),
     c("acc_test_top5_pct", Col::F64, "final test top-5, %"),
     c(
+        "acc_test_best_top1_pct",
+        Col::F64,
+        "best test top-1 over the epochs, % (ImageNet: the epoch `model_best.pt` holds)",
+    ),
+    c(
+        "acc_test_best_top5_pct",
+        Col::F64,
+        "test top-5 at the epoch of the best top-1, %",
+    ),
+    c(
         "params_m",
         Col::F64,
         "parameters in millions, auxiliary head excluded",

@@ -34,6 +34,29 @@ struct TrainMeta {
     loader: loader::LoaderState,
     #[serde(with = "crate::train::checkpoint::exact_f64")]
     wall_s: f64,
+    /// The best test top-1 so far (absent in checkpoints written before it was kept).
+    #[serde(default)]
+    best: Option<Best>,
+}
+
+/// The epoch with the best test top-1 and its accuracies (%): the official ImageNet scripts keep its
+/// weights as `model_best` (`is_best = top1 > best_top1`, ties keep the earlier epoch).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+struct Best {
+    epoch: u32,
+    top1: f64,
+    top5: Option<f64>,
+}
+
+impl Best {
+    /// The best after an epoch with `top1` / `top5`; `true` when that epoch is the new best.
+    fn update(best: &mut Option<Best>, epoch: u32, top1: f64, top5: Option<f64>) -> bool {
+        let better = best.is_none_or(|b| top1 > b.top1);
+        if better {
+            *best = Some(Best { epoch, top1, top5 });
+        }
+        better
+    }
 }
 
 impl RunMeta for TrainMeta {
@@ -115,6 +138,7 @@ impl TrainState {
                     position: 0,
                 },
                 wall_s: 0.0,
+                best: None,
             },
         })
     }
@@ -192,6 +216,8 @@ fn train(ctx: &StageCtx, t: &TrainRecipe) -> Result<()> {
     let mut summary = summary_row(ctx, Phase::Train, rec.wall_s());
     summary.acc_test_top1_pct = top1;
     summary.acc_test_top5_pct = top5;
+    summary.acc_test_best_top1_pct = st.meta.best.map(|b| b.top1);
+    summary.acc_test_best_top5_pct = st.meta.best.and_then(|b| b.top5);
     summary.params_m = Some(st.built.params_m);
     summary.macs_m = st.built.macs_m;
     let data_record = serde_json::json!({
@@ -292,6 +318,9 @@ fn end_of_epoch(
     st.loss.reset();
     st.top1.reset();
     rec.end_epoch(row, None)?;
+    if Best::update(&mut st.meta.best, epoch, t1, t5) && keeps_model_best(ctx) {
+        save_model_best(st, ctx.dir)?;
+    }
     st.meta.epoch += 1;
     st.checkpoint(rec, Mark::epoch_end(u64::from(st.meta.epoch)))?;
     Ok((Some(t1), t5))
@@ -332,6 +361,25 @@ pub(crate) fn time_steps(ctx: &StageCtx, warmup: usize, steps: usize) -> Result<
     Ok(ms)
 }
 
+/// The ImageNet recipes keep the best epoch's weights, as the official `train_eval_imagenet.py` and
+/// `proxylessnas/train_eval.py` (`model_best.pth.tar`); the CIFAR script reports the last epoch only.
+fn keeps_model_best(ctx: &StageCtx) -> bool {
+    ctx.resolved
+        .experiment
+        .train
+        .as_ref()
+        .is_some_and(|t| t.recipe != crate::config::Recipe::Cifar)
+}
+
+/// `model_best.pt`: the network's weights now, written atomically (written before the epoch's
+/// checkpoint, so a run killed in between redoes the epoch and writes it again).
+fn save_model_best(st: &TrainState, dir: &crate::results::RunDir) -> Result<()> {
+    let weights = all_variables(&st.vs);
+    crate::results::atomic::write_with(&dir.file(crate::results::layout::MODEL_BEST), |f| {
+        Ok(Tensor::save_multi_to_stream(&weights, f)?)
+    })
+}
+
 /// Top-1 and (with ≥ 5 classes) top-5 accuracy, %, on the whole test split, in eval mode.
 fn test_accuracy(
     net: &trained_net::EvalNet,
@@ -360,4 +408,26 @@ fn test_accuracy(
     })?;
     let pct = |m: &DeviceMean| 100.0 * m.mean().unwrap_or(0.0);
     Ok((pct(&top1), (k == 5).then(|| pct(&top5))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Best;
+
+    #[test]
+    fn the_best_epoch_is_the_first_with_the_highest_top1_and_keeps_its_top5() {
+        let mut best = None;
+        assert!(Best::update(&mut best, 0, 10.0, Some(30.0)));
+        assert!(Best::update(&mut best, 1, 12.0, Some(29.0)));
+        assert!(!Best::update(&mut best, 2, 12.0, Some(40.0))); // a tie keeps the earlier epoch
+        assert!(!Best::update(&mut best, 3, 11.0, Some(50.0)));
+        assert_eq!(
+            best,
+            Some(Best {
+                epoch: 1,
+                top1: 12.0,
+                top5: Some(29.0)
+            })
+        );
+    }
 }

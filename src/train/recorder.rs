@@ -205,6 +205,8 @@ pub fn summary_row(ctx: &StageCtx, phase: Phase, wall_s: f64) -> SummaryRow {
         acc_val_pct: None,
         acc_test_top1_pct: None,
         acc_test_top5_pct: None,
+        acc_test_best_top1_pct: None,
+        acc_test_best_top5_pct: None,
         params_m: None,
         macs_m: None,
         lat_ms: None,

@@ -333,7 +333,7 @@ fn non_finite_objective_is_an_error_naming_step_and_term() {
         let v = xs[0].sum_dim_intlist(&[0, 2][..], false, Kind::Double);
         match kind {
             SampleKind::OneHot => v,
-            SampleKind::Relaxed => v * f64::NAN,
+            SampleKind::Relaxed | SampleKind::Dense => v * f64::NAN,
         }
     };
     let err = rebar(&draw, &mut f, 42).unwrap_err();
@@ -393,4 +393,32 @@ fn diagnose_json_has_exactly_the_documented_keys() {
     );
     assert_eq!(v["estimator"], "rebar");
     assert_eq!(v["grad_mean"].as_array().unwrap().len(), 3);
+}
+
+#[test]
+fn st_gsm_and_darts_ask_for_every_op_and_the_others_for_the_official_op_skip() {
+    let dist = per_example_copy(&[dd(&[0.0, 1.0, 2.0])], 2, 0.0);
+    let kinds_asked = |estimator: Estimator| {
+        let mut seen = Vec::new();
+        let mut f = |xs: &[Tensor], kind: SampleKind| {
+            seen.push(kind);
+            xs[0].sum_dim_intlist(&[0, 2][..], false, Kind::Float)
+        };
+        let draw = dist.sample(2, TAU, sampler_for(estimator));
+        match estimator {
+            Estimator::StGsm => st_gsm(&draw, &mut f, 0),
+            Estimator::Darts => darts(&dist, 2, &mut f, 0),
+            Estimator::Gsm => gsm(&draw, &mut f, 0),
+            _ => rebar(&draw, &mut f, 0),
+        }
+        .unwrap();
+        seen
+    };
+    assert_eq!(kinds_asked(Estimator::StGsm), [SampleKind::Dense]);
+    assert_eq!(kinds_asked(Estimator::Darts), [SampleKind::Dense]);
+    assert_eq!(kinds_asked(Estimator::Gsm), [SampleKind::Relaxed]);
+    assert_eq!(
+        kinds_asked(Estimator::Rebar),
+        [SampleKind::OneHot, SampleKind::Relaxed]
+    );
 }

@@ -449,6 +449,89 @@ fn seed_spread(s: &Suite, table: &str) -> Result<Option<Figure>> {
     Ok(Some(f))
 }
 
+/// A sweep over its first key: one line per combination of the other keys' values, each point the
+/// test error (mean ± std over seeds) of that variant, or its search-time validation accuracy where
+/// nothing was trained. Values that are not numbers are placed as categories.
+fn sweep_figure(s: &Suite, sw: &tables::sweep::Sweep) -> Figure {
+    use super::super::evidence::Metric;
+    let ctx = s.ctx();
+    let trains = sw.points.iter().any(|(_, g)| g.config.train.is_some());
+    let (metric, y_label) = if trains {
+        (Metric::TestErr, "test error (%)")
+    } else {
+        (Metric::SearchValAcc, "search val. accuracy (%)")
+    };
+    let numeric = sw.points.iter().all(|(v, _)| v[0].as_f64().is_some());
+    let mut cats: Vec<String> = Vec::new();
+    let mut lines: Vec<Line> = Vec::new();
+    for (values, g) in &sw.points {
+        let x = match values[0].as_f64() {
+            Some(x) if numeric => x,
+            _ => {
+                let c = tables::sweep::show(&values[0]);
+                if !cats.contains(&c) {
+                    cats.push(c.clone());
+                }
+                cats.iter().position(|k| *k == c).unwrap_or(0) as f64
+            }
+        };
+        let label: Vec<String> = sw.keys[1..]
+            .iter()
+            .zip(&values[1..])
+            .map(|(k, v)| {
+                format!(
+                    "{}={}",
+                    k.rsplit('.').next().unwrap_or(k),
+                    tables::sweep::show(v)
+                )
+            })
+            .collect();
+        let label = if label.is_empty() {
+            y_label.to_owned()
+        } else {
+            label.join(", ")
+        };
+        let Some(st) = ctx.evidence(g).stat(metric) else {
+            continue;
+        };
+        let sd = st.std.unwrap_or(0.0);
+        let p = BandPoint {
+            x,
+            mean: st.mean,
+            lo: st.mean - sd,
+            hi: st.mean + sd,
+            n: st.n,
+        };
+        match lines.iter_mut().find(|l| l.label == label) {
+            Some(l) => l.points.push(p),
+            None => lines.push(line(&label, vec![p])),
+        }
+    }
+    let x_label = sw.keys[0].clone();
+    let mut p = panel("", &x_label, y_label, lines);
+    if !numeric {
+        p.x_categories = cats;
+    }
+    let mut f = figure(
+        sw.name(),
+        format!("Sweep: {} over {} ({} tier)", sw.of, sw.keys[0], sw.tier),
+        format!(
+            "The sweep of {} over {}: {} of every variant (line = mean, band = ± std over seeds); the table `{}` has the numbers.",
+            sw.of,
+            sw.keys.join(" × "),
+            y_label,
+            sw.name()
+        ),
+        None,
+        if trains { "train" } else { "search" },
+        0.5,
+        Plot::Lines(vec![p]),
+    );
+    f.smoke = sw.points.iter().any(|(_, g)| g.is_smoke());
+    f.table = Some(sw.name());
+    f
+}
+
 /// Every figure, in a stable order.
 pub(crate) fn all(s: &Suite) -> Result<Vec<Figure>> {
     let mut out = Vec::new();
@@ -471,6 +554,9 @@ pub(crate) fn all(s: &Suite) -> Result<Vec<Figure>> {
         if t != "status" {
             out.extend(seed_spread(s, t)?);
         }
+    }
+    for sw in tables::sweep::sweeps(&s.ctx()) {
+        out.push(sweep_figure(s, &sw));
     }
     Ok(out)
 }

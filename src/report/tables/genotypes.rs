@@ -28,6 +28,7 @@ pub(crate) fn genotypes(ctx: &Ctx) -> ReportTable {
     let groups: Vec<&Group> = ctx
         .groups
         .iter()
+        .filter(|g| g.config.sweep_of.is_none()) // a sweep has its own table
         .filter(|g| {
             g.config
                 .train

@@ -9,6 +9,7 @@ mod genotypes;
 mod paper;
 mod published;
 mod status;
+pub(crate) mod sweep;
 
 use std::collections::BTreeMap;
 
@@ -64,8 +65,12 @@ pub(crate) enum Family {
 }
 
 /// Read from the space, the training recipe and the dataset. At the smoke tier every dataset is the
-/// synthetic stand-in, so a CIFAR-shaped one is told apart by its name (`c100`, `cifar100`).
+/// synthetic stand-in, so a CIFAR-shaped one is told apart by its name (`c100`, `cifar100`). A sweep's
+/// variant belongs to no paper table: it has its sweep's table ([`sweep`]).
 pub(crate) fn family(c: &RunConfig) -> Option<Family> {
+    if c.sweep_of.is_some() {
+        return None;
+    }
     if c.space.name == "proxyless" {
         return Some(Family::Proxyless);
     }
@@ -164,13 +169,22 @@ pub(crate) fn group_notes(t: &mut ReportTable, ctx: &Ctx, groups: &[&Group]) {
     }
 }
 
-/// Every table, in [`NAMES`] order.
+/// Every table, in [`NAMES`] order, then one per sweep.
 pub(crate) fn all(ctx: &Ctx) -> Vec<ReportTable> {
-    NAMES.iter().filter_map(|n| by_name(ctx, n)).collect()
+    let mut out: Vec<ReportTable> = NAMES.iter().filter_map(|n| by_name(ctx, n)).collect();
+    out.extend(sweep::sweeps(ctx).iter().map(|sw| sweep::table(ctx, sw)));
+    out
 }
 
 /// One table by its name (`None` for an unknown name).
 pub(crate) fn by_name(ctx: &Ctx, name: &str) -> Option<ReportTable> {
+    if name.starts_with("sweep-") {
+        let sweeps = sweep::sweeps(ctx);
+        return sweeps
+            .iter()
+            .find(|sw| sw.name() == name)
+            .map(|sw| sweep::table(ctx, sw));
+    }
     Some(match name {
         "cifar10" => paper::cifar(ctx, Family::Cifar10),
         "cifar100" => paper::cifar(ctx, Family::Cifar100),
@@ -233,6 +247,7 @@ pub(crate) fn members<'a>(ctx: &Ctx<'a>, name: &str) -> Vec<&'a Group> {
             })
             .collect(),
         "genotypes" => all
+            .filter(|g| g.config.sweep_of.is_none())
             .filter(|g| {
                 g.config
                     .train

@@ -17,7 +17,7 @@ use crate::results::rows::Term;
 use crate::train::optim::Optimizer;
 
 use super::state::SearchState;
-use super::{per_example_ce, sample_rows, ArchPer, EpochPlan};
+use super::{per_example_ce, ArchPer, EpochPlan};
 
 /// One architecture step on training batch `b` (and, for `val`/`gen-gap`, the next validation batch)
 /// with `draw`; pushes f(b), f(ζ), the gap, the penalty, the gradient variance and the entropy.
@@ -29,12 +29,15 @@ pub(super) fn arch_step<S: SearchSpace>(
     b: &Batch,
     draw: &Draw,
     step: u64,
+    seed: u64,
     grad_var: &mut GradVariance,
     terms: &mut Vec<(Term, Tensor)>,
 ) -> Result<()> {
     let val = match s.objective.kind {
         ObjectiveKind::Train => None,
-        ObjectiveKind::Val | ObjectiveKind::Gengap => Some(next_val(&mut st.val_loader)?),
+        ObjectiveKind::Val | ObjectiveKind::Gengap => {
+            Some(next_val(&mut st.val_loader, st.meta.search_steps, seed)?)
+        }
     };
     let SearchState {
         space,
@@ -43,31 +46,17 @@ pub(super) fn arch_step<S: SearchSpace>(
         arch,
         ..
     } = st;
-    let (arch, n) = (*arch, arch.samples(b));
+    let arch = *arch;
     let (mut gap, mut pair) = (None, None);
     let mut f = |xs: &[Tensor], kind: SampleKind| -> Tensor {
         let sample = space.sample(xs);
-        let (per, g) = match arch {
-            // With one architecture per example, the discrete fast path would normalise each group
-            // of examples with its own BN statistics; the official code evaluates f(b) through the
-            // relaxed supernet (BN over the whole batch). Exactness first: the one-hot b goes
-            // through the relaxed path then (op-skip still drops unchosen ops).
-            ArchPer::Example => {
-                let path = if n > 1 { SampleKind::Relaxed } else { kind };
-                objective_of(&*space, &sample, path, b, val.as_ref(), s)
-            }
-            // One forward pass per sub-batch with its own sample, as one GPU of the official DDP
-            // run: f_g is that sub-batch's mean.
-            ArchPer::SubBatch(groups) => {
-                per_sub_batch(&*space, xs, kind, groups, b, val.as_ref(), s)
-            }
-        };
-        if kind == SampleKind::Relaxed {
+        let (per, g) = per_sub_batch(&*space, xs, kind, arch, b, val.as_ref(), s);
+        if kind != SampleKind::OneHot {
             gap = g.map(|g| g.detach().mean(Kind::Float));
         }
         match space.penalty(&sample, s.objective.pair_penalty) {
             Some(p) => {
-                if kind == SampleKind::Relaxed {
+                if kind != SampleKind::OneHot {
                     pair = Some(p.detach().mean(Kind::Float));
                 }
                 per + p // f + 0.2·P_n
@@ -110,39 +99,69 @@ fn logit_grads(surrogate: &Tensor, logits: &[Tensor]) -> Vec<Tensor> {
     grads
 }
 
-/// The next validation batch; the iterator restarts (reshuffled) when exhausted, as the official one.
-fn next_val(val: &mut Loader) -> Result<loader::Batch> {
+/// The next validation batch. The iterator restarts when exhausted, reshuffled with the official
+/// reseeding (`valid_queue.sampler.set_epoch(global_step + seed)`): its order is keyed by the search
+/// steps done so far plus the run's seed; the search loop restarts it the same way at every search
+/// epoch's start ([`restart_val`]).
+pub(super) fn next_val(val: &mut Loader, global_step: u64, seed: u64) -> Result<loader::Batch> {
     match val.next_batch()? {
         Some(b) => Ok(b),
-        None => val
-            .next_batch()?
-            .context("the validation split yields no batch"),
+        None => {
+            restart_val(val, global_step, seed);
+            val.next_batch()?
+                .context("the validation split yields no batch")
+        }
     }
 }
 
-/// f per sub-batch [G] (and the mean gap per sub-batch when computed), each sub-batch with its own
-/// sample row of `xs`.
-fn per_sub_batch<S: SearchSpace>(
+/// `valid_queue.sampler.set_epoch(global_step + seed); iter(valid_queue)`: the validation iterator
+/// from its start, in the order keyed by `global_step + seed`.
+pub(super) fn restart_val(val: &mut Loader, global_step: u64, seed: u64) {
+    val.resume(loader::LoaderState {
+        epoch: global_step + seed,
+        position: 0,
+    });
+}
+
+/// f for the draw `xs` on every sub-batch (and the gap when computed), each sub-batch a forward pass
+/// with its rows of `xs`: per example [B] with one architecture per example, the sub-batch means [G]
+/// with one per sub-batch (f_g is one GPU's mean in the official DDP run). With one architecture per
+/// example the one-hot b goes through the relaxed path (op-skip still drops unchosen ops), as the
+/// official code evaluates f(b): the discrete fast path would normalise each group of examples with its
+/// own BN statistics.
+pub(super) fn per_sub_batch<S: SearchSpace>(
     space: &S,
     xs: &[Tensor],
     kind: SampleKind,
-    groups: i64,
+    arch: ArchPer,
     b: &Batch,
     val: Option<&Batch>,
     s: &config::Search,
 ) -> (Tensor, Option<Tensor>) {
-    let tr = b.split(groups);
-    let va = val.map(|v| v.split(groups));
+    let va = val.map(|v| v.split(arch.groups()));
     let (mut per, mut gaps) = (Vec::new(), Vec::new());
-    for (g, part) in tr.iter().enumerate() {
-        let sg = space.sample(&sample_rows(xs, g as i64));
+    for (g, (part, rows)) in arch.parts(b, xs).into_iter().enumerate() {
+        let path = match arch {
+            ArchPer::Example(_) if kind == SampleKind::OneHot && part.images.size()[0] > 1 => {
+                SampleKind::Relaxed
+            }
+            _ => kind,
+        };
         let v = va.as_ref().map(|v| &v[g]);
-        let (p, gap) = objective_of(space, &sg, kind, part, v, s);
-        per.push(p.mean(Kind::Float));
-        gaps.extend(gap.map(|x| x.mean(Kind::Float)));
+        let (p, gap) = objective_of(space, &space.sample(&rows), path, &part, v, s);
+        match arch {
+            ArchPer::Example(_) => {
+                per.push(p);
+                gaps.extend(gap);
+            }
+            ArchPer::SubBatch(_) => {
+                per.push(p.mean(Kind::Float).reshape([1]));
+                gaps.extend(gap.map(|x| x.mean(Kind::Float).reshape([1])));
+            }
+        }
     }
-    let gaps = (!gaps.is_empty()).then(|| Tensor::stack(&gaps, 0));
-    (Tensor::stack(&per, 0), gaps)
+    let gaps = (!gaps.is_empty()).then(|| Tensor::cat(&gaps, 0));
+    (Tensor::cat(&per, 0), gaps)
 }
 
 /// The search objective of one architecture sample (or one per example) on a training batch and, for
@@ -156,12 +175,11 @@ fn objective_of<S: SearchSpace>(
     s: &config::Search,
 ) -> (Tensor, Option<Tensor>) {
     let loss = |x: &Batch| per_example_ce(&space.forward(&x.images, sample, path, true), &x.labels);
-    let l_tr = loss(b);
     match (&s.objective.kind, val) {
-        (ObjectiveKind::Train, _) | (_, None) => (l_tr, None), // f = ℓ_tr
-        (ObjectiveKind::Val, Some(v)) => (loss(v), None),      // f = ℓ_va
+        (ObjectiveKind::Train, _) | (_, None) => (loss(b), None), // f = ℓ_tr
+        (ObjectiveKind::Val, Some(v)) => (loss(v), None),         // f = ℓ_va (no training forward)
         (ObjectiveKind::Gengap, Some(v)) => {
-            let (f, gap) = objective::gengap(&l_tr, &loss(v), s.objective.lambda);
+            let (f, gap) = objective::gengap(&loss(b), &loss(v), s.objective.lambda);
             (f, Some(gap))
         }
     }

@@ -7,7 +7,6 @@ use tch::{Kind, Tensor};
 
 use crate::config;
 use crate::data::loader::Loader;
-use crate::nas::arch::SampleKind;
 use crate::nas::estimator::sampler_for;
 use crate::nas::space::SearchSpace;
 use crate::results::diverged::check_finite;
@@ -20,7 +19,7 @@ use crate::train::recorder::{summary_row, Finish, Recorder};
 use crate::train::rng::{derive_seed, Stream};
 
 use super::state::SearchState;
-use super::{per_example_ce, sample_rows, ArchPer, EpochPlan};
+use super::{per_example_ce, weight_sample, ArchPer, EpochPlan};
 
 /// The end-of-epoch pass reads the held-out split in one fixed order: the order of an epoch index
 /// that no iterator reaches.
@@ -94,7 +93,7 @@ pub(super) fn finish<S: SearchSpace>(
 }
 
 /// Loss and top-1 (%) on the whole validation split with relaxed samples (no gradient), one sample per
-/// example or per sub-batch as in training.
+/// example or per sub-batch and one forward per sub-batch as in training (`darts`: its mixture).
 fn validate<S: SearchSpace>(
     space: &S,
     val: &Loader,
@@ -114,18 +113,12 @@ fn validate<S: SearchSpace>(
                 s.temperature,
                 sampler_for(s.estimator),
             );
-            let parts = match arch {
-                ArchPer::Example => vec![(b.narrow(0, b.images.size()[0]), draw.relaxed)],
-                ArchPer::SubBatch(groups) => b
-                    .split(groups)
-                    .into_iter()
-                    .enumerate()
-                    .map(|(g, part)| (part, sample_rows(&draw.relaxed, g as i64)))
-                    .collect(),
-            };
+            let dist = space.distribution();
+            let (xs, kind) = weight_sample(s.estimator, dist, &draw.relaxed);
+            let parts = arch.parts(&b, &xs);
             for (part, xs) in parts {
                 let sample = space.sample(&xs);
-                let logits = space.forward(&part.images, &sample, SampleKind::Relaxed, true);
+                let logits = space.forward(&part.images, &sample, kind, true);
                 let n = part.images.size()[0] as f64;
                 loss.add(&per_example_ce(&logits, &part.labels).mean(Kind::Double), n);
                 acc.add(&(top1_correct(&logits, &part.labels) / n), n);

@@ -16,6 +16,8 @@ mod arch_step;
 mod bench_step;
 mod epoch;
 mod state;
+#[cfg(test)]
+mod tests;
 mod weight_step;
 
 use anyhow::{Context, Result};
@@ -24,6 +26,7 @@ use tch::{nn, Reduction, Tensor};
 use crate::config::{self, ImageShape, SpaceName};
 use crate::data::{self, loader};
 use crate::nas::estimator::GradVariance;
+use crate::nas::arch::SampleKind;
 use crate::nas::space::darts::{DartsSearch, DartsSearchConfig, StemKind};
 use crate::nas::space::SearchSpace;
 use crate::results::rows::Term;
@@ -84,12 +87,14 @@ fn not_built(capability: &'static str) -> StageError {
     }
 }
 
-/// Which examples share an architecture sample.
+/// Which examples share an architecture sample, and how many forward passes a step makes. Each pass
+/// is one sub-batch with its own BatchNorm statistics, as one GPU of the official DDP run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum ArchPer {
-    /// One sample per example (CIFAR, the official default).
-    Example,
-    /// One sample per sub-batch, each with its own forward pass (`--same_alpha_minibatch`; G GPUs).
+    /// One sample per example (CIFAR, the official default), in this many sub-batches: 4 × 32 is the
+    /// official 4-GPU CIFAR search; 1 is one pass over the whole batch.
+    Example(i64),
+    /// One sample per sub-batch (`--same_alpha_minibatch`; G GPUs).
     SubBatch(i64),
 }
 
@@ -97,9 +102,56 @@ impl ArchPer {
     /// Samples to draw for batch `b`.
     fn samples(self, b: &loader::Batch) -> i64 {
         match self {
-            ArchPer::Example => b.images.size()[0],
+            ArchPer::Example(_) => b.images.size()[0],
             ArchPer::SubBatch(groups) => groups,
         }
+    }
+
+    /// Forward passes per step.
+    fn groups(self) -> i64 {
+        match self {
+            ArchPer::Example(g) | ArchPer::SubBatch(g) => g.max(1),
+        }
+    }
+
+    /// The sub-batches of `b`, each with its rows of the draw tensors `xs` ([S, N, K]): its examples'
+    /// rows (one per example), or its own row (one per sub-batch). A mixture (N = 1) broadcasts.
+    fn parts(self, b: &loader::Batch, xs: &[Tensor]) -> Vec<(loader::Batch, Vec<Tensor>)> {
+        let n = xs.first().map(|x| x.size()[1]).unwrap_or(1);
+        let mut at = 0;
+        b.split(self.groups())
+            .into_iter()
+            .enumerate()
+            .map(|(g, part)| {
+                let len = part.images.size()[0];
+                let rows = match self {
+                    _ if n == 1 => xs.iter().map(Tensor::shallow_clone).collect(),
+                    ArchPer::Example(_) => xs.iter().map(|x| x.narrow(1, at, len)).collect(),
+                    ArchPer::SubBatch(_) => sample_rows(xs, g as i64),
+                };
+                at += len;
+                (part, rows)
+            })
+            .collect()
+    }
+}
+
+/// What the weight step (and the search-time validation) trains on: a draw's relaxed sample ζ
+/// (official), or for `darts` the softmax mixture q̃ itself with every op run (first-order DARTS).
+fn weight_sample(
+    estimator: config::Estimator,
+    dist: &crate::nas::distribution::Categoricals,
+    relaxed: &[Tensor],
+) -> (Vec<Tensor>, SampleKind) {
+    match estimator {
+        config::Estimator::Darts => (
+            dist.probabilities(1).iter().map(Tensor::detach).collect(),
+            SampleKind::Dense,
+        ),
+        _ => (
+            relaxed.iter().map(Tensor::detach).collect(),
+            SampleKind::Relaxed,
+        ),
     }
 }
 
@@ -145,6 +197,11 @@ fn search<S: SearchSpace>(
     let mut last_val = None;
     while st.meta.epoch < s.epochs.warmup + s.epochs.search {
         let ep = begin_epoch(&mut st, s);
+        if !ep.warm() && st.train_loader.state().position == 0 {
+            // a search epoch's `train()` begins with set_epoch(global_step + seed) and a fresh
+            // validation iterator (a run resumed mid-epoch keeps the checkpointed iterator)
+            arch_step::restart_val(&mut st.val_loader, st.meta.search_steps, ctx.seed);
+        }
         let mut grad_var = GradVariance::new(0.9);
         loop {
             if let Some(req) = rec.signal() {
@@ -156,7 +213,7 @@ fn search<S: SearchSpace>(
             };
             let step = st.meta.steps_in(ep.phase);
             seed_step(ctx.seed, ep.phase, ep.epoch, step);
-            let terms = iteration(&mut st, s, &ep, &b, step, &mut grad_var)?;
+            let terms = iteration(&mut st, s, &ep, &b, step, ctx.seed, &mut grad_var)?;
             let refs: Vec<(Term, &Tensor)> = terms.iter().map(|(t, v)| (*t, v)).collect();
             let info = StepInfo {
                 phase: ep.phase,
@@ -184,6 +241,7 @@ fn iteration<S: SearchSpace>(
     ep: &EpochPlan,
     b: &loader::Batch,
     step: u64,
+    seed: u64,
     grad_var: &mut GradVariance,
 ) -> Result<Vec<(Term, Tensor)>> {
     let n = st.arch.samples(b);
@@ -196,7 +254,7 @@ fn iteration<S: SearchSpace>(
     };
     let mut terms: Vec<(Term, Tensor)> = Vec::new();
     if !ep.warm() {
-        arch_step::arch_step(st, s, ep, b, &draw, step, grad_var, &mut terms)?;
+        arch_step::arch_step(st, s, ep, b, &draw, step, seed, grad_var, &mut terms)?;
     }
     weight_step::weight_step(st, s, ep.warm(), b, &draw, &mut terms);
     Ok(terms)

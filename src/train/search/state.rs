@@ -164,7 +164,7 @@ impl<S: SearchSpace> SearchState<S> {
         );
         let opt_a = Adam::new(vec![group], adam);
         let arch = match s.sampling {
-            Sampling::PerExample => ArchPer::Example,
+            Sampling::PerExample => ArchPer::Example(i64::from(s.sub_batches.max(1))),
             Sampling::PerBatch => ArchPer::SubBatch(i64::from(s.sub_batches.max(1))),
         };
         let start = loader::LoaderState {

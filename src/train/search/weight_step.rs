@@ -1,7 +1,7 @@
 //! The weight step (spec §1.3; the warm-up's only step, §1.4): Adam on the supernet's weights, on the
 //! same training batch as the architecture step, with that step's relaxed sample detached — one
-//! forward per sub-batch when each sub-batch has its own architecture (∇ of the mean of the
-//! sub-batch means, as DDP averages the GPUs' gradients), gradient-norm clipping, and the step's
+//! forward per sub-batch (∇ of the mean of the sub-batch means, as DDP averages the GPUs'
+//! gradients; `darts` trains on its softmax mixture instead), gradient-norm clipping, and the step's
 //! loss and top-1 into the epoch's running means.
 
 use tch::{Kind, Tensor};
@@ -16,7 +16,7 @@ use crate::train::clip_grad_norm;
 use crate::train::optim::Optimizer;
 
 use super::state::SearchState;
-use super::{per_example_ce, sample_rows, ArchPer};
+use super::{per_example_ce, weight_sample, ArchPer};
 
 /// One weight step on `b`; pushes the loss, the top-1 and the weights' gradient norm.
 pub(super) fn weight_step<S: SearchSpace>(
@@ -27,41 +27,14 @@ pub(super) fn weight_step<S: SearchSpace>(
     draw: &Draw,
     terms: &mut Vec<(Term, Tensor)>,
 ) {
-    let relaxed: Vec<Tensor> = draw.relaxed.iter().map(Tensor::detach).collect();
+    let (xs, kind) = weight_sample(s.estimator, st.space.distribution(), &draw.relaxed);
     let opt = if warm {
         &mut st.opt_warm
     } else {
         &mut st.opt_w
     };
     opt.zero_grad();
-    let (loss, logits) = match st.arch {
-        ArchPer::SubBatch(groups) if groups > 1 => {
-            let (mut losses, mut all) = (Vec::new(), Vec::new());
-            for (g, part) in b.split(groups).iter().enumerate() {
-                let sg = st.space.sample(&sample_rows(&relaxed, g as i64));
-                let logits = st
-                    .space
-                    .forward(&part.images, &sg, SampleKind::Relaxed, true);
-                let l = per_example_ce(&logits, &part.labels).mean(Kind::Float);
-                (&l / groups as f64).backward(); // ∇ (1/G)·Σ_g ℓ_g
-                losses.push(l.detach());
-                all.push(logits.detach());
-            }
-            (
-                Tensor::stack(&losses, 0).mean(Kind::Float),
-                Tensor::cat(&all, 0),
-            )
-        }
-        _ => {
-            let sample = st.space.sample(&relaxed);
-            let logits = st
-                .space
-                .forward(&b.images, &sample, SampleKind::Relaxed, true);
-            let loss = per_example_ce(&logits, &b.labels).mean(Kind::Float);
-            loss.backward();
-            (loss.detach(), logits.detach())
-        }
-    };
+    let (loss, logits) = weight_gradient(&st.space, st.arch, b, &xs, kind);
     let gnorm = clip_grad_norm(st.weights.iter().map(|(_, t)| t), s.grad_clip);
     opt.step();
     let bsz = b.images.size()[0] as f64;
@@ -75,4 +48,29 @@ pub(super) fn weight_step<S: SearchSpace>(
     terms.push((Term::LossTrain, loss));
     terms.push((Term::AccTrainPct, correct * (100.0 / bsz)));
     terms.push((Term::GradNormWeights, gnorm));
+}
+
+/// Accumulates ∇_w (1/G)·Σ_g ℓ_g into the weights' gradients, ℓ_g the mean cross-entropy of
+/// sub-batch g under its rows of `xs` (one forward per sub-batch, its own BN statistics: DDP averages
+/// the GPUs' gradients); returns the mean of the sub-batch means and the logits, detached.
+pub(super) fn weight_gradient<S: SearchSpace>(
+    space: &S,
+    arch: ArchPer,
+    b: &Batch,
+    xs: &[Tensor],
+    kind: SampleKind,
+) -> (Tensor, Tensor) {
+    let groups = arch.groups() as f64;
+    let (mut losses, mut all) = (Vec::new(), Vec::new());
+    for (part, rows) in arch.parts(b, xs) {
+        let logits = space.forward(&part.images, &space.sample(&rows), kind, true);
+        let l = per_example_ce(&logits, &part.labels).mean(Kind::Float);
+        (&l / groups).backward(); // ∇ (1/G)·Σ_g ℓ_g
+        losses.push(l.detach());
+        all.push(logits.detach());
+    }
+    (
+        Tensor::stack(&losses, 0).mean(Kind::Float),
+        Tensor::cat(&all, 0),
+    )
 }

@@ -121,6 +121,7 @@ pub fn run(opts: &BenchOptions) -> Result<()> {
             match r.kind {
                 SampleKind::Relaxed => "relaxed",
                 SampleKind::OneHot => "discrete",
+                SampleKind::Dense => "dense",
             },
             r.images_per_s,
             r.ms_per_step

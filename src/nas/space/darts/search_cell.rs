@@ -36,7 +36,7 @@ pub struct CellPlan {
 
 #[derive(Debug)]
 enum NodeHost {
-    /// max_n W[n, j, k], flattened over (j, k); empty when op-skip is off.
+    /// max_n W[n, j, k], flattened over (j, k); empty when op-skip is off (or the sample is dense).
     WMax(Vec<f64>),
     /// [selector][example] chosen input j and op k.
     Choices { j: [Vec<i64>; 2], k: [Vec<i64>; 2] },
@@ -46,6 +46,7 @@ impl CellPlan {
     pub fn new(sample: &CellSample, kind: SampleKind, op_skip_threshold: f64) -> CellPlan {
         let n_nodes = sample.inputs.len();
         let nodes = match kind {
+            SampleKind::Dense => (0..n_nodes).map(|_| NodeHost::WMax(Vec::new())).collect(),
             SampleKind::Relaxed if op_skip_threshold <= 0.0 => {
                 (0..n_nodes).map(|_| NodeHost::WMax(Vec::new())).collect()
             }
@@ -182,7 +183,7 @@ impl SearchCell {
 }
 
 /// node = Σ_j Σ_k W[:, j, k] · op_jk(state_j), skipping op k of edge j when max_n W[n, j, k] < threshold
-/// (`MixedOp.forward`: the op contributes 0 and gets no gradient).
+/// (`MixedOp.forward`: the op contributes 0 and gets no gradient); an empty `w_max` skips nothing.
 fn relaxed_node(
     edges: &[Vec<Op>],
     states: &[Tensor],
@@ -195,7 +196,7 @@ fn relaxed_node(
     let mut acc: Option<Tensor> = None;
     for (j, ops) in edges.iter().enumerate() {
         for (k, op) in ops.iter().enumerate() {
-            if threshold > 0.0 && w_max[j * k_ops as usize + k] < threshold {
+            if !w_max.is_empty() && threshold > 0.0 && w_max[j * k_ops as usize + k] < threshold {
                 continue;
             }
             let wk = w

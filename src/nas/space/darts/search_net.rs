@@ -307,6 +307,38 @@ mod tests {
     }
 
     #[test]
+    fn a_dense_forward_runs_every_op_even_with_op_skip_on() {
+        let x = images(2);
+        let s = sample(1, SampleKind::Relaxed);
+        let (_vs, skipping) = tiny(0.05);
+        let (_vs2, full) = tiny(0.0);
+        // with a threshold, Dense equals the threshold-0 relaxed forward: nothing is skipped
+        let diff = max_abs_diff(
+            &skipping.forward(&x, &s, SampleKind::Dense, false),
+            &full.forward(&x, &s, SampleKind::Relaxed, false),
+        );
+        assert!(diff < 1e-6, "diff {diff}");
+        // a one-hot sample (selector 0: input 0 with op 1, selector 1: input 1 with op 3): the
+        // straight-through gradient of an unchosen op reaches it only on the dense path (the relaxed
+        // path skips it, its weight being 0 in the whole batch)
+        let hard = DartsSample {
+            normal: fixed_cell(1, 3),
+            reduce: fixed_cell(1, 3),
+        };
+        let unchosen_grad = |kind: SampleKind| {
+            let out = skipping.forward(&x, &hard, kind, true);
+            let ops = &hard.normal.ops[0];
+            let g = Tensor::run_backward(&[out.sum(Kind::Float)], &[ops], false, false);
+            (&g[0] * ops.ones_like().g_sub(ops))
+                .abs()
+                .sum(Kind::Float)
+                .double_value(&[])
+        };
+        assert!(unchosen_grad(SampleKind::Dense) > 0.0);
+        assert_eq!(unchosen_grad(SampleKind::Relaxed), 0.0);
+    }
+
+    #[test]
     fn parameter_names_mirror_the_structure() {
         let (vs, _net) = tiny(0.05);
         let names = vs.variables();
