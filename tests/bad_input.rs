@@ -305,7 +305,7 @@ const CASES: &[(&str, &str, Option<u64>)] = &[
     ("shape-aux-batch-one.yaml", "field `train.batch`: must be ≥ 2 while train.auxiliary_weight > 0", Some(8)),
     ("shape-aux-last-batch-one.yaml", "129 training images in batches of 128 leave a last batch of one image", Some(4)),
     ("shape-search-batch-over-split.yaml", "field `search.batch`: is 128 but the search splits the 100 training images into 90 for the weights and 10 for validation", None),
-    ("shape-proxyless-width.yaml", "field `space.width_multiplier`: only 1.0 is built", Some(3)),
+    ("shape-proxyless-width.yaml", "field `space.width_multiplier`: has no effect: it sizes the search supernet", Some(3)),
     ("shape-darts-width.yaml", "field `space.width_multiplier`: has no effect in the DARTS space", Some(3)),
     ("shape-cutout-over-side.yaml", "field `train.cutout`: is the side of the square Cutout erases; it must be at most the image side (32 px), got 40", Some(8)),
     ("shape-latency-batch-over-search-batch.yaml", "field `search.objective.latency.batch`: must be between 1 and search.batch (32), got 64", Some(6)),
@@ -854,7 +854,7 @@ fn odd_widths_on_imagenet_shaped_experiments_are_refused_before_any_run() {
         (
             "experiments/paper/eval-unas-proxyless.yaml",
             "space.width_multiplier=1.4",
-            "field `space.width_multiplier`: only 1.0 is built",
+            "field `space.width_multiplier`: has no effect: it sizes the search supernet",
         ),
     ] {
         for tier in ["smoke", "paper"] {

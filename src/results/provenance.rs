@@ -74,7 +74,7 @@ pub fn host_name() -> String {
         .unwrap_or_else(|_| "unknown".into())
 }
 
-fn gpu_name() -> Option<String> {
+pub(crate) fn gpu_name() -> Option<String> {
     let out = Command::new("nvidia-smi")
         .args(["--query-gpu=name", "--format=csv,noheader"])
         .output()

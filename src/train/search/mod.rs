@@ -1,11 +1,13 @@
-//! The UNAS search loop (spec §1.3–1.5) over a [`SearchSpace`] (the DARTS space today), on resident
+//! The UNAS search loop (spec §1.3–1.5) over a [`SearchSpace`] (DARTS or ProxylessNAS), on resident
 //! datasets (CIFAR, synthetic) or ImageNet folders.
 //!
 //! Per mini-batch of the search phase: one architecture step ([`arch_step`]: Adam on the logits, the
 //! configured estimator on the configured objective), then one weight step ([`weight_step`]: Adam,
 //! clip 5) on the same training batch with the detached relaxed sample. Warm-up epochs train the
 //! weights alone with relaxed samples of the (uniform) initial distribution, with their own Adam at a
-//! constant lr. At the end of every epoch ([`epoch`]): validation, the genotype, the tables, a
+//! constant lr. With a latency objective ([`latency`], ProxylessNAS) the architecture step adds the
+//! control-variate latency term of a second sample. At the end of every epoch ([`epoch`]): validation,
+//! the genotype, the tables (and the mode architecture's measured latency), a
 //! checkpoint ([`state`] says what it holds; [`crate::train::recorder`] writes it).
 //!
 //! Every step draws its randomness from a seed derived from (run seed, phase, epoch, step) and the
@@ -14,6 +16,7 @@
 
 mod arch_step;
 mod epoch;
+mod latency;
 mod state;
 mod weight_step;
 
@@ -23,10 +26,11 @@ use tch::{nn, Reduction, Tensor};
 use crate::config::{self, ImageShape, SpaceName};
 use crate::data::{self, loader};
 use crate::nas::space::darts::{DartsSearch, DartsSearchConfig, StemKind};
+use crate::nas::space::proxyless::{ProxylessSearch, ProxylessSearchConfig};
 use crate::nas::space::SearchSpace;
 use crate::results::rows::Term;
 use crate::results::Phase;
-use crate::stage::{Outcome, StageCtx, StageError};
+use crate::stage::{Outcome, StageCtx};
 use crate::train::batches;
 use crate::train::metrics::StepInfo;
 use crate::train::optim::Optimizer;
@@ -42,9 +46,6 @@ pub fn run(ctx: &StageCtx) -> Outcome {
         .search
         .as_ref()
         .context("the experiment has no `search` section")?;
-    if s.objective.latency.is_some() {
-        return Err(not_built("the latency objective"));
-    }
     match e.space.name {
         SpaceName::Darts => Ok(search(ctx, s, |vs, classes| {
             let cfg = DartsSearchConfig {
@@ -60,16 +61,17 @@ pub fn run(ctx: &StageCtx) -> Outcome {
             };
             DartsSearch::new(vs, &cfg, s.soften_eps)
         })?),
-        SpaceName::Proxyless => Err(not_built(
-            "the ProxylessNAS space (supernet and latency measurement)",
-        )),
-    }
-}
-
-fn not_built(capability: &'static str) -> StageError {
-    StageError::NotBuilt {
-        stage: "search",
-        capability,
+        SpaceName::Proxyless => Ok(search(ctx, s, |vs, classes| {
+            let side = e.dataset.shape().side() as u32;
+            let cfg = ProxylessSearchConfig {
+                width_multiplier: e.space.width_multiplier,
+                resolution: i64::from(e.space.resolution.unwrap_or(side)),
+                classes,
+                op_skip_threshold: s.op_skip_threshold,
+                zero_dropout: e.space.zero_dropout.unwrap_or(config::ZERO_DROPOUT),
+            };
+            ProxylessSearch::new(vs, &cfg, s.soften_eps)
+        })?),
     }
 }
 
@@ -156,8 +158,18 @@ fn search<S: SearchSpace>(
                 dist.sample(n, s.temperature, sampler)
             };
             let mut terms: Vec<(Term, Tensor)> = Vec::new();
+            let mut lat_ms = None;
             if !ep.warm() {
-                arch_step::arch_step(&mut st, s, &ep, &b, &draw, step, &mut grad_var, &mut terms)?;
+                lat_ms = arch_step::arch_step(
+                    &mut st,
+                    s,
+                    &ep,
+                    &b,
+                    &draw,
+                    step,
+                    &mut grad_var,
+                    &mut terms,
+                )?;
             }
             weight_step::weight_step(&mut st, s, ep.warm(), &b, &draw, &mut terms);
             let refs: Vec<(Term, &Tensor)> = terms.iter().map(|(t, v)| (*t, v)).collect();
@@ -168,7 +180,7 @@ fn search<S: SearchSpace>(
                 images: b.images.size()[0] as u64,
                 lr_weights: Some(ep.lr_weights),
                 lr_arch: ep.lr_arch,
-                lat_ms: None,
+                lat_ms,
             };
             rec.record(info, &refs)?;
             st.meta.count_step(ep.phase);
@@ -210,7 +222,11 @@ fn open_state<S: SearchSpace>(
     ));
     let vs = nn::VarStore::new(ctx.device);
     let space = build(&vs.root(), ds.classes)?;
-    Ok(SearchState::new(s, space, vs, loaders))
+    let mut st = SearchState::new(s, space, vs, loaders);
+    if let Some(l) = &s.objective.latency {
+        st.latency = Some(latency::LatencyTerm::open(ctx, s, l, ds.classes)?);
+    }
+    Ok(st)
 }
 
 /// The epoch's phase and learning rates, set on the optimisers.
