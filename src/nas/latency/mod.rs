@@ -11,3 +11,6 @@ pub mod timing;
 pub use stamp::DeviceStamp;
 pub use surrogate::{FitReport, Surrogate};
 pub use timing::{measure_ms, Timing};
+
+#[cfg(test)]
+mod tests;
