@@ -7,6 +7,7 @@
 
 pub mod args;
 mod experiments;
+mod latency;
 
 use std::process::ExitCode;
 
@@ -71,6 +72,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Run { file, tier, sets } => experiments::run(&file, tier, &sets, &root, device),
         Command::Reproduce { tier, suite } => experiments::reproduce(&suite, tier, &root, device),
         Command::Report(a) => crate::report::cli::run(&a, &root.0),
+        Command::Latency { command } => latency::run(&command, &root, device),
         Command::Data { command } => match command {
             DataCommand::Fetch { dataset, root, url } => {
                 let variant = match dataset {

@@ -6,6 +6,7 @@
 pub mod cache;
 pub mod stamp;
 pub mod surrogate;
+pub mod table;
 pub mod timing;
 
 pub use stamp::DeviceStamp;

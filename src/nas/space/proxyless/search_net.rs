@@ -11,7 +11,7 @@
 //! Relaxed path: block(x) = Σ_k w[:, k]·op_k(x), skipping op k when max_n w[n, k] < the op-skip
 //! threshold (spec §1.3). Discrete fast path (one architecture, one-hot): only the chosen op runs.
 
-use anyhow::{ensure, Result};
+use anyhow::{ensure, Context, Result};
 use tch::{nn, nn::Module, Kind, Tensor};
 
 use super::eval_net::{bn, conv, MbConv};
@@ -134,13 +134,8 @@ impl ProxylessSearchNet {
         let mut blocks = Vec::with_capacity(BLOCKS);
         for (i, &(c_in, c_out, stride)) in skeleton.iter().enumerate() {
             let reduce = starts_stage(i + 1);
-            let candidates: &[BlockOp] = if reduce {
-                reduction_primitives()
-            } else {
-                &BLOCK_PRIMITIVES
-            };
             let path = vs / "blocks" / i as i64;
-            let ops = candidates
+            let ops = candidates(i)
                 .iter()
                 .map(|op| match *op {
                     BlockOp::Zero => None,
@@ -255,21 +250,60 @@ impl ProxylessSearchNet {
         train: bool,
         mut block: impl FnMut(Tensor, usize, &MixedBlock) -> Tensor,
     ) -> Tensor {
-        let x = self.at_resolution(x);
-        let mut x = self.stem.0.forward(&x).apply_t(&self.stem.1, train).relu6();
-        x = self.first.forward_t(&x, train);
+        let mut x = self.stem_first(&self.at_resolution(x), train);
         for (i, b) in self.blocks.iter().enumerate() {
             x = block(x, i, b);
         }
+        self.head(&x, train)
+    }
+
+    /// The fixed start: stem (Conv3×3 s2, BN, ReLU6) and the first MBConv(k3, e1).
+    pub fn stem_first(&self, x: &Tensor, train: bool) -> Tensor {
+        let x = self.stem.0.forward(x).apply_t(&self.stem.1, train).relu6();
+        self.first.forward_t(&x, train)
+    }
+
+    /// Candidate `k` of block `i` (0-based) alone, shortcut included.
+    pub fn block_op(&self, i: usize, k: usize, x: &Tensor, train: bool) -> Tensor {
+        self.blocks[i].op(k, x, train, self.cfg.zero_dropout)
+    }
+
+    /// The fixed end: Conv1×1 + BN + ReLU6, global average pool, classifier.
+    pub fn head(&self, x: &Tensor, train: bool) -> Tensor {
         self.head
             .0
-            .forward(&x)
+            .forward(x)
             .apply_t(&self.head.1, train)
             .relu6()
             .adaptive_avg_pool2d([1, 1])
             .flatten(1, -1)
             .apply(&self.classifier)
     }
+}
+
+/// The candidates of block `i` (0-based), in the order of its logits.
+pub fn candidates(i: usize) -> &'static [BlockOp] {
+    if starts_stage(i + 1) {
+        reduction_primitives()
+    } else {
+        &BLOCK_PRIMITIVES
+    }
+}
+
+/// The per-block indices (into [`candidates`]) of a genotype's ops.
+pub fn indices_of(genotype: &super::ProxylessGenotype) -> Result<Vec<usize>> {
+    genotype.validate()?;
+    genotype
+        .blocks()
+        .iter()
+        .enumerate()
+        .map(|(i, op)| {
+            candidates(i)
+                .iter()
+                .position(|c| c == op)
+                .with_context(|| format!("block {} cannot take {}", i + 1, op.name()))
+        })
+        .collect()
 }
 
 /// Per block, the chosen op of a one-architecture one-hot sample (one host read).
