@@ -28,6 +28,7 @@ use crate::nas::space::SearchSpace;
 use crate::results::latency_rows::{latency_frame, LatencyRow};
 use crate::results::{atomic, parquet, Phase, RunDir, Table};
 use crate::stage::StageCtx;
+use crate::train::rng::{derive_seed, Stream, INIT_STEP};
 
 /// The surrogate of a run, beside its tables (a resumed run reads it back, never refits).
 pub const SURROGATE_FILE: &str = "latency_surrogate.json";
@@ -176,6 +177,15 @@ impl LatencyTerm {
                     (s, None)
                 }
                 None => {
+                    // its own random stream: a run that fits and one that reads the cache then
+                    // draw the same architectures at every step (the loop re-seeds each step)
+                    tch::manual_seed(derive_seed(
+                        self.seed,
+                        Stream::Step,
+                        Phase::Search,
+                        0,
+                        INIT_STEP,
+                    ));
                     let s = self.fit(space, x)?;
                     (s.clone(), Some(self.key.store(&self.cache_dir, &s)?))
                 }
@@ -228,6 +238,12 @@ impl LatencyTerm {
         }
         bar.finish_and_clear();
         Surrogate::fit(&xs, &ys, self.ridge, self.seed)
+    }
+
+    /// Before the first architecture step, ahead of the step's seeding: the surrogate is ready.
+    pub fn prepare<S: SearchSpace>(&mut self, space: &S, images: &Tensor) -> Result<()> {
+        let x = images.narrow(0, 0, self.batch.min(images.size()[0]));
+        self.surrogate(space, &x).map(|_| ())
     }
 
     /// S_lat of one architecture step (spec §2.5) on a second, independent sample, and the latency of

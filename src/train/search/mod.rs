@@ -146,6 +146,9 @@ fn search<S: SearchSpace>(
                 break;
             };
             let step = st.meta.steps_in(ep.phase);
+            if let (Some(l), false) = (&mut st.latency, ep.warm()) {
+                l.prepare(&st.space, &b.images)?; // the latency surrogate, once
+            }
             seed_step(ctx.seed, ep.phase, ep.epoch, step);
             // One architecture sample per step (per example, or per sub-batch): the architecture step
             // differentiates through it, the weight step uses its relaxed value, detached (spec §1.3).
