@@ -127,12 +127,16 @@ impl Tiers {
         let find = |base: FieldPath| {
             let mut full = base;
             full.0.extend(field.0.iter().cloned());
-            self.positions.find(&full).map(|(p, _)| p)
+            self.positions.find(&full)
         };
         let at = FieldPath::root().child(tier.as_str());
-        space
+        // the space's overlay only where it spells the field itself
+        let by_space = space
             .and_then(|s| find(at.child("by_space").child(s)))
+            .filter(|(_, exact)| *exact);
+        by_space
             .or_else(|| find(at.child("overlay")))
+            .map(|(p, _)| p)
     }
 }
 
@@ -192,6 +196,33 @@ mod tests {
         let mut set: Vec<String> = set.iter().map(|p| p.to_string()).collect();
         set.sort();
         assert_eq!(set, vec!["seeds.search", "space.layers"]);
+    }
+
+    #[test]
+    fn a_space_overlay_applies_to_its_space_only_and_is_located() {
+        let text = "smoke:\n  overlay:\n    search: {batch: 8}\n  by_space:\n    proxyless:\n      space: {resolution: 64}\n";
+        let t = Tiers::parse("tiers.yaml", text).unwrap();
+        assert_eq!(
+            t.space_overlay(Tier::Smoke, "proxyless"),
+            Some(&json!({"space": {"resolution": 64}}))
+        );
+        assert_eq!(t.space_overlay(Tier::Smoke, "darts"), None);
+        let res = FieldPath::parse("space.resolution").unwrap();
+        let batch = FieldPath::parse("search.batch").unwrap();
+        assert_eq!(
+            t.position_of(Tier::Smoke, Some("proxyless"), &res)
+                .unwrap()
+                .line,
+            6
+        );
+        assert_eq!(
+            t.position_of(Tier::Smoke, Some("proxyless"), &batch)
+                .unwrap()
+                .line,
+            3
+        );
+        let shipped = Tiers::parse("tiers.yaml", EMBEDDED_TIERS).unwrap();
+        assert!(shipped.space_overlay(Tier::Smoke, "proxyless").is_some());
     }
 
     #[test]

@@ -296,7 +296,7 @@ fn proxyless_space(o: &mut Problems, s: &Space) {
     );
     check(
         o,
-        !(w > MAX_WIDTH_MULTIPLIER),
+        w.is_nan() || w <= MAX_WIDTH_MULTIPLIER,
         "space.width_multiplier",
         || {
             format!("must be at most {MAX_WIDTH_MULTIPLIER}, got {w}: the paper searches at 1.0 and the supernet's memory grows with the square of the width")

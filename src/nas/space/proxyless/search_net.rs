@@ -60,8 +60,11 @@ pub fn make_divisible(v: f64) -> i64 {
     }
 }
 
+/// (C_in, C_out, stride) of a block.
+pub type BlockShape = (i64, i64, i64);
+
 /// (stem, first, head) widths and (C_in, C_out, stride) of every searchable block at `width`.
-pub fn skeleton_at(width: f64) -> ((i64, i64, i64), Vec<(i64, i64, i64)>) {
+pub fn skeleton_at(width: f64) -> ((i64, i64, i64), Vec<BlockShape>) {
     let w = |c: i64| make_divisible(c as f64 * width);
     let mut blocks = Vec::with_capacity(BLOCKS);
     let mut c_in = w(FIRST);
