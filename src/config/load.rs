@@ -100,7 +100,10 @@ pub fn resolve(
     if let Some(train) = &resolved.train {
         resolved.train = Some(train.resolved());
     }
-    resolved.space = resolved.space.resolved(&resolved.dataset);
+    if resolved.search.is_some() {
+        // the supernet's settings: a training-only experiment has none to fill in
+        resolved.space = resolved.space.resolved(&resolved.dataset);
+    }
 
     let mut problems = validate::validate(&resolved);
     // A value the user wrote (in the file or a --set) that nothing reads would silently not apply.
