@@ -305,9 +305,15 @@ const CASES: &[(&str, &str, Option<u64>)] = &[
     ("shape-aux-batch-one.yaml", "field `train.batch`: must be ≥ 2 while train.auxiliary_weight > 0", Some(8)),
     ("shape-aux-last-batch-one.yaml", "129 training images in batches of 128 leave a last batch of one image", Some(4)),
     ("shape-search-batch-over-split.yaml", "field `search.batch`: is 128 but the search splits the 100 training images into 90 for the weights and 10 for validation", None),
-    ("shape-proxyless-width.yaml", "field `space.width_multiplier`: only 1.0 is built", Some(3)),
+    ("shape-proxyless-width.yaml", "field `space.width_multiplier`: has no effect: it sizes the search supernet", Some(3)),
     ("shape-darts-width.yaml", "field `space.width_multiplier`: has no effect in the DARTS space", Some(3)),
     ("shape-cutout-over-side.yaml", "field `train.cutout`: is the side of the square Cutout erases; it must be at most the image side (32 px), got 40", Some(8)),
+    ("range-latency-target-zero.yaml", "field `search.objective.latency.target_ms`: must be a finite number > 0 (the latency T in ms", Some(6)),
+    ("range-latency-coeff-negative.yaml", "field `search.objective.latency.coeff`: must be a finite number ≥ 0 (a negative coefficient would reward slow networks", Some(6)),
+    ("range-width-multiplier-zero.yaml", "field `space.width_multiplier`: must be a finite number > 0", Some(3)),
+    ("shape-proxyless-resolution.yaml", "field `space.resolution`: must be a positive multiple of 32, got 100: the stem and four stride-2 stages", Some(3)),
+    ("range-surrogate-samples-small.yaml", "field `search.objective.latency.surrogate_samples`: must be ≥ 10, got 5: the surrogate is fitted on 80 %", Some(6)),
+    ("mismatch-latency-estimator.yaml", "field `search.estimator`: is `gsm`, but measured latency is not differentiable", Some(5)),
     ("shape-latency-batch-over-search-batch.yaml", "field `search.objective.latency.batch`: must be between 1 and search.batch (32), got 64", Some(6)),
     ("shape-train-batch-over-train-set.yaml", "field `train.batch`: is 128 but the training set has 100 images", Some(4)),
     ("root-nul.yaml", "field `dataset.root`: contains a NUL character", Some(2)),
@@ -854,7 +860,7 @@ fn odd_widths_on_imagenet_shaped_experiments_are_refused_before_any_run() {
         (
             "experiments/paper/eval-unas-proxyless.yaml",
             "space.width_multiplier=1.4",
-            "field `space.width_multiplier`: only 1.0 is built",
+            "field `space.width_multiplier`: has no effect: it sizes the search supernet",
         ),
     ] {
         for tier in ["smoke", "paper"] {
@@ -1073,4 +1079,39 @@ fn a_cifar_folder_with_wildly_unbalanced_labels_is_reported_with_a_warning() {
         text.contains("status       usable, but see the warnings above"),
         "{text}"
     );
+}
+
+/// A ProxylessNAS genotype given to `unas latency predict` that cannot be built is bad input (exit 2)
+/// naming the block and why, before anything is timed.
+#[test]
+fn a_proxyless_genotype_that_cannot_be_built_is_refused_naming_its_block() {
+    for (file, want) in [
+        (
+            "genotype-proxyless-14-normal.json",
+            "a ProxylessNAS genotype has 6 `reduce` and 15 `normal` blocks, got 6 and 14",
+        ),
+        (
+            "genotype-proxyless-zero-first-of-stage.json",
+            "block 9 (`reduce[2]`) starts a stage and cannot be mic_zero",
+        ),
+    ] {
+        let path = root().join("tests/bad-genotypes").join(file);
+        let results = tempfile::tempdir().unwrap();
+        let out = Command::cargo_bin("unas")
+            .unwrap()
+            .arg("--results")
+            .arg(results.path())
+            .args(["--device", "cpu", "latency", "predict"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{file}: {err}");
+        assert!(err.contains(want), "{file}: `{err}` lacks `{want}`");
+        assert_eq!(
+            std::fs::read_dir(results.path()).unwrap().count(),
+            0,
+            "nothing written"
+        );
+    }
 }

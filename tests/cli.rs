@@ -23,21 +23,27 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
-/// `unas --results RESULTS run` of the ProxylessNAS search experiment at the smoke tier: its search is not
-/// built, so it fails at once (and its training is blocked) — a cheap run for the runner's paths.
-fn run_not_built(results: &Path) -> std::process::Output {
+/// `unas --results RESULTS run` of the ProxylessNAS search experiment at the paper tier on the CPU with
+/// an ImageNet folder that is not there: its search fails at once (and its training is blocked) — a
+/// cheap failing run for the runner's paths.
+fn run_that_fails(results: &Path) -> std::process::Output {
     unas()
         .arg("--results")
         .arg(results)
         .args([
+            "--device",
+            "cpu",
             "run",
             "experiments/paper/proxyless-unas.yaml",
-            "--tier",
-            "smoke",
+            "--set",
+            "dataset.root=tests/no-such-imagenet",
         ])
         .output()
         .unwrap()
 }
+
+/// What the failing search's record says.
+const FAILED_BECAUSE: &str = "tests/no-such-imagenet/train is missing";
 
 #[test]
 fn validate_prints_resolved_config_and_id_for_every_shipped_file() {
@@ -148,9 +154,9 @@ fn reproduce_refuses_to_start_when_any_file_is_bad() {
 }
 
 #[test]
-fn a_stage_that_is_not_built_fails_clearly_and_leaves_a_record() {
+fn a_stage_that_fails_says_why_and_leaves_a_record() {
     let results = tempfile::tempdir().unwrap();
-    let run = || run_not_built(results.path());
+    let run = || run_that_fails(results.path());
     let out = run();
     assert_eq!(
         out.status.code(),
@@ -160,7 +166,7 @@ fn a_stage_that_is_not_built_fails_clearly_and_leaves_a_record() {
     );
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert!(
-        stdout.contains("FAILED") && stdout.contains("cannot run yet"),
+        stdout.contains("FAILED") && stdout.contains(FAILED_BECAUSE),
         "{stdout}"
     );
     // ... and the deviations are printed with the results.
@@ -180,17 +186,14 @@ fn a_stage_that_is_not_built_fails_clearly_and_leaves_a_record() {
     );
     let dir = &dirs[0];
     assert!(
-        dir.starts_with(results.path().join("runs/proxyless-unas/smoke")),
+        dir.starts_with(results.path().join("runs/proxyless-unas/paper")),
         "{}",
         dir.display()
     );
     let status: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("status.json")).unwrap()).unwrap();
     assert_eq!(status["state"], "failed");
-    assert!(status["reason"]
-        .as_str()
-        .unwrap()
-        .contains("stage `search` cannot run yet"));
+    assert!(status["reason"].as_str().unwrap().contains(FAILED_BECAUSE));
     let prov: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("provenance.json")).unwrap())
             .unwrap();
@@ -278,7 +281,7 @@ fn a_finished_run_is_skipped() {
 #[test]
 fn a_search_that_fails_blocks_its_trainings_without_running_them() {
     let results = tempfile::tempdir().unwrap();
-    let out = run_not_built(results.path());
+    let out = run_that_fails(results.path());
     assert_eq!(out.status.code(), Some(1));
     let s = String::from_utf8(out.stdout).unwrap();
     assert!(s.contains("blocked"), "{s}");
@@ -310,10 +313,12 @@ fn results_folder_comes_from_the_environment_too() {
     let out = unas()
         .env("UNAS_RESULTS", results.path())
         .args([
+            "--device",
+            "cpu",
             "run",
             "experiments/paper/proxyless-unas.yaml",
-            "--tier",
-            "smoke",
+            "--set",
+            "dataset.root=tests/no-such-imagenet",
         ])
         .output()
         .unwrap();
@@ -333,7 +338,7 @@ fn a_results_folder_that_cannot_be_created_says_so_and_points_at_no_missing_reco
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("a-file");
     std::fs::write(&file, "not a folder").unwrap();
-    let out = run_not_built(&file.join("results"));
+    let out = run_that_fails(&file.join("results"));
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -352,8 +357,8 @@ fn a_results_folder_that_cannot_be_created_says_so_and_points_at_no_missing_reco
 #[test]
 fn a_run_another_live_process_holds_is_reported_as_taken_not_failed() {
     let results = tempfile::tempdir().unwrap();
-    let run = || run_not_built(results.path());
-    assert_eq!(run().status.code(), Some(1)); // the search is not built: failed, recorded
+    let run = || run_that_fails(results.path());
+    assert_eq!(run().status.code(), Some(1)); // the search's data is missing: failed, recorded
     let search_dir = files_under(results.path())
         .into_iter()
         .find(|p| p.ends_with("status.json"))

@@ -327,7 +327,7 @@ prop_compose! {
             name,
             description: desc,
             dataset: Dataset { name: dataset, root: "data".into(), train_portion: portion, synthetic: SyntheticSpec { like: if like_imagenet { ImageShape::Imagenet } else { ImageShape::Cifar }, ..SyntheticSpec::default() }, statistics: None },
-            space: Space { name: SpaceName::Darts, layers, channels, ops, width_multiplier: 1.0 },
+            space: Space { name: SpaceName::Darts, layers, channels, ops, width_multiplier: 1.0, resolution: None, zero_dropout: None },
             search: Some(Search {
                 estimator: est,
                 objective: Objective { kind, lambda, pair_penalty: pp, latency: None },

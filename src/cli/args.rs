@@ -152,6 +152,11 @@ pub enum Command {
         #[command(subcommand)]
         what: InspectWhat,
     },
+    /// ProxylessNAS latency on a device: the (block, op) table, one architecture's predictions.
+    Latency {
+        #[command(subcommand)]
+        command: super::latency::LatencyCommand,
+    },
     /// Measure the throughput of a part of the system.
     Bench {
         #[command(subcommand)]

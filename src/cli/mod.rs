@@ -10,6 +10,7 @@ mod experiments;
 mod logging;
 mod status;
 mod submit;
+mod latency;
 
 use std::process::ExitCode;
 
@@ -125,6 +126,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         #[cfg(feature = "report")]
         Command::Report(a) => crate::report::cli::run(&a, &root.0),
+        Command::Latency { command } => latency::run(&command, &root, device),
         #[cfg(not(feature = "report"))]
         Command::Report { .. } => Err(anyhow::anyhow!(
             "this is a lean build of unas without the report layer (built with --no-default-features): \

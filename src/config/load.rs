@@ -72,10 +72,12 @@ pub fn resolve(
     // Tier overlay.
     let mut from_tier = Vec::new();
     let tier_source = format!("{} (tier {tier})", tiers.source);
-    if let Some(overlay) = tiers.overlay(tier) {
+    let space = value["space"]["name"].as_str().map(str::to_owned);
+    let space_overlay = space.as_deref().and_then(|s| tiers.space_overlay(tier, s));
+    for overlay in [tiers.overlay(tier), space_overlay].into_iter().flatten() {
         tiers::merge(&mut value, overlay, &FieldPath::root(), &mut from_tier);
         from_json(value.clone()).map_err(|(field, msg)| {
-            let pos = tiers.position_of(tier, &field);
+            let pos = tiers.position_of(tier, space.as_deref(), &field);
             one(&tier_source, pos, Some(field), msg)
         })?;
     }
@@ -98,6 +100,10 @@ pub fn resolve(
     if let Some(train) = &resolved.train {
         resolved.train = Some(train.resolved());
     }
+    if resolved.search.is_some() {
+        // the supernet's settings: a training-only experiment has none to fill in
+        resolved.space = resolved.space.resolved(&resolved.dataset);
+    }
 
     let mut problems = validate::validate(&resolved);
     // A value the user wrote (in the file or a --set) that nothing reads would silently not apply.
@@ -112,6 +118,7 @@ pub fn resolve(
             tiers,
             tier,
             tier_source: &tier_source,
+            space: space.as_deref(),
         };
         let issues = problems.into_iter().map(|p| blame.locate(p)).collect();
         return Err(ConfigError { issues });
@@ -138,6 +145,7 @@ struct Blame<'a> {
     tiers: &'a Tiers,
     tier: Tier,
     tier_source: &'a str,
+    space: Option<&'a str>,
 }
 
 impl Blame<'_> {
@@ -151,7 +159,7 @@ impl Blame<'_> {
             (format!("--set {s}"), None)
         } else if self.from_tier.iter().any(|f| field.starts_with(f)) {
             // the tier's value replaced whatever the file says on its line
-            let pos = self.tiers.position_of(self.tier, &field);
+            let pos = self.tiers.position_of(self.tier, self.space, &field);
             (self.tier_source.to_owned(), pos)
         } else {
             let pos = self.positions.find(&field).map(|(p, _)| p);

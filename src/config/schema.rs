@@ -226,9 +226,36 @@ pub struct Space {
     /// Number of primitives kept, in the official order (7 on CIFAR, 5 on ImageNet).
     #[serde(default = "default_ops")]
     pub ops: u32,
-    /// ProxylessNAS width multiplier (1.0 in the paper).
+    /// ProxylessNAS width multiplier of the search supernet (1.0 in the paper; widths are rounded to
+    /// multiples of 8). The evaluation network is trained at 1.0 (spec §6.3).
     #[serde(default = "default_width")]
     pub width_multiplier: f64,
+    /// ProxylessNAS: side of the search supernet's input; images of another side are resized to it.
+    /// Must be a multiple of the skeleton's total stride, 32. Filled in from the dataset (224 on
+    /// ImageNet) when left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolution: Option<u32>,
+    /// ProxylessNAS: dropout after the search supernet's `mic_zero` (official 0.1, "following P-DARTS
+    /// add noise to skip operation"; 0 turns it off). Filled in as 0.1 when left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zero_dropout: Option<f64>,
+}
+
+/// The official search-time dropout after `mic_zero`.
+pub const ZERO_DROPOUT: f64 = 0.1;
+
+impl Space {
+    /// The ProxylessNAS fields the file left out, filled in (the dataset's side, the official zero-op
+    /// dropout), so that the resolved config is the same whether a value was written or defaulted.
+    /// The DARTS space has none: its resolved config is the file's.
+    pub fn resolved(&self, dataset: &Dataset) -> Space {
+        let mut s = self.clone();
+        if s.name == SpaceName::Proxyless {
+            s.resolution = s.resolution.or(Some(dataset.shape().side() as u32));
+            s.zero_dropout = s.zero_dropout.or(Some(ZERO_DROPOUT));
+        }
+        s
+    }
 }
 
 fn default_layers() -> u32 {
@@ -331,6 +358,27 @@ pub struct Latency {
     /// Ridge regulariser of the surrogate fit.
     #[serde(default = "default_ridge")]
     pub ridge: f64,
+    /// What L_d of the sampled architecture is: its timed latency (the paper), or the surrogate's
+    /// prediction of it (no timing per step; reproducible).
+    #[serde(default, skip_serializing_if = "LatencyMeasure::is_timed")]
+    pub measure: LatencyMeasure,
+}
+
+/// Where the per-step latency of the sampled architecture comes from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LatencyMeasure {
+    /// Timed on the run's device at every architecture step (spec §4).
+    #[default]
+    Timed,
+    /// The fitted surrogate's prediction for the discrete sample (timings only fit the surrogate).
+    Surrogate,
+}
+
+impl LatencyMeasure {
+    pub fn is_timed(&self) -> bool {
+        *self == LatencyMeasure::Timed
+    }
 }
 
 fn default_target_ms() -> f64 {

@@ -27,6 +27,10 @@ struct TierDef {
     description: String,
     #[serde(default)]
     overlay: Value,
+    /// Overlays for the experiments of one space only, merged after `overlay`: sizes that would be
+    /// wrong for another space (the ProxylessNAS supernet's width and input side).
+    #[serde(default)]
+    by_space: BTreeMap<String, Value>,
 }
 
 /// A loaded tiers file: the overlay of each tier it defines.
@@ -34,6 +38,7 @@ struct TierDef {
 pub struct Tiers {
     pub source: String,
     defs: BTreeMap<Tier, Value>,
+    space_defs: BTreeMap<(Tier, String), Value>,
     positions: Positions,
 }
 
@@ -58,6 +63,7 @@ impl Tiers {
             serde_saphyr::from_str(text).map_err(|e| saphyr_error(source, &e, None))?;
         let positions = Positions::of_yaml(text);
         let mut defs = BTreeMap::new();
+        let mut space_defs = BTreeMap::new();
         for (name, def) in raw {
             let at = FieldPath::root().child(&name);
             let pos = positions.find(&at).map(|(p, _)| p);
@@ -84,10 +90,24 @@ impl Tiers {
                 }
             };
             defs.insert(tier, overlay);
+            for (space, v) in def.by_space {
+                let at = at.child("by_space").child(&space);
+                if !matches!(v, Value::Object(_)) {
+                    let pos = positions.find(&at).map(|(p, _)| p);
+                    return Err(one(
+                        source,
+                        pos,
+                        Some(at),
+                        format!("tier `{name}`: `by_space.{space}` must be a mapping"),
+                    ));
+                }
+                space_defs.insert((tier, space), v);
+            }
         }
         Ok(Tiers {
             source: source.to_owned(),
             defs,
+            space_defs,
             positions,
         })
     }
@@ -96,11 +116,27 @@ impl Tiers {
         self.defs.get(&tier)
     }
 
-    /// Where in the tiers file a field of a tier's overlay is written.
-    pub fn position_of(&self, tier: Tier, field: &FieldPath) -> Option<Pos> {
-        let mut full = FieldPath::root().child(tier.as_str()).child("overlay");
-        full.0.extend(field.0.iter().cloned());
-        self.positions.find(&full).map(|(p, _)| p)
+    /// The tier's overlay for the experiments of space `space` (its YAML name), if it has one.
+    pub fn space_overlay(&self, tier: Tier, space: &str) -> Option<&Value> {
+        self.space_defs.get(&(tier, space.to_owned()))
+    }
+
+    /// Where in the tiers file a field of a tier's overlay is written: in the overlay of the
+    /// experiment's space (`space`) if it sets the field there, else in the common overlay.
+    pub fn position_of(&self, tier: Tier, space: Option<&str>, field: &FieldPath) -> Option<Pos> {
+        let find = |base: FieldPath| {
+            let mut full = base;
+            full.0.extend(field.0.iter().cloned());
+            self.positions.find(&full)
+        };
+        let at = FieldPath::root().child(tier.as_str());
+        // the space's overlay only where it spells the field itself
+        let by_space = space
+            .and_then(|s| find(at.child("by_space").child(s)))
+            .filter(|(_, exact)| *exact);
+        by_space
+            .or_else(|| find(at.child("overlay")))
+            .map(|(p, _)| p)
     }
 }
 
@@ -160,6 +196,33 @@ mod tests {
         let mut set: Vec<String> = set.iter().map(|p| p.to_string()).collect();
         set.sort();
         assert_eq!(set, vec!["seeds.search", "space.layers"]);
+    }
+
+    #[test]
+    fn a_space_overlay_applies_to_its_space_only_and_is_located() {
+        let text = "smoke:\n  overlay:\n    search: {batch: 8}\n  by_space:\n    proxyless:\n      space: {resolution: 64}\n";
+        let t = Tiers::parse("tiers.yaml", text).unwrap();
+        assert_eq!(
+            t.space_overlay(Tier::Smoke, "proxyless"),
+            Some(&json!({"space": {"resolution": 64}}))
+        );
+        assert_eq!(t.space_overlay(Tier::Smoke, "darts"), None);
+        let res = FieldPath::parse("space.resolution").unwrap();
+        let batch = FieldPath::parse("search.batch").unwrap();
+        assert_eq!(
+            t.position_of(Tier::Smoke, Some("proxyless"), &res)
+                .unwrap()
+                .line,
+            6
+        );
+        assert_eq!(
+            t.position_of(Tier::Smoke, Some("proxyless"), &batch)
+                .unwrap()
+                .line,
+            3
+        );
+        let shipped = Tiers::parse("tiers.yaml", EMBEDDED_TIERS).unwrap();
+        assert!(shipped.space_overlay(Tier::Smoke, "proxyless").is_some());
     }
 
     #[test]

@@ -263,18 +263,61 @@ fn space(o: &mut Problems, e: &Experiment) {
                     s.ops
                 )
             });
-            check(
-                o,
-                s.width_multiplier == 1.0,
-                "space.width_multiplier",
-                || {
-                    format!(
-                    "only 1.0 is built (the official rounding of other widths is unconfirmed), got {}",
-                    s.width_multiplier
-                )
-                },
-            );
+            proxyless_space(o, s);
         }
+    }
+    if s.name == SpaceName::Darts {
+        for (field, set) in [
+            ("space.resolution", s.resolution.is_some()),
+            ("space.zero_dropout", s.zero_dropout.is_some()),
+        ] {
+            check(o, !set, field, || {
+                "has no effect in the DARTS space (a ProxylessNAS supernet setting); remove it"
+                    .into()
+            });
+        }
+    }
+}
+
+/// The widest supernet the paper searches is width 1.0; its memory grows with the square of the width.
+pub const MAX_WIDTH_MULTIPLIER: f64 = 4.0;
+/// The paper searches at 224 px; a step holds the activations of every candidate at this side.
+pub const MAX_RESOLUTION: u32 = 1024;
+
+fn proxyless_space(o: &mut Problems, s: &Space) {
+    let w = s.width_multiplier;
+    check(
+        o,
+        w.is_finite() && w > 0.0,
+        "space.width_multiplier",
+        || {
+            format!("must be a finite number > 0 (it multiplies every width of the ProxylessNAS-GPU skeleton; 1.0 in the paper), got {w}")
+        },
+    );
+    check(
+        o,
+        w.is_nan() || w <= MAX_WIDTH_MULTIPLIER,
+        "space.width_multiplier",
+        || {
+            format!("must be at most {MAX_WIDTH_MULTIPLIER}, got {w}: the paper searches at 1.0 and the supernet's memory grows with the square of the width")
+        },
+    );
+    if let Some(r) = s.resolution {
+        let stride = crate::nas::space::proxyless::search_net::TOTAL_STRIDE;
+        check(
+            o,
+            r >= stride && r % stride == 0,
+            "space.resolution",
+            || {
+                format!("must be a positive multiple of {stride}, got {r}: the stem and four stride-2 stages halve the side five times (224 → 7 in the paper), so the strides must divide it")
+            },
+        );
+        check(o, r <= MAX_RESOLUTION, "space.resolution", || {
+            format!("must be at most {MAX_RESOLUTION}, got {r}: the paper searches at 224 px and a step holds the activations of every candidate op")
+        });
+    }
+    if let Some(p) = s.zero_dropout {
+        unit_interval_open_right(o, "space.zero_dropout", p);
     }
 }
 
@@ -373,8 +416,42 @@ fn latency(o: &mut Problems, s: &Space, sr: &Search, l: &Latency) {
         "search.sampling",
         || "a latency objective needs one architecture per batch (`sampling: per_batch`)".into(),
     );
-    positive(o, "search.objective.latency.target_ms", l.target_ms);
-    non_negative(o, "search.objective.latency.coeff", l.coeff);
+    check(
+        o,
+        matches!(
+            sr.estimator,
+            Estimator::Rebar | Estimator::Relax | Estimator::Reinforce
+        ),
+        "search.estimator",
+        || {
+            format!(
+                "is `{}`, but measured latency is not differentiable: a latency objective needs a score-function estimator (`rebar` or `relax`: the surrogate control variate of spec §2.5; `reinforce`: a moving-average baseline)",
+                yaml(&sr.estimator)
+            )
+        },
+    );
+    check(
+        o,
+        l.target_ms.is_finite() && l.target_ms > 0.0,
+        "search.objective.latency.target_ms",
+        || {
+            format!(
+                "must be a finite number > 0 (the latency T in ms that the hinge c_t·relu(lat − T) allows; 10 in the paper), got {}",
+                l.target_ms
+            )
+        },
+    );
+    check(
+        o,
+        l.coeff.is_finite() && l.coeff >= 0.0,
+        "search.objective.latency.coeff",
+        || {
+            format!(
+                "must be a finite number ≥ 0 (a negative coefficient would reward slow networks; 0.1 in the paper), got {}",
+                l.coeff
+            )
+        },
+    );
     non_negative(o, "search.objective.latency.ridge", l.ridge);
     check(
         o,
@@ -395,11 +472,23 @@ fn latency(o: &mut Problems, s: &Space, sr: &Search, l: &Latency) {
         10_000,
         "latency is the median of the repeats; the paper uses 10",
     );
+    let min = crate::nas::latency::surrogate::MIN_SAMPLES as u64;
+    check(
+        o,
+        l.surrogate_samples as u64 >= min,
+        "search.objective.latency.surrogate_samples",
+        || {
+            format!(
+                "must be ≥ {min}, got {}: the surrogate is fitted on 80 % of the timed architectures and tested on the other 20 %, which must hold at least two for its R²",
+                l.surrogate_samples
+            )
+        },
+    );
     within(
         o,
         "search.objective.latency.surrogate_samples",
         l.surrogate_samples as u64,
-        2,
+        0,
         1_000_000,
         "each sample is a timed network; the paper fits the surrogate on 10 000",
     );
@@ -582,6 +671,15 @@ pub fn without_effect(e: &Experiment, written: &dyn Fn(&FieldPath) -> bool) -> P
                 f,
                 "the ProxylessNAS space has a fixed skeleton (21 blocks, widths 24–432; spec §5.2)",
             );
+        }
+        if e.search.is_none() {
+            for f in [
+                "space.width_multiplier",
+                "space.resolution",
+                "space.zero_dropout",
+            ] {
+                unused(f, "it sizes the search supernet and this experiment has no `search`; the evaluation network is trained at width 1.0 on the dataset's images (spec §6.3)");
+            }
         }
     }
     if let Some(t) = &e.train {

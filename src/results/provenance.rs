@@ -103,7 +103,7 @@ pub fn host_name() -> String {
 }
 
 /// (name, driver) of the GPU `index` from nvidia-smi.
-fn nvidia_smi(index: usize) -> Result<(String, String), String> {
+pub(crate) fn nvidia_smi(index: usize) -> Result<(String, String), String> {
     let out = Command::new("nvidia-smi")
         .args([
             "--query-gpu=name,driver_version",

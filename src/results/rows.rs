@@ -151,7 +151,7 @@ pub struct ArchRow {
     pub prob: f64,
 }
 
-fn col<T>(name: &str, values: Vec<T>) -> Column
+pub(crate) fn col<T>(name: &str, values: Vec<T>) -> Column
 where
     Series: NamedFrom<Vec<T>, [T]>,
 {
@@ -159,7 +159,7 @@ where
 }
 
 /// Orders `cols` as the table's schema and checks names and types.
-fn frame(table: Table, height: usize, mut cols: Vec<Column>) -> Result<DataFrame> {
+pub(crate) fn frame(table: Table, height: usize, mut cols: Vec<Column>) -> Result<DataFrame> {
     let mut ordered = Vec::with_capacity(cols.len());
     for c in table.columns() {
         let i = cols

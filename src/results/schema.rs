@@ -15,6 +15,11 @@ pub enum Table {
     Summary,
     /// Architecture distribution per epoch: one row per (cell type, node, selector, key, choice).
     Arch,
+    /// Latency search (ProxylessNAS): per epoch, the mode architecture's measured latency and the
+    /// device that measured it. Only in the run folders of searches with a latency term.
+    Latency,
+    /// `unas latency table`: the latency of every (block, op) pair on one device.
+    LatencyTable,
 }
 
 /// Column types used in our tables (nullable unless noted in the doc).
@@ -197,8 +202,76 @@ const ARCH: &[Column] = &[
     c("prob", Col::F64, "softmax probability (after softening ε)"),
 ];
 
+/// The stamp every latency number carries: what measured it.
+const DEVICE_STAMP: [Column; 5] = [
+    c(
+        "device",
+        Col::Str,
+        "cpu | cuda:N: the device that measured the latency",
+    ),
+    c("device_name", Col::Str, "GPU or CPU model"),
+    c(
+        "driver",
+        Col::Str,
+        "NVIDIA driver version (none on the CPU)",
+    ),
+    c("libtorch", Col::Str, "libtorch version"),
+    c("threads", Col::I64, "libtorch intra-op threads"),
+];
+
+const fn with_stamp<const N: usize, const M: usize>(head: [Column; N]) -> [Column; M] {
+    let mut out = [c("", Col::Str, ""); M];
+    let mut i = 0;
+    while i < N {
+        out[i] = head[i];
+        i += 1;
+    }
+    let mut j = 0;
+    while j < DEVICE_STAMP.len() {
+        out[N + j] = DEVICE_STAMP[j];
+        j += 1;
+    }
+    out
+}
+
+const LATENCY: [Column; 16] = with_stamp([
+    c("seed", Col::I64, "seed of the search"),
+    c("phase", Col::Str, "warmup | search"),
+    c("epoch", Col::I64, "0-based epoch within the phase"),
+    c("global_epoch", Col::I64, "0-based epoch over both phases"),
+    c("genotype", Col::Str, "genotype JSON of the mode architecture"),
+    c("mode_lat_ms", Col::F64, "measured latency of the mode architecture"),
+    c("mode_pred_ms", Col::F64, "the surrogate's prediction for the mode architecture"),
+    c("sample_lat_ms", Col::F64, "mean latency of the epoch's sampled architectures (measured, or predicted with `measure: surrogate`)"),
+    c("sample_pred_ms", Col::F64, "mean surrogate prediction for the epoch's sampled architectures"),
+    c("latency_coeff", Col::F64, "hinge coefficient c_t at the end of the epoch"),
+    c("target_ms", Col::F64, "latency target T"),
+]);
+
+const LATENCY_TABLE: [Column; 14] = with_stamp([
+    c(
+        "block",
+        Col::I64,
+        "0 stem+first, 1..=21 searchable blocks, 22 head+classifier",
+    ),
+    c("op", Col::Str, "candidate name (or the fixed part's)"),
+    c("c_in", Col::I64, "input channels"),
+    c("c_out", Col::I64, "output channels"),
+    c("stride", Col::I64, "stride of the block"),
+    c("side_px", Col::I64, "input side of the block"),
+    c("batch", Col::I64, "images per timed forward pass"),
+    c(
+        "width_multiplier",
+        Col::F64,
+        "width multiplier of the skeleton",
+    ),
+    c("lat_ms", Col::F64, "median latency of the op alone"),
+]);
+
 impl Table {
     pub const ALL: [Table; 4] = [Table::Steps, Table::Epochs, Table::Summary, Table::Arch];
+    /// Tables only some runs write (latency searches) or only a command writes.
+    pub const OPTIONAL: [Table; 2] = [Table::Latency, Table::LatencyTable];
 
     pub fn columns(self) -> &'static [Column] {
         match self {
@@ -206,6 +279,8 @@ impl Table {
             Table::Epochs => EPOCHS,
             Table::Summary => SUMMARY,
             Table::Arch => ARCH,
+            Table::Latency => &LATENCY,
+            Table::LatencyTable => &LATENCY_TABLE,
         }
     }
 
@@ -215,6 +290,8 @@ impl Table {
             Table::Epochs => "epochs.parquet",
             Table::Summary => "summary.parquet",
             Table::Arch => "arch.parquet",
+            Table::Latency => "latency.parquet",
+            Table::LatencyTable => "latency_table.parquet",
         }
     }
 }
@@ -257,8 +334,23 @@ mod tests {
             "grad_var_arch",
             "logit",
             "prob",
+            "global_epoch",
+            "latency_coeff",
+            "device",
+            "device_name",
+            "driver",
+            "libtorch",
+            "threads",
+            "block",
+            "op",
+            "c_in",
+            "c_out",
+            "stride",
+            "batch",
+            "width_multiplier",
+            "side_px",
         ];
-        for t in Table::ALL {
+        for t in Table::ALL.into_iter().chain(Table::OPTIONAL) {
             let names: Vec<_> = t.columns().iter().map(|c| c.name).collect();
             let mut sorted = names.clone();
             sorted.sort();

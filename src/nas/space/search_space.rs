@@ -1,8 +1,8 @@
 //! What the search loop needs of a search space: a supernet that runs on an architecture sample
 //! (relaxed, or one-hot through the discrete fast path), the factorised distribution whose logits the
 //! architecture step trains, the space's own objective term, the derived genotype, and the labels of
-//! its choices in the `arch` table. The DARTS space implements it today; the ProxylessNAS supernet
-//! plugs into the same loop.
+//! its choices in the `arch` table; and, for a space with a latency term, the discrete network of a
+//! sample to time and the features its surrogate reads. DARTS and ProxylessNAS implement it.
 
 use anyhow::Result;
 use tch::Tensor;
@@ -43,6 +43,19 @@ pub trait SearchSpace {
     /// The genotype of the distribution's mode as JSON, printed and loaded like the published ones.
     fn genotype_json(&self, pretty: bool) -> Result<String>;
 
-    /// The label of choice `choice` of the selector group named `group`.
-    fn choice_label(&self, group: &str, choice: usize) -> ChoiceLabel;
+    /// The label of choice `choice` of selector `selector` (its row) of the group named `group`.
+    fn choice_label(&self, group: &str, selector: usize, choice: usize) -> ChoiceLabel;
+
+    /// The discrete network of a one-hot sample of one architecture (per-group [S, 1, K]) run on `x`
+    /// in eval mode without gradient: what a latency term times (spec §4). `None` where the space has
+    /// no discrete network to time.
+    fn run_discrete(&self, _onehot: &[Tensor], _x: &Tensor) -> Option<Tensor> {
+        None
+    }
+
+    /// The feature vector a latency surrogate reads of a sample, [N, D] (the official
+    /// `get_arch_sample`); `None` where the space has no latency term.
+    fn arch_features(&self, _xs: &[Tensor]) -> Option<Tensor> {
+        None
+    }
 }

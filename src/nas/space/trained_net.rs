@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use tch::{nn, Tensor};
 
 use crate::config::TrainRecipe;
@@ -117,12 +117,8 @@ pub fn build(
             })
         }
         SpaceName::Proxyless => {
-            if e.space.width_multiplier != 1.0 {
-                bail!(
-                    "space.width_multiplier = {}: only 1.0 is built (the official rounding of other widths is unconfirmed)",
-                    e.space.width_multiplier
-                );
-            }
+            // The evaluation network is trained at width 1.0 (spec §6.3): `space.width_multiplier`
+            // sizes the search supernet only.
             let genotype = match t.genotype {
                 GenotypeChoice::Search => {
                     let (text, path) = searched(search_dir)?;

@@ -111,13 +111,13 @@ fn keep_mask(table: Table, df: &DataFrame, at: ResumePoint) -> Result<BooleanChu
                 .map(|i| before(phases[i], steps[i], to_i64(at.step)))
                 .collect()
         }
-        Table::Epochs | Table::Arch => {
+        Table::Epochs | Table::Arch | Table::Latency => {
             let epochs = ints("epoch")?;
             (0..n)
                 .map(|i| before(phases[i], epochs[i], i64::from(at.epoch)))
                 .collect()
         }
-        Table::Summary => vec![false; n],
+        Table::Summary | Table::LatencyTable => vec![false; n],
     };
     Ok(BooleanChunked::new("keep".into(), keep.as_slice()))
 }

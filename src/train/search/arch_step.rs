@@ -20,7 +20,8 @@ use super::state::SearchState;
 use super::{per_example_ce, ArchPer, EpochPlan};
 
 /// One architecture step on training batch `b` (and, for `val`/`gen-gap`, the next validation batch)
-/// with `draw`; pushes f(b), f(ζ), the gap, the penalty, the gradient variance and the entropy.
+/// with `draw`; pushes f(b), f(ζ), the gap, the penalty, the gradient variance and the entropy. With a
+/// latency objective, S also holds the latency term of a second sample; returns that sample's latency.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn arch_step<S: SearchSpace>(
     st: &mut SearchState<S>,
@@ -32,7 +33,7 @@ pub(super) fn arch_step<S: SearchSpace>(
     seed: u64,
     grad_var: &mut GradVariance,
     terms: &mut Vec<(Term, Tensor)>,
-) -> Result<()> {
+) -> Result<Option<f64>> {
     let val = match s.objective.kind {
         ObjectiveKind::Train => None,
         ObjectiveKind::Val | ObjectiveKind::Gengap => {
@@ -44,6 +45,7 @@ pub(super) fn arch_step<S: SearchSpace>(
         est,
         opt_a,
         arch,
+        latency,
         ..
     } = st;
     let arch = *arch;
@@ -69,7 +71,14 @@ pub(super) fn arch_step<S: SearchSpace>(
     let estimate = est
         .estimate(dist, draw, &mut f, step)
         .map_err(|d| d.during(ep.phase, ep.epoch))?;
-    let grads = logit_grads(&estimate.surrogate, &dist.parameters()); // ∇_logits S is the estimator
+    let (surrogate, lat_ms) = match latency {
+        Some(l) => {
+            let (s_lat, ms) = l.step(&*space, &b.images, est.estimator, step)?;
+            (estimate.surrogate + s_lat, Some(ms)) // S = S_acc + S_lat (spec §2.5)
+        }
+        None => (estimate.surrogate, None),
+    };
+    let grads = logit_grads(&surrogate, &dist.parameters()); // ∇_logits S is the estimator
     let var = grad_var.observe(&grads);
     opt_a.step();
     terms.extend(estimate.f_discrete.map(|v| (Term::FDiscrete, v)));
@@ -78,7 +87,7 @@ pub(super) fn arch_step<S: SearchSpace>(
     terms.extend(pair.map(|p| (Term::PairPenalty, p)));
     terms.push((Term::GradVarArch, var));
     terms.push((Term::EntropyNats, dist.entropy().detach()));
-    Ok(())
+    Ok(lat_ms)
 }
 
 /// ∇_logits S, also left in the logits' `.grad` for the architecture optimiser. Only the logits are

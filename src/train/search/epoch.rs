@@ -42,6 +42,16 @@ pub(super) fn end_of_epoch<S: SearchSpace>(
         0,
     ));
     let (loss_val, acc_val) = validate(&st.space, &st.val_loader, s, st.arch)?;
+    if let Some(l) = &mut st.latency {
+        // the mode architecture, timed on the held-out split's first images
+        let b = st.val_loader.source().batch(VALIDATION_PASS, 0)?;
+        let step = st.meta.search_steps;
+        l.end_of_epoch(
+            &st.space,
+            &b.images,
+            (ep.phase, ep.epoch, st.meta.epoch, step),
+        )?;
+    }
     let row = EpochRow {
         phase: ep.phase,
         seed: ctx.seed,
@@ -155,7 +165,7 @@ fn arch_rows<S: SearchSpace>(space: &S, seed: u64, epoch: u32) -> Vec<ArchRow> {
         .unwrap_or_default();
         for (sel, (lrow, prow)) in logits.iter().zip(&probs).enumerate() {
             for (k, (l, p)) in lrow.iter().zip(prow).enumerate() {
-                let label = space.choice_label(&g.name, k);
+                let label = space.choice_label(&g.name, sel, k);
                 rows.push(ArchRow {
                     seed,
                     epoch,

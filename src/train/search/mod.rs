@@ -1,11 +1,13 @@
-//! The UNAS search loop (spec §1.3–1.5) over a [`SearchSpace`] (the DARTS space today), on resident
+//! The UNAS search loop (spec §1.3–1.5) over a [`SearchSpace`] (DARTS or ProxylessNAS), on resident
 //! datasets (CIFAR, synthetic) or ImageNet folders.
 //!
 //! Per mini-batch of the search phase: one architecture step ([`arch_step`]: Adam on the logits, the
 //! configured estimator on the configured objective), then one weight step ([`weight_step`]: Adam,
 //! clip 5) on the same training batch with the detached relaxed sample. Warm-up epochs train the
 //! weights alone with relaxed samples of the (uniform) initial distribution, with their own Adam at a
-//! constant lr. At the end of every epoch ([`epoch`]): validation, the genotype, the tables, a
+//! constant lr. With a latency objective ([`latency`], ProxylessNAS) the architecture step adds the
+//! control-variate latency term of a second sample. At the end of every epoch ([`epoch`]): validation,
+//! the genotype, the tables (and the mode architecture's measured latency), a
 //! checkpoint ([`state`] says what it holds; [`crate::train::recorder`] writes it).
 //!
 //! Every step draws its randomness from a seed derived from (run seed, phase, epoch, step) and the
@@ -15,6 +17,7 @@
 mod arch_step;
 mod bench_step;
 mod epoch;
+mod latency;
 mod state;
 #[cfg(test)]
 mod tests;
@@ -28,10 +31,11 @@ use crate::data::{self, loader};
 use crate::nas::estimator::GradVariance;
 use crate::nas::arch::SampleKind;
 use crate::nas::space::darts::{DartsSearch, DartsSearchConfig, StemKind};
+use crate::nas::space::proxyless::{ProxylessSearch, ProxylessSearchConfig};
 use crate::nas::space::SearchSpace;
 use crate::results::rows::Term;
 use crate::results::Phase;
-use crate::stage::{Outcome, StageCtx, StageError};
+use crate::stage::{Outcome, StageCtx};
 use crate::train::batches;
 use crate::train::metrics::StepInfo;
 use crate::train::optim::Optimizer;
@@ -48,14 +52,19 @@ pub fn run(ctx: &StageCtx) -> Outcome {
         .search
         .as_ref()
         .context("the experiment has no `search` section")?;
-    if s.objective.latency.is_some() {
-        return Err(not_built("the latency objective"));
-    }
     match e.space.name {
         SpaceName::Darts => Ok(search(ctx, s, darts_builder(e, s))?),
-        SpaceName::Proxyless => Err(not_built(
-            "the ProxylessNAS space (supernet and latency measurement)",
-        )),
+        SpaceName::Proxyless => Ok(search(ctx, s, |vs, classes| {
+            let side = e.dataset.shape().side() as u32;
+            let cfg = ProxylessSearchConfig {
+                width_multiplier: e.space.width_multiplier,
+                resolution: i64::from(e.space.resolution.unwrap_or(side)),
+                classes,
+                op_skip_threshold: s.op_skip_threshold,
+                zero_dropout: e.space.zero_dropout.unwrap_or(config::ZERO_DROPOUT),
+            };
+            ProxylessSearch::new(vs, &cfg, s.soften_eps)
+        })?),
     }
 }
 
@@ -212,8 +221,11 @@ fn search<S: SearchSpace>(
                 break;
             };
             let step = st.meta.steps_in(ep.phase);
+            if let (Some(l), false) = (&mut st.latency, ep.warm()) {
+                l.prepare(&st.space, &b.images)?; // the latency surrogate, once
+            }
             seed_step(ctx.seed, ep.phase, ep.epoch, step);
-            let terms = iteration(&mut st, s, &ep, &b, step, ctx.seed, &mut grad_var)?;
+            let (terms, lat_ms) = iteration(&mut st, s, &ep, &b, step, ctx.seed, &mut grad_var)?;
             let refs: Vec<(Term, &Tensor)> = terms.iter().map(|(t, v)| (*t, v)).collect();
             let info = StepInfo {
                 phase: ep.phase,
@@ -222,7 +234,7 @@ fn search<S: SearchSpace>(
                 images: b.images.size()[0] as u64,
                 lr_weights: Some(ep.lr_weights),
                 lr_arch: ep.lr_arch,
-                lat_ms: None,
+                lat_ms,
             };
             rec.record(info, &refs)?;
             st.meta.count_step(ep.phase);
@@ -234,7 +246,8 @@ fn search<S: SearchSpace>(
 
 /// One search iteration on batch `b`: one architecture sample per step (per example, or per
 /// sub-batch); the architecture step differentiates through it (outside the warm-up), the weight step
-/// uses its relaxed value, detached (spec §1.3). Returns the step's terms for the log.
+/// uses its relaxed value, detached (spec §1.3). Returns the step's terms for the log and, with a
+/// latency term, the latency measured of the step's sample (ms).
 fn iteration<S: SearchSpace>(
     st: &mut SearchState<S>,
     s: &config::Search,
@@ -243,7 +256,7 @@ fn iteration<S: SearchSpace>(
     step: u64,
     seed: u64,
     grad_var: &mut GradVariance,
-) -> Result<Vec<(Term, Tensor)>> {
+) -> Result<(Vec<(Term, Tensor)>, Option<f64>)> {
     let n = st.arch.samples(b);
     let sampler = st.est.sampler();
     let dist = st.space.distribution();
@@ -253,11 +266,12 @@ fn iteration<S: SearchSpace>(
         dist.sample(n, s.temperature, sampler)
     };
     let mut terms: Vec<(Term, Tensor)> = Vec::new();
+    let mut lat_ms = None;
     if !ep.warm() {
-        arch_step::arch_step(st, s, ep, b, &draw, step, seed, grad_var, &mut terms)?;
+        lat_ms = arch_step::arch_step(st, s, ep, b, &draw, step, seed, grad_var, &mut terms)?;
     }
     weight_step::weight_step(st, s, ep.warm(), b, &draw, &mut terms);
-    Ok(terms)
+    Ok((terms, lat_ms))
 }
 
 /// The data (the official split of the training set: train_portion, fixed permutation seed 0), the
@@ -292,7 +306,11 @@ fn open_state<S: SearchSpace>(
     ));
     let vs = nn::VarStore::new(ctx.device);
     let space = build(&vs.root(), ds.classes)?;
-    Ok(SearchState::new(s, space, vs, loaders))
+    let mut st = SearchState::new(s, space, vs, loaders);
+    if let Some(l) = &s.objective.latency {
+        st.latency = Some(latency::LatencyTerm::open(ctx, s, l, ds.classes)?);
+    }
+    Ok(st)
 }
 
 /// The epoch's phase and learning rates, set on the optimisers.

@@ -122,6 +122,8 @@ pub(super) struct SearchState<S: SearchSpace> {
     pub top1: DeviceMean,
     pub meta: SearchMeta,
     pub arch: ArchPer,
+    /// The latency term of a search with a latency objective.
+    pub latency: Option<super::latency::LatencyTerm>,
 }
 
 impl<S: SearchSpace> SearchState<S> {
@@ -194,6 +196,7 @@ impl<S: SearchSpace> SearchState<S> {
                 wall_s: 0.0,
             },
             arch,
+            latency: None,
         }
     }
 
@@ -210,6 +213,12 @@ impl<S: SearchSpace> SearchState<S> {
         ));
         if let Some(cv) = &self.est.relax {
             t.extend(prefixed("relax", &cv.state()));
+        }
+        if let Some(l) = &self.latency {
+            t.push((
+                "lat/baseline".into(),
+                Tensor::from_slice(&[l.baseline.value]),
+            ));
         }
         t.extend(self.loss.state_tensors("acc_loss"));
         t.extend(self.top1.state_tensors("acc_top1"));
@@ -241,10 +250,20 @@ impl<S: SearchSpace> SearchState<S> {
             if let Some(cv) = &mut self.est.relax {
                 restore_relax(cv, &loaded.tensors, ctx.dir)?;
             }
+            if let Some(l) = &mut self.latency {
+                l.baseline.value = loaded
+                    .tensors
+                    .get("lat/baseline")
+                    .context("checkpoint lacks lat/baseline")?
+                    .double_value(&[0]);
+            }
             self.loss.load_state_tensors("acc_loss", &loaded.tensors)?;
             self.top1.load_state_tensors("acc_top1", &loaded.tensors)?;
             self.train_loader.resume(self.meta.train_loader);
             self.val_loader.resume(self.meta.val_loader);
+        }
+        if let Some(l) = &mut self.latency {
+            l.resume_at(self.meta.epoch);
         }
         define_zero_grads(
             self.weights

@@ -59,7 +59,7 @@ impl SearchSpace for DartsSearch {
     }
 
     /// Groups are named `<cell type>/node<i>/<inputs|ops>`.
-    fn choice_label(&self, group: &str, choice: usize) -> ChoiceLabel {
+    fn choice_label(&self, group: &str, _selector: usize, choice: usize) -> ChoiceLabel {
         let mut parts = group.split('/');
         let cell_type = parts.next().unwrap_or_default().to_owned();
         let node = parts

@@ -23,7 +23,7 @@ pub const STAGES: [(i64, usize, i64); 6] = [
     (432, 1, 1),
 ];
 pub const HEAD: i64 = 1728;
-const BN_EPS: f64 = 1e-3;
+pub(super) const BN_EPS: f64 = 1e-3;
 
 /// (C_in, C_out, stride) of every searchable block 1..=21.
 pub fn skeleton() -> Vec<(i64, i64, i64)> {
@@ -38,7 +38,14 @@ pub fn skeleton() -> Vec<(i64, i64, i64)> {
     out
 }
 
-fn conv(vs: &nn::Path, c_in: i64, c_out: i64, k: i64, stride: i64, groups: i64) -> nn::Conv2D {
+pub(super) fn conv(
+    vs: &nn::Path,
+    c_in: i64,
+    c_out: i64,
+    k: i64,
+    stride: i64,
+    groups: i64,
+) -> nn::Conv2D {
     let cfg = nn::ConvConfig {
         stride,
         padding: k / 2,
@@ -49,7 +56,7 @@ fn conv(vs: &nn::Path, c_in: i64, c_out: i64, k: i64, stride: i64, groups: i64) 
     nn::conv2d(vs, c_in, c_out, k, cfg)
 }
 
-fn bn(vs: &nn::Path, c: i64) -> nn::BatchNorm {
+pub(super) fn bn(vs: &nn::Path, c: i64) -> nn::BatchNorm {
     let cfg = nn::BatchNormConfig {
         eps: BN_EPS,
         ws_init: nn::Init::Const(1.0),
@@ -60,14 +67,14 @@ fn bn(vs: &nn::Path, c: i64) -> nn::BatchNorm {
 
 /// Mobile inverted bottleneck: [1×1 expand, BN, ReLU6] (if e > 1) → [dw k×k, BN, ReLU6] → [1×1, BN].
 #[derive(Debug)]
-struct MbConv {
+pub(super) struct MbConv {
     expand: Option<(nn::Conv2D, nn::BatchNorm)>,
     depthwise: (nn::Conv2D, nn::BatchNorm),
     project: (nn::Conv2D, nn::BatchNorm),
 }
 
 impl MbConv {
-    fn new(vs: &nn::Path, c_in: i64, c_out: i64, k: i64, e: i64, stride: i64) -> MbConv {
+    pub(super) fn new(vs: &nn::Path, c_in: i64, c_out: i64, k: i64, e: i64, stride: i64) -> MbConv {
         let mid = c_in * e; // feature_dim = round(C_in · e)
         MbConv {
             expand: (e > 1).then(|| {
@@ -87,7 +94,7 @@ impl MbConv {
         }
     }
 
-    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+    pub(super) fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
         let x = match &self.expand {
             Some((c, b)) => c.forward(x).apply_t(b, train).relu6(),
             None => x.shallow_clone(),

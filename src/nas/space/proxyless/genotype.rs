@@ -3,7 +3,7 @@
 //! 1, 5, 9, 13, 17, 21) and `normal` (the other 15, in order); `mic_zero` skips a block (identity), and
 //! only `normal` blocks may take it.
 
-use anyhow::{bail, ensure, Result};
+use anyhow::{bail, ensure, Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::config::GenotypeChoice;
@@ -12,6 +12,48 @@ use crate::config::GenotypeChoice;
 pub const BLOCKS: usize = 21;
 /// Blocks (1-based) that start a stage: the channel count changes there.
 pub const STAGE_STARTS: [usize; 6] = [1, 5, 9, 13, 17, 21];
+
+/// The candidates of a non-first block in the order of the architecture logits (`BLOCK_PRIMITIVES`,
+/// 7 entries): `mic_zero` at index 0 as officially, then the MBConvs kernel-major. The order after
+/// index 0 is [UNCONFIRMED] (the release's list could not be read); genotypes print and load by name,
+/// so it only matters for reading raw logits.
+pub const BLOCK_PRIMITIVES: [BlockOp; 7] = [
+    BlockOp::Zero,
+    BlockOp::MbConv {
+        kernel: 3,
+        expand: 3,
+    },
+    BlockOp::MbConv {
+        kernel: 3,
+        expand: 6,
+    },
+    BlockOp::MbConv {
+        kernel: 5,
+        expand: 3,
+    },
+    BlockOp::MbConv {
+        kernel: 5,
+        expand: 6,
+    },
+    BlockOp::MbConv {
+        kernel: 7,
+        expand: 3,
+    },
+    BlockOp::MbConv {
+        kernel: 7,
+        expand: 6,
+    },
+];
+
+/// The candidates of a first-of-stage block (`REDUCTION_PRIMITIVES`, 6 entries): no `mic_zero`.
+pub fn reduction_primitives() -> &'static [BlockOp] {
+    &BLOCK_PRIMITIVES[1..]
+}
+
+/// Whether block `b` (1-based) starts a stage (its channels change: no `mic_zero`).
+pub fn starts_stage(b: usize) -> bool {
+    STAGE_STARTS.contains(&b)
+}
 
 /// One candidate: an MBConv with kernel k and expansion e (`mic_{k}x{k}_e{e}`), or `mic_zero`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -126,11 +168,38 @@ impl ProxylessGenotype {
             self.reduce.len(),
             self.normal.len()
         );
-        ensure!(
-            !self.reduce.contains(&BlockOp::Zero),
-            "a stage's first block cannot be mic_zero (its channels change)"
-        );
+        if let Some(i) = self.reduce.iter().position(|op| *op == BlockOp::Zero) {
+            bail!(
+                "block {} (`reduce[{i}]`) starts a stage and cannot be mic_zero: its channels (or its stride) change, so it cannot be skipped",
+                STAGE_STARTS[i]
+            );
+        }
         Ok(())
+    }
+
+    /// The genotype of per-block indices into [`BLOCK_PRIMITIVES`] (`normal`, 15) and
+    /// [`reduction_primitives`] (`reduce`, 6): the distribution's mode.
+    pub fn from_indices(normal: &[usize], reduce: &[usize]) -> Result<ProxylessGenotype> {
+        let pick = |list: &[BlockOp], i: usize, what: &str| {
+            list.get(i).copied().with_context(|| {
+                format!(
+                    "{what} op index {i} is outside its {} candidates",
+                    list.len()
+                )
+            })
+        };
+        let g = ProxylessGenotype {
+            normal: normal
+                .iter()
+                .map(|&i| pick(&BLOCK_PRIMITIVES, i, "normal"))
+                .collect::<Result<_>>()?,
+            reduce: reduce
+                .iter()
+                .map(|&i| pick(reduction_primitives(), i, "reduce"))
+                .collect::<Result<_>>()?,
+        };
+        g.validate()?;
+        Ok(g)
     }
 
     /// The op of every block 1..=21, in order.

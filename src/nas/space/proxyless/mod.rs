@@ -1,10 +1,15 @@
-//! The ProxylessNAS space (spec §5.2). Built so far: the genotypes and the evaluation network that the
-//! `imagenet_proxyless` recipe trains. The search supernet and the latency objective are not built.
+//! The ProxylessNAS space (spec §5.2): the genotypes, the evaluation network that the
+//! `imagenet_proxyless` recipe trains, and the search supernet with its distribution (the latency
+//! term it is searched with is `nas::latency`).
 
 pub mod count;
 pub mod eval_net;
 pub mod genotype;
 pub(crate) mod inspect;
+pub mod search_net;
+pub mod search_space;
 
 pub use eval_net::ProxylessEvalNet;
 pub use genotype::{BlockOp, ProxylessGenotype};
+pub use search_net::{ProxylessSearchConfig, ProxylessSearchNet};
+pub use search_space::ProxylessSearch;

@@ -1,0 +1,111 @@
+//! The surrogate cache: one fitted surrogate per (device, space configuration, measurement settings),
+//! under `<results>/cache/latency/`, so that a second search on the same device skips the
+//! `surrogate_samples` timed networks. The key holds everything the timings depend on; a file whose
+//! key differs (another driver, libtorch or thread count) is never used.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+use super::stamp::DeviceStamp;
+use super::surrogate::Surrogate;
+use crate::config::identity::canonical_json;
+use crate::results::atomic;
+
+/// What a cached surrogate was measured with.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SurrogateKey {
+    pub stamp: DeviceStamp,
+    /// `proxyless`, its width multiplier, input side, classes, zero-op dropout.
+    pub space: serde_json::Value,
+    pub batch: u32,
+    pub repeats: u32,
+    pub samples: u32,
+    pub ridge: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CachedSurrogate {
+    pub key: SurrogateKey,
+    pub surrogate: Surrogate,
+}
+
+impl SurrogateKey {
+    /// The cache file of this key under `cache_dir`.
+    pub fn path(&self, cache_dir: &Path) -> PathBuf {
+        let text = canonical_json(&serde_json::to_value(self).expect("a key serialises"));
+        let hash = blake3::hash(text.as_bytes()).to_hex();
+        let device = self.stamp.device.replace(':', "");
+        cache_dir.join(format!("surrogate-{device}-{}.json", &hash[..16]))
+    }
+
+    /// The cached surrogate of this key, if there is one (a file of another key is ignored).
+    pub fn load(&self, cache_dir: &Path) -> Result<Option<Surrogate>> {
+        let path = self.path(cache_dir);
+        if !path.is_file() {
+            return Ok(None);
+        }
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading the latency cache {}", path.display()))?;
+        let cached: CachedSurrogate = serde_json::from_str(&text).with_context(|| {
+            format!(
+                "parsing the latency cache {} (delete it to measure again)",
+                path.display()
+            )
+        })?;
+        Ok((cached.key == *self).then_some(cached.surrogate))
+    }
+
+    pub fn store(&self, cache_dir: &Path, surrogate: &Surrogate) -> Result<PathBuf> {
+        std::fs::create_dir_all(cache_dir)
+            .with_context(|| format!("creating {}", cache_dir.display()))?;
+        let path = self.path(cache_dir);
+        let cached = CachedSurrogate {
+            key: self.clone(),
+            surrogate: surrogate.clone(),
+        };
+        atomic::write_json(&path, &cached)?;
+        Ok(path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nas::latency::FitReport;
+
+    #[test]
+    fn a_stored_surrogate_is_found_by_its_key_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = SurrogateKey {
+            stamp: DeviceStamp::of(tch::Device::Cpu),
+            space: serde_json::json!({"width_multiplier": 0.25, "resolution": 32}),
+            batch: 8,
+            repeats: 3,
+            samples: 64,
+            ridge: 1.0,
+        };
+        let s = Surrogate {
+            weights: vec![1.0, 2.0],
+            bias_ms: 0.5,
+            fit: FitReport {
+                n_train: 8,
+                n_test: 2,
+                ridge: 1.0,
+                mae_train_ms: 0.1,
+                mae_test_ms: 0.2,
+                r2_test: 0.9,
+            },
+        };
+        assert_eq!(key.load(dir.path()).unwrap(), None);
+        key.store(dir.path(), &s).unwrap();
+        assert_eq!(key.load(dir.path()).unwrap(), Some(s));
+        let other = SurrogateKey {
+            repeats: 10,
+            ..key.clone()
+        };
+        assert_eq!(other.load(dir.path()).unwrap(), None);
+        assert_ne!(other.path(dir.path()), key.path(dir.path()));
+    }
+}

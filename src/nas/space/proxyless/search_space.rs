@@ -1,0 +1,117 @@
+//! The ProxylessNAS space as the search loop sees it (spec §1.2, §5.2): the MBConv supernet, the
+//! distribution over its 21 blocks (`normal` [15, 7] with `mic_zero`, `reduce` [6, 6]), the genotype
+//! of the mode in the published two-list form, and the discrete network of a sample for the latency
+//! term to time.
+
+use anyhow::Result;
+use tch::{nn, Tensor};
+
+use super::genotype::{reduction_primitives, ProxylessGenotype, BLOCK_PRIMITIVES, STAGE_STARTS};
+use super::search_net::{choices_of, ProxylessSearchConfig, ProxylessSearchNet};
+use crate::nas::arch::{ProxylessSample, SampleKind};
+use crate::nas::distribution::{Categoricals, ProxylessAlphas};
+use crate::nas::space::search_space::{ChoiceLabel, SearchSpace};
+use crate::results::rows::ChoiceKey;
+
+/// The ProxylessNAS supernet with its architecture distribution.
+pub struct ProxylessSearch {
+    net: ProxylessSearchNet,
+    alphas: ProxylessAlphas,
+}
+
+impl ProxylessSearch {
+    /// The supernet's parameters under `vs` and a uniform distribution softened by `soften_eps`.
+    pub fn new(
+        vs: &nn::Path,
+        cfg: &ProxylessSearchConfig,
+        soften_eps: f64,
+    ) -> Result<ProxylessSearch> {
+        Ok(ProxylessSearch {
+            net: ProxylessSearchNet::new(vs, cfg)?,
+            alphas: ProxylessAlphas::new(soften_eps, vs.device()),
+        })
+    }
+
+    pub fn net(&self) -> &ProxylessSearchNet {
+        &self.net
+    }
+
+    /// The genotype of the distribution's mode.
+    pub fn genotype(&self) -> Result<ProxylessGenotype> {
+        let (normal, reduce) = self.alphas.mode();
+        ProxylessGenotype::from_indices(&normal, &reduce)
+    }
+}
+
+/// Block number (1-based) of row `row` of group `normal` or `reduce`.
+pub fn block_of(group: &str, row: usize) -> usize {
+    if group == "reduce" {
+        STAGE_STARTS.get(row).copied().unwrap_or(0)
+    } else {
+        (1..=21)
+            .filter(|b| !STAGE_STARTS.contains(b))
+            .nth(row)
+            .unwrap_or(0)
+    }
+}
+
+impl SearchSpace for ProxylessSearch {
+    type Sample = ProxylessSample;
+
+    fn distribution(&self) -> &Categoricals {
+        &self.alphas.dist
+    }
+
+    fn sample(&self, xs: &[Tensor]) -> ProxylessSample {
+        self.alphas.to_sample(xs)
+    }
+
+    fn forward(
+        &self,
+        x: &Tensor,
+        sample: &ProxylessSample,
+        kind: SampleKind,
+        train: bool,
+    ) -> Tensor {
+        self.net.forward(x, sample, kind, train)
+    }
+
+    fn penalty(&self, _sample: &ProxylessSample, _weight: f64) -> Option<Tensor> {
+        None // no pair penalty in this space (spec §1.5)
+    }
+
+    fn genotype_json(&self, pretty: bool) -> Result<String> {
+        let g = self.genotype()?;
+        Ok(if pretty {
+            serde_json::to_string_pretty(&g)?
+        } else {
+            serde_json::to_string(&g)?
+        })
+    }
+
+    /// Groups `normal` and `reduce`; the selector row is the block's place in its group.
+    fn choice_label(&self, group: &str, selector: usize, choice: usize) -> ChoiceLabel {
+        let list = if group == "reduce" {
+            reduction_primitives()
+        } else {
+            &BLOCK_PRIMITIVES[..]
+        };
+        ChoiceLabel {
+            cell_type: group.to_owned(),
+            node: block_of(group, selector) as i64,
+            key: ChoiceKey::Op,
+            name: list.get(choice).map(|op| op.name()).unwrap_or_default(),
+        }
+    }
+
+    fn run_discrete(&self, onehot: &[Tensor], x: &Tensor) -> Option<Tensor> {
+        let choices = choices_of(&self.alphas.to_sample(onehot));
+        Some(tch::no_grad(|| {
+            self.net.forward_discrete(x, &choices, false)
+        }))
+    }
+
+    fn arch_features(&self, xs: &[Tensor]) -> Option<Tensor> {
+        Some(ProxylessAlphas::arch_vector(xs))
+    }
+}

@@ -1,0 +1,355 @@
+//! The latency term of a search (spec §2.5, §4), for a space that has a discrete network to time:
+//!
+//! * once, before the first architecture step: the ridge surrogate, from the cache of this device and
+//!   space configuration or fitted on `surrogate_samples` architectures drawn from the (still uniform)
+//!   distribution, each timed on the first `batch` images of the training batch;
+//! * every architecture step: a second, independent sample b', ζ'⋆; L_d = c_t·relu(Lat(b') − T) with
+//!   Lat(b') timed (we score the sample we timed: the official REINFORCE branch times the accuracy
+//!   sample and scores a fresh one, §2.3), L_c = c_t·relu(s(ζ'⋆) − T), and
+//!   S_lat = log q(b')·sg(L_d − L_c) + L_c (REBAR/RELAX, §2.5) or, for `reinforce`,
+//!   S_lat = log q(b')·sg(L_d − β_lat) + β_lat with its own moving-average baseline;
+//! * every epoch: the mode architecture's latency, timed, with the surrogate's prediction, into
+//!   `latency.parquet` with the device that measured it.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::{Deserialize, Serialize};
+use tch::{Device, Kind, Tensor};
+
+use crate::config::{self, Estimator, Latency, LatencyMeasure};
+use crate::nas::distribution::{Categoricals, Sampler};
+use crate::nas::estimator::{score_with_surrogate, EmaBaseline};
+use crate::nas::latency::cache::SurrogateKey;
+use crate::nas::latency::{measure_ms, DeviceStamp, Surrogate, Timing};
+use crate::nas::objective::LatencyHinge;
+use crate::nas::space::SearchSpace;
+use crate::results::latency_rows::{latency_frame, LatencyRow};
+use crate::results::{atomic, parquet, Phase, RunDir, Table};
+use crate::stage::StageCtx;
+use crate::train::rng::{derive_seed, Stream, INIT_STEP};
+
+/// The surrogate of a run, beside its tables (a resumed run reads it back, never refits).
+pub const SURROGATE_FILE: &str = "latency_surrogate.json";
+/// The per-epoch rows, kept as JSON so that a resumed run appends to them.
+const ROWS_FILE: &str = "latency_rows.json";
+/// Untimed passes before each timing (allocator and kernel selection).
+const WARMUP_PASSES: u32 = 1;
+
+#[derive(Serialize, Deserialize)]
+struct RunSurrogate {
+    stamp: DeviceStamp,
+    cache_file: Option<PathBuf>,
+    surrogate: Surrogate,
+}
+
+/// Sums of one epoch's per-step latencies.
+#[derive(Clone, Copy, Debug, Default)]
+struct EpochSums {
+    measured: f64,
+    predicted: f64,
+    n: u64,
+}
+
+pub(super) struct LatencyTerm {
+    hinge: LatencyHinge,
+    timing: Timing,
+    batch: i64,
+    samples: u32,
+    ridge: f64,
+    measure: LatencyMeasure,
+    temperature: f64,
+    key: SurrogateKey,
+    cache_dir: PathBuf,
+    dir: RunDir,
+    device: Device,
+    surrogate: Option<Surrogate>,
+    /// β of the `reinforce` latency branch (checkpointed).
+    pub baseline: EmaBaseline,
+    sums: EpochSums,
+    rows: Vec<LatencyRow>,
+    seed: u64,
+}
+
+/// The results root of a run folder (`<root>/runs/<experiment>/<tier>/<run>`), for the shared cache.
+fn cache_dir_of(dir: &RunDir) -> PathBuf {
+    dir.path()
+        .ancestors()
+        .nth(4)
+        .map(|root| root.join("cache").join("latency"))
+        .unwrap_or_else(|| dir.file("latency-cache"))
+}
+
+impl LatencyTerm {
+    /// The term of a search with `l`, and the surrogate a previous attempt of this run fitted.
+    pub fn open(ctx: &StageCtx, s: &config::Search, l: &Latency, classes: i64) -> Result<Self> {
+        let e = &ctx.resolved.experiment;
+        match s.estimator {
+            Estimator::Rebar | Estimator::Relax | Estimator::Reinforce => {}
+            other => bail!(
+                "the latency term needs a score-function estimator (rebar, relax or reinforce), got {other:?}"
+            ),
+        }
+        let stamp = DeviceStamp::of(ctx.device);
+        let key = SurrogateKey {
+            stamp,
+            space: serde_json::json!({
+                "space": "proxyless",
+                "width_multiplier": e.space.width_multiplier,
+                "resolution": e.space.resolution,
+                "zero_dropout": e.space.zero_dropout,
+                "classes": classes,
+            }),
+            batch: l.batch,
+            repeats: l.repeats,
+            samples: l.surrogate_samples,
+            ridge: l.ridge,
+        };
+        let mut term = LatencyTerm {
+            hinge: LatencyHinge::from(l),
+            timing: Timing {
+                warmup: WARMUP_PASSES,
+                repeats: l.repeats,
+            },
+            batch: i64::from(l.batch),
+            samples: l.surrogate_samples,
+            ridge: l.ridge,
+            measure: l.measure,
+            temperature: s.temperature,
+            key,
+            cache_dir: cache_dir_of(ctx.dir),
+            dir: ctx.dir.clone(),
+            device: ctx.device,
+            surrogate: None,
+            baseline: EmaBaseline::default(),
+            sums: EpochSums::default(),
+            rows: Vec::new(),
+            seed: ctx.seed,
+        };
+        let run_file = ctx.dir.file(SURROGATE_FILE);
+        if run_file.is_file() {
+            let text = std::fs::read_to_string(&run_file)
+                .with_context(|| format!("reading {}", run_file.display()))?;
+            let saved: RunSurrogate = serde_json::from_str(&text)
+                .with_context(|| format!("parsing {}", run_file.display()))?;
+            term.surrogate = Some(saved.surrogate);
+        }
+        let rows_file = ctx.dir.file(ROWS_FILE);
+        if rows_file.is_file() {
+            let text = std::fs::read_to_string(&rows_file)?;
+            term.rows = serde_json::from_str(&text)
+                .with_context(|| format!("parsing {}", rows_file.display()))?;
+        }
+        Ok(term)
+    }
+
+    /// Rows of epochs at or after `global_epoch` were written by an attempt that did not reach its
+    /// checkpoint: they are redone.
+    pub fn resume_at(&mut self, global_epoch: u32) {
+        self.rows.retain(|r| r.global_epoch < global_epoch);
+    }
+
+    /// The timed latency (ms) of the discrete network of one-hot `b` on `x`.
+    fn time<S: SearchSpace>(&self, space: &S, b: &[Tensor], x: &Tensor) -> Result<f64> {
+        let mut missing = false;
+        let ms = measure_ms(self.device, self.timing, || {
+            missing |= space.run_discrete(b, x).is_none();
+        });
+        if missing {
+            bail!("this search space has no discrete network to time");
+        }
+        Ok(ms)
+    }
+
+    fn features<S: SearchSpace>(space: &S, xs: &[Tensor]) -> Result<Tensor> {
+        space
+            .arch_features(xs)
+            .context("this search space has no architecture features for a latency surrogate")
+    }
+
+    /// The surrogate: this run's, else the cache's, else fitted now on timed samples of `dist`.
+    fn surrogate<S: SearchSpace>(&mut self, space: &S, x: &Tensor) -> Result<&Surrogate> {
+        if self.surrogate.is_none() {
+            let (s, cache_file) = match self.key.load(&self.cache_dir)? {
+                Some(s) => {
+                    tracing::info!(cache = %self.key.path(&self.cache_dir).display(), "latency surrogate from the cache");
+                    (s, None)
+                }
+                None => {
+                    // its own random stream: a run that fits and one that reads the cache then
+                    // draw the same architectures at every step (the loop re-seeds each step)
+                    tch::manual_seed(derive_seed(
+                        self.seed,
+                        Stream::Step,
+                        Phase::Search,
+                        0,
+                        INIT_STEP,
+                    ));
+                    let s = self.fit(space, x)?;
+                    (s.clone(), Some(self.key.store(&self.cache_dir, &s)?))
+                }
+            };
+            let f = &s.fit;
+            tracing::info!(
+                device = %self.key.stamp.label(),
+                mae_train_ms = f.mae_train_ms,
+                mae_test_ms = f.mae_test_ms,
+                r2_test = f.r2_test,
+                "latency surrogate"
+            );
+            let saved = RunSurrogate {
+                stamp: self.key.stamp.clone(),
+                cache_file,
+                surrogate: s.clone(),
+            };
+            atomic::write_json(&self.dir.file(SURROGATE_FILE), &saved)?;
+            self.surrogate = Some(s);
+        }
+        Ok(self.surrogate.as_ref().expect("set above"))
+    }
+
+    /// `surrogate_samples` architectures of the current distribution, each timed; the ridge fit.
+    fn fit<S: SearchSpace>(&self, space: &S, x: &Tensor) -> Result<Surrogate> {
+        let n = u64::from(self.samples);
+        let bar = ProgressBar::new(n).with_message(format!(
+            "timing architectures for the latency surrogate on {}",
+            self.key.stamp.device
+        ));
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{msg} {bar:30} {pos}/{len} [{elapsed} elapsed, ETA {eta}]",
+            )
+            .expect("a valid template"),
+        );
+        let (mut xs, mut ys) = (Vec::new(), Vec::new());
+        for _ in 0..n {
+            let d = tch::no_grad(|| {
+                space
+                    .distribution()
+                    .sample(1, self.temperature, Sampler::Original)
+            });
+            let feat = Self::features(space, &d.onehot)?
+                .to_kind(Kind::Double)
+                .reshape([-1]);
+            xs.push(Vec::<f64>::try_from(&feat)?);
+            ys.push(self.time(space, &d.onehot, x)?);
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+        Surrogate::fit(&xs, &ys, self.ridge, self.seed)
+    }
+
+    /// Before the first architecture step, ahead of the step's seeding: the surrogate is ready.
+    pub fn prepare<S: SearchSpace>(&mut self, space: &S, images: &Tensor) -> Result<()> {
+        let x = images.narrow(0, 0, self.batch.min(images.size()[0]));
+        self.surrogate(space, &x).map(|_| ())
+    }
+
+    /// S_lat of one architecture step (spec §2.5) on a second, independent sample, and the latency of
+    /// that sample (ms, measured or predicted as configured).
+    pub fn step<S: SearchSpace>(
+        &mut self,
+        space: &S,
+        images: &Tensor,
+        estimator: Estimator,
+        step: u64,
+    ) -> Result<(Tensor, f64)> {
+        let x = images.narrow(0, 0, self.batch.min(images.size()[0]));
+        let surrogate = self.surrogate(space, &x)?.clone();
+        let dist = space.distribution();
+        let sampler = match estimator {
+            Estimator::Reinforce => Sampler::Original,
+            _ => Sampler::Rebar,
+        };
+        let second = dist.sample(1, self.temperature, sampler); // S' = alpha(1)
+        let kind_dev = (second.log_prob.kind(), second.log_prob.device());
+        let onehot_feat = Self::features(space, &second.onehot)?;
+        let predicted_b = tch::no_grad(|| surrogate.predict(&onehot_feat)).double_value(&[0]);
+        let lat = match self.measure {
+            LatencyMeasure::Timed => self.time(space, &second.onehot, &x)?,
+            LatencyMeasure::Surrogate => predicted_b,
+        };
+        let l_d = self.hinge.penalty(
+            &Tensor::from_slice(&[lat])
+                .to_kind(kind_dev.0)
+                .to_device(kind_dev.1),
+            step,
+        ); // c_t·relu(Lat(b') − T)
+        let s_lat = match estimator {
+            Estimator::Reinforce => {
+                let beta = self.baseline.value;
+                self.baseline.update(l_d.double_value(&[0]));
+                (&second.log_prob * (&l_d - beta).detach()).mean(kind_dev.0) + beta
+                // log q(b')·sg(L_d − β) + β
+            }
+            _ => {
+                let pred = surrogate.predict(&Self::features(space, &second.relaxed)?); // s(ζ'⋆)
+                let l_c = self.hinge.penalty(&pred, step); // c_t·relu(s(ζ'⋆) − T)
+                score_with_surrogate(&second, &l_d, &l_c, step)?
+            }
+        };
+        self.sums.measured += lat;
+        self.sums.predicted += predicted_b;
+        self.sums.n += 1;
+        Ok((s_lat, lat))
+    }
+
+    /// The end of an epoch: the mode architecture timed (and predicted), a row of `latency.parquet`.
+    pub fn end_of_epoch<S: SearchSpace>(
+        &mut self,
+        space: &S,
+        images: &Tensor,
+        at: (Phase, u32, u32, u64),
+    ) -> Result<f64> {
+        let (phase, epoch, global_epoch, step) = at;
+        let x = images.narrow(0, 0, self.batch.min(images.size()[0]));
+        let mode = mode_onehot(space.distribution());
+        let lat = self.time(space, &mode, &x)?;
+        let pred = match &self.surrogate {
+            Some(s) => {
+                let f = Self::features(space, &mode)?;
+                Some(tch::no_grad(|| s.predict(&f)).double_value(&[0]))
+            }
+            None => None,
+        };
+        let stamp = &self.key.stamp;
+        let n = self.sums.n as f64;
+        self.rows.push(LatencyRow {
+            seed: self.seed,
+            phase,
+            epoch,
+            global_epoch,
+            genotype: space.genotype_json(false)?,
+            mode_lat_ms: lat,
+            mode_pred_ms: pred,
+            sample_lat_ms: (self.sums.n > 0).then(|| self.sums.measured / n),
+            sample_pred_ms: (self.sums.n > 0).then(|| self.sums.predicted / n),
+            latency_coeff: self.hinge.coeff_at(step),
+            target_ms: self.hinge.target_ms,
+            device: stamp.device.clone(),
+            device_name: stamp.device_name.clone(),
+            driver: stamp.driver.clone(),
+            libtorch: stamp.libtorch.clone(),
+            threads: stamp.threads,
+        });
+        self.sums = EpochSums::default();
+        atomic::write_json(&self.dir.file(ROWS_FILE), &self.rows)?;
+        let mut df = latency_frame(&self.rows)?;
+        parquet::write(&self.dir.table(Table::Latency), Table::Latency, &mut df)?;
+        tracing::info!(epoch, device = %stamp.label(), mode_lat_ms = lat, "latency of the mode architecture");
+        Ok(lat)
+    }
+}
+
+/// The one-hot of the distribution's mode, [S, 1, K] per group.
+pub(super) fn mode_onehot(dist: &Categoricals) -> Vec<Tensor> {
+    dist.log_q()
+        .iter()
+        .map(|theta| {
+            let theta = theta.detach().narrow(1, 0, 1);
+            let k = theta.argmax(-1, true);
+            theta.zeros_like().scatter_value(-1, &k, 1.0)
+        })
+        .collect()
+}
