@@ -5,4 +5,4 @@ pub mod proxyless;
 pub mod search_space;
 pub mod trained_net;
 
-pub use search_space::{ChoiceLabel, SearchSpace};
+pub use search_space::{ChoiceLabel, DiscreteNetwork, SearchSpace};

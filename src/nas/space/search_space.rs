@@ -23,6 +23,9 @@ pub struct ChoiceLabel {
     pub name: String,
 }
 
+/// The discrete network of one architecture: x [B, 3, H, W] → logits, eval mode, no gradient.
+pub type DiscreteNetwork<'a> = Box<dyn Fn(&Tensor) -> Tensor + 'a>;
+
 /// A search space as the search loop sees it.
 pub trait SearchSpace {
     /// The supernet's view of one draw (shallow clones of its tensors: gradients flow through).
@@ -46,10 +49,11 @@ pub trait SearchSpace {
     /// The label of choice `choice` of selector `selector` (its row) of the group named `group`.
     fn choice_label(&self, group: &str, selector: usize, choice: usize) -> ChoiceLabel;
 
-    /// The discrete network of a one-hot sample of one architecture (per-group [S, 1, K]) run on `x`
-    /// in eval mode without gradient: what a latency term times (spec §4). `None` where the space has
-    /// no discrete network to time.
-    fn run_discrete(&self, _onehot: &[Tensor], _x: &Tensor) -> Option<Tensor> {
+    /// The discrete network of a one-hot sample of one architecture (per-group [S, 1, K]): a function
+    /// that runs it on `x` in eval mode without gradient, what a latency term times (spec §4; the
+    /// architecture is read once, outside the timed passes). `None` where the space has no discrete
+    /// network to time.
+    fn discrete_network(&self, _onehot: &[Tensor]) -> Option<DiscreteNetwork<'_>> {
         None
     }
 

@@ -152,14 +152,10 @@ impl LatencyTerm {
 
     /// The timed latency (ms) of the discrete network of one-hot `b` on `x`.
     fn time<S: SearchSpace>(&self, space: &S, b: &[Tensor], x: &Tensor) -> Result<f64> {
-        let mut missing = false;
-        let ms = measure_ms(self.device, self.timing, || {
-            missing |= space.run_discrete(b, x).is_none();
-        });
-        if missing {
-            bail!("this search space has no discrete network to time");
-        }
-        Ok(ms)
+        let net = space
+            .discrete_network(b)
+            .context("this search space has no discrete network to time")?;
+        Ok(measure_ms(self.device, self.timing, || drop(net(x))))
     }
 
     fn features<S: SearchSpace>(space: &S, xs: &[Tensor]) -> Result<Tensor> {

@@ -89,12 +89,6 @@ fn darts_builder<'a>(
     }
 }
 
-fn not_built(capability: &'static str) -> StageError {
-    StageError::NotBuilt {
-        stage: "search",
-        capability,
-    }
-}
 
 /// Which examples share an architecture sample, and how many forward passes a step makes. Each pass
 /// is one sub-batch with its own BatchNorm statistics, as one GPU of the official DDP run.

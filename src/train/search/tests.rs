@@ -212,8 +212,8 @@ impl SearchSpace for Counting<'_> {
     fn genotype_json(&self, pretty: bool) -> anyhow::Result<String> {
         self.inner.genotype_json(pretty)
     }
-    fn choice_label(&self, g: &str, c: usize) -> crate::nas::space::ChoiceLabel {
-        self.inner.choice_label(g, c)
+    fn choice_label(&self, g: &str, selector: usize, c: usize) -> crate::nas::space::ChoiceLabel {
+        self.inner.choice_label(g, selector, c)
     }
 }
 

@@ -221,6 +221,7 @@ impl ProxylessSearchNet {
         let thr = match kind {
             SampleKind::Relaxed => self.cfg.op_skip_threshold,
             SampleKind::OneHot => f64::MIN_POSITIVE, // only the chosen ops of the batch
+            SampleKind::Dense => 0.0,                // every op (st_gsm, darts)
         };
         self.run(x, train, |x, i, b| {
             let w = b.weights(sample);

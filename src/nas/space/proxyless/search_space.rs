@@ -10,7 +10,7 @@ use super::genotype::{reduction_primitives, ProxylessGenotype, BLOCK_PRIMITIVES,
 use super::search_net::{choices_of, ProxylessSearchConfig, ProxylessSearchNet};
 use crate::nas::arch::{ProxylessSample, SampleKind};
 use crate::nas::distribution::{Categoricals, ProxylessAlphas};
-use crate::nas::space::search_space::{ChoiceLabel, SearchSpace};
+use crate::nas::space::search_space::{ChoiceLabel, DiscreteNetwork, SearchSpace};
 use crate::results::rows::ChoiceKey;
 
 /// The ProxylessNAS supernet with its architecture distribution.
@@ -104,10 +104,10 @@ impl SearchSpace for ProxylessSearch {
         }
     }
 
-    fn run_discrete(&self, onehot: &[Tensor], x: &Tensor) -> Option<Tensor> {
-        let choices = choices_of(&self.alphas.to_sample(onehot));
-        Some(tch::no_grad(|| {
-            self.net.forward_discrete(x, &choices, false)
+    fn discrete_network(&self, onehot: &[Tensor]) -> Option<DiscreteNetwork<'_>> {
+        let choices = choices_of(&self.alphas.to_sample(onehot)); // one host read, before timing
+        Some(Box::new(move |x: &Tensor| {
+            tch::no_grad(|| self.net.forward_discrete(x, &choices, false))
         }))
     }
 
