@@ -7,10 +7,10 @@
 
 pub mod args;
 mod experiments;
+mod latency;
 mod logging;
 mod status;
 mod submit;
-mod latency;
 
 use std::process::ExitCode;
 

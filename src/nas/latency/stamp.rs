@@ -21,8 +21,9 @@ pub struct DeviceStamp {
 impl DeviceStamp {
     pub fn of(device: tch::Device) -> DeviceStamp {
         let (device_name, driver) = match device {
-            tch::Device::Cuda(i) => nvidia_smi(i)
-                .unwrap_or_else(|_| ("unknown GPU".into(), "unknown".into())),
+            tch::Device::Cuda(i) => {
+                nvidia_smi(i).unwrap_or_else(|_| ("unknown GPU".into(), "unknown".into()))
+            }
             _ => (cpu_name(), "none".into()),
         };
         DeviceStamp {

@@ -28,8 +28,8 @@ use tch::{nn, Reduction, Tensor};
 
 use crate::config::{self, ImageShape, SpaceName};
 use crate::data::{self, loader};
-use crate::nas::estimator::GradVariance;
 use crate::nas::arch::SampleKind;
+use crate::nas::estimator::GradVariance;
 use crate::nas::space::darts::{DartsSearch, DartsSearchConfig, StemKind};
 use crate::nas::space::proxyless::{ProxylessSearch, ProxylessSearchConfig};
 use crate::nas::space::SearchSpace;
@@ -88,7 +88,6 @@ fn darts_builder<'a>(
         DartsSearch::new(vs, &cfg, s.soften_eps)
     }
 }
-
 
 /// Which examples share an architecture sample, and how many forward passes a step makes. Each pass
 /// is one sub-batch with its own BatchNorm statistics, as one GPU of the official DDP run.
