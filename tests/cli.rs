@@ -23,27 +23,55 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
-/// `unas --results RESULTS run` of the ProxylessNAS search experiment at the paper tier on the CPU with
-/// an ImageNet folder that is not there: its search fails at once (and its training is blocked) — a
-/// cheap failing run for the runner's paths.
+/// A CIFAR-10 folder whose files are there (so the dataset's fingerprint, part of every run id, can be
+/// taken and the run planned) but hold 10 bytes each instead of whole 3073-byte records.
+fn truncated_cifar10(at: &Path) -> PathBuf {
+    let dir = at.join("cifar-10-batches-bin");
+    std::fs::create_dir_all(&dir).unwrap();
+    for f in [
+        "data_batch_1.bin",
+        "data_batch_2.bin",
+        "data_batch_3.bin",
+        "data_batch_4.bin",
+        "data_batch_5.bin",
+        "test_batch.bin",
+    ] {
+        std::fs::write(dir.join(f), [0u8; 10]).unwrap();
+    }
+    at.to_path_buf()
+}
+
+/// The arguments of `unas run` of the CIFAR-10 UNAS search (one seed) at the paper tier on the CPU on
+/// a truncated CIFAR-10 folder under `data`: its search fails at once when it reads the data (and its
+/// training is blocked) — a cheap failing run for the runner's paths.
+fn failing_run_args(data: &Path) -> Vec<String> {
+    let root = truncated_cifar10(data);
+    vec![
+        "--device".into(),
+        "cpu".into(),
+        "run".into(),
+        "experiments/paper/c10-darts-unas.yaml".into(),
+        "--set".into(),
+        format!("dataset.root={}", root.display()),
+        "--set".into(),
+        "seeds.search=[0]".into(),
+    ]
+}
+
+/// `unas --results RESULTS run` of [`failing_run_args`], the data in a folder of this test process's
+/// own under the temporary directory (outside RESULTS, which some tests make uncreatable).
 fn run_that_fails(results: &Path) -> std::process::Output {
+    let data = std::env::temp_dir().join(format!("unas-truncated-cifar-{}", std::process::id()));
     unas()
         .arg("--results")
         .arg(results)
-        .args([
-            "--device",
-            "cpu",
-            "run",
-            "experiments/paper/proxyless-unas.yaml",
-            "--set",
-            "dataset.root=tests/no-such-imagenet",
-        ])
+        .args(failing_run_args(&data))
         .output()
         .unwrap()
 }
 
 /// What the failing search's record says.
-const FAILED_BECAUSE: &str = "tests/no-such-imagenet/train is missing";
+const FAILED_BECAUSE: &str = "is not a whole number of 3073-byte records";
 
 #[test]
 fn validate_prints_resolved_config_and_id_for_every_shipped_file() {
@@ -171,7 +199,8 @@ fn a_stage_that_fails_says_why_and_leaves_a_record() {
     );
     // ... and the deviations are printed with the results.
     assert!(
-        stdout.contains("deliberate deviations") && stdout.contains("latency target is in ms"),
+        stdout.contains("deliberate deviations")
+            && stdout.contains("discrete samples are exact one-hot argmax"),
         "{stdout}"
     );
     let dirs: Vec<PathBuf> = files_under(results.path())
@@ -186,7 +215,7 @@ fn a_stage_that_fails_says_why_and_leaves_a_record() {
     );
     let dir = &dirs[0];
     assert!(
-        dir.starts_with(results.path().join("runs/proxyless-unas/paper")),
+        dir.starts_with(results.path().join("runs/c10-darts-unas/paper")),
         "{}",
         dir.display()
     );
@@ -206,7 +235,7 @@ fn a_stage_that_fails_says_why_and_leaves_a_record() {
     assert!(prov["ended_at"].is_string());
     assert!(std::fs::read_to_string(dir.join("config.yaml"))
         .unwrap()
-        .contains("name: proxyless-unas"));
+        .contains("name: c10-darts-unas"));
     assert!(!dir.join("lock").exists(), "the lock is released");
 
     // Running again reports the failed run from its record (same id, no rerun without --retry-failed);
@@ -229,14 +258,14 @@ fn a_stage_that_fails_says_why_and_leaves_a_record() {
     assert!(rep.status.success());
     let table = String::from_utf8(rep.stdout).unwrap();
     assert!(
-        table.contains("proxyless-unas") && table.contains("failed"),
+        table.contains("c10-darts-unas") && table.contains("failed"),
         "{table}"
     );
     // The experiment's deliberate deviations are quoted in the report.
     let md = std::fs::read_to_string(results.path().join("reports/status.md")).unwrap();
     assert!(
         md.contains("Deliberate deviations")
-            && md.contains("run_train_init passes `alpha` to infer"),
+            && md.contains("discrete samples are exact one-hot argmax"),
         "{md}"
     );
 }
@@ -310,20 +339,14 @@ fn list_shows_stages_seeds_and_cost() {
 #[test]
 fn results_folder_comes_from_the_environment_too() {
     let results = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
     let out = unas()
         .env("UNAS_RESULTS", results.path())
-        .args([
-            "--device",
-            "cpu",
-            "run",
-            "experiments/paper/proxyless-unas.yaml",
-            "--set",
-            "dataset.root=tests/no-such-imagenet",
-        ])
+        .args(failing_run_args(data.path()))
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(results.path().join("runs/proxyless-unas").is_dir());
+    assert!(results.path().join("runs/c10-darts-unas").is_dir());
 }
 
 #[test]

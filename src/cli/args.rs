@@ -339,9 +339,7 @@ pub struct StepArgs {
     pub warmup_steps: usize,
     #[arg(long, default_value_t = 3)]
     pub steps: usize,
-    /// libtorch intra-op threads (0: libtorch's default).
-    #[arg(long, default_value_t = 1)]
-    pub threads: usize,
+    // the threads are the global `--threads` (bench/compare.py passes `--threads 1` to both sides)
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Print one JSON line (for bench/compare.py).

@@ -249,7 +249,7 @@ fn step_options(a: args::StepArgs) -> crate::bench::step::StepOptions {
         drop_path: a.drop_path,
         warmup_steps: a.warmup_steps,
         steps: a.steps,
-        threads: a.threads,
+        threads: 0, // set once for the process from the global --threads
         seed: a.seed,
         json: a.json,
     }
