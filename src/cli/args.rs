@@ -101,33 +101,7 @@ pub enum Command {
     },
     /// Submit the suite's unfinished jobs to Slurm: one job array per dependency wave, each task
     /// `unas run FILE --job ID` on the shared results folder (scripts under results/slurm/).
-    Submit {
-        /// The scheduler (Slurm is the one there is).
-        #[arg(long, required = true)]
-        slurm: bool,
-        #[arg(long, value_enum, default_value_t = Tier::Smoke)]
-        tier: Tier,
-        #[arg(long, default_value = "experiments/paper")]
-        suite: Vec<PathBuf>,
-        #[arg(long)]
-        partition: Option<String>,
-        /// Time limit of each task (sbatch --time, e.g. 4:00:00).
-        #[arg(long)]
-        time: Option<String>,
-        #[arg(long)]
-        gpus_per_task: Option<u32>,
-        #[arg(long)]
-        cpus_per_task: Option<u32>,
-        /// At most K tasks of an array at once.
-        #[arg(long)]
-        array_limit: Option<u32>,
-        /// Write the scripts, submit nothing.
-        #[arg(long)]
-        dry_run: bool,
-        /// Include failed and diverged runs.
-        #[arg(long)]
-        retry_failed: bool,
-    },
+    Submit(crate::cli::submit::SubmitArgs),
     /// Tables, figures and HTML pages from every run under the results folder (results/reports).
     #[cfg(feature = "report")]
     Report(crate::report::cli::ReportArgs),

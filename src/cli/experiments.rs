@@ -202,6 +202,25 @@ pub struct RunHow {
     pub workers: Option<runner::workers::Pool>,
 }
 
+impl RunHow {
+    /// From `reproduce`'s flags: `--gpus` (one worker per GPU), `--workers N`, or this process.
+    pub fn new(retry_failed: bool, workers: Option<u16>, gpus: &[String]) -> RunHow {
+        let cores = runner::workers::cores();
+        let workers = match (workers, gpus.is_empty()) {
+            (_, false) => Some(runner::workers::Pool::gpus(gpus, cores)),
+            (Some(n), true) => Some(runner::workers::Pool::cpu(usize::from(n), cores)),
+            (None, true) => None,
+        };
+        RunHow {
+            opts: runner::Options {
+                retry_failed,
+                only: None,
+            },
+            workers,
+        }
+    }
+}
+
 pub(crate) fn run_resolved(
     all: &[Resolved],
     root: &ResultsRoot,

@@ -10,7 +10,7 @@ mod experiments;
 mod latency;
 mod logging;
 mod status;
-mod submit;
+pub mod submit;
 
 use std::process::ExitCode;
 
@@ -72,11 +72,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             job,
             retry_failed,
         } => {
-            let opts = crate::runner::Options {
+            let only = crate::runner::Options {
                 retry_failed,
                 only: job,
             };
-            experiments::run(&file, tier, &sets, &root, device, opts)
+            experiments::run(&file, tier, &sets, &root, device, only)
         }
         Command::Reproduce {
             tier,
@@ -86,44 +86,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             gpus,
             data,
         } => {
-            let cores = crate::runner::workers::cores();
-            let pool = match (workers, gpus.is_empty()) {
-                (_, false) => Some(crate::runner::workers::Pool::gpus(&gpus, cores)),
-                (Some(n), true) => Some(crate::runner::workers::Pool::cpu(usize::from(n), cores)),
-                (None, true) => None,
-            };
-            let how = experiments::RunHow {
-                opts: crate::runner::Options {
-                    retry_failed,
-                    only: None,
-                },
-                workers: pool,
-            };
+            let how = experiments::RunHow::new(retry_failed, workers, &gpus);
             experiments::reproduce(&suite, tier, data.as_deref(), &root, device, &how)
         }
         Command::Status { tier, suite, json } => status::run(&suite, tier, &root, json),
-        Command::Submit {
-            slurm: _,
-            tier,
-            suite,
-            partition,
-            time,
-            gpus_per_task,
-            cpus_per_task,
-            array_limit,
-            dry_run,
-            retry_failed,
-        } => {
-            let o = crate::runner::slurm::SlurmOptions {
-                partition,
-                time,
-                gpus_per_task,
-                cpus_per_task,
-                array_limit,
-                dry_run,
-            };
-            submit::run(&suite, tier, &root, retry_failed, &o)
-        }
+        Command::Submit(a) => submit::run(&a, &root),
         #[cfg(feature = "report")]
         Command::Report(a) => crate::report::cli::run(&a, &root.0),
         Command::Latency { command } => latency::run(&command, &root, device),

@@ -69,7 +69,10 @@ pub fn run(suite: &[PathBuf], tier: Tier, root: &ResultsRoot, json: bool) -> Res
             r.run_id.chars().take(16).collect(),
             r.state.label().into(),
             r.epochs_done.to_string(),
-            eta_text(r.eta_s),
+            match r.state.label() {
+                "failed" | "diverged" | "blocked" | "unreadable" => "-".into(),
+                _ => eta_text(r.eta_s),
+            },
             r.state.detail(),
         ]);
     }

@@ -12,17 +12,50 @@ use crate::runner::slurm::{submit, SlurmOptions};
 
 use super::EXIT_OK;
 
-pub fn run(
-    suite: &[PathBuf],
-    tier: Tier,
-    root: &ResultsRoot,
-    retry_failed: bool,
-    o: &SlurmOptions,
-) -> Result<ExitCode> {
-    let all = super::experiments::load_suite(suite, tier)?;
+/// `unas submit`'s options.
+#[derive(clap::Args, Debug)]
+pub struct SubmitArgs {
+    /// The scheduler (Slurm is the one there is).
+    #[arg(long, required = true)]
+    pub slurm: bool,
+    #[arg(long, value_enum, default_value_t = Tier::Smoke)]
+    pub tier: Tier,
+    #[arg(long, default_value = "experiments/paper")]
+    pub suite: Vec<PathBuf>,
+    #[arg(long)]
+    pub partition: Option<String>,
+    /// Time limit of each task (sbatch --time, e.g. 4:00:00).
+    #[arg(long)]
+    pub time: Option<String>,
+    #[arg(long)]
+    pub gpus_per_task: Option<u32>,
+    #[arg(long)]
+    pub cpus_per_task: Option<u32>,
+    /// At most K tasks of an array at once.
+    #[arg(long)]
+    pub array_limit: Option<u32>,
+    /// Write the scripts, submit nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Include failed and diverged runs.
+    #[arg(long)]
+    pub retry_failed: bool,
+}
+
+pub fn run(a: &SubmitArgs, root: &ResultsRoot) -> Result<ExitCode> {
+    let tier = a.tier;
+    let all = super::experiments::load_suite(&a.suite, tier)?;
     let opts = crate::runner::Options {
-        retry_failed,
+        retry_failed: a.retry_failed,
         only: None,
+    };
+    let o = &SlurmOptions {
+        partition: a.partition.clone(),
+        time: a.time.clone(),
+        gpus_per_task: a.gpus_per_task,
+        cpus_per_task: a.cpus_per_task,
+        array_limit: a.array_limit,
+        dry_run: a.dry_run,
     };
     let sub = submit(&all, root, &opts, o)?;
     if sub.tasks == 0 {
