@@ -237,6 +237,9 @@ fn search<S: SearchSpace>(
     epoch::finish(ctx, st, rec, last_val)
 }
 
+/// The terms one step logs.
+type StepTerms = Vec<(Term, Tensor)>;
+
 /// One search iteration on batch `b`: one architecture sample per step (per example, or per
 /// sub-batch); the architecture step differentiates through it (outside the warm-up), the weight step
 /// uses its relaxed value, detached (spec §1.3). Returns the step's terms for the log and, with a
@@ -249,7 +252,7 @@ fn iteration<S: SearchSpace>(
     step: u64,
     seed: u64,
     grad_var: &mut GradVariance,
-) -> Result<(Vec<(Term, Tensor)>, Option<f64>)> {
+) -> Result<(StepTerms, Option<f64>)> {
     let n = st.arch.samples(b);
     let sampler = st.est.sampler();
     let dist = st.space.distribution();

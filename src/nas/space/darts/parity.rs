@@ -132,7 +132,7 @@ pub fn run(device: Device) -> Result<ParityReport> {
     let logits = cpu.distribution().parameters();
     tch::no_grad(|| {
         for l in &logits {
-            let _ = l.shallow_clone().copy_(&(Tensor::randn_like(l) * 0.5));
+            l.shallow_clone().copy_(&(Tensor::randn_like(l) * 0.5));
         }
     });
     let draw = cpu.distribution().sample(b, 0.4, Sampler::Rebar);
