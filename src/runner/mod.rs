@@ -10,3 +10,8 @@ pub mod threads;
 pub mod workers;
 
 pub use execute::{run_experiment, JobEnd, JobReport, Options};
+
+/// The exit status of `unas` for bad input (a config file, an override): a worker process that exits
+/// with it could not start its job. The CLI's `EXIT_CONFIG` is this value (defined here so the runner
+/// reads its workers' exits without importing the CLI).
+pub const EXIT_CONFIG: u8 = 2;

@@ -297,7 +297,7 @@ fn finished(root: &ResultsRoot, w: Running, status: ExitStatus) -> JobReport {
                 s.pid
             )),
         },
-        Ok(None) if status.code() == Some(crate::cli::EXIT_CONFIG.into()) => JobEnd::Unrecorded(
+        Ok(None) if status.code() == Some(super::EXIT_CONFIG.into()) => JobEnd::Unrecorded(
             format!("its worker refused the job (bad input, {status}): run `unas run {} --tier {} --job {}` to see why", w.entry.r.source.display(), w.entry.r.tier.as_str(), &w.entry.job.run_id[..16]),
         ),
         Ok(None) => JobEnd::Unrecorded(format!("its worker ended ({status}) before recording anything")),
