@@ -122,27 +122,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 }))
             }
         },
-        Command::Diagnose { what } => {
-            let text = match what {
-                DiagnoseCommand::Estimator { estimator, problem } => {
-                    crate::nas::diagnose::estimator(estimator, &problem)?
-                }
-                DiagnoseCommand::Estimators { all, only, problem } => {
-                    let chosen: Vec<_> = if all {
-                        crate::config::Estimator::ALL.to_vec()
-                    } else {
-                        only
-                    };
-                    crate::nas::diagnose::estimators(&chosen, &problem)?
-                }
-                DiagnoseCommand::Device => serde_json::to_string_pretty(&crate::device::facts())?,
-                DiagnoseCommand::Parity { json } => {
-                    return parity(device.unwrap_or(crate::config::DeviceChoice::Auto), json);
-                }
-            };
-            println!("{text}");
-            ok()
-        }
+        Command::Diagnose { what } => diagnose(what, device),
         Command::Inspect {
             what:
                 InspectWhat::Genotype {
@@ -241,4 +221,30 @@ fn parity(choice: crate::config::DeviceChoice, json: bool) -> anyhow::Result<Exi
         print!("{}", t.render());
     }
     Ok(ExitCode::from(if r.all_pass() { EXIT_OK } else { 1 }))
+}
+
+/// `unas diagnose …`: the estimators on enumerable problems, the devices, the CPU-vs-device parity.
+fn diagnose(
+    what: DiagnoseCommand,
+    device: Option<crate::config::DeviceChoice>,
+) -> anyhow::Result<ExitCode> {
+    let text = match what {
+        DiagnoseCommand::Estimator { estimator, problem } => {
+            crate::nas::diagnose::estimator(estimator, &problem)?
+        }
+        DiagnoseCommand::Estimators { all, only, problem } => {
+            let chosen: Vec<_> = if all {
+                crate::config::Estimator::ALL.to_vec()
+            } else {
+                only
+            };
+            crate::nas::diagnose::estimators(&chosen, &problem)?
+        }
+        DiagnoseCommand::Device => serde_json::to_string_pretty(&crate::device::facts())?,
+        DiagnoseCommand::Parity { json } => {
+            return parity(device.unwrap_or(crate::config::DeviceChoice::Auto), json);
+        }
+    };
+    println!("{text}");
+    Ok(ExitCode::from(EXIT_OK))
 }
