@@ -96,11 +96,17 @@ pub struct LockTaken {
     pub pid: i32,
 }
 
-/// An exclusive lock on a run folder: a `lock` file holding the owner's pid. A lock whose process is
-/// gone (killed, machine rebooted) is stale and taken over; released on drop.
+/// An exclusive lock on a run folder: an advisory `flock` on its `lock` file, which holds the owner's
+/// pid for `unas status`. The kernel drops the lock when its process dies (killed, machine rebooted),
+/// so a dead owner's lock is free at once; a process that finds the lock held reads the owner's pid
+/// from the file. Taking the lock never depends on the file's content: two processes that start the
+/// same run at the same moment cannot both win (with create-then-write, one once read the other's
+/// still empty file as a stale lock and took it over). Released on drop.
 #[derive(Debug)]
 pub struct RunLock {
     path: PathBuf,
+    /// Holds the flock; closed (and so unlocked) after the file is removed.
+    _file: File,
 }
 
 impl RunLock {
@@ -108,37 +114,79 @@ impl RunLock {
         fs::create_dir_all(dir)
             .with_context(|| format!("creating run folder {}", dir.display()))?;
         let path = dir.join("lock");
-        for _ in 0..2 {
-            match OpenOptions::new().write(true).create_new(true).open(&path) {
-                Ok(mut f) => {
-                    writeln!(f, "{}", std::process::id())?;
-                    f.sync_all()?;
-                    return Ok(RunLock { path });
+        for _ in 0..3 {
+            let mut f = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&path)
+                .with_context(|| format!("creating {}", path.display()))?;
+            if !try_flock(&f).with_context(|| format!("locking {}", path.display()))? {
+                return Err(LockTaken {
+                    dir: dir.to_path_buf(),
+                    pid: owner_pid(&path),
                 }
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                    let owner = fs::read_to_string(&path).unwrap_or_default();
-                    match owner.trim().parse::<i32>() {
-                        Ok(pid) if process_alive(pid) => {
-                            return Err(LockTaken {
-                                dir: dir.to_path_buf(),
-                                pid,
-                            }
-                            .into())
-                        }
-                        _ => {
-                            tracing::warn!(lock = %path.display(), owner = owner.trim(), "taking over a stale lock");
-                            let _ = fs::remove_file(&path);
-                        }
-                    }
-                }
-                Err(e) => return Err(e).with_context(|| format!("creating {}", path.display())),
+                .into());
             }
+            // The owner before us may have removed the file between our open and our flock: then
+            // we hold a lock on a file nobody else sees, and try again on the path's new file.
+            if !same_file(&f, &path) {
+                continue;
+            }
+            let before = fs::read_to_string(&path).unwrap_or_default();
+            if !before.trim().is_empty() {
+                tracing::warn!(lock = %path.display(), owner = before.trim(), "taking over a stale lock (its process is gone)");
+            }
+            f.set_len(0)?;
+            writeln!(f, "{}", std::process::id())?;
+            f.sync_all()?;
+            return Ok(RunLock { path, _file: f });
         }
         bail!(
-            "could not lock {}: the lock file keeps reappearing",
+            "could not lock {}: the lock file keeps being replaced",
             dir.display()
         )
     }
+}
+
+/// `flock(LOCK_EX | LOCK_NB)`: true if taken, false if another open file holds it.
+fn try_flock(f: &File) -> io::Result<bool> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock on a file descriptor this File owns; no memory is passed.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+        return Ok(true);
+    }
+    let e = io::Error::last_os_error();
+    if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+        Ok(false)
+    } else {
+        Err(e)
+    }
+}
+
+/// Whether `path` still names the file `f` has open.
+fn same_file(f: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (f.metadata(), fs::metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+/// The pid the lock's owner wrote (it writes it just after taking the lock: read again briefly while
+/// the file is still empty); 0 if none appeared.
+fn owner_pid(path: &Path) -> i32 {
+    for _ in 0..50 {
+        if let Some(pid) = fs::read_to_string(path)
+            .ok()
+            .and_then(|s| s.trim().parse::<i32>().ok())
+        {
+            return pid;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    0
 }
 
 impl Drop for RunLock {
@@ -212,7 +260,36 @@ mod tests {
         // A lock left by a process that no longer exists.
         fs::write(dir.path().join("lock"), "999999999\n").unwrap();
         let again = RunLock::acquire(dir.path()).unwrap();
+        assert_eq!(
+            fs::read_to_string(dir.path().join("lock")).unwrap().trim(),
+            std::process::id().to_string(),
+            "the new owner's pid replaces the dead one's"
+        );
         drop(again);
         assert!(!dir.path().join("lock").exists());
+    }
+
+    #[test]
+    fn of_many_threads_racing_for_one_run_exactly_one_holds_it_at_a_time() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let dir = tempfile::tempdir().unwrap();
+        let holders = AtomicUsize::new(0);
+        let won = AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                s.spawn(|| {
+                    for _ in 0..50 {
+                        if let Ok(lock) = RunLock::acquire(dir.path()) {
+                            assert_eq!(holders.fetch_add(1, Ordering::SeqCst), 0, "two holders");
+                            won.fetch_add(1, Ordering::SeqCst);
+                            std::thread::yield_now();
+                            holders.fetch_sub(1, Ordering::SeqCst);
+                            drop(lock);
+                        }
+                    }
+                });
+            }
+        });
+        assert!(won.load(Ordering::SeqCst) > 0);
     }
 }
