@@ -17,6 +17,7 @@ use super::distribution::Categoricals;
 use super::estimator::EstimatorState;
 use super::relax_cv::RelaxControlVariate;
 use crate::config::schema::Estimator;
+use crate::results::diverged::Finite;
 
 /// f(x) = (Σ_groups Σ_s Σ_k x[s,n,k]·v[s,k] − t)² per example; x one-hot or relaxed, [S, N, K] per group.
 #[derive(Debug)]
@@ -283,12 +284,12 @@ pub fn run_estimator(
         let dist = per_example_copy(std::slice::from_ref(&logits), p.relax_batch, p.eps);
         let draw = dist.sample(p.relax_batch, p.temperature, state.sampler());
         state
-            .estimate(&dist, &draw, &mut f, step as u64)
+            .estimate(&dist, &draw, &mut f, &mut Finite::eager(step as u64))
             .context("warming up the estimator")?;
     }
     let dist = per_example_copy(std::slice::from_ref(&logits), p.samples, p.eps);
     let draw = dist.sample(p.samples, p.temperature, state.sampler());
-    let est = state.estimate(&dist, &draw, &mut f, warm_steps as u64)?;
+    let est = state.estimate(&dist, &draw, &mut f, &mut Finite::eager(warm_steps as u64))?;
     est.surrogate.backward();
     let stats = per_sample_stats(&dist.parameters());
     let report = EstimatorReport {

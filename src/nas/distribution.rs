@@ -9,7 +9,7 @@
 use tch::{Device, Kind, Tensor};
 
 use super::arch::{CellSample, DartsMode, DartsSample, ProxylessSample};
-use crate::results::diverged::{check_finite_tensor, Diverged};
+use crate::results::diverged::{Diverged, Finite};
 
 /// Which GSM sampler draws the relaxed sample ζ (spec §2.1; `gsm_utils.py`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -175,10 +175,10 @@ impl Categoricals {
             .collect()
     }
 
-    /// Error if any logit is NaN or ±∞.
-    pub fn check_finite(&self, step: u64) -> Result<(), Diverged> {
+    /// Error if any logit is NaN or ±∞ (now, or at the step log's read: `chk`).
+    pub fn check_finite(&self, chk: &mut Finite) -> Result<(), Diverged> {
         for g in &self.groups {
-            check_finite_tensor(&g.logits, step, &format!("logits {}", g.name))?;
+            chk.check(&g.logits, &format!("logits {}", g.name))?;
         }
         Ok(())
     }
@@ -500,7 +500,7 @@ mod tests {
     #[test]
     fn non_finite_logits_are_reported_with_step_and_term() {
         let dist = one_selector(&[0.0, f64::NAN], 0.0);
-        let err = dist.check_finite(17).unwrap_err();
+        let err = dist.check_finite(&mut Finite::eager(17)).unwrap_err();
         assert_eq!(err.step, 17);
         assert!(err.to_string().contains("logits s"));
     }

@@ -12,7 +12,7 @@ use super::arch::SampleKind;
 use super::distribution::{flatten_per_example, Categoricals, Draw, Sampler};
 use super::relax_cv::RelaxControlVariate;
 use crate::config::schema::Estimator;
-use crate::results::diverged::{check_finite_tensor, Diverged};
+use crate::results::diverged::{Diverged, Finite};
 
 /// The per-example objective f [N] of a sample given as one [S, N, K] tensor per selector group, in the
 /// distribution's group order. `kind` says whether the sample is one-hot (the supernet may run only the
@@ -59,9 +59,13 @@ fn value(t: &Tensor) -> Tensor {
 }
 
 /// f(b) [N] without gradient, checked finite.
-fn eval_discrete(draw: &Draw, f: &mut impl Objective, step: u64) -> Result<Tensor, Diverged> {
+fn eval_discrete(
+    draw: &Draw,
+    f: &mut impl Objective,
+    chk: &mut Finite,
+) -> Result<Tensor, Diverged> {
     let f_d = tch::no_grad(|| f.eval(&draw.onehot, SampleKind::OneHot)).detach();
-    check_finite_tensor(&f_d, step, "f(b)")?;
+    chk.check(&f_d, "f(b)")?;
     Ok(f_d)
 }
 
@@ -70,19 +74,19 @@ fn eval_relaxed(
     xs: &[Tensor],
     kind: SampleKind,
     f: &mut impl Objective,
-    step: u64,
+    chk: &mut Finite,
     term: &str,
 ) -> Result<Tensor, Diverged> {
     let f_c = f.eval(xs, kind);
-    check_finite_tensor(&f_c, step, term)?;
+    chk.check(&f_c, term)?;
     Ok(f_c)
 }
 
 /// `gsm` (the official `default`, spec §2.2): S = mean_n f(ζ_n), ζ = softmax((ã+g)/τ).
 /// ∇S is the pathwise gradient of E_g[f(ζ)], the *relaxed* objective: E[∇S] = ∇E[f(ζ)] ≠ ∇E_q[f(b)]
 /// unless f is the same on the simplex as on its vertices — biased, the bias vanishing as τ → 0.
-pub fn gsm(draw: &Draw, f: &mut impl Objective, step: u64) -> Result<Estimate, Diverged> {
-    let f_c = eval_relaxed(&draw.relaxed, SampleKind::Relaxed, f, step, "f(ζ)")?;
+pub fn gsm(draw: &Draw, f: &mut impl Objective, chk: &mut Finite) -> Result<Estimate, Diverged> {
+    let f_c = eval_relaxed(&draw.relaxed, SampleKind::Relaxed, f, chk, "f(ζ)")?;
     Ok(Estimate {
         f_relaxed: Some(value(&f_c)),
         f_discrete: None,
@@ -94,14 +98,14 @@ pub fn gsm(draw: &Draw, f: &mut impl Objective, step: u64) -> Result<Estimate, D
 /// Value f(b), gradient ∇_x f(b)·∂ζ/∂a: the derivative of f at a vertex times the relaxation's Jacobian,
 /// which is not ∇E_q[f(b)] = Σ_b f(b)∇q(b) in general — biased. ∂f/∂x_k needs op k's output even where
 /// b_k = 0, so f(x) runs every op of an edge ([`SampleKind::Dense`]: no op-skip, no discrete path).
-pub fn st_gsm(draw: &Draw, f: &mut impl Objective, step: u64) -> Result<Estimate, Diverged> {
+pub fn st_gsm(draw: &Draw, f: &mut impl Objective, chk: &mut Finite) -> Result<Estimate, Diverged> {
     let x: Vec<Tensor> = draw
         .onehot
         .iter()
         .zip(&draw.relaxed)
         .map(|(b, z)| b - z.detach() + z) // x = b − sg(ζ) + ζ
         .collect();
-    let f_st = eval_relaxed(&x, SampleKind::Dense, f, step, "f(b) (straight-through)")?;
+    let f_st = eval_relaxed(&x, SampleKind::Dense, f, chk, "f(b) (straight-through)")?;
     Ok(Estimate {
         f_discrete: Some(value(&f_st)),
         f_relaxed: None,
@@ -116,10 +120,10 @@ pub fn darts(
     dist: &Categoricals,
     n: i64,
     f: &mut impl Objective,
-    step: u64,
+    chk: &mut Finite,
 ) -> Result<Estimate, Diverged> {
     let q = dist.probabilities(n);
-    let f_c = eval_relaxed(&q, SampleKind::Dense, f, step, "f(softmax(a))")?;
+    let f_c = eval_relaxed(&q, SampleKind::Dense, f, chk, "f(softmax(a))")?;
     Ok(Estimate {
         f_relaxed: Some(value(&f_c)),
         f_discrete: None,
@@ -147,9 +151,9 @@ pub fn reinforce(
     draw: &Draw,
     f: &mut impl Objective,
     baseline: &mut EmaBaseline,
-    step: u64,
+    chk: &mut Finite,
 ) -> Result<Estimate, Diverged> {
-    let f_d = eval_discrete(draw, f, step)?;
+    let f_d = eval_discrete(draw, f, chk)?;
     let beta = baseline.value;
     let surrogate = mean(&(&draw.log_prob * (&f_d - beta).detach())) + beta;
     let f_mean = value(&f_d);
@@ -165,14 +169,14 @@ pub fn reinforce(
 /// S = mean_n[log q(b_n)·sg(f(b_n) − f(ζ⋆_n))] + mean_n f(ζ⋆_n).
 /// ∇S = (f(b) − f(ζ̃))∇log q(b) + ∇f(ζ) − ∇f(ζ̃). Unbiased: E[f(ζ̃)∇log q(b)] + E_b[∇E_{ζ̃|b} f(ζ̃)]
 /// = ∇E_b[E_{ζ̃|b} f(ζ̃)] = ∇E_z[f(ζ)] = E[∇f(ζ)], so the control variate has zero mean.
-pub fn rebar(draw: &Draw, f: &mut impl Objective, step: u64) -> Result<Estimate, Diverged> {
+pub fn rebar(draw: &Draw, f: &mut impl Objective, chk: &mut Finite) -> Result<Estimate, Diverged> {
     assert_eq!(
         draw.sampler,
         Sampler::Rebar,
         "rebar needs a Sampler::Rebar draw"
     );
-    let f_d = eval_discrete(draw, f, step)?;
-    let f_c = eval_relaxed(&draw.relaxed, SampleKind::Relaxed, f, step, "f(ζ)")?;
+    let f_d = eval_discrete(draw, f, chk)?;
+    let f_c = eval_relaxed(&draw.relaxed, SampleKind::Relaxed, f, chk, "f(ζ)")?;
     let surrogate = mean(&(&draw.log_prob * (&f_d - &f_c).detach())) + mean(&f_c);
     Ok(Estimate {
         surrogate,
@@ -193,7 +197,7 @@ pub fn relax(
     draw: &Draw,
     f: &mut impl Objective,
     cv: &mut RelaxControlVariate,
-    step: u64,
+    chk: &mut Finite,
 ) -> Result<Estimate, Diverged> {
     assert_eq!(
         draw.sampler,
@@ -201,12 +205,12 @@ pub fn relax(
         "relax needs a Sampler::Rebar draw"
     );
     let logits = dist.parameters();
-    let f_d = eval_discrete(draw, f, step)?;
-    let f_c = eval_relaxed(&draw.relaxed, SampleKind::Relaxed, f, step, "f(ζ)")?;
+    let f_d = eval_discrete(draw, f, chk)?;
+    let f_c = eval_relaxed(&draw.relaxed, SampleKind::Relaxed, f, chk, "f(ζ)")?;
     let x = flatten_per_example(&draw.relaxed); // ζ⋆ [N, D]
     let r = cv.forward(&x); // r_φ(ζ⋆)
     let r_coef = cv.forward(&x.detach()); // r_φ(sg ζ̃): a function of φ only
-    check_finite_tensor(&r, step, "r_φ(ζ)")?;
+    chk.check(&r, "r_φ(ζ)")?;
     // REBAR part of ĝ: (f(b) − f(ζ̃))∇log q(b) + ∇f(ζ) − ∇f(ζ̃)
     let s_rebar = mean(&(&draw.log_prob * (&f_d - &f_c).detach())) + mean(&f_c);
     // learned part of ĝ: −r_φ(ζ̃)∇log q(b) + ∇r_φ(ζ) − ∇r_φ(ζ̃), differentiable in φ
@@ -219,7 +223,7 @@ pub fn relax(
         .map(|g| g.square().sum(g.kind()))
         .reduce(|a, b| a + b)
         .expect("at least one selector group"); // ‖ĝ‖²
-    check_finite_tensor(&variance_proxy, step, "RELAX ‖ĝ‖²")?;
+    chk.check(&variance_proxy, "RELAX ‖ĝ‖²")?;
     let grads_phi = Tensor::run_backward(&[&variance_proxy], cv.parameters(), false, false);
     cv.adam_step(&grads_phi);
     let linear = logits
@@ -245,10 +249,10 @@ pub fn score_with_surrogate(
     draw: &Draw,
     l_d: &Tensor,
     l_c: &Tensor,
-    step: u64,
+    chk: &mut Finite,
 ) -> Result<Tensor, Diverged> {
-    check_finite_tensor(l_d, step, "non-differentiable term L_d")?;
-    check_finite_tensor(l_c, step, "surrogate term L_c")?;
+    chk.check(l_d, "non-differentiable term L_d")?;
+    chk.check(l_c, "surrogate term L_c")?;
     Ok(mean(
         &(&draw.log_prob * (l_d.detach() - l_c).detach() + l_c),
     ))
@@ -299,21 +303,21 @@ impl EstimatorState {
         dist: &Categoricals,
         draw: &Draw,
         f: &mut impl Objective,
-        step: u64,
+        chk: &mut Finite,
     ) -> Result<Estimate, Diverged> {
-        dist.check_finite(step)?;
+        dist.check_finite(chk)?;
         match self.estimator {
-            Estimator::Gsm => gsm(draw, f, step),
-            Estimator::StGsm => st_gsm(draw, f, step),
-            Estimator::Darts => darts(dist, draw.batch(), f, step),
-            Estimator::Reinforce => reinforce(draw, f, &mut self.baseline, step),
-            Estimator::Rebar => rebar(draw, f, step),
+            Estimator::Gsm => gsm(draw, f, chk),
+            Estimator::StGsm => st_gsm(draw, f, chk),
+            Estimator::Darts => darts(dist, draw.batch(), f, chk),
+            Estimator::Reinforce => reinforce(draw, f, &mut self.baseline, chk),
+            Estimator::Rebar => rebar(draw, f, chk),
             Estimator::Relax => {
                 let cv = self
                     .relax
                     .as_mut()
                     .expect("EstimatorState::new builds φ for relax");
-                relax(dist, draw, f, cv, step)
+                relax(dist, draw, f, cv, chk)
             }
         }
     }

@@ -283,7 +283,7 @@ fn train_step(
         lr_arch: None,
         lat_ms: None,
     };
-    rec.record(info, &terms)?;
+    rec.record(info, &terms, Vec::new())?;
     st.meta.steps += 1;
     Ok(())
 }

@@ -95,11 +95,17 @@ impl Recorder {
         self.steps.clock().wall_s()
     }
 
-    /// Records a step's terms (kept on the device; read every [`STEPS_PER_READ`] steps).
-    pub fn record(&mut self, info: StepInfo, terms: &[(Term, &Tensor)]) -> Result<(), Diverged> {
+    /// Records a step's terms and finite checks (kept on the device; read every [`STEPS_PER_READ`]
+    /// steps).
+    pub fn record(
+        &mut self,
+        info: StepInfo,
+        terms: &[(Term, &Tensor)],
+        checks: Vec<(String, Tensor)>,
+    ) -> Result<(), Diverged> {
         self.unwritten = true;
         crate::progress::step(info.images);
-        self.steps.record(info, terms)
+        self.steps.record(info, terms, checks)
     }
 
     /// A signal that arrived since the last poll: checkpoint, then continue or stop.

@@ -8,6 +8,7 @@ use super::*;
 use crate::nas::diagnose::{
     exact_gradient, per_example_copy, per_sample_stats, GradStats, ToyProblem,
 };
+use crate::results::diverged::Finite;
 
 fn dd(v: &[f64]) -> Tensor {
     Tensor::from_slice(v).to_kind(Kind::Double).reshape([1, -1])
@@ -62,13 +63,13 @@ impl Case {
             // the score function takes any f: put the step term inside
             let mut f = |xs: &[Tensor], _: SampleKind| self.total(xs);
             state
-                .estimate(&dist, &draw, &mut f, step)
+                .estimate(&dist, &draw, &mut f, &mut Finite::eager(step))
                 .unwrap()
                 .surrogate
         } else {
             let mut f = |xs: &[Tensor], _: SampleKind| self.smooth.f(xs);
             state
-                .estimate(&dist, &draw, &mut f, step)
+                .estimate(&dist, &draw, &mut f, &mut Finite::eager(step))
                 .unwrap()
                 .surrogate
         };
@@ -77,7 +78,7 @@ impl Case {
                 let second = dist.sample(n, tau, Sampler::Rebar);
                 let l_d = self.step_term(&second.onehot).unwrap();
                 let l_c = (self.smooth.linear(&second.relaxed) - t) * h;
-                s += score_with_surrogate(&second, &l_d, &l_c, step).unwrap();
+                s += score_with_surrogate(&second, &l_d, &l_c, &mut Finite::eager(step)).unwrap();
             }
         }
         s.backward();
@@ -251,8 +252,8 @@ fn gsm_and_st_gsm_are_biased_towards_the_most_likely_choice() {
         let draw = dist.sample(50_000, tau, Sampler::Original);
         let mut f = f;
         let est = match estimator {
-            Estimator::Gsm => gsm(&draw, &mut f, 0),
-            _ => st_gsm(&draw, &mut f, 0),
+            Estimator::Gsm => gsm(&draw, &mut f, &mut Finite::eager(0)),
+            _ => st_gsm(&draw, &mut f, &mut Finite::eager(0)),
         };
         est.unwrap().surrogate.backward();
         per_sample_stats(&dist.parameters())
@@ -291,7 +292,10 @@ fn darts_gradient_is_that_of_the_softmax_mixture() {
     let case = case_a();
     let dist = per_example_copy(&case.logits, 3, 0.0);
     let mut f = |xs: &[Tensor], _: SampleKind| case.smooth.f(xs);
-    darts(&dist, 3, &mut f, 0).unwrap().surrogate.backward();
+    darts(&dist, 3, &mut f, &mut Finite::eager(0))
+        .unwrap()
+        .surrogate
+        .backward();
     let stats = per_sample_stats(&dist.parameters());
     // ∇_a (v·q − t)² = 2(v·q − t)·q ⊙ (v − v·q)
     let q = case.logits[0].softmax(-1, Kind::Double);
@@ -313,7 +317,7 @@ fn reinforce_uses_the_baseline_before_its_update() {
     let mut f = |xs: &[Tensor], _: SampleKind| {
         xs[0].sum_dim_intlist(&[0, 2][..], false, Kind::Double) * 3.0
     }; // f ≡ 3
-    let est = reinforce(&draw, &mut f, &mut baseline, 0).unwrap();
+    let est = reinforce(&draw, &mut f, &mut baseline, &mut Finite::eager(0)).unwrap();
     // S = mean(log q·sg(f − β)) + β with β = 2 (before the update): log q = log ½
     let expected = 0.5f64.ln() * (3.0 - 2.0) + 2.0;
     assert!((est.surrogate.double_value(&[]) - expected).abs() < 1e-12);
@@ -336,7 +340,7 @@ fn non_finite_objective_is_an_error_naming_step_and_term() {
             SampleKind::Relaxed | SampleKind::Dense => v * f64::NAN,
         }
     };
-    let err = rebar(&draw, &mut f, 42).unwrap_err();
+    let err = rebar(&draw, &mut f, &mut Finite::eager(42)).unwrap_err();
     assert_eq!((err.step, err.term.as_str()), (42, "f(ζ)"));
 }
 
@@ -406,10 +410,10 @@ fn st_gsm_and_darts_ask_for_every_op_and_the_others_for_the_official_op_skip() {
         };
         let draw = dist.sample(2, TAU, sampler_for(estimator));
         match estimator {
-            Estimator::StGsm => st_gsm(&draw, &mut f, 0),
-            Estimator::Darts => darts(&dist, 2, &mut f, 0),
-            Estimator::Gsm => gsm(&draw, &mut f, 0),
-            _ => rebar(&draw, &mut f, 0),
+            Estimator::StGsm => st_gsm(&draw, &mut f, &mut Finite::eager(0)),
+            Estimator::Darts => darts(&dist, 2, &mut f, &mut Finite::eager(0)),
+            Estimator::Gsm => gsm(&draw, &mut f, &mut Finite::eager(0)),
+            _ => rebar(&draw, &mut f, &mut Finite::eager(0)),
         }
         .unwrap();
         seen

@@ -9,6 +9,7 @@ use crate::nas::diagnose::{exact_gradient, per_example_copy, per_sample_stats};
 use crate::nas::distribution::{flatten_per_example, Categoricals, Sampler};
 use crate::nas::estimator::score_with_surrogate;
 use crate::nas::objective::LatencyHinge;
+use crate::results::diverged::Finite;
 
 fn dd(v: &[f64]) -> Tensor {
     Tensor::from_slice(v).to_kind(Kind::Double).reshape([1, -1])
@@ -71,7 +72,7 @@ fn control_variate_latency_estimator_is_unbiased_on_enumerable_problem() {
     let second = dist.sample(n, 0.4, Sampler::Rebar);
     let l_d = hinge.penalty(&measured(&second.onehot), 0); // c·relu(Lat(b') − T)
     let l_c = hinge.penalty(&s.predict(&flatten_per_example(&second.relaxed)), 0); // c·relu(s(ζ'⋆) − T)
-    score_with_surrogate(&second, &l_d, &l_c, 0)
+    score_with_surrogate(&second, &l_d, &l_c, &mut Finite::eager(0))
         .unwrap()
         .backward();
     let stats = per_sample_stats(&dist.parameters());
@@ -90,7 +91,7 @@ fn control_variate_latency_estimator_is_unbiased_on_enumerable_problem() {
     tch::manual_seed(11);
     let again = dist2.sample(n, 0.4, Sampler::Rebar);
     let l_d2 = hinge.penalty(&measured(&again.onehot), 0);
-    score_with_surrogate(&again, &l_d2, &l_d2.zeros_like(), 0)
+    score_with_surrogate(&again, &l_d2, &l_d2.zeros_like(), &mut Finite::eager(0))
         .unwrap()
         .backward();
     let plain = per_sample_stats(&dist2.parameters());
@@ -148,7 +149,7 @@ fn latency_term_moves_the_mass_to_the_fast_ops_on_a_tight_target() {
         let l_d = hinge.penalty(&lat(&second.onehot), step);
         let l_c = hinge.penalty(&s.predict(&flatten_per_example(&second.relaxed)), step);
         let g = Tensor::run_backward(
-            &[&score_with_surrogate(&second, &l_d, &l_c, step).unwrap()],
+            &[&score_with_surrogate(&second, &l_d, &l_c, &mut Finite::eager(step)).unwrap()],
             &dist.parameters(),
             false,
             false,

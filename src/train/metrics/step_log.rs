@@ -1,5 +1,6 @@
 //! The step log: a step's metrics stay on the device; every N steps one read turns the block into rows
-//! of the `steps` table and checks every value for NaN/Inf.
+//! of the `steps` table and checks every value for NaN/Inf, and the step's deferred finite checks
+//! ([`crate::results::diverged::Finite`]: f(b), f(ζ), the logits, …) with them.
 
 use std::time::Instant;
 
@@ -48,7 +49,10 @@ struct Pending {
     info: StepInfo,
     wall_s: f64,
     terms: Vec<Term>,
-    /// [terms.len()] Double, on the device.
+    /// The terms of the step's finite checks, in the order they were made.
+    checks: Vec<String>,
+    /// [2·checks.len() + terms.len()] Double, on the device: each check's (non-finite flag, value),
+    /// then the terms' values.
     values: Tensor,
 }
 
@@ -79,22 +83,35 @@ impl StepLog {
         &self.clock
     }
 
-    /// Records a step: `terms` are 0-d (or one-element) tensors on any device, kept there. Reads the
-    /// block (one sync) when it is full; a non-finite value in it is returned as [`Diverged`].
-    pub fn record(&mut self, info: StepInfo, terms: &[(Term, &Tensor)]) -> Result<(), Diverged> {
-        let values = if terms.is_empty() {
+    /// Records a step: `terms` are 0-d (or one-element) tensors on any device, kept there, and
+    /// `checks` the step's deferred finite checks ([`crate::results::diverged::non_finite_flag`]).
+    /// Reads the block (one sync) when it is full; a failed check or a non-finite term in it is
+    /// returned as [`Diverged`] (within a step, the checks first: they were made first).
+    pub fn record(
+        &mut self,
+        info: StepInfo,
+        terms: &[(Term, &Tensor)],
+        checks: Vec<(String, Tensor)>,
+    ) -> Result<(), Diverged> {
+        let v: Vec<Tensor> = checks
+            .iter()
+            .map(|(_, flag)| flag.detach().to_kind(Kind::Double).reshape([2]))
+            .chain(
+                terms
+                    .iter()
+                    .map(|(_, t)| t.detach().to_kind(Kind::Double).reshape([1])),
+            )
+            .collect();
+        let values = if v.is_empty() {
             Tensor::zeros([0], (Kind::Double, Device::Cpu))
         } else {
-            let v: Vec<Tensor> = terms
-                .iter()
-                .map(|(_, t)| t.detach().to_kind(Kind::Double).reshape([1]))
-                .collect();
             Tensor::cat(&v, 0)
         };
         self.pending.push(Pending {
             info,
             wall_s: self.clock.wall_s(),
             terms: terms.iter().map(|(t, _)| *t).collect(),
+            checks: checks.into_iter().map(|(term, _)| term).collect(),
             values,
         });
         if self.pending.len() >= self.every {
@@ -128,6 +145,18 @@ impl StepLog {
         let mut first_bad: Option<Diverged> = None;
         let mut at = 0;
         for p in pending {
+            for term in &p.checks {
+                let (flag, value) = (host[at], host[at + 1]);
+                at += 2;
+                if flag != 0.0 && first_bad.is_none() {
+                    first_bad = Some(Diverged {
+                        at: Some((p.info.phase, p.info.epoch)),
+                        step: p.info.step,
+                        term: term.clone(),
+                        value,
+                    });
+                }
+            }
             let mut terms = [None; 9];
             for t in &p.terms {
                 let v = host[at];
@@ -170,7 +199,7 @@ impl StepLog {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::results::diverged::check_finite;
+    use crate::results::diverged::{check_finite, non_finite_flag, Finite};
     use crate::results::State;
 
     fn info(phase: Phase, epoch: u32, step: u64) -> StepInfo {
@@ -195,6 +224,7 @@ mod tests {
             log.record(
                 info(Phase::Search, 0, s as u64),
                 &[(Term::LossTrain, &loss), (Term::AccTrainPct, &acc)],
+                vec![("f(b)".into(), non_finite_flag(&loss))],
             )
             .unwrap();
             if s < 2 {
@@ -223,11 +253,16 @@ mod tests {
         let mut log = StepLog::new(0, 10, Clock::start(0.0));
         let ok = Tensor::from(1.0);
         let bad = Tensor::from(f64::NAN);
-        log.record(info(Phase::Search, 2, 40), &[(Term::FRelaxed, &ok)])
-            .unwrap();
+        log.record(
+            info(Phase::Search, 2, 40),
+            &[(Term::FRelaxed, &ok)],
+            Vec::new(),
+        )
+        .unwrap();
         log.record(
             info(Phase::Search, 2, 41),
             &[(Term::FDiscrete, &ok), (Term::FRelaxed, &bad)],
+            Vec::new(),
         )
         .unwrap();
         let err = log.flush().unwrap_err();
@@ -246,5 +281,32 @@ mod tests {
         );
         let host = check_finite(Phase::Train, 1, 7, &[("lat_ms", Some(f64::INFINITY))]);
         assert_eq!(host.unwrap_err().term, "lat_ms");
+    }
+
+    #[test]
+    fn a_deferred_check_fails_the_block_read_at_its_step_before_that_steps_terms() {
+        let mut log = StepLog::new(0, 10, Clock::start(0.0));
+        let ok = Tensor::from(1.0);
+        let f_b = Tensor::from_slice(&[0.5f32, f32::NEG_INFINITY]);
+        for step in 0..3u64 {
+            let mut chk = Finite::deferred(step);
+            chk.check(&ok, "logits normal").unwrap();
+            if step == 1 {
+                chk.check(&f_b, "f(b)").unwrap(); // deferred: no error yet
+            }
+            let bad = Tensor::from(f64::NAN);
+            let term = if step == 1 { &bad } else { &ok };
+            log.record(
+                info(Phase::Search, 1, step),
+                &[(Term::FRelaxed, term)],
+                chk.take(),
+            )
+            .unwrap();
+        }
+        let err = log.flush().unwrap_err();
+        assert_eq!((err.step, err.term.as_str()), (1, "f(b)"));
+        assert_eq!(err.value, f64::NEG_INFINITY);
+        assert_eq!(err.at, Some((Phase::Search, 1)));
+        assert_eq!(log.take_rows().len(), 3, "every step's row is kept");
     }
 }

@@ -13,6 +13,7 @@ use crate::nas::distribution::Draw;
 use crate::nas::estimator::GradVariance;
 use crate::nas::objective;
 use crate::nas::space::SearchSpace;
+use crate::results::diverged::Finite;
 use crate::results::rows::Term;
 use crate::train::optim::Optimizer;
 
@@ -29,7 +30,7 @@ pub(super) fn arch_step<S: SearchSpace>(
     ep: &EpochPlan,
     b: &Batch,
     draw: &Draw,
-    step: u64,
+    chk: &mut Finite,
     seed: u64,
     grad_var: &mut GradVariance,
     terms: &mut Vec<(Term, Tensor)>,
@@ -69,11 +70,11 @@ pub(super) fn arch_step<S: SearchSpace>(
     opt_a.zero_grad();
     let dist = space.distribution();
     let estimate = est
-        .estimate(dist, draw, &mut f, step)
+        .estimate(dist, draw, &mut f, chk)
         .map_err(|d| d.during(ep.phase, ep.epoch))?;
     let (surrogate, lat_ms) = match latency {
         Some(l) => {
-            let (s_lat, ms) = l.step(&*space, &b.images, est.estimator, step)?;
+            let (s_lat, ms) = l.step(&*space, &b.images, est.estimator, chk)?;
             (estimate.surrogate + s_lat, Some(ms)) // S = S_acc + S_lat (spec §2.5)
         }
         None => (estimate.surrogate, None),
@@ -217,7 +218,9 @@ mod tests {
             };
             per_example_ce(&space.forward(&x, &space.sample(xs), path, true), &y)
         };
-        estimator::rebar(&draw, &mut f, 0).unwrap().surrogate
+        estimator::rebar(&draw, &mut f, &mut Finite::eager(0))
+            .unwrap()
+            .surrogate
     }
 
     #[test]

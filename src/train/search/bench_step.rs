@@ -41,7 +41,8 @@ pub(crate) fn time_steps(ctx: &StageCtx, warmup: usize, steps: usize) -> Result<
     for step in 0..(warmup + steps) as u64 {
         let start = Instant::now();
         seed_step(ctx.seed, ep.phase, ep.epoch, step);
-        let (terms, _lat_ms) = iteration(&mut st, s, &ep, &b, step, ctx.seed, &mut grad_var)?;
+        let (terms, _checks, _lat_ms) =
+            iteration(&mut st, s, &ep, &b, step, ctx.seed, &mut grad_var)?;
         // one read of the step's last term waits for the device (and checks the step ran)
         let last = terms.last().context("the step logged no term")?;
         let _ = last.1.double_value(&[]);

@@ -25,6 +25,7 @@ use crate::nas::latency::cache::SurrogateKey;
 use crate::nas::latency::{measure_ms, DeviceStamp, Surrogate, Timing};
 use crate::nas::objective::LatencyHinge;
 use crate::nas::space::SearchSpace;
+use crate::results::diverged::Finite;
 use crate::results::latency_rows::{latency_frame, LatencyRow};
 use crate::results::{atomic, parquet, Phase, RunDir, Table};
 use crate::stage::StageCtx;
@@ -249,8 +250,9 @@ impl LatencyTerm {
         space: &S,
         images: &Tensor,
         estimator: Estimator,
-        step: u64,
+        chk: &mut Finite,
     ) -> Result<(Tensor, f64)> {
+        let step = chk.step();
         let x = images.narrow(0, 0, self.batch.min(images.size()[0]));
         let surrogate = self.surrogate(space, &x)?.clone();
         let dist = space.distribution();
@@ -282,7 +284,7 @@ impl LatencyTerm {
             _ => {
                 let pred = surrogate.predict(&Self::features(space, &second.relaxed)?); // s(ζ'⋆)
                 let l_c = self.hinge.penalty(&pred, step); // c_t·relu(s(ζ'⋆) − T)
-                score_with_surrogate(&second, &l_d, &l_c, step)?
+                score_with_surrogate(&second, &l_d, &l_c, chk)?
             }
         };
         self.sums.measured += lat;

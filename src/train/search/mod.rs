@@ -33,6 +33,7 @@ use crate::nas::estimator::GradVariance;
 use crate::nas::space::darts::{DartsSearch, DartsSearchConfig, StemKind};
 use crate::nas::space::proxyless::{ProxylessSearch, ProxylessSearchConfig};
 use crate::nas::space::SearchSpace;
+use crate::results::diverged::Finite;
 use crate::results::rows::Term;
 use crate::results::Phase;
 use crate::stage::{Outcome, StageCtx};
@@ -218,7 +219,8 @@ fn search<S: SearchSpace>(
                 l.prepare(&st.space, &b.images)?; // the latency surrogate, once
             }
             seed_step(ctx.seed, ep.phase, ep.epoch, step);
-            let (terms, lat_ms) = iteration(&mut st, s, &ep, &b, step, ctx.seed, &mut grad_var)?;
+            let (terms, checks, lat_ms) =
+                iteration(&mut st, s, &ep, &b, step, ctx.seed, &mut grad_var)?;
             let refs: Vec<(Term, &Tensor)> = terms.iter().map(|(t, v)| (*t, v)).collect();
             let info = StepInfo {
                 phase: ep.phase,
@@ -229,7 +231,7 @@ fn search<S: SearchSpace>(
                 lr_arch: ep.lr_arch,
                 lat_ms,
             };
-            rec.record(info, &refs)?;
+            rec.record(info, &refs, checks)?;
             st.meta.count_step(ep.phase);
         }
         last_val = Some(epoch::end_of_epoch(ctx, &mut st, &mut rec, s, &ep)?);
@@ -239,11 +241,13 @@ fn search<S: SearchSpace>(
 
 /// The terms one step logs.
 type StepTerms = Vec<(Term, Tensor)>;
+/// A step's finite checks, left on the device for the step log's block read ([`Finite`]).
+type StepChecks = Vec<(String, Tensor)>;
 
 /// One search iteration on batch `b`: one architecture sample per step (per example, or per
 /// sub-batch); the architecture step differentiates through it (outside the warm-up), the weight step
-/// uses its relaxed value, detached (spec §1.3). Returns the step's terms for the log and, with a
-/// latency term, the latency measured of the step's sample (ms).
+/// uses its relaxed value, detached (spec §1.3). Returns the step's terms and finite checks for the
+/// log and, with a latency term, the latency measured of the step's sample (ms).
 fn iteration<S: SearchSpace>(
     st: &mut SearchState<S>,
     s: &config::Search,
@@ -252,7 +256,7 @@ fn iteration<S: SearchSpace>(
     step: u64,
     seed: u64,
     grad_var: &mut GradVariance,
-) -> Result<(StepTerms, Option<f64>)> {
+) -> Result<(StepTerms, StepChecks, Option<f64>)> {
     let n = st.arch.samples(b);
     let sampler = st.est.sampler();
     let dist = st.space.distribution();
@@ -263,11 +267,12 @@ fn iteration<S: SearchSpace>(
     };
     let mut terms: Vec<(Term, Tensor)> = Vec::new();
     let mut lat_ms = None;
+    let mut chk = Finite::deferred(step);
     if !ep.warm() {
-        lat_ms = arch_step::arch_step(st, s, ep, b, &draw, step, seed, grad_var, &mut terms)?;
+        lat_ms = arch_step::arch_step(st, s, ep, b, &draw, &mut chk, seed, grad_var, &mut terms)?;
     }
     weight_step::weight_step(st, s, ep.warm(), b, &draw, &mut terms);
-    Ok((terms, lat_ms))
+    Ok((terms, chk.take(), lat_ms))
 }
 
 /// The data (the official split of the training set: train_portion, fixed permutation seed 0), the

@@ -20,6 +20,7 @@ use crate::nas::arch::SampleKind;
 use crate::nas::distribution::{Draw, Sampler};
 use crate::nas::estimator;
 use crate::nas::space::SearchSpace;
+use crate::results::diverged::Finite;
 
 /// One comparison: its largest difference relative to the largest magnitude, and its tolerance.
 #[derive(Debug, Serialize)]
@@ -110,7 +111,8 @@ fn outputs(space: &DartsSearch, logits: &[Tensor], x: &Tensor, y: &Tensor, d: &D
             .forward(x, &space.sample(xs), path, true)
             .cross_entropy_loss::<Tensor>(y, None, Reduction::None, -100, 0.0)
     };
-    let est = estimator::rebar(d, &mut f, 0).expect("finite on a fresh supernet");
+    let est =
+        estimator::rebar(d, &mut f, &mut Finite::eager(0)).expect("finite on a fresh supernet");
     // the draw's graph is shared by the CPU and the device pass: keep it for the second backward
     let grads = Tensor::run_backward(&[&est.surrogate], logits, true, false);
     Outputs {
