@@ -58,7 +58,7 @@ impl Cluster {
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
         let conf = format!(
             "ClusterName=unastest\nSlurmctldHost={host}\nSlurmctldPort={port}\nSlurmdPort={}\n\
-             SlurmUser=root\nSlurmdUser=root\nAuthType=auth/munge\nAuthInfo=socket={}\n\
+             SlurmUser=root\nSlurmdUser=root\nAuthType=auth/munge\nAuthInfo=socket={},cred_expire=10\n\
              CredType=cred/munge\nStateSaveLocation={}\nSlurmdSpoolDir={}\nSwitchType=switch/none\n\
              ProctrackType=proctrack/linuxproc\nTaskPlugin=task/none\nMpiDefault=none\n\
              SchedulerType=sched/backfill\nSelectType=select/cons_tres\nSelectTypeParameters=CR_Core\n\
@@ -298,8 +298,9 @@ fn a_suite_submitted_as_job_arrays_lands_every_stage_and_a_requeued_task_resumes
         "scancel: {}",
         String::from_utf8_lossy(&sig.stderr)
     );
-    // Slurm holds a requeued task back (BeginTime, about two minutes) before it runs again. (Making it
-    // eligible at once with `scontrol update StartTime=now` lost the task on an idle machine.)
+    // Slurm holds a requeued task back for the credential lifetime before it runs again
+    // (`AuthInfo=cred_expire`, 120 s by default, 10 s in this cluster's slurm.conf). (Making it eligible
+    // at once with `scontrol update StartTime=now` lost the task on an idle machine.)
     // Everything lands.
     // Empty three polls in a row (a failed squeue does not count as empty).
     let mut empty = 0;
