@@ -32,6 +32,7 @@ pub struct BadInput(pub String);
 
 /// Parses the arguments, runs the command, prints its error if it has one.
 pub fn main() -> ExitCode {
+    crate::runner::heap::keep_tensor_blocks();
     let args = Args::parse();
     logging::init(args.verbose);
     match run(args) {

@@ -2,6 +2,7 @@
 //! content-addressed ids), skip-done, locks, and the dispatch to each stage.
 
 pub mod execute;
+pub mod heap;
 pub mod plan;
 pub mod slurm;
 pub mod stages;
