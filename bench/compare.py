@@ -299,7 +299,9 @@ def section(args, results, load, started, base_rss):
              f"commit {git_commit()}", "",
              f"- machine: {m['cpu']}, {m['logical']} logical CPUs{cores}, `nproc` {m['nproc']}, "
              + (f"{m['mem_gib']:.1f} GiB memory; " if m["mem_gib"] else "")
-             + f"load average {load[0]:.2f} at the start, {load[1]:.2f} at the end",
+             + f"load average {load[0]:.2f} at the start, {load[1]:.2f} at the end"
+             + (f"; oneDNN capped at {os.environ['ONEDNN_MAX_CPU_ISA']} for both sides"
+                if os.environ.get("ONEDNN_MAX_CPU_ISA") else ""),
              f"- ours: `{args.unas}` ({profile} profile, libtorch {first_ours.get('libtorch', '?')}); "
              f"reference: torch {first_ref['torch']} eager, Python at `{args.python}`; "
              f"its `import torch` alone peaks at {base_rss:.0f} MiB RSS (included in its figures)",
@@ -385,8 +387,21 @@ def check_paths(args):
                  "(installs torch into .deps/bench-venv), or pass --python PATH")
 
 
+def cap_onednn():
+    """The cap `unas` sets itself on an AVX-512 CPU (src/runner/onednn.rs), for both sides alike."""
+    if "ONEDNN_MAX_CPU_ISA" in os.environ or "DNNL_MAX_CPU_ISA" in os.environ:
+        return
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return
+    if " avx512f" in flags:
+        os.environ["ONEDNN_MAX_CPU_ISA"] = "AVX2"
+
+
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    cap_onednn()
     whats = ["search", "train"] if args.what == "both" else [args.what]
     if args.dry_run:
         for what in whats:

@@ -83,7 +83,8 @@ fn an_imagenet_folder_goes_search_then_imagenet_darts_training_and_counts_a_brok
         .unwrap();
     assert!(
         out.status.success(),
-        "{}\n{}",
+        "{:?}\n{}\n{}",
+        out.status,
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );

@@ -33,6 +33,7 @@ pub struct BadInput(pub String);
 /// Parses the arguments, runs the command, prints its error if it has one.
 pub fn main() -> ExitCode {
     crate::runner::heap::keep_tensor_blocks();
+    crate::runner::onednn::cap_isa();
     let args = Args::parse();
     logging::init(args.verbose);
     match run(args) {

@@ -3,6 +3,7 @@
 
 pub mod execute;
 pub mod heap;
+pub mod onednn;
 pub mod plan;
 pub mod slurm;
 pub mod stages;
