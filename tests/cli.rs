@@ -389,12 +389,29 @@ fn a_run_another_live_process_holds_is_reported_as_taken_not_failed() {
         .parent()
         .unwrap()
         .to_path_buf();
-    // Another process (alive for the whole test) holds the run's lock.
-    let mut holder = std::process::Command::new("sleep")
-        .arg("60")
+    // Another process (alive for the whole test) holds the run's lock: an flock on the lock file,
+    // as a running `unas` holds it, with its pid written into the file.
+    let lock = search_dir.join("lock");
+    let mut holder = std::process::Command::new("flock")
+        .arg(&lock)
+        .args(["sleep", "60"])
         .spawn()
-        .unwrap();
-    std::fs::write(search_dir.join("lock"), format!("{}\n", holder.id())).unwrap();
+        .expect("flock(1) from util-linux");
+    let held = || {
+        !std::process::Command::new("flock")
+            .args(["-n"])
+            .arg(&lock)
+            .arg("true")
+            .status()
+            .unwrap()
+            .success()
+    };
+    let t0 = std::time::Instant::now();
+    while !held() {
+        assert!(t0.elapsed().as_secs() < 30, "flock(1) never took the lock");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::fs::write(&lock, format!("{}\n", holder.id())).unwrap();
     let out = run();
     let _ = holder.kill();
     let _ = holder.wait();

@@ -73,7 +73,12 @@ fn a_signal_stops_the_suite_after_a_checkpoint_and_the_next_run_resumes_it() {
 
 #[test]
 fn a_second_ctrl_c_exits_at_once_and_leaves_a_folder_status_reads() {
-    let suite = suite(&[("t-a", tiny("t-a"))]);
+    // Wider and with bigger batches than `tiny`, so that a step (and so the checkpoint the first
+    // Ctrl-C asks for at its end) outlasts the gap between the two signals.
+    let slower = tiny("t-a")
+        .replace("channels: 4,", "channels: 16,")
+        .replace("batch: 8}", "batch: 24}");
+    let suite = suite(&[("t-a", slower)]);
     let results = tempfile::tempdir().unwrap();
     let r = results.path();
     let mut child = spawn(reproduce(r, suite.path(), &[]));
@@ -81,8 +86,9 @@ fn a_second_ctrl_c_exits_at_once_and_leaves_a_folder_status_reads() {
         dir_of(r, "t-a", "search").is_some_and(|d| starts(&d) == 1)
     });
     signal(child.id(), libc::SIGINT);
-    // Apart, so the kernel does not merge them into one pending signal.
-    std::thread::sleep(Duration::from_millis(100));
+    // Apart, so the kernel does not merge them into one pending signal, and close together, so that
+    // the second arrives while the first one's checkpoint is still to come.
+    std::thread::sleep(Duration::from_millis(10));
     signal(child.id(), libc::SIGINT);
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(130), "{}", show(&out));
