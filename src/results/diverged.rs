@@ -75,14 +75,17 @@ pub fn check_finite(
     }
 }
 
+/// A step's deferred finite checks: (term, [`finite_witness`]) in the order they were made.
+pub type Checks = Vec<(String, Tensor)>;
+
 /// Where a step's finite checks go. Eager: each is read at once (one device synchronisation each):
-/// tests, diagnostics. Deferred: each stays on the device as [`non_finite_flag`] until the step log
-/// reads its block of steps, so the search step itself never waits for the device; a non-finite check
+/// tests, diagnostics. Deferred: each stays on the device as its [`finite_witness`] until the step
+/// log reads its block of steps, so the search step itself never waits for the device; a non-finite check
 /// then makes the run `diverged` at that step, in that term, before any checkpoint is written.
 #[derive(Debug)]
 pub struct Finite {
     step: u64,
-    deferred: Option<Vec<(String, Tensor)>>,
+    deferred: Option<Checks>,
 }
 
 impl Finite {
@@ -109,16 +112,14 @@ impl Finite {
         match &mut self.deferred {
             None => check_finite_tensor(t, self.step, term),
             Some(pending) => {
-                if t.numel() > 0 {
-                    pending.push((term.to_owned(), non_finite_flag(t)));
-                }
+                pending.push((term.to_owned(), finite_witness(t)));
                 Ok(())
             }
         }
     }
 
-    /// The deferred checks so far (term, [`non_finite_flag`]), in the order they were made.
-    pub fn take(&mut self) -> Vec<(String, Tensor)> {
+    /// The deferred checks so far, in the order they were made.
+    pub fn take(&mut self) -> Checks {
         self.deferred
             .as_mut()
             .map(std::mem::take)
@@ -126,17 +127,11 @@ impl Finite {
     }
 }
 
-/// [2] Double on `t`'s device, without a synchronisation: (1 if any entry of `t` is NaN or ±∞, else
-/// 0; the first such entry, else `t`'s first). `t` must not be empty.
-pub fn non_finite_flag(t: &Tensor) -> Tensor {
-    tch::no_grad(|| {
-        let flat = t.detach().to_kind(Kind::Double).reshape([-1]);
-        let bad = flat.isfinite().logical_not();
-        // argmax returns the first maximum: the first non-finite entry when there is one
-        let first = bad.to_kind(Kind::Float).argmax(0, false).reshape([1]);
-        let value = flat.index_select(0, &first);
-        Tensor::cat(&[bad.any().to_kind(Kind::Double).reshape([1]), value], 0)
-    })
+/// Σ t in Double, a 0-d tensor on `t`'s device, without a synchronisation: finite exactly when every
+/// entry of `t` is (a NaN or ±∞ entry makes it NaN or ±∞; float entries cannot overflow a Double sum),
+/// so the step log checks it like any other term.
+pub fn finite_witness(t: &Tensor) -> Tensor {
+    tch::no_grad(|| t.detach().to_kind(Kind::Double).sum(Kind::Double))
 }
 
 /// Ok if every entry of `t` is finite: one device synchronisation, and a second only on failure, to
@@ -161,20 +156,17 @@ pub fn check_finite_tensor(t: &Tensor, step: u64, term: &str) -> Result<(), Dive
 mod tests {
     use super::*;
 
-    fn flag(values: &[f64]) -> Vec<f64> {
-        Vec::<f64>::try_from(non_finite_flag(&Tensor::from_slice(values))).unwrap()
+    fn witness(values: &[f64]) -> f64 {
+        finite_witness(&Tensor::from_slice(values)).double_value(&[])
     }
 
     #[test]
-    fn the_flag_names_the_first_non_finite_entry_and_is_zero_when_all_are_finite() {
-        assert_eq!(flag(&[1.0, 2.0]), vec![0.0, 1.0]);
-        assert_eq!(
-            flag(&[1.0, f64::INFINITY, f64::NAN]),
-            vec![1.0, f64::INFINITY]
-        );
-        let nan_first = flag(&[f64::NAN, f64::NEG_INFINITY]);
-        assert_eq!(nan_first[0], 1.0);
-        assert!(nan_first[1].is_nan());
+    fn the_witness_is_finite_exactly_when_every_entry_is() {
+        assert_eq!(witness(&[1.0, 2.0]), 3.0);
+        assert_eq!(witness(&[1.0, f64::NEG_INFINITY]), f64::NEG_INFINITY);
+        assert!(witness(&[1.0, f64::INFINITY, f64::NEG_INFINITY]).is_nan());
+        assert!(witness(&[f64::NAN, 2.0]).is_nan());
+        assert_eq!(witness(&[]), 0.0);
     }
 
     #[test]
@@ -187,16 +179,10 @@ mod tests {
         let mut later = Finite::deferred(7);
         later.check(&good, "f(b)").unwrap();
         later.check(&bad, "f(ζ)").unwrap();
-        later
-            .check(
-                &Tensor::zeros([0], (Kind::Float, tch::Device::Cpu)),
-                "empty",
-            )
-            .unwrap();
         let kept = later.take();
         let terms: Vec<&str> = kept.iter().map(|(t, _)| t.as_str()).collect();
         assert_eq!(terms, ["f(b)", "f(ζ)"]);
-        assert_eq!(kept[1].1.double_value(&[0]), 1.0);
+        assert!(kept[1].1.double_value(&[]).is_nan());
         assert!(later.take().is_empty(), "take empties the list");
     }
 }

@@ -19,6 +19,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tch::Tensor;
 
+use crate::results::diverged::Checks;
 use crate::results::rows::{self, ArchRow, EpochRow, SummaryRow, Term};
 use crate::results::{atomic, layout, parquet, Diverged, Interrupted, Phase, RunDir, Table};
 use crate::stage::StageCtx;
@@ -101,7 +102,7 @@ impl Recorder {
         &mut self,
         info: StepInfo,
         terms: &[(Term, &Tensor)],
-        checks: Vec<(String, Tensor)>,
+        checks: Checks,
     ) -> Result<(), Diverged> {
         self.unwritten = true;
         crate::progress::step(info.images);

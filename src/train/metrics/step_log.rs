@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use tch::{Device, Kind, Tensor};
 
+use crate::results::diverged::Checks;
 use crate::results::rows::{StepRow, Term};
 use crate::results::{Diverged, Phase};
 
@@ -51,8 +52,8 @@ struct Pending {
     terms: Vec<Term>,
     /// The terms of the step's finite checks, in the order they were made.
     checks: Vec<String>,
-    /// [2·checks.len() + terms.len()] Double, on the device: each check's (non-finite flag, value),
-    /// then the terms' values.
+    /// [checks.len() + terms.len()] Double, on the device: each check's witness, then the terms'
+    /// values.
     values: Tensor,
 }
 
@@ -84,23 +85,20 @@ impl StepLog {
     }
 
     /// Records a step: `terms` are 0-d (or one-element) tensors on any device, kept there, and
-    /// `checks` the step's deferred finite checks ([`crate::results::diverged::non_finite_flag`]).
+    /// `checks` the step's deferred finite checks ([`crate::results::diverged::finite_witness`]).
     /// Reads the block (one sync) when it is full; a failed check or a non-finite term in it is
     /// returned as [`Diverged`] (within a step, the checks first: they were made first).
     pub fn record(
         &mut self,
         info: StepInfo,
         terms: &[(Term, &Tensor)],
-        checks: Vec<(String, Tensor)>,
+        checks: Checks,
     ) -> Result<(), Diverged> {
         let v: Vec<Tensor> = checks
             .iter()
-            .map(|(_, flag)| flag.detach().to_kind(Kind::Double).reshape([2]))
-            .chain(
-                terms
-                    .iter()
-                    .map(|(_, t)| t.detach().to_kind(Kind::Double).reshape([1])),
-            )
+            .map(|(_, t)| t)
+            .chain(terms.iter().map(|(_, t)| *t))
+            .map(|t| t.detach().to_kind(Kind::Double).reshape([1]))
             .collect();
         let values = if v.is_empty() {
             Tensor::zeros([0], (Kind::Double, Device::Cpu))
@@ -146,9 +144,9 @@ impl StepLog {
         let mut at = 0;
         for p in pending {
             for term in &p.checks {
-                let (flag, value) = (host[at], host[at + 1]);
-                at += 2;
-                if flag != 0.0 && first_bad.is_none() {
+                let value = host[at];
+                at += 1;
+                if !value.is_finite() && first_bad.is_none() {
                     first_bad = Some(Diverged {
                         at: Some((p.info.phase, p.info.epoch)),
                         step: p.info.step,
@@ -199,7 +197,7 @@ impl StepLog {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::results::diverged::{check_finite, non_finite_flag, Finite};
+    use crate::results::diverged::{check_finite, finite_witness, Finite};
     use crate::results::State;
 
     fn info(phase: Phase, epoch: u32, step: u64) -> StepInfo {
@@ -224,7 +222,7 @@ mod tests {
             log.record(
                 info(Phase::Search, 0, s as u64),
                 &[(Term::LossTrain, &loss), (Term::AccTrainPct, &acc)],
-                vec![("f(b)".into(), non_finite_flag(&loss))],
+                vec![("f(b)".into(), finite_witness(&loss))],
             )
             .unwrap();
             if s < 2 {

@@ -33,7 +33,7 @@ use crate::nas::estimator::GradVariance;
 use crate::nas::space::darts::{DartsSearch, DartsSearchConfig, StemKind};
 use crate::nas::space::proxyless::{ProxylessSearch, ProxylessSearchConfig};
 use crate::nas::space::SearchSpace;
-use crate::results::diverged::Finite;
+use crate::results::diverged::{Checks, Finite};
 use crate::results::rows::Term;
 use crate::results::Phase;
 use crate::stage::{Outcome, StageCtx};
@@ -241,8 +241,6 @@ fn search<S: SearchSpace>(
 
 /// The terms one step logs.
 type StepTerms = Vec<(Term, Tensor)>;
-/// A step's finite checks, left on the device for the step log's block read ([`Finite`]).
-type StepChecks = Vec<(String, Tensor)>;
 
 /// One search iteration on batch `b`: one architecture sample per step (per example, or per
 /// sub-batch); the architecture step differentiates through it (outside the warm-up), the weight step
@@ -256,7 +254,7 @@ fn iteration<S: SearchSpace>(
     step: u64,
     seed: u64,
     grad_var: &mut GradVariance,
-) -> Result<(StepTerms, StepChecks, Option<f64>)> {
+) -> Result<(StepTerms, Checks, Option<f64>)> {
     let n = st.arch.samples(b);
     let sampler = st.est.sampler();
     let dist = st.space.distribution();
