@@ -5,7 +5,6 @@
 //! Everything is generic over a [`Categoricals`] distribution and an [`Objective`] on per-group sample
 //! tensors ([S, N, K] each), so the estimators are tested on enumerable toy problems without a network.
 
-use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
 use super::arch::SampleKind;
@@ -132,15 +131,56 @@ pub fn darts(
 }
 
 /// The official moving-average baseline (`ExpMovingAvgrageMeter(momentum = 0.9)`): β₀ = 0,
-/// β ← 0.1·β + 0.9·mean f(b). Serialisable so that a resumed search continues with the same β.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+/// β ← 0.1·β + 0.9·mean f(b). β lives on the device as a Double scalar, so a step never reads it back
+/// (the same two IEEE double operations the official host-side meter does: bit-identical values); a
+/// checkpoint reads it with [`EmaBaseline::value`] and a resume restores it with [`EmaBaseline::at`].
+#[derive(Debug, Default)]
 pub struct EmaBaseline {
-    pub value: f64,
+    /// `None` until the first update (β₀ = 0).
+    beta: Option<Tensor>,
 }
 
 impl EmaBaseline {
-    pub fn update(&mut self, batch_mean: f64) {
-        self.value = 0.1 * self.value + 0.9 * batch_mean; // avg = (1 − m)·avg + m·val, m = 0.9
+    /// A baseline at `value` (a resumed run's, or a test's).
+    pub fn at(value: f64) -> EmaBaseline {
+        EmaBaseline {
+            beta: Some(Tensor::from(value)),
+        }
+    }
+
+    /// β, read to the host (one device synchronisation: checkpoints and tests only).
+    pub fn value(&self) -> f64 {
+        self.beta.as_ref().map_or(0.0, |b| b.double_value(&[]))
+    }
+
+    /// β as a 0-dim tensor of `kind` on `like`'s device, for the surrogate.
+    fn as_of(&self, like: &Tensor) -> Tensor {
+        match &self.beta {
+            Some(b) => b.to_device(like.device()).to_kind(like.kind()),
+            None => Tensor::zeros([], (like.kind(), like.device())),
+        }
+    }
+
+    /// β ← 0.1·β + 0.9·m, `m` the batch mean (any float kind, 0-dim or one element), on its device.
+    pub fn update(&mut self, batch_mean: &Tensor) {
+        let m = batch_mean
+            .detach()
+            .to_kind(Kind::Double)
+            .reshape([] as [i64; 0]);
+        let decayed = match &self.beta {
+            Some(b) => b.to_device(m.device()) * 0.1,
+            None => m.zeros_like(),
+        };
+        self.beta = Some(decayed + m * 0.9); // avg = (1 − m)·avg + m·val, m = 0.9
+    }
+
+    /// S = mean_n[log q(b_n)·sg(f_n − β)] + β with β before this step's update, then the update with
+    /// mean_n f_n: the score-function surrogate with this baseline (`f` [N], `log_prob` [N]).
+    pub fn surrogate(&mut self, log_prob: &Tensor, f: &Tensor) -> Tensor {
+        let beta = self.as_of(f);
+        let s = mean(&(log_prob * (f - &beta).detach())) + &beta;
+        self.update(&f.detach().mean(Kind::Double));
+        s
     }
 }
 
@@ -154,13 +194,10 @@ pub fn reinforce(
     chk: &mut Finite,
 ) -> Result<Estimate, Diverged> {
     let f_d = eval_discrete(draw, f, chk)?;
-    let beta = baseline.value;
-    let surrogate = mean(&(&draw.log_prob * (&f_d - beta).detach())) + beta;
-    let f_mean = value(&f_d);
-    baseline.update(f_mean.double_value(&[])); // the host-side β needs this one read
+    let surrogate = baseline.surrogate(&draw.log_prob, &f_d);
     Ok(Estimate {
         surrogate,
-        f_discrete: Some(f_mean),
+        f_discrete: Some(value(&f_d)),
         f_relaxed: None,
     })
 }

@@ -168,7 +168,7 @@ fn reinforce_is_unbiased_on_enumerable_problem() {
             relax: None,
         };
         case.estimate(&mut state, 1000, TAU, 0); // warm the baseline
-        assert!(state.baseline.value > 0.0);
+        assert!(state.baseline.value() > 0.0);
         let stats = case.estimate(&mut state, N, TAU, 1);
         assert_unbiased(&format!("reinforce {name}"), &stats, &case.exact());
     }
@@ -313,7 +313,7 @@ fn darts_gradient_is_that_of_the_softmax_mixture() {
 fn reinforce_uses_the_baseline_before_its_update() {
     let dist = per_example_copy(&[dd(&[0.0, 0.0])], 4, 0.0);
     let draw = dist.sample(4, TAU, Sampler::Original);
-    let mut baseline = EmaBaseline { value: 2.0 };
+    let mut baseline = EmaBaseline::at(2.0);
     let mut f = |xs: &[Tensor], _: SampleKind| {
         xs[0].sum_dim_intlist(&[0, 2][..], false, Kind::Double) * 3.0
     }; // f ≡ 3
@@ -321,11 +321,38 @@ fn reinforce_uses_the_baseline_before_its_update() {
     // S = mean(log q·sg(f − β)) + β with β = 2 (before the update): log q = log ½
     let expected = 0.5f64.ln() * (3.0 - 2.0) + 2.0;
     assert!((est.surrogate.double_value(&[]) - expected).abs() < 1e-12);
-    assert!((baseline.value - (0.1 * 2.0 + 0.9 * 3.0)).abs() < 1e-12);
-    let json = serde_json::to_string(&baseline).unwrap();
+    assert_eq!(baseline.value(), 0.1 * 2.0 + 0.9 * 3.0);
+}
+
+#[test]
+fn the_device_baseline_is_bit_identical_to_the_host_meter() {
+    // the official meter on the host: avg = 0.1·avg + 0.9·val, from 0
+    let batch_means = [
+        std::f64::consts::E,
+        -0.3,
+        1e-9,
+        123.456,
+        0.1 + 0.2,
+        7.0 / 3.0,
+    ];
+    let mut host = 0.0f64;
+    let mut device = EmaBaseline::default();
+    assert_eq!(device.value(), 0.0);
+    for (i, m) in batch_means.iter().enumerate() {
+        host = 0.1 * host + 0.9 * m;
+        // as the loop feeds it: a Float mean or a Double one
+        let t = if i % 2 == 0 {
+            Tensor::from(*m)
+        } else {
+            Tensor::from_slice(&[*m]).to_kind(Kind::Double)
+        };
+        device.update(&t);
+        assert_eq!(device.value().to_bits(), host.to_bits(), "update {i}");
+    }
+    // a checkpoint's value restores the same β
     assert_eq!(
-        serde_json::from_str::<EmaBaseline>(&json).unwrap(),
-        baseline
+        EmaBaseline::at(device.value()).value().to_bits(),
+        host.to_bits()
     );
 }
 

@@ -275,12 +275,7 @@ impl LatencyTerm {
             step,
         ); // c_t·relu(Lat(b') − T)
         let s_lat = match estimator {
-            Estimator::Reinforce => {
-                let beta = self.baseline.value;
-                self.baseline.update(l_d.double_value(&[0]));
-                (&second.log_prob * (&l_d - beta).detach()).mean(kind_dev.0) + beta
-                // log q(b')·sg(L_d − β) + β
-            }
+            Estimator::Reinforce => self.baseline.surrogate(&second.log_prob, &l_d), // log q(b')·sg(L_d − β) + β
             _ => {
                 let pred = surrogate.predict(&Self::features(space, &second.relaxed)?); // s(ζ'⋆)
                 let l_c = self.hinge.penalty(&pred, step); // c_t·relu(s(ζ'⋆) − T)

@@ -9,7 +9,7 @@ use tch::{nn, Tensor};
 
 use crate::config::{self, LrScale, Sampling};
 use crate::data::loader::{self, Loader};
-use crate::nas::estimator::EstimatorState;
+use crate::nas::estimator::{EmaBaseline, EstimatorState};
 use crate::nas::relax_cv::RelaxControlVariate;
 use crate::nas::space::SearchSpace;
 use crate::results::{Phase, RunDir};
@@ -209,7 +209,7 @@ impl<S: SearchSpace> SearchState<S> {
         t.extend(self.opt_a.state_tensors("opt_a"));
         t.push((
             "est/baseline".into(),
-            Tensor::from_slice(&[self.est.baseline.value]),
+            Tensor::from_slice(&[self.est.baseline.value()]),
         ));
         if let Some(cv) = &self.est.relax {
             t.extend(prefixed("relax", &cv.state()));
@@ -217,7 +217,7 @@ impl<S: SearchSpace> SearchState<S> {
         if let Some(l) = &self.latency {
             t.push((
                 "lat/baseline".into(),
-                Tensor::from_slice(&[l.baseline.value]),
+                Tensor::from_slice(&[l.baseline.value()]),
             ));
         }
         t.extend(self.loss.state_tensors("acc_loss"));
@@ -242,20 +242,24 @@ impl<S: SearchSpace> SearchState<S> {
                 .load_state_tensors("opt_warm", &loaded.tensors)?;
             self.opt_w.load_state_tensors("opt_w", &loaded.tensors)?;
             self.opt_a.load_state_tensors("opt_a", &loaded.tensors)?;
-            self.est.baseline.value = loaded
-                .tensors
-                .get("est/baseline")
-                .context("checkpoint lacks est/baseline")?
-                .double_value(&[0]);
+            self.est.baseline = EmaBaseline::at(
+                loaded
+                    .tensors
+                    .get("est/baseline")
+                    .context("checkpoint lacks est/baseline")?
+                    .double_value(&[0]),
+            );
             if let Some(cv) = &mut self.est.relax {
                 restore_relax(cv, &loaded.tensors, ctx.dir)?;
             }
             if let Some(l) = &mut self.latency {
-                l.baseline.value = loaded
-                    .tensors
-                    .get("lat/baseline")
-                    .context("checkpoint lacks lat/baseline")?
-                    .double_value(&[0]);
+                l.baseline = EmaBaseline::at(
+                    loaded
+                        .tensors
+                        .get("lat/baseline")
+                        .context("checkpoint lacks lat/baseline")?
+                        .double_value(&[0]),
+                );
             }
             self.loss.load_state_tensors("acc_loss", &loaded.tensors)?;
             self.top1.load_state_tensors("acc_top1", &loaded.tensors)?;

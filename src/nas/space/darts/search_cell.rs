@@ -25,8 +25,8 @@ pub fn edge_weights(inputs: &Tensor, ops: &Tensor) -> Tensor {
     )
 }
 
-/// What a forward pass must know on the host about one cell type's sample, read in one device
-/// synchronisation per forward instead of one (or two) per node: per node, the batch-max weight of every
+/// What a forward pass must know on the host about one cell type's sample, read for both cell types
+/// in one device synchronisation per forward instead of one (or two) per node: per node, the batch-max weight of every
 /// (edge, op) for the relaxed path's op-skip rule, or every example's chosen input and op per selector
 /// for the discrete path.
 #[derive(Debug)]
@@ -43,50 +43,95 @@ enum NodeHost {
 }
 
 impl CellPlan {
-    pub fn new(sample: &CellSample, kind: SampleKind, op_skip_threshold: f64) -> CellPlan {
-        let n_nodes = sample.inputs.len();
-        let nodes = match kind {
-            SampleKind::Dense => (0..n_nodes).map(|_| NodeHost::WMax(Vec::new())).collect(),
+    /// The plans of several cell types' samples (normal and reduce) in one device synchronisation.
+    pub fn for_cells(
+        samples: &[&CellSample],
+        kind: SampleKind,
+        op_skip_threshold: f64,
+    ) -> Vec<CellPlan> {
+        let wmax = |sample: &CellSample| -> Vec<Tensor> {
+            (0..sample.inputs.len())
+                .map(|i| {
+                    edge_weights(&sample.inputs[i], &sample.ops[i])
+                        .detach()
+                        .amax([0i64].as_slice(), false)
+                        .flatten(0, -1)
+                        .to_kind(Kind::Double)
+                })
+                .collect()
+        };
+        // per node: argmax of inputs [2, N] then of ops [2, N]
+        let choices = |sample: &CellSample| -> Vec<Tensor> {
+            (0..sample.inputs.len())
+                .flat_map(|i| [&sample.inputs[i], &sample.ops[i]])
+                .map(|t| t.detach().argmax(-1, false).flatten(0, -1))
+                .collect()
+        };
+        let empty = |sample: &CellSample| CellPlan {
+            nodes: (0..sample.inputs.len())
+                .map(|_| NodeHost::WMax(Vec::new()))
+                .collect(),
+        };
+        match kind {
+            SampleKind::Dense => samples.iter().map(|s| empty(s)).collect(),
             SampleKind::Relaxed if op_skip_threshold <= 0.0 => {
-                (0..n_nodes).map(|_| NodeHost::WMax(Vec::new())).collect()
+                samples.iter().map(|s| empty(s)).collect()
             }
             SampleKind::Relaxed => {
-                let maxima: Vec<Tensor> = (0..n_nodes)
-                    .map(|i| {
-                        edge_weights(&sample.inputs[i], &sample.ops[i])
-                            .detach()
-                            .amax([0i64].as_slice(), false)
-                            .flatten(0, -1)
-                            .to_kind(Kind::Double)
+                let parts: Vec<Vec<Tensor>> = samples.iter().map(|s| wmax(s)).collect();
+                let host = read_all::<f64>(&parts, Kind::Double);
+                host.into_iter()
+                    .map(|nodes| CellPlan {
+                        nodes: nodes.into_iter().map(NodeHost::WMax).collect(),
                     })
-                    .collect();
-                let lens: Vec<usize> = maxima.iter().map(|t| t.numel()).collect();
-                let all = Vec::<f64>::try_from(Tensor::cat(&maxima, 0)).expect("double");
-                split(&all, &lens).into_iter().map(NodeHost::WMax).collect()
+                    .collect()
             }
             SampleKind::OneHot => {
-                // per node: argmax of inputs [2, N] then of ops [2, N]
-                let parts: Vec<Tensor> = (0..n_nodes)
-                    .flat_map(|i| [&sample.inputs[i], &sample.ops[i]])
-                    .map(|t| t.detach().argmax(-1, false).flatten(0, -1))
-                    .collect();
-                let lens: Vec<usize> = parts.iter().map(|t| t.numel()).collect();
-                let all = Vec::<i64>::try_from(Tensor::cat(&parts, 0)).expect("int64");
-                let mut chunks = split(&all, &lens).into_iter();
+                let parts: Vec<Vec<Tensor>> = samples.iter().map(|s| choices(s)).collect();
+                let host = read_all::<i64>(&parts, Kind::Int64);
                 let halves = |v: Vec<i64>| {
                     let n = v.len() / 2;
                     [v[..n].to_vec(), v[n..].to_vec()]
                 };
-                (0..n_nodes)
-                    .map(|_| NodeHost::Choices {
-                        j: halves(chunks.next().expect("inputs")),
-                        k: halves(chunks.next().expect("ops")),
+                host.into_iter()
+                    .map(|pieces| {
+                        let mut it = pieces.into_iter();
+                        let mut nodes = Vec::new();
+                        while let (Some(j), Some(k)) = (it.next(), it.next()) {
+                            nodes.push(NodeHost::Choices {
+                                j: halves(j),
+                                k: halves(k),
+                            });
+                        }
+                        CellPlan { nodes }
                     })
                     .collect()
             }
-        };
-        CellPlan { nodes }
+        }
     }
+}
+
+/// Every tensor of `parts` (1-d, of `kind`) read to the host in one transfer, split back the same way.
+fn read_all<T>(parts: &[Vec<Tensor>], kind: Kind) -> Vec<Vec<Vec<T>>>
+where
+    T: Clone + tch::kind::Element,
+    Vec<T>: TryFrom<Tensor>,
+{
+    let flat: Vec<&Tensor> = parts.iter().flatten().collect();
+    let lens: Vec<usize> = flat.iter().map(|t| t.numel()).collect();
+    let all: Vec<T> = match Tensor::f_cat(&flat, 0).map(|t| Vec::<T>::try_from(t.to_kind(kind))) {
+        Ok(Ok(v)) => v,
+        _ => panic!("reading the op-skip plan to the host"),
+    };
+    let mut pieces = split(&all, &lens).into_iter();
+    parts
+        .iter()
+        .map(|p| {
+            p.iter()
+                .map(|_| pieces.next().expect("one piece per tensor"))
+                .collect()
+        })
+        .collect()
 }
 
 /// Consecutive pieces of `all` with the given lengths.

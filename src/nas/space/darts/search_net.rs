@@ -121,9 +121,14 @@ impl DartsSearchNet {
         train: bool,
     ) -> Tensor {
         let (mut s0, mut s1) = self.stem.forward_t(x, train);
-        // the host-side facts each cell type's sample implies, read once for all cells of that type
-        let plan_normal = CellPlan::new(&sample.normal, kind, self.op_skip_threshold);
-        let plan_reduce = CellPlan::new(&sample.reduce, kind, self.op_skip_threshold);
+        // the host-side facts each cell type's sample implies, read once for all cells (one sync)
+        let mut plans = CellPlan::for_cells(
+            &[&sample.normal, &sample.reduce],
+            kind,
+            self.op_skip_threshold,
+        );
+        let (plan_reduce, plan_normal) =
+            (plans.pop().expect("reduce"), plans.pop().expect("normal"));
         for cell in &self.cells {
             let (cell_sample, plan) = if cell.reduction {
                 (&sample.reduce, &plan_reduce)
