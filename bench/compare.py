@@ -7,9 +7,10 @@ the same flags, alternately (A B A B …, `--rounds` ≥ 5), one process per inv
 
     {"impl": "unas"|"reference", "what": "search"|"train", "ms_per_step": [...], "images_per_s": x,
      "batch": B, "threads": T, "device": "...", "torch": "...", "peak_gpu_mib": x|null,
-     "profile": "dev"|"release" (ours only)}
+     "precision": "fp32"|"bf16", "profile": "dev"|"release" (ours only)}
 
-Each child's peak resident memory comes from `os.wait4` (ru_maxrss). The figures are medians over
+Each child's peak resident memory comes from `os.wait4` (ru_maxrss); on a GPU its peak GPU memory
+also from nvidia-smi, polled while it runs (the same measure for both sides). The figures are medians over
 rounds; every figure is also quoted as the ratio ours / reference of this call. Prints a table and
 appends a dated section to BENCHMARKS.md (created with a header that explains the method). A child
 that fails stops everything with its stderr tail, and nothing is appended.
@@ -31,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = ROOT / "bench" / "reference.py"
 KEYS = ("impl", "what", "ms_per_step", "images_per_s", "batch", "threads", "device",
-        "peak_gpu_mib")
+        "peak_gpu_mib", "precision")
 
 HEADER = """# Benchmarks: `unas` against a PyTorch eager reference
 
@@ -45,7 +46,9 @@ invocation runs its warm-up steps untimed, then the timed steps, each timed with
 synchronisation; its images/s is the median over its timed steps of batch / step time. A section's
 figures are medians over its rounds. Peak memory is each process's peak resident set (`wait4`
 ru_maxrss: it includes the loaded libraries, libtorch in both and the Python interpreter in the
-reference) and, on a GPU, the peak allocated GPU memory each process reports. "CPU s per invocation"
+reference) and, on a GPU, each process's peak GPU memory as nvidia-smi lists it (polled every 0.1 s:
+CUDA context plus the caching allocator's reserve, the same measure for both) and the reference's
+own `torch.cuda.max_memory_allocated`. "CPU s per invocation"
 is the process's user + system CPU time (`wait4`; start-up and warm-up included): less sensitive to
 the load of a shared machine than wall time, which it does not replace. Every figure is quoted as
 the ratio **ours / reference measured in the same call** (images/s above 1: ours is faster; ms/step
@@ -61,7 +64,8 @@ section names the build profile.
 def step_flags(args, what):
     """The flags both implementations take, for one step kind."""
     common = ["--warmup-steps", str(args.warmup_steps), "--steps", str(args.steps),
-              "--threads", str(args.threads), "--device", args.device]
+              "--threads", str(args.threads), "--device", args.device,
+              "--precision", args.precision]
     if what == "search":
         return ["--layers", str(args.search_layers), "--channels", str(args.search_channels),
                 "--batch", str(args.search_batch), "--estimator", args.estimator,
@@ -99,8 +103,45 @@ def tail(data, lines=40):
     return "\n".join(text[-lines:]) if text else "(empty)"
 
 
-def run_child(cmd, env, timeout_s):
-    """Runs cmd; returns (exit code, stdout, stderr, peak RSS in MiB, user + system CPU seconds)."""
+def smi_used_mib(text, pid):
+    """The GPU memory (MiB) nvidia-smi's `--query-compute-apps=pid,used_memory` output gives `pid`
+    (summed over the GPUs it uses), or None when it lists no such process."""
+    used = [int(f[1]) for f in (line.split(",") for line in text.splitlines())
+            if len(f) == 2 and f[0].strip() == str(pid) and f[1].strip().isdigit()]
+    return sum(used) if used else None
+
+
+class GpuPeak:
+    """The peak GPU memory of one child as nvidia-smi sees it (CUDA context + the caching allocator's
+    reserve), polled every 0.1 s: one measure for both sides, where torch.cuda.max_memory_allocated
+    exists only in the reference. None where there is no nvidia-smi or the child never showed up."""
+
+    def __init__(self, pid):
+        self.pid, self.peak, self.stop = pid, None, threading.Event()
+        self.thread = threading.Thread(target=self.poll, daemon=True)
+        self.thread.start()
+
+    def poll(self):
+        cmd = ["nvidia-smi", "--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"]
+        while not self.stop.is_set():
+            try:
+                text = subprocess.run(cmd, capture_output=True, text=True, timeout=5).stdout
+            except (OSError, subprocess.SubprocessError):
+                return
+            used = smi_used_mib(text, self.pid)
+            if used is not None:
+                self.peak = used if self.peak is None else max(self.peak, used)
+            self.stop.wait(0.1)
+
+    def finish(self):
+        self.stop.set()
+        self.thread.join()
+        return self.peak
+
+
+def run_child(cmd, env, timeout_s, gpu=False):
+    """Runs cmd; returns (exit code, stdout, stderr, peak RSS in MiB, user + system CPU seconds, peak
+    GPU memory from nvidia-smi in MiB or None)."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         try:
             p = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, cwd=ROOT)
@@ -109,16 +150,19 @@ def run_child(cmd, env, timeout_s):
         timer = threading.Timer(timeout_s, p.kill) if timeout_s > 0 else None
         if timer:
             timer.start()
+        smi = GpuPeak(p.pid) if gpu else None
         try:
             _, status, usage = os.wait4(p.pid, 0)
         finally:
             if timer:
                 timer.cancel()
+            gpu_mib = smi.finish() if smi else None
         p.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
         out.seek(0)
         err.seek(0)
         cpu_s = usage.ru_utime + usage.ru_stime
-        return p.returncode, out.read(), err.read(), usage.ru_maxrss / 1024.0, cpu_s  # KiB → MiB
+        return (p.returncode, out.read(), err.read(), usage.ru_maxrss / 1024.0,  # KiB → MiB
+                cpu_s, gpu_mib)
 
 
 def parse_result(stdout, impl, what, args, batch):
@@ -130,7 +174,8 @@ def parse_result(stdout, impl, what, args, batch):
     missing = [k for k in KEYS if k not in r]
     if missing:
         raise ValueError(f"the JSON line lacks {', '.join(missing)}")
-    want = {"impl": impl, "what": what, "batch": batch, "threads": args.threads}
+    want = {"impl": impl, "what": what, "batch": batch, "threads": args.threads,
+            "precision": args.precision}
     for k, v in want.items():
         if r[k] != v:
             raise ValueError(f"`{k}` is {r[k]!r}, asked for {v!r}")
@@ -140,7 +185,8 @@ def parse_result(stdout, impl, what, args, batch):
 
 
 def measure(cmd, impl, what, args, env, batch, round_no):
-    code, out, err, rss, cpu_s = run_child(cmd, env, args.timeout)
+    code, out, err, rss, cpu_s, gpu_mib = run_child(cmd, env, args.timeout,
+                                                    gpu=args.device.startswith("cuda"))
     where = f"{impl} {what} (round {round_no})"
     if code != 0:
         raise ChildFailed(f"{where} failed with exit code {code}: `{shlex.join(cmd)}`\n"
@@ -154,6 +200,7 @@ def measure(cmd, impl, what, args, env, batch, round_no):
         raise ChildFailed(f"{where} reports the {r['profile']} profile but --profile says "
                           f"{args.profile}: is --unas {args.unas} the binary that was built?")
     r["peak_rss_mib"] = rss
+    r["peak_gpu_smi_mib"] = gpu_mib
     r["cpu_s"] = cpu_s
     r["ms_median"] = statistics.median(r["ms_per_step"])
     return r
@@ -188,7 +235,7 @@ def run_rounds(args, what):
 def import_rss(args):
     """Peak RSS of the reference's interpreter doing nothing but `import torch`: the part of its
     peak memory that is the loaded libraries (the full wheel loads its CUDA libraries on a CPU too)."""
-    code, _, err, rss, _ = run_child([str(args.python), "-W", "ignore", "-c", "import torch"],
+    code, _, err, rss, _, _ = run_child([str(args.python), "-W", "ignore", "-c", "import torch"],
                                   child_env(args), args.timeout)
     if code != 0:
         raise ChildFailed(f"`{args.python} -c 'import torch'` failed with exit code {code}\n"
@@ -205,7 +252,9 @@ def summarise(results):
     """Medians over rounds, ratios ours / reference, and the spread of the per-round ratio."""
     rows = []
     for label, key in [("images/s", "images_per_s"), ("ms/step", "ms_median"),
-                       ("peak RSS (MiB)", "peak_rss_mib"), ("peak GPU memory (MiB)", "peak_gpu_mib"),
+                       ("peak RSS (MiB)", "peak_rss_mib"),
+                       ("peak GPU memory, nvidia-smi (MiB)", "peak_gpu_smi_mib"),
+                       ("peak GPU memory allocated, torch (MiB)", "peak_gpu_mib"),
                        ("CPU s per invocation", "cpu_s")]:
         ours, ref = median_of(results["unas"], key), median_of(results["reference"], key)
         ratio = ours / ref if ours is not None and ref else None
@@ -305,7 +354,8 @@ def section(args, results, load, started, base_rss):
              f"- ours: `{args.unas}` ({profile} profile, libtorch {first_ours.get('libtorch', '?')}); "
              f"reference: torch {first_ref['torch']} eager, Python at `{args.python}`; "
              f"its `import torch` alone peaks at {base_rss:.0f} MiB RSS (included in its figures)",
-             f"- threads {args.threads}, device {first_ref['device']}, {args.rounds} rounds "
+             f"- threads {args.threads}, device {first_ref['device']}, precision {args.precision}, "
+             f"{args.rounds} rounds "
              f"(A B A B …), {args.warmup_steps} warm-up + {args.steps} timed steps per invocation", ""]
     for what, res in results.items():
         rows, per_round = summarise(res)
@@ -353,6 +403,8 @@ def parse_args(argv):
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                   help="both sides' forwards: fp32, or under bf16 autocast")
     p.add_argument("--search-layers", type=int, default=8)
     p.add_argument("--search-channels", type=int, default=16)
     p.add_argument("--search-batch", type=int, default=32)

@@ -57,6 +57,14 @@ STEPS = 4  # intermediate nodes per cell
 OP_SKIP = 0.05  # official MixedOp: skip op k when max_n w[n, k] < 0.05
 TAU = 0.4  # Gumbel-softmax temperature, constant
 GEN_GAP_LAMBDA = 0.5
+# `--precision bf16`: every network forward under torch.autocast(dtype=torch.bfloat16), logits back in
+# fp32 (as `precision: bf16` in unas: src/autocast.rs); fp32 is the official code's and the default
+PRECISION = "fp32"
+
+
+def autocast(x):
+    """The forward's autocast region for the tensors of x (a no-op region at fp32)."""
+    return torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=PRECISION == "bf16")
 PAIR_PENALTY = 0.2
 CLASSES = 10
 IMAGE = (3, 32, 32)
@@ -249,11 +257,13 @@ class SearchNet(nn.Module):
 
     def forward(self, x, sample):
         """sample: {'normal'|'reduce': (inputs [4 × [2, N, i+2]], ops [4 × [2, N, K]])}."""
-        s0 = s1 = self.stem(x)
-        for cell in self.cells:
-            inputs, ops = sample["reduce" if cell.reduction else "normal"]
-            s0, s1 = s1, cell(s0, s1, inputs, ops, self.threshold)
-        return count_forward(self.classifier(F.adaptive_avg_pool2d(s1, 1).flatten(1)))
+        with autocast(x):
+            s0 = s1 = self.stem(x)
+            for cell in self.cells:
+                inputs, ops = sample["reduce" if cell.reduction else "normal"]
+                s0, s1 = s1, cell(s0, s1, inputs, ops, self.threshold)
+            logits = self.classifier(F.adaptive_avg_pool2d(s1, 1).flatten(1))
+        return count_forward(logits.float())
 
 
 # ------------------------------------------------------------------------------------------------
@@ -517,14 +527,15 @@ class EvalNet(nn.Module):
         self.classifier = nn.Linear(c_p, classes)
 
     def forward(self, x, drop_prob):
-        s0 = s1 = self.stem(x)
         aux = None
-        for i, cell in enumerate(self.cells):
-            s0, s1 = s1, cell(s0, s1, drop_prob)
-            if i == self.aux_cell and self.training and self.auxiliary_head is not None:
-                aux = self.auxiliary_head(s1)
-        logits = count_forward(self.classifier(F.adaptive_avg_pool2d(s1, 1).flatten(1)))
-        return logits, aux
+        with autocast(x):
+            s0 = s1 = self.stem(x)
+            for i, cell in enumerate(self.cells):
+                s0, s1 = s1, cell(s0, s1, drop_prob)
+                if i == self.aux_cell and self.training and self.auxiliary_head is not None:
+                    aux = self.auxiliary_head(s1).float()
+            logits = self.classifier(F.adaptive_avg_pool2d(s1, 1).flatten(1))
+        return count_forward(logits.float()), aux
 
 
 class TrainState:
@@ -595,6 +606,7 @@ def emit(what, times, args, device):
         "device": str(device),
         "torch": torch.__version__,
         "peak_gpu_mib": peak,
+        "precision": args.precision,
     }), flush=True)
 
 
@@ -604,6 +616,8 @@ def bad_input(msg):
 
 
 def setup(args):
+    global PRECISION
+    PRECISION = args.precision
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     try:
@@ -789,6 +803,8 @@ def parse_args(argv):
         sp.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
         sp.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
         sp.add_argument("--seed", type=int, default=0)
+        sp.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                        help="bf16: the forwards under torch.autocast(dtype=torch.bfloat16)")
         sp.add_argument("--verbose", "-v", action="store_true",
                         help="per-step time and losses on stderr (read after the timer stops)")
 

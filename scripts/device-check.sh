@@ -83,7 +83,8 @@ else
   record "smoke search + train on $device" FAIL "see $out/smoke-run.log"
 fi
 
-# 4. Step timings: ours, and against the reference in the same call when a Python with torch is given.
+# 4. Step timings at fp32 and under bf16 autocast: ours, and against the reference in the same call
+#    when a Python with torch is given.
 if [ "$quick" = 1 ]; then
   search_shape=(--layers 3 --channels 4 --batch 8)
   train_shape=(--layers 3 --channels 8 --batch 16)
@@ -99,23 +100,31 @@ else
 fi
 for what in search train; do
   shape_var="${what}_shape[@]"
-  if "$bin" --device "$device" bench step "$what" "${!shape_var}" --steps "$steps" --json \
-      > "$out/bench-$what.json" 2> "$out/bench-$what.err"; then
-    record "bench step $what" ok "$(grep -o '"images_per_s":[^,]*' "$out/bench-$what.json")"
+  for precision in fp32 bf16; do
+    name="bench-$what"; [ "$precision" = fp32 ] || name="bench-$what-$precision"
+    label="bench step $what"; [ "$precision" = fp32 ] || label="bench step $what $precision"
+    if "$bin" --device "$device" bench step "$what" "${!shape_var}" --steps "$steps" \
+        --precision "$precision" --json > "$out/$name.json" 2> "$out/$name.err"; then
+      record "$label" ok "$(grep -o '"images_per_s":[^,]*' "$out/$name.json")"
+    else
+      record "$label" FAIL "see $out/$name.err"
+    fi
+  done
+done
+for precision in fp32 bf16; do
+  label="ours vs reference"; [ "$precision" = fp32 ] || label="ours vs reference $precision"
+  if [ -n "$python" ]; then
+    if "$python" bench/compare.py --unas "$bin" --python "$python" --what both --device "$device" \
+        --rounds "$rounds" --precision "$precision" --out "$out/BENCHMARKS.md" \
+        > "$out/compare-$precision.log" 2>&1; then
+      record "$label" ok "$(tail -1 "$out/compare-$precision.log")"
+    else
+      record "$label" FAIL "see $out/compare-$precision.log"
+    fi
   else
-    record "bench step $what" FAIL "see $out/bench-$what.err"
+    record "$label" skipped "no --python with torch given"
   fi
 done
-if [ -n "$python" ]; then
-  if "$python" bench/compare.py --unas "$bin" --python "$python" --what both --device "$device" \
-      --rounds "$rounds" --out "$out/BENCHMARKS.md" > "$out/compare.log" 2>&1; then
-    record "ours vs reference" ok "$(tail -1 "$out/compare.log")"
-  else
-    record "ours vs reference" FAIL "see $out/compare.log"
-  fi
-else
-  record "ours vs reference" skipped "no --python with torch given"
-fi
 
 column -t -s $'\t' "$summary" 2>/dev/null || cat "$summary"
 exit "$failed"

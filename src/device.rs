@@ -43,6 +43,14 @@ pub fn load_cuda_backend() -> &'static Result<String, String> {
     })
 }
 
+/// A libtorch function tch does not bind, by its (Itanium-mangled) symbol in the libraries this process
+/// loaded; `None` where this libtorch lacks it.
+pub(crate) fn libtorch_symbol(name: &CStr) -> Option<*mut std::ffi::c_void> {
+    // SAFETY: dlsym with a valid C string on the default scope, which holds libtorch_cpu.
+    let p = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) };
+    (!p.is_null()).then_some(p)
+}
+
 /// The folder of the libtorch_cpu.so this process loaded (from /proc/self/maps).
 fn libtorch_dir() -> Option<PathBuf> {
     let maps = std::fs::read_to_string("/proc/self/maps").ok()?;

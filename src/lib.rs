@@ -16,6 +16,7 @@ pub mod data;
 pub mod nas;
 pub mod results;
 
+pub(crate) mod autocast;
 pub(crate) mod bench;
 pub(crate) mod device;
 pub(crate) mod progress;

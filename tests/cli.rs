@@ -232,6 +232,10 @@ fn a_stage_that_fails_says_why_and_leaves_a_record() {
         .unwrap()
         .starts_with("2.11.0"));
     assert_eq!(prov["device"], "cpu");
+    // the switches the stage ran under, read back from libtorch: not deterministic, so cuDNN autotunes
+    assert_eq!(prov["cudnn_benchmark"], true);
+    assert_eq!(prov["deterministic_algorithms"], false);
+    assert_eq!(prov["precision"], "fp32");
     assert!(prov["ended_at"].is_string());
     assert!(std::fs::read_to_string(dir.join("config.yaml"))
         .unwrap()

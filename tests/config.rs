@@ -318,6 +318,7 @@ prop_compose! {
         train_epochs in proptest::option::of(1u32..700), drop in proptest::option::of(0.0..0.9f64),
         seeds in proptest::collection::vec(0u64..1000, 1..5),
         deterministic in any::<bool>(),
+        bf16 in any::<bool>(),
         deviations in proptest::collection::vec("[a-z ]{1,20}", 0..3),
     ) -> Experiment {
         let mut seeds = seeds;
@@ -352,6 +353,7 @@ prop_compose! {
             protocol: Protocol::MeanOverSearches,
             device: DeviceChoice::Auto,
             deterministic,
+            precision: if bf16 { Precision::Bf16 } else { Precision::Fp32 },
             deviations,
             sweep: None,
             sweep_of: None,

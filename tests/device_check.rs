@@ -48,6 +48,8 @@ fn the_device_check_runs_on_the_cpu_and_fills_its_folder() {
         "smoke search + train on cpu",
         "bench step search",
         "bench step train",
+        "bench step search bf16",
+        "bench step train bf16",
     ] {
         let row = summary
             .lines()
@@ -57,6 +59,10 @@ fn the_device_check_runs_on_the_cpu_and_fills_its_folder() {
     }
     // no Python with torch was given: the comparison is skipped, and says so
     assert!(summary.contains("ours vs reference\tskipped"), "{summary}");
+    assert!(
+        summary.contains("ours vs reference bf16\tskipped"),
+        "{summary}"
+    );
     let device = json(&out.path().join("device.json"));
     assert_eq!(device["cuda_available"], false, "{device}");
     assert!(
@@ -65,12 +71,18 @@ fn the_device_check_runs_on_the_cpu_and_fills_its_folder() {
     );
     let parity = json(&out.path().join("parity.json"));
     let checks = parity["checks"].as_array().unwrap();
-    assert_eq!(checks.len(), 5, "{parity}");
+    assert_eq!(checks.len(), 7, "{parity}");
     assert!(checks.iter().all(|c| c["pass"] == true), "{parity}");
-    for what in ["search", "train"] {
-        let b = json(&out.path().join(format!("bench-{what}.json")));
+    for (what, file, precision) in [
+        ("search", "bench-search", "fp32"),
+        ("train", "bench-train", "fp32"),
+        ("search", "bench-search-bf16", "bf16"),
+        ("train", "bench-train-bf16", "bf16"),
+    ] {
+        let b = json(&out.path().join(format!("{file}.json")));
         assert_eq!(b["impl"], "unas");
         assert_eq!(b["what"], what);
+        assert_eq!(b["precision"], precision, "{b}");
         assert_eq!(b["ms_per_step"].as_array().unwrap().len(), 1, "{b}");
         assert!(b["images_per_s"].as_f64().unwrap() > 0.0, "{b}");
     }

@@ -189,7 +189,7 @@ fn bare_train_step(
     };
     tch::manual_seed(0);
     let vs = nn::VarStore::new(dev);
-    let net = crate::nas::space::trained_net::build(&vs.root(), e, &t, search_dir, classes)?.net;
+    let net = crate::nas::space::trained_net::build(&vs.root(), e, &t, search_dir, classes)?;
     let mut opt = nn::Sgd {
         momentum: t.momentum,
         ..Default::default()

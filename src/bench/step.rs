@@ -8,7 +8,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use serde::Serialize;
 
-use crate::config::{self, DeviceChoice, Estimator, Tier};
+use crate::config::{self, DeviceChoice, Estimator, Precision, Tier};
 use crate::results::{ResultsRoot, RunDir};
 use crate::stage::StageCtx;
 
@@ -41,6 +41,8 @@ pub struct StepOptions {
     /// libtorch intra-op threads (0: libtorch's default).
     pub threads: usize,
     pub seed: u64,
+    /// The forwards' precision.
+    pub precision: Precision,
     /// One JSON line (for bench/compare.py) instead of a sentence.
     pub json: bool,
 }
@@ -60,6 +62,7 @@ struct StepReport {
     profile: &'static str,
     peak_rss_mib: Option<f64>,
     peak_gpu_mib: Option<f64>,
+    precision: Precision,
 }
 
 /// The `--set` overrides that give the experiment the benchmark's shapes on synthetic data.
@@ -76,6 +79,7 @@ fn overrides(a: &StepOptions, device: DeviceChoice) -> Vec<String> {
         format!("dataset.synthetic.train={}", (20 * batch).max(256)),
         "dataset.synthetic.test=16".to_owned(),
         format!("device={device}"),
+        format!("precision={}", a.precision.as_str()),
     ];
     if search {
         sets.extend([
@@ -157,18 +161,20 @@ pub fn run(a: &StepOptions, device: Option<DeviceChoice>) -> Result<()> {
         },
         peak_rss_mib: super::peak_rss_mib(),
         peak_gpu_mib: None,
+        precision: a.precision,
     };
     if a.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
         println!(
-            "{:?} step, batch {}, {} thread(s) on {} ({} build): median {:.0} ms/step, {:.2} images/s, \
+            "{:?} step, batch {}, {} thread(s) on {} ({} build, {}): median {:.0} ms/step, {:.2} images/s, \
              peak resident memory {:.0} MiB",
             report.what,
             report.batch,
             report.threads,
             report.device,
             report.profile,
+            report.precision.as_str(),
             med,
             report.images_per_s,
             report.peak_rss_mib.unwrap_or(f64::NAN)

@@ -200,6 +200,7 @@ fn step_options(a: args::StepArgs) -> crate::bench::step::StepOptions {
         steps: a.steps,
         threads: 0, // set once for the process from the global --threads
         seed: a.seed,
+        precision: a.precision,
         json: a.json,
     }
 }

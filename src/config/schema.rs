@@ -33,6 +33,10 @@ pub struct Experiment {
     /// cuDNN benchmark off and deterministic algorithms where libtorch has them.
     #[serde(default)]
     pub deterministic: bool,
+    /// The forward passes' precision: `fp32` (the official code's, the default) or `bf16` autocast.
+    /// Left out of the serialised config (and so of the run id) when fp32.
+    #[serde(default, skip_serializing_if = "Precision::is_fp32")]
+    pub precision: Precision,
     /// Deliberate differences from the official code or the paper; printed under every table.
     #[serde(default)]
     pub deviations: Vec<String>,
@@ -728,6 +732,33 @@ pub enum Protocol {
     MeanOverSearches,
     /// The genotype of the search with the best final validation accuracy.
     BestOfSearchesByVal,
+}
+
+/// The precision of the forward passes (`train::autocast`). `bf16` runs them under libtorch's autocast
+/// with bfloat16 (convolutions and matrix products in bf16, reductions and the loss in fp32; weights,
+/// gradients and optimiser state stay fp32, so no loss scaling is needed). fp16 is not offered: it needs
+/// a gradient scaler to keep small gradients from underflowing.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Precision {
+    #[default]
+    Fp32,
+    Bf16,
+}
+
+impl Precision {
+    pub fn is_fp32(&self) -> bool {
+        *self == Precision::Fp32
+    }
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Precision::Fp32 => "fp32",
+            Precision::Bf16 => "bf16",
+        }
+    }
 }
 
 /// Where to run: the first GPU if there is one (`auto`), the CPU, or a given GPU.

@@ -147,6 +147,10 @@ pub(crate) fn run(root: &Path, r: &RunSpec) -> std::path::PathBuf {
         cuda_driver_version: None,
         cudnn_version: None,
         gpu_driver: None,
+        cudnn_benchmark: Some(true),
+        deterministic_algorithms: Some(false),
+        cudnn_deterministic: Some(false),
+        precision: "fp32".into(),
         missing: Vec::new(),
     };
     prov.write(dir.path()).unwrap();

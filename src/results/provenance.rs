@@ -60,9 +60,25 @@ pub struct Provenance {
     /// The NVIDIA driver (from nvidia-smi) when running on CUDA.
     #[serde(default)]
     pub gpu_driver: Option<String>,
+    /// libtorch's global switches as read back when the stage started (`train::rng::Determinism`):
+    /// cuDNN autotuning, deterministic algorithms, cuDNN deterministic (`None`: libtorch lacks the
+    /// getter, or not recorded).
+    #[serde(default)]
+    pub cudnn_benchmark: Option<bool>,
+    #[serde(default)]
+    pub deterministic_algorithms: Option<bool>,
+    #[serde(default)]
+    pub cudnn_deterministic: Option<bool>,
+    /// The forward passes' precision (`fp32`, or `bf16` autocast).
+    #[serde(default = "fp32")]
+    pub precision: String,
     /// Every field that could not be determined, with why (`field: reason`).
     #[serde(default)]
     pub missing: Vec<String>,
+}
+
+fn fp32() -> String {
+    "fp32".into()
 }
 
 /// Versions this binary was built with (tch and libtorch are pinned in lock-step, see Cargo.toml).
@@ -134,6 +150,7 @@ pub struct RunIdentity<'a> {
     pub deterministic: bool,
     pub data_fingerprint: &'a str,
     pub shape_id: &'a str,
+    pub precision: &'a str,
 }
 
 /// Records `Ok` as a value and `Err` as a line of `missing`.
@@ -207,6 +224,10 @@ impl Provenance {
             cuda_driver_version,
             cudnn_version,
             gpu_driver: gpu.map(|g| g.1),
+            cudnn_benchmark: None,
+            deterministic_algorithms: None,
+            cudnn_deterministic: None,
+            precision: who.precision.into(),
             missing,
         }
     }

@@ -9,6 +9,7 @@ use anyhow::{Context, Result};
 use crate::config::Resolved;
 use crate::results::provenance::{host_name, Provenance, RunIdentity};
 use crate::results::{atomic, layout, run_log, ResultsRoot, RunDir, State, Status};
+use crate::train::rng::Determinism;
 use crate::train::signals;
 
 use super::plan::{plan, Job, Stage};
@@ -316,8 +317,20 @@ fn record_and_run(
         deterministic: r.experiment.deterministic,
         data_fingerprint: &job.fingerprint,
         shape_id: &job.shape_id,
+        precision: r.experiment.precision.as_str(),
     };
     let mut prov = Provenance::collect(&who, device);
+    // the switches the stage runs under, read back from libtorch (the stage applies the same again)
+    let d = Determinism::apply(r.experiment.deterministic);
+    (
+        prov.cudnn_benchmark,
+        prov.deterministic_algorithms,
+        prov.cudnn_deterministic,
+    ) = (
+        d.cudnn_benchmark,
+        d.deterministic_algorithms,
+        d.cudnn_deterministic,
+    );
     prov.write(dir.path())?;
     Status::now(State::Running).write(dir.path())?;
 

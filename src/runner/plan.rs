@@ -60,6 +60,9 @@ fn stage_identity(r: &Resolved, stage: Stage, seed: Option<u64>, fingerprint: &s
         }),
     };
     v["data_fingerprint"] = json!(fingerprint);
+    if !e.precision.is_fp32() {
+        v["precision"] = json!(e.precision); // absent at fp32: earlier runs keep their ids
+    }
     if let Some(seed) = seed {
         v["seed"] = json!(seed);
     }
@@ -215,5 +218,23 @@ mod tests {
         let real = plan(&r).unwrap();
         let fp = crate::data::identity::fingerprint(&r.experiment.dataset).unwrap();
         assert_eq!(real[0].run_id, plan_with(&r, &fp)[0].run_id);
+    }
+
+    #[test]
+    fn bf16_runs_have_ids_of_their_own_and_fp32_keeps_the_ids_it_had() {
+        let ids = |sets: &[&str]| -> Vec<String> {
+            plan_with(&c10(sets), "d")
+                .into_iter()
+                .map(|j| j.run_id)
+                .collect()
+        };
+        let (default, fp32, bf16) = (ids(&[]), ids(&["precision=fp32"]), ids(&["precision=bf16"]));
+        assert_eq!(default, fp32, "writing the default changes no id");
+        for (a, b) in default.iter().zip(&bf16) {
+            assert_ne!(a, b, "a bf16 run must not be taken for the fp32 one");
+        }
+        // the identity at fp32 is the one without the field (the ids finished runs already have)
+        let r = c10(&[]);
+        assert!(!stage_identity(&r, Stage::Search, Some(0), "d").contains("precision"));
     }
 }

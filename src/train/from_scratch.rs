@@ -250,7 +250,7 @@ fn train_step(
     let lr = st.sched.lr(epoch, position, per_epoch);
     st.opt.set_lr_all(lr);
     st.opt.zero_grad();
-    let (logits, aux) = st.built.net.forward_t(&b.images, true);
+    let (logits, aux) = st.built.forward_t(&b.images, true);
     let mut loss = smoothed_ce(&logits, &b.labels, t.label_smoothing);
     if let Some(aux) = aux {
         loss += smoothed_ce(&aux, &b.labels, t.label_smoothing) * t.auxiliary_weight;
@@ -295,7 +295,7 @@ fn end_of_epoch(
     rec: &mut Recorder,
     epoch: u32,
 ) -> Result<(Option<f64>, Option<f64>)> {
-    let (t1, t5) = test_accuracy(&st.built.net, st.test_source.as_ref(), ctx.device)?;
+    let (t1, t5) = test_accuracy(&st.built, st.test_source.as_ref(), ctx.device)?;
     check_finite(
         Phase::Train,
         epoch,
@@ -382,7 +382,7 @@ fn save_model_best(st: &TrainState, dir: &crate::results::RunDir) -> Result<()> 
 
 /// Top-1 and (with ≥ 5 classes) top-5 accuracy, %, on the whole test split, in eval mode.
 fn test_accuracy(
-    net: &trained_net::EvalNet,
+    net: &trained_net::Built,
     src: &dyn BatchSource,
     device: tch::Device,
 ) -> Result<(f64, Option<f64>)> {

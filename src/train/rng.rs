@@ -167,11 +167,7 @@ mod context {
     pub const DETERMINISTIC_CUDNN: &CStr = c"_ZNK2at7Context18deterministicCuDNNEv";
     pub const BENCHMARK_CUDNN: &CStr = c"_ZNK2at7Context14benchmarkCuDNNEv";
 
-    fn symbol(name: &CStr) -> Option<*mut c_void> {
-        // SAFETY: dlsym with a valid C string on the default scope, which holds libtorch_cpu.
-        let p = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) };
-        (!p.is_null()).then_some(p)
-    }
+    use crate::device::libtorch_symbol as symbol;
 
     /// `at::globalContext()`.
     pub fn global() -> Option<*mut c_void> {

@@ -7,6 +7,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use tch::{nn, Tensor};
 
+use crate::autocast::Amp;
 use crate::config::TrainRecipe;
 use crate::config::{Experiment, GenotypeChoice, Recipe, SpaceName};
 use crate::nas::space::darts::{self, DartsEvalNet, EvalConfig, Genotype, StemKind};
@@ -46,6 +47,17 @@ pub struct Built {
     pub channels: Option<i64>,
     /// The trained genotype as JSON (written to the run's `genotype.json`).
     pub genotype_json: String,
+    /// The precision of the forward passes (`precision` of the experiment).
+    pub amp: Amp,
+}
+
+impl Built {
+    /// [`EvalNet::forward_t`] in the experiment's precision (logits back in fp32).
+    pub fn forward_t(&self, x: &Tensor, train: bool) -> (Tensor, Option<Tensor>) {
+        let d = x.device();
+        let (logits, aux) = self.amp.run(d, || self.net.forward_t(x, train));
+        (Amp::fp32(logits), aux.map(Amp::fp32))
+    }
 }
 
 /// The DARTS evaluation network a (resolved) recipe trains: the ImageNet stem for the ImageNet
@@ -114,6 +126,7 @@ pub fn build(
                     .then(|| darts::count::macs(&genotype, &cfg) as f64 / 1e6),
                 channels: Some(cfg.channels),
                 genotype_json: serde_json::to_string_pretty(&genotype)?,
+                amp: Amp::new(e.precision)?,
             })
         }
         SpaceName::Proxyless => {
@@ -135,6 +148,7 @@ pub fn build(
                 macs_m: Some(proxyless::count::macs(&genotype, classes).total() as f64 / 1e6),
                 channels: None,
                 genotype_json: serde_json::to_string_pretty(&genotype)?,
+                amp: Amp::new(e.precision)?,
             })
         }
     }

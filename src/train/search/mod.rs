@@ -26,6 +26,7 @@ mod weight_step;
 use anyhow::{Context, Result};
 use tch::{nn, Reduction, Tensor};
 
+use crate::autocast::Amp;
 use crate::config::{self, ImageShape, SpaceName};
 use crate::data::{self, loader};
 use crate::nas::arch::SampleKind;
@@ -64,7 +65,7 @@ pub fn run(ctx: &StageCtx) -> Outcome {
                 op_skip_threshold: s.op_skip_threshold,
                 zero_dropout: e.space.zero_dropout.unwrap_or(config::ZERO_DROPOUT),
             };
-            ProxylessSearch::new(vs, &cfg, s.soften_eps)
+            Ok(ProxylessSearch::new(vs, &cfg, s.soften_eps)?.in_precision(Amp::new(e.precision)?))
         })?),
     }
 }
@@ -86,7 +87,7 @@ fn darts_builder<'a>(
             classes,
             op_skip_threshold: s.op_skip_threshold,
         };
-        DartsSearch::new(vs, &cfg, s.soften_eps)
+        Ok(DartsSearch::new(vs, &cfg, s.soften_eps)?.in_precision(Amp::new(e.precision)?))
     }
 }
 

@@ -3,12 +3,15 @@
 //! that a GPU build is checked against the CPU before any number it produces is trusted:
 //! - the relaxed supernet at a one-hot sample equals the discrete fast path (eval-mode BN), on each;
 //! - the supernet's logits on D equal the CPU's;
-//! - the REBAR surrogate and its gradient w.r.t. the logits on D equal the CPU's.
+//! - the REBAR surrogate and its gradient w.r.t. the logits on D equal the CPU's;
+//! - on D, the logits and the REBAR gradient under bf16 autocast (`precision: bf16`) are close to fp32's.
 //!
 //! Tolerances are relative to the largest magnitude compared. On the CPU every difference is rounding
 //! (1e-4). On CUDA, cuDNN convolutions run in TF32 by default (10-bit mantissa, relative error ~1e-3
 //! per product, accumulated over the cells), and the discrete path sums fewer terms: 2e-2 for forward
-//! values, 5e-2 for gradients (which multiply several such errors).
+//! values, 5e-2 for gradients (which multiply several such errors). bf16 keeps 8 mantissa bits
+//! (relative error 2⁻⁸ ≈ 4e-3 per rounding, several per cell): 5e-2 for the logits, 1e-1 for the
+//! gradient — bf16 is an option for speed, and this bounds how far one forward moves.
 
 use anyhow::{Context, Result};
 use serde::Serialize;
@@ -16,6 +19,8 @@ use tch::nn::VarStore;
 use tch::{Device, Kind, Reduction, Tensor};
 
 use super::{DartsSearch, DartsSearchConfig};
+use crate::autocast::Amp;
+use crate::config::Precision;
 use crate::nas::arch::SampleKind;
 use crate::nas::distribution::{Draw, Sampler};
 use crate::nas::estimator;
@@ -62,8 +67,13 @@ fn check(what: &str, a: &Tensor, b: &Tensor, tolerance: f64) -> Check {
     }
 }
 
-/// A tiny CIFAR supernet (L = 3, C = 8) on `device` with weights copied from `from` when given.
-fn supernet(device: Device, from: Option<&VarStore>) -> Result<(VarStore, DartsSearch)> {
+/// A tiny CIFAR supernet (L = 3, C = 8) on `device` with weights copied from `from` when given, its
+/// forwards in `precision`.
+fn supernet(
+    device: Device,
+    from: Option<&VarStore>,
+    precision: Precision,
+) -> Result<(VarStore, DartsSearch)> {
     tch::manual_seed(0);
     let mut vs = VarStore::new(device);
     let cfg = DartsSearchConfig {
@@ -71,7 +81,7 @@ fn supernet(device: Device, from: Option<&VarStore>) -> Result<(VarStore, DartsS
         channels: 8,
         ..DartsSearchConfig::cifar(10)
     };
-    let space = DartsSearch::new(&vs.root(), &cfg, 0.0)?;
+    let space = DartsSearch::new(&vs.root(), &cfg, 0.0)?.in_precision(Amp::new(precision)?);
     if let Some(src) = from {
         vs.copy(src).context("copying the CPU supernet's weights")?;
     }
@@ -125,8 +135,9 @@ fn outputs(space: &DartsSearch, logits: &[Tensor], x: &Tensor, y: &Tensor, d: &D
 
 /// Runs every comparison between the CPU and `device`.
 pub fn run(device: Device) -> Result<ParityReport> {
-    let (cpu_vs, cpu) = supernet(Device::Cpu, None)?;
-    let (_dev_vs, dev) = supernet(device, Some(&cpu_vs))?;
+    let (cpu_vs, cpu) = supernet(Device::Cpu, None, Precision::Fp32)?;
+    let (_dev_vs, dev) = supernet(device, Some(&cpu_vs), Precision::Fp32)?;
+    let (_bf_vs, dev_bf16) = supernet(device, Some(&cpu_vs), Precision::Bf16)?;
     tch::manual_seed(1);
     let (b, classes) = (6, 10);
     let x = Tensor::randn([b, 3, 16, 16], (Kind::Float, Device::Cpu));
@@ -139,13 +150,13 @@ pub fn run(device: Device) -> Result<ParityReport> {
     });
     let draw = cpu.distribution().sample(b, 0.4, Sampler::Rebar);
     let on_cpu = outputs(&cpu, &logits, &x, &y, &draw);
-    let on_dev = outputs(
-        &dev,
-        &logits,
-        &x.to_device(device),
-        &y.to_device(device),
-        &draw_on(&draw, device),
+    let (x_dev, y_dev, draw_dev) = (
+        x.to_device(device),
+        y.to_device(device),
+        draw_on(&draw, device),
     );
+    let on_dev = outputs(&dev, &logits, &x_dev, &y_dev, &draw_dev);
+    let on_bf16 = outputs(&dev_bf16, &logits, &x_dev, &y_dev, &draw_dev);
     let gpu = device.is_cuda();
     let (fwd, grad) = if gpu { (2e-2, 5e-2) } else { (1e-4, 1e-4) };
     let name = crate::device::describe(device);
@@ -183,6 +194,18 @@ pub fn run(device: Device) -> Result<ParityReport> {
         &flat(&on_cpu.grads),
         grad,
     ));
+    checks.push(check(
+        &format!("{name}: bf16 autocast vs fp32 supernet logits"),
+        &on_bf16.relaxed,
+        &on_dev.relaxed,
+        5e-2,
+    ));
+    checks.push(check(
+        &format!("{name}: bf16 autocast vs fp32 REBAR gradient w.r.t. the logits"),
+        &flat(&on_bf16.grads),
+        &flat(&on_dev.grads),
+        1e-1,
+    ));
     Ok(ParityReport {
         device: name,
         checks,
@@ -196,10 +219,12 @@ mod tests {
     #[test]
     fn the_cpu_agrees_with_itself_and_the_fast_path_with_the_relaxed_path() {
         let r = run(Device::Cpu).unwrap();
-        assert_eq!(r.checks.len(), 5);
+        assert_eq!(r.checks.len(), 7);
         assert!(r.all_pass(), "{r:#?}");
         // the same device twice: the copied weights and draw give the very same numbers
-        assert!(r.checks[2..].iter().all(|c| c.rel_diff == 0.0), "{r:#?}");
+        assert!(r.checks[2..5].iter().all(|c| c.rel_diff == 0.0), "{r:#?}");
+        // bf16 really ran in bf16 (not bit-identical) and stayed within its tolerance
+        assert!(r.checks[5..].iter().all(|c| c.rel_diff > 0.0), "{r:#?}");
     }
 
     #[test]

@@ -5,6 +5,7 @@ use anyhow::Result;
 use tch::{nn, Tensor};
 
 use super::{DartsSearchConfig, DartsSearchNet, Genotype, Primitive};
+use crate::autocast::Amp;
 use crate::nas::arch::{DartsSample, SampleKind};
 use crate::nas::distribution::{Categoricals, DartsAlphas};
 use crate::nas::objective::pair_penalty;
@@ -13,6 +14,8 @@ use crate::results::rows::ChoiceKey;
 
 /// The DARTS supernet with its architecture distribution (4 intermediate nodes per cell).
 pub struct DartsSearch {
+    /// The precision the supernet's forwards run in (fp32 unless set with `in_precision`).
+    amp: Amp,
     net: DartsSearchNet,
     alphas: DartsAlphas,
     num_ops: usize,
@@ -26,7 +29,13 @@ impl DartsSearch {
             net: DartsSearchNet::new(vs, cfg)?,
             alphas: DartsAlphas::new(4, cfg.num_ops as i64, soften_eps, vs.device()),
             num_ops: cfg.num_ops,
+            amp: Amp::default(),
         })
+    }
+
+    /// The same space with its forwards in `amp`'s precision.
+    pub fn in_precision(self, amp: Amp) -> DartsSearch {
+        DartsSearch { amp, ..self }
     }
 }
 
@@ -42,7 +51,8 @@ impl SearchSpace for DartsSearch {
     }
 
     fn forward(&self, x: &Tensor, sample: &DartsSample, kind: SampleKind, train: bool) -> Tensor {
-        self.net.forward(x, sample, kind, train)
+        self.amp
+            .forward(x.device(), || self.net.forward(x, sample, kind, train))
     }
 
     fn penalty(&self, sample: &DartsSample, weight: f64) -> Option<Tensor> {

@@ -8,6 +8,7 @@ use tch::{nn, Tensor};
 
 use super::genotype::{reduction_primitives, ProxylessGenotype, BLOCK_PRIMITIVES, STAGE_STARTS};
 use super::search_net::{choices_of, ProxylessSearchConfig, ProxylessSearchNet};
+use crate::autocast::Amp;
 use crate::nas::arch::{ProxylessSample, SampleKind};
 use crate::nas::distribution::{Categoricals, ProxylessAlphas};
 use crate::nas::space::search_space::{ChoiceLabel, DiscreteNetwork, SearchSpace};
@@ -15,6 +16,8 @@ use crate::results::rows::ChoiceKey;
 
 /// The ProxylessNAS supernet with its architecture distribution.
 pub struct ProxylessSearch {
+    /// The precision the supernet's forwards run in (fp32 unless set with `in_precision`).
+    amp: Amp,
     net: ProxylessSearchNet,
     alphas: ProxylessAlphas,
 }
@@ -29,7 +32,13 @@ impl ProxylessSearch {
         Ok(ProxylessSearch {
             net: ProxylessSearchNet::new(vs, cfg)?,
             alphas: ProxylessAlphas::new(soften_eps, vs.device()),
+            amp: Amp::default(),
         })
+    }
+
+    /// The same space with its forwards in `amp`'s precision.
+    pub fn in_precision(self, amp: Amp) -> ProxylessSearch {
+        ProxylessSearch { amp, ..self }
     }
 
     pub fn net(&self) -> &ProxylessSearchNet {
@@ -73,7 +82,8 @@ impl SearchSpace for ProxylessSearch {
         kind: SampleKind,
         train: bool,
     ) -> Tensor {
-        self.net.forward(x, sample, kind, train)
+        self.amp
+            .forward(x.device(), || self.net.forward(x, sample, kind, train))
     }
 
     fn penalty(&self, _sample: &ProxylessSample, _weight: f64) -> Option<Tensor> {
