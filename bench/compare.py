@@ -77,7 +77,8 @@ def step_flags(args, what):
 
 def commands(args, what):
     flags = step_flags(args, what)
-    return {"unas": [str(args.unas), "bench", "step", what, *flags, "--json"],
+    ours = ["--batched-passes"] if args.batched_passes and what == "search" else []
+    return {"unas": [str(args.unas), "bench", "step", what, *flags, *ours, "--json"],
             "reference": [str(args.python), str(REFERENCE), what, *flags]}
 
 
@@ -85,7 +86,8 @@ def shapes(args, what):
     if what == "search":
         return (f"DARTS-space supernet L={args.search_layers} C={args.search_channels}, "
                 f"batch {args.search_batch}, {args.estimator} + {args.objective}, pair penalty 0.2, "
-                "one architecture per example")
+                "one architecture per example"
+                + ("; ours with batched training + validation passes" if args.batched_passes else ""))
     return (f"{args.genotype} L={args.train_layers} C={args.train_channels}, "
             f"batch {args.train_batch}, auxiliary weight {args.aux_weight}, "
             f"drop-path {args.drop_path}")
@@ -403,6 +405,9 @@ def parse_args(argv):
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batched-passes", action="store_true",
+                   help="ours: the gen-gap training and validation passes as one forward "
+                        "(search.batched_passes); the reference keeps the official two")
     p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
                    help="both sides' forwards: fp32, or under bf16 autocast")
     p.add_argument("--search-layers", type=int, default=8)

@@ -319,6 +319,7 @@ prop_compose! {
         seeds in proptest::collection::vec(0u64..1000, 1..5),
         deterministic in any::<bool>(),
         bf16 in any::<bool>(),
+        batched in any::<bool>(),
         deviations in proptest::collection::vec("[a-z ]{1,20}", 0..3),
     ) -> Experiment {
         let mut seeds = seeds;
@@ -342,6 +343,7 @@ prop_compose! {
                 grad_clip: 5.0,
                 op_skip_threshold: 0.05,
                 sub_batches: if per_batch { subs } else { 1 },
+                batched_passes: batched,
             }),
             train: Some(Train {
                 recipe: Recipe::Cifar, genotype: GenotypeChoice::Search, epochs: train_epochs, batch: None, lr: None,

@@ -43,6 +43,8 @@ pub struct StepOptions {
     pub seed: u64,
     /// The forwards' precision.
     pub precision: Precision,
+    /// `search.batched_passes`.
+    pub batched_passes: bool,
     /// One JSON line (for bench/compare.py) instead of a sentence.
     pub json: bool,
 }
@@ -63,6 +65,7 @@ struct StepReport {
     peak_rss_mib: Option<f64>,
     peak_gpu_mib: Option<f64>,
     precision: Precision,
+    batched_passes: bool,
 }
 
 /// The `--set` overrides that give the experiment the benchmark's shapes on synthetic data.
@@ -88,6 +91,7 @@ fn overrides(a: &StepOptions, device: DeviceChoice) -> Vec<String> {
             format!("search.batch={batch}"),
             format!("search.estimator={}", estimator_name(a.estimator)),
             format!("search.objective.kind={}", a.objective),
+            format!("search.batched_passes={}", a.batched_passes),
         ]);
     } else {
         sets.extend([
@@ -162,6 +166,7 @@ pub fn run(a: &StepOptions, device: Option<DeviceChoice>) -> Result<()> {
         peak_rss_mib: super::peak_rss_mib(),
         peak_gpu_mib: None,
         precision: a.precision,
+        batched_passes: a.batched_passes,
     };
     if a.json {
         println!("{}", serde_json::to_string(&report)?);

@@ -316,6 +316,10 @@ pub struct StepArgs {
     // the threads are the global `--threads` (bench/compare.py passes `--threads 1` to both sides)
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Search: the gen-gap objective's training and validation passes as one forward
+    /// (`search.batched_passes`; BatchNorm statistics per pass).
+    #[arg(long)]
+    pub batched_passes: bool,
     /// The forwards' precision (`precision` of an experiment): bf16 runs them under autocast.
     #[arg(long, value_enum, default_value_t = crate::config::Precision::Fp32)]
     pub precision: crate::config::Precision,

@@ -201,6 +201,7 @@ fn step_options(a: args::StepArgs) -> crate::bench::step::StepOptions {
         threads: 0, // set once for the process from the global --threads
         seed: a.seed,
         precision: a.precision,
+        batched_passes: a.batched_passes,
         json: a.json,
     }
 }

@@ -534,6 +534,16 @@ pub struct Search {
     /// sub_batches: 4`).
     #[serde(default = "one", skip_serializing_if = "is_one")]
     pub sub_batches: u32,
+    /// The gen-gap objective's training and validation passes (same weights, same architecture
+    /// sample) run as one forward of both batches, each normalised with its own BatchNorm statistics
+    /// (`nas::space::pass_norm`): the official numbers with half the kernel launches of those passes.
+    /// Off by default (the official two forwards); no effect with the other objectives.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub batched_passes: bool,
+}
+
+fn is_false(v: &bool) -> bool {
+    !*v
 }
 
 fn one() -> u32 {

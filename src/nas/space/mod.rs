@@ -1,6 +1,7 @@
 //! Search spaces: DARTS (spec §5.1) and ProxylessNAS (§5.2; its evaluation network so far).
 
 pub mod darts;
+pub mod pass_norm;
 pub mod proxyless;
 pub mod search_space;
 pub mod trained_net;

@@ -12,7 +12,7 @@ use crate::nas::arch::SampleKind;
 use crate::nas::distribution::Draw;
 use crate::nas::estimator::GradVariance;
 use crate::nas::objective;
-use crate::nas::space::SearchSpace;
+use crate::nas::space::{pass_norm, SearchSpace};
 use crate::results::diverged::Finite;
 use crate::results::rows::Term;
 use crate::train::optim::Optimizer;
@@ -158,7 +158,7 @@ pub(super) fn per_sub_batch<S: SearchSpace>(
             _ => kind,
         };
         let v = va.as_ref().map(|v| &v[g]);
-        let (p, gap) = objective_of(space, &space.sample(&rows), path, &part, v, s);
+        let (p, gap) = objective_of(space, &rows, path, &part, v, s);
         match arch {
             ArchPer::Example(_) => {
                 per.push(p);
@@ -174,25 +174,68 @@ pub(super) fn per_sub_batch<S: SearchSpace>(
     (Tensor::cat(&per, 0), gaps)
 }
 
-/// The search objective of one architecture sample (or one per example) on a training batch and, for
-/// `val`/`gengap`, a validation batch: f per example [B], and |ℓ_va − ℓ_tr| per example when computed.
+/// The search objective of one architecture sample (its draw tensors `rows`, one architecture per
+/// example or one for all) on a training batch and, for `val`/`gengap`, a validation batch: f per
+/// example [B], and |ℓ_va − ℓ_tr| per example when computed.
 fn objective_of<S: SearchSpace>(
     space: &S,
-    sample: &S::Sample,
+    rows: &[Tensor],
     path: SampleKind,
     b: &Batch,
     val: Option<&Batch>,
     s: &config::Search,
 ) -> (Tensor, Option<Tensor>) {
-    let loss = |x: &Batch| per_example_ce(&space.forward(&x.images, sample, path, true), &x.labels);
+    let sample = space.sample(rows);
+    let loss =
+        |x: &Batch| per_example_ce(&space.forward(&x.images, &sample, path, true), &x.labels);
     match (&s.objective.kind, val) {
         (ObjectiveKind::Train, _) | (_, None) => (loss(b), None), // f = ℓ_tr
         (ObjectiveKind::Val, Some(v)) => (loss(v), None),         // f = ℓ_va (no training forward)
         (ObjectiveKind::Gengap, Some(v)) => {
-            let (f, gap) = objective::gengap(&loss(b), &loss(v), s.objective.lambda);
+            let (l_tr, l_va) = if s.batched_passes {
+                train_and_val_batched(space, rows, path, b, v)
+            } else {
+                (loss(b), loss(v))
+            };
+            let (f, gap) = objective::gengap(&l_tr, &l_va, s.objective.lambda);
             (f, Some(gap))
         }
     }
+}
+
+/// (ℓ_tr, ℓ_va) per example from one forward of both batches with the sample repeated for the
+/// validation rows (example n of each batch has architecture n), each batch normalised alone
+/// ([`pass_norm::batched`]): the two separate forwards' values in one pass.
+fn train_and_val_batched<S: SearchSpace>(
+    space: &S,
+    rows: &[Tensor],
+    path: SampleKind,
+    b: &Batch,
+    v: &Batch,
+) -> (Tensor, Tensor) {
+    let (n_tr, n_va) = (b.images.size()[0], v.images.size()[0]);
+    let twice: Vec<Tensor> = rows
+        .iter()
+        .map(|x| {
+            let n = x.size()[1]; // [S, N, K]: N = 1 (one architecture) or N = B (per example)
+            assert!(
+                n == 1 || (n == n_tr && n == n_va),
+                "per-example samples of {n} for batches of {n_tr} and {n_va}"
+            );
+            if n == 1 {
+                x.shallow_clone()
+            } else {
+                Tensor::cat(&[x, x], 1)
+            }
+        })
+        .collect();
+    let images = Tensor::cat(&[&b.images, &v.images], 0);
+    let labels = Tensor::cat(&[&b.labels, &v.labels], 0);
+    let logits = pass_norm::batched(&[n_tr, n_va], || {
+        space.forward(&images, &space.sample(&twice), path, true)
+    });
+    let l = per_example_ce(&logits, &labels);
+    (l.narrow(0, 0, n_tr), l.narrow(0, n_tr, n_va))
 }
 
 #[cfg(test)]

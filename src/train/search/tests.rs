@@ -153,6 +153,95 @@ fn a_4x4_objective_is_the_four_separate_4_image_objectives_side_by_side() {
 }
 
 #[test]
+fn batched_train_and_val_passes_give_the_separate_passes_numbers_gradients_and_statistics() {
+    let (b, v) = (batch(1), batch(2));
+    let search = |batched: bool| -> config::Search {
+        serde_saphyr::from_str(&format!(
+            "{{estimator: rebar, objective: {{kind: gengap}}, epochs: {{warmup: 1, search: 1}}, \
+             batch: 16, batched_passes: {batched}}}"
+        ))
+        .unwrap()
+    };
+    for (arch, kind) in [
+        (ArchPer::Example(1), SampleKind::Relaxed),
+        (ArchPer::Example(G), SampleKind::Relaxed),
+        (ArchPer::Example(1), SampleKind::OneHot),
+        (ArchPer::SubBatch(G), SampleKind::OneHot),
+    ] {
+        // two identical supernets and logits: one runs the separate passes, the other one batched
+        let run = |batched: bool| {
+            let (vs, space) = tiny_space();
+            tch::manual_seed(5);
+            let draw = space
+                .distribution()
+                .sample(arch.samples(&b), 0.4, Sampler::Rebar);
+            let xs = if kind == SampleKind::OneHot {
+                &draw.onehot
+            } else {
+                &draw.relaxed
+            };
+            let mut out = None;
+            let g = grads(&vs, || {
+                let (f, gap) =
+                    per_sub_batch(&space, xs, kind, arch, &b, Some(&v), &search(batched));
+                if kind == SampleKind::Relaxed {
+                    f.mean(Kind::Float).backward();
+                }
+                out = Some((f.detach(), gap.unwrap().detach()));
+            });
+            let logit_grads: Vec<Tensor> = space
+                .distribution()
+                .parameters()
+                .iter()
+                .map(|l| {
+                    if l.grad().defined() {
+                        l.grad().copy()
+                    } else {
+                        l.zeros_like()
+                    }
+                })
+                .collect();
+            let mut stats: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+            stats.sort_by(|p, q| p.0.cmp(&q.0));
+            let (f, gap) = out.unwrap();
+            (f, gap, g, logit_grads, stats)
+        };
+        let (f0, gap0, w0, a0, s0) = run(false);
+        let (f1, gap1, w1, a1, s1) = run(true);
+        let what = format!("{arch:?} {kind:?}");
+        let close = |x: &Tensor, y: &Tensor| (x - y).abs().max().double_value(&[]);
+        assert!(
+            close(&f0, &f1) < 1e-5,
+            "{what}: f differs by {}",
+            close(&f0, &f1)
+        );
+        assert!(close(&gap0, &gap1) < 1e-5, "{what}: the gap differs");
+        assert!(
+            max_diff(&w0, &w1) < 1e-5,
+            "{what}: weight gradients differ by {}",
+            max_diff(&w0, &w1)
+        );
+        assert!(
+            max_diff(&a0, &a1) < 1e-5,
+            "{what}: logit gradients differ by {}",
+            max_diff(&a0, &a1)
+        );
+        if kind == SampleKind::Relaxed {
+            assert!(a0
+                .iter()
+                .any(|g| g.abs().sum(Kind::Float).double_value(&[]) > 0.0));
+        }
+        for ((name, x), (_, y)) in s0.iter().zip(&s1) {
+            assert!(
+                close(x, y) < 1e-5,
+                "{what}: {name} differs by {}",
+                close(x, y)
+            );
+        }
+    }
+}
+
+#[test]
 fn the_validation_iterator_restarts_in_the_order_of_global_step_plus_seed() {
     use super::arch_step::{next_val, restart_val};
     use crate::data::loader::{epoch_order, Batching, Loader, LoaderState, ResidentSource};

@@ -2,6 +2,7 @@
 //! evaluation cells with reductions at ⌊L/3⌋ and ⌊2L/3⌋ (width ×2), an auxiliary head after cell
 //! ⌊2L/3⌋, global average pooling and a linear classifier.
 
+use crate::nas::space::pass_norm::PassNorm;
 use anyhow::Result;
 use tch::nn;
 use tch::Tensor;
@@ -75,9 +76,9 @@ impl EvalConfig {
 pub struct AuxiliaryHead {
     pool_stride: i64,
     conv1: nn::Conv2D,
-    bn1: nn::BatchNorm,
+    bn1: PassNorm,
     conv2: nn::Conv2D,
-    bn2: nn::BatchNorm,
+    bn2: PassNorm,
     classifier: nn::Linear,
 }
 

@@ -3,6 +3,7 @@
 //! count. BN is `affine=false` in the search supernet and `affine=true` in the evaluation networks.
 //! All ops map [B, C, H, W] to [B, C, ⌈H/s⌉, ⌈W/s⌉] for stride s ∈ {1, 2}.
 
+use crate::nas::space::pass_norm::PassNorm;
 use std::fmt;
 use std::str::FromStr;
 
@@ -153,20 +154,20 @@ fn depthwise(
 }
 
 /// BatchNorm2d as PyTorch initialises it (γ = 1, β = 0, eps 1e-5, momentum 0.1).
-pub(crate) fn batch_norm(vs: &nn::Path, c: i64, affine: bool) -> nn::BatchNorm {
+pub(crate) fn batch_norm(vs: &nn::Path, c: i64, affine: bool) -> PassNorm {
     let cfg = nn::BatchNormConfig {
         affine,
         ws_init: nn::Init::Const(1.0),
         ..Default::default()
     };
-    nn::batch_norm2d(vs, c, cfg)
+    PassNorm::new(vs, c, cfg)
 }
 
 /// ReLU → 1×1 conv → BN (the cell preprocessing of a non-reduced input).
 #[derive(Debug)]
 pub struct ReluConvBn {
     conv: nn::Conv2D,
-    bn: nn::BatchNorm,
+    bn: PassNorm,
 }
 
 impl ReluConvBn {
@@ -190,7 +191,7 @@ impl ModuleT for ReluConvBn {
 pub struct FactorizedReduce {
     conv_1: nn::Conv2D,
     conv_2: nn::Conv2D,
-    bn: nn::BatchNorm,
+    bn: PassNorm,
 }
 
 impl FactorizedReduce {
@@ -226,10 +227,10 @@ impl ModuleT for FactorizedReduce {
 pub struct SepConv {
     dw1: nn::Conv2D,
     pw1: nn::Conv2D,
-    bn1: nn::BatchNorm,
+    bn1: PassNorm,
     dw2: nn::Conv2D,
     pw2: nn::Conv2D,
-    bn2: nn::BatchNorm,
+    bn2: PassNorm,
 }
 
 impl SepConv {
@@ -264,7 +265,7 @@ impl ModuleT for SepConv {
 pub struct DilConv {
     dw: nn::Conv2D,
     pw: nn::Conv2D,
-    bn: nn::BatchNorm,
+    bn: PassNorm,
 }
 
 impl DilConv {

@@ -2,6 +2,7 @@
 //! ImageNet: stem0 = two stride-2 3×3 convs (3 → C/2 → C) with BN and a ReLU between, stem1 = ReLU +
 //! stride-2 3×3 conv + BN, so that a 224×224 image reaches the cells at 56 (s0) and 28 (s1).
 
+use crate::nas::space::pass_norm::PassNorm;
 use tch::nn;
 use tch::Tensor;
 
@@ -23,15 +24,15 @@ pub enum StemKind {
 pub enum Stem {
     Cifar {
         conv: nn::Conv2D,
-        bn: nn::BatchNorm,
+        bn: PassNorm,
     },
     Imagenet {
         conv0a: nn::Conv2D,
-        bn0a: nn::BatchNorm,
+        bn0a: PassNorm,
         conv0b: nn::Conv2D,
-        bn0b: nn::BatchNorm,
+        bn0b: PassNorm,
         conv1: nn::Conv2D,
-        bn1: nn::BatchNorm,
+        bn1: PassNorm,
     },
 }
 

@@ -6,6 +6,7 @@
 //! C_in = C_out and stride 1; `mic_zero` = the block is skipped. Head: Conv1×1 432→1728 + BN + ReLU6,
 //! global average pool, Linear(1728, classes). BN eps 1e-3; no dropout (§6.3).
 
+use crate::nas::space::pass_norm::PassNorm;
 use anyhow::{ensure, Result};
 use tch::{nn, nn::Module, Tensor};
 
@@ -56,21 +57,21 @@ pub(super) fn conv(
     nn::conv2d(vs, c_in, c_out, k, cfg)
 }
 
-pub(super) fn bn(vs: &nn::Path, c: i64) -> nn::BatchNorm {
+pub(super) fn bn(vs: &nn::Path, c: i64) -> PassNorm {
     let cfg = nn::BatchNormConfig {
         eps: BN_EPS,
         ws_init: nn::Init::Const(1.0),
         ..Default::default()
     };
-    nn::batch_norm2d(vs, c, cfg)
+    PassNorm::new(vs, c, cfg)
 }
 
 /// Mobile inverted bottleneck: [1×1 expand, BN, ReLU6] (if e > 1) → [dw k×k, BN, ReLU6] → [1×1, BN].
 #[derive(Debug)]
 pub(super) struct MbConv {
-    expand: Option<(nn::Conv2D, nn::BatchNorm)>,
-    depthwise: (nn::Conv2D, nn::BatchNorm),
-    project: (nn::Conv2D, nn::BatchNorm),
+    expand: Option<(nn::Conv2D, PassNorm)>,
+    depthwise: (nn::Conv2D, PassNorm),
+    project: (nn::Conv2D, PassNorm),
 }
 
 impl MbConv {
@@ -118,10 +119,10 @@ struct Block {
 /// The network of a ProxylessNAS-space genotype.
 #[derive(Debug)]
 pub struct ProxylessEvalNet {
-    stem: (nn::Conv2D, nn::BatchNorm),
+    stem: (nn::Conv2D, PassNorm),
     first: MbConv,
     blocks: Vec<Block>,
-    head: (nn::Conv2D, nn::BatchNorm),
+    head: (nn::Conv2D, PassNorm),
     classifier: nn::Linear,
 }
 

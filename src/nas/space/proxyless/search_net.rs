@@ -11,6 +11,7 @@
 //! Relaxed path: block(x) = Σ_k w[:, k]·op_k(x), skipping op k when max_n w[n, k] < the op-skip
 //! threshold (spec §1.3). Discrete fast path (one architecture, one-hot): only the chosen op runs.
 
+use crate::nas::space::pass_norm::PassNorm;
 use anyhow::{ensure, Context, Result};
 use tch::{nn, nn::Module, Kind, Tensor};
 
@@ -111,10 +112,10 @@ impl MixedBlock {
 /// The weight-sharing supernet of the ProxylessNAS space.
 #[derive(Debug)]
 pub struct ProxylessSearchNet {
-    stem: (nn::Conv2D, nn::BatchNorm),
+    stem: (nn::Conv2D, PassNorm),
     first: MbConv,
     blocks: Vec<MixedBlock>,
-    head: (nn::Conv2D, nn::BatchNorm),
+    head: (nn::Conv2D, PassNorm),
     classifier: nn::Linear,
     cfg: ProxylessSearchConfig,
 }
