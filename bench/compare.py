@@ -30,6 +30,7 @@ import threading
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+BATCHED = "unas-batched"  # ours with `--batched-passes`, a third arm of each round
 REFERENCE = ROOT / "bench" / "reference.py"
 KEYS = ("impl", "what", "ms_per_step", "images_per_s", "batch", "threads", "device",
         "peak_gpu_mib", "precision")
@@ -52,7 +53,8 @@ own `torch.cuda.max_memory_allocated`. "CPU s per invocation"
 is the process's user + system CPU time (`wait4`; start-up and warm-up included): less sensitive to
 the load of a shared machine than wall time, which it does not replace. Every figure is quoted as
 the ratio **ours / reference measured in the same call** (images/s above 1: ours is faster; ms/step
-and memory below 1: ours is lower). Absolute figures move with the machine's load (the load average
+and memory below 1: ours is lower). With `--batched-passes` each search round has a third arm, ours
+with `search.batched_passes` (A B C A B C …), quoted against the reference and against plain ours. Absolute figures move with the machine's load (the load average
 is recorded); the same-call ratio is the figure to quote. The paper tier runs a release build: each
 section names the build profile.
 """
@@ -76,10 +78,15 @@ def step_flags(args, what):
 
 
 def commands(args, what):
+    """The invocations of one round, in the order they run: ours, ours with batched passes (search
+    with --batched-passes only), the reference."""
     flags = step_flags(args, what)
-    ours = ["--batched-passes"] if args.batched_passes and what == "search" else []
-    return {"unas": [str(args.unas), "bench", "step", what, *flags, *ours, "--json"],
-            "reference": [str(args.python), str(REFERENCE), what, *flags]}
+    ours = [str(args.unas), "bench", "step", what, *flags]
+    cmds = {"unas": [*ours, "--json"]}
+    if args.batched_passes and what == "search":
+        cmds[BATCHED] = [*ours, "--batched-passes", "--json"]
+    cmds["reference"] = [str(args.python), str(REFERENCE), what, *flags]
+    return cmds
 
 
 def shapes(args, what):
@@ -87,7 +94,7 @@ def shapes(args, what):
         return (f"DARTS-space supernet L={args.search_layers} C={args.search_channels}, "
                 f"batch {args.search_batch}, {args.estimator} + {args.objective}, pair penalty 0.2, "
                 "one architecture per example"
-                + ("; ours with batched training + validation passes" if args.batched_passes else ""))
+                )
     return (f"{args.genotype} L={args.train_layers} C={args.train_channels}, "
             f"batch {args.train_batch}, auxiliary weight {args.aux_weight}, "
             f"drop-path {args.drop_path}")
@@ -222,11 +229,15 @@ def run_rounds(args, what):
     cmds = commands(args, what)
     batch = args.search_batch if what == "search" else args.train_batch
     env = child_env(args)
-    results = {"unas": [], "reference": []}
+    results = {arm: [] for arm in cmds}
     for r in range(1, args.rounds + 1):
-        for impl in ("unas", "reference"):
+        for impl, cmd in cmds.items():
             print(f"[{what}] round {r}/{args.rounds}: {impl} …", file=sys.stderr, flush=True)
-            res = measure(cmds[impl], impl, what, args, env, batch, r)
+            res = measure(cmd, "reference" if impl == "reference" else "unas", what, args, env,
+                          batch, r)
+            if impl == BATCHED and res.get("batched_passes") is not True:
+                raise ChildFailed(f"{impl} (round {r}) did not report batched passes: is "
+                                  f"--unas {args.unas} built from this checkout?")
             results[impl].append(res)
             print(f"[{what}] round {r}/{args.rounds}: {impl} {res['images_per_s']:.3f} images/s, "
                   f"{res['ms_median']:.1f} ms/step, peak RSS {res['peak_rss_mib']:.0f} MiB",
@@ -250,20 +261,30 @@ def median_of(rs, key):
     return statistics.median(vals) if vals else None
 
 
-def summarise(results):
-    """Medians over rounds, ratios ours / reference, and the spread of the per-round ratio."""
+def summarise(results, ours="unas", ref="reference"):
+    """Medians over rounds, ratios ours / ref (two arms of the same rounds), and the spread of the
+    per-round ratio."""
     rows = []
     for label, key in [("images/s", "images_per_s"), ("ms/step", "ms_median"),
                        ("peak RSS (MiB)", "peak_rss_mib"),
                        ("peak GPU memory, nvidia-smi (MiB)", "peak_gpu_smi_mib"),
                        ("peak GPU memory allocated, torch (MiB)", "peak_gpu_mib"),
                        ("CPU s per invocation", "cpu_s")]:
-        ours, ref = median_of(results["unas"], key), median_of(results["reference"], key)
-        ratio = ours / ref if ours is not None and ref else None
-        rows.append((label, ours, ref, ratio))
-    per_round = [a["images_per_s"] / b["images_per_s"]
-                 for a, b in zip(results["unas"], results["reference"])]
+        a, b = median_of(results[ours], key), median_of(results[ref], key)
+        ratio = a / b if a is not None and b else None
+        rows.append((label, a, b, ratio))
+    per_round = [x["images_per_s"] / y["images_per_s"]
+                 for x, y in zip(results[ours], results[ref])]
     return rows, per_round
+
+
+def comparisons(results):
+    """(heading, ours arm, baseline arm) of every table a step's results give."""
+    out = [("ours / reference", "unas", "reference")]
+    if BATCHED in results:
+        out += [("ours with batched passes / reference", BATCHED, "reference"),
+                ("ours with batched passes / ours", BATCHED, "unas")]
+    return out
 
 
 # ------------------------------------------------------------------------------------------------
@@ -316,9 +337,11 @@ def fmt(x, ratio=False):
     return f"{x:.3g}" if abs(x) < 100 else f"{x:.0f}"
 
 
-def section_table(what, args, rows, per_round):
-    lines = [f"### {what}: {shapes(args, what)}", "",
-             "| figure (median of rounds) | ours | reference | ours / reference |",
+def section_table(what, args, rows, per_round, heading="ours / reference"):
+    ours, ref = heading.split(" / ")
+    lines = [f"### {what}: {shapes(args, what)}" + ("" if heading == "ours / reference"
+                                                     else f" — {heading}"), "",
+             f"| figure (median of rounds) | {ours} | {ref} | {heading} |",
              "| --- | ---: | ---: | ---: |"]
     for label, ours, ref, ratio in rows:
         lines.append(f"| {label} | {fmt(ours)} | {fmt(ref)} | {fmt(ratio, True)} |")
@@ -360,11 +383,11 @@ def section(args, results, load, started, base_rss):
              f"{args.rounds} rounds "
              f"(A B A B …), {args.warmup_steps} warm-up + {args.steps} timed steps per invocation", ""]
     for what, res in results.items():
-        rows, per_round = summarise(res)
-        lines += section_table(what, args, rows, per_round)
+        for heading, ours, ref in comparisons(res):
+            rows, per_round = summarise(res, ours, ref)
+            lines += section_table(what, args, rows, per_round, heading) + [""]
         cmds = commands(args, what)
-        lines += ["", f"ours: `{shlex.join(cmds['unas'])}`  ",
-                  f"reference: `{shlex.join(cmds['reference'])}`", ""]
+        lines += [f"{arm}: `{shlex.join(cmd)}`  " for arm, cmd in cmds.items()] + [""]
     return "\n".join(lines) + "\n"
 
 
@@ -378,12 +401,13 @@ def append(out, text):
 
 def print_table(results, args):
     for what, res in results.items():
-        rows, per_round = summarise(res)
-        print(f"\n{what}: {shapes(args, what)}")
-        print(f"  {'figure':<24}{'ours':>12}{'reference':>12}{'ours/ref':>10}")
-        for label, ours, ref, ratio in rows:
-            print(f"  {label:<24}{fmt(ours):>12}{fmt(ref):>12}{fmt(ratio, True):>10}")
-        print(f"  images/s ratio per round: " + ", ".join(f"{x:.2f}×" for x in per_round))
+        for heading, ours_arm, ref_arm in comparisons(res):
+            rows, per_round = summarise(res, ours_arm, ref_arm)
+            print(f"\n{what}: {shapes(args, what)} — {heading}")
+            print(f"  {'figure':<40}{ours_arm:>14}{ref_arm:>12}{'ratio':>10}")
+            for label, ours, ref, ratio in rows:
+                print(f"  {label:<40}{fmt(ours):>14}{fmt(ref):>12}{fmt(ratio, True):>10}")
+            print(f"  images/s ratio per round: " + ", ".join(f"{x:.2f}×" for x in per_round))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -406,8 +430,8 @@ def parse_args(argv):
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batched-passes", action="store_true",
-                   help="ours: the gen-gap training and validation passes as one forward "
-                        "(search.batched_passes); the reference keeps the official two")
+                   help="search: a third arm per round, ours with the gen-gap training and "
+                        "validation passes as one forward (search.batched_passes)")
     p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
                    help="both sides' forwards: fp32, or under bf16 autocast")
     p.add_argument("--search-layers", type=int, default=8)
@@ -464,7 +488,8 @@ def main(argv=None):
         for what in whats:
             for impl, cmd in commands(args, what).items():
                 print(f"{what} {impl}: {shlex.join(cmd)}")
-        print(f"{args.rounds} rounds, alternating unas, reference; appends to {args.out}")
+        print(f"{args.rounds} rounds, alternating {', '.join(commands(args, whats[0]))}; "
+              f"appends to {args.out}")
         return 0
     check_paths(args)
     started = datetime.datetime.now(datetime.timezone.utc)
