@@ -311,32 +311,50 @@ pub fn indices_of(genotype: &super::ProxylessGenotype) -> Result<Vec<usize>> {
         .collect()
 }
 
+/// `normal` and `reduce` (each 1-d or 2-d, of `kind`) to the host in one read: the two as row lists.
+fn read_both<T: tch::kind::Element>(
+    normal: &Tensor,
+    reduce: &Tensor,
+    kind: Kind,
+) -> [Vec<Vec<T>>; 2]
+where
+    Vec<T>: TryFrom<Tensor>,
+{
+    let rows = |t: &Tensor| if t.dim() == 1 { 1 } else { t.size()[0] };
+    let flat = Tensor::cat(&[normal.flatten(0, -1), reduce.flatten(0, -1)], 0).to_kind(kind);
+    let all = Vec::<T>::try_from(flat)
+        .ok()
+        .expect("a 1-d tensor of the kind asked for converts");
+    let n_normal = normal.numel();
+    let split = |part: &[T], rows: i64| -> Vec<Vec<T>> {
+        let width = part.len() / rows.max(1) as usize;
+        part.chunks(width.max(1)).map(<[T]>::to_vec).collect()
+    };
+    [
+        split(&all[..n_normal], rows(normal)),
+        split(&all[n_normal..], rows(reduce)),
+    ]
+}
+
 /// Per block, the chosen op of a one-architecture one-hot sample (one host read).
 pub fn choices_of(sample: &ProxylessSample) -> Vec<usize> {
-    let read = |t: &Tensor| -> Vec<usize> {
-        Vec::<i64>::try_from(t.select(1, 0).argmax(-1, false))
-            .expect("int64 indices")
-            .into_iter()
-            .map(|i| i as usize)
-            .collect()
-    };
-    let (normal, reduce) = (read(&sample.normal), read(&sample.reduce));
-    let (mut n, mut r) = (normal.into_iter(), reduce.into_iter());
+    let pick = |t: &Tensor| t.select(1, 0).argmax(-1, false);
+    let [normal, reduce] =
+        read_both::<i64>(&pick(&sample.normal), &pick(&sample.reduce), Kind::Int64);
+    let (mut n, mut r) = (normal.concat().into_iter(), reduce.concat().into_iter());
     (1..=BLOCKS)
         .map(|b| {
             let next = if starts_stage(b) { r.next() } else { n.next() };
-            next.expect("15 normal and 6 reduce rows")
+            next.expect("15 normal and 6 reduce rows") as usize
         })
         .collect()
 }
 
-/// max_n w[n, k] of every block (one host read per group).
+/// max_n w[n, k] of every block (one host read for both groups).
 fn block_maxima(sample: &ProxylessSample, blocks: &[MixedBlock]) -> Vec<Vec<f64>> {
-    let read = |t: &Tensor| -> Vec<Vec<f64>> {
-        Vec::<Vec<f64>>::try_from(t.detach().amax([1], false).to_kind(Kind::Double))
-            .expect("[S, K] maxima")
-    };
-    let (normal, reduce) = (read(&sample.normal), read(&sample.reduce));
+    let amax = |t: &Tensor| t.detach().amax([1], false); // [S, N, K] → [S, K]
+    let [normal, reduce] =
+        read_both::<f64>(&amax(&sample.normal), &amax(&sample.reduce), Kind::Double);
     blocks
         .iter()
         .map(|b| {
