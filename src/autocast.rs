@@ -87,10 +87,6 @@ impl Amp {
         Ok(Amp { precision })
     }
 
-    pub fn precision(&self) -> Precision {
-        self.precision
-    }
-
     /// Runs `f` (forward passes only) on tensors of `device` in this precision.
     pub fn run<T>(&self, device: Device, f: impl FnOnce() -> T) -> T {
         match self.precision {
