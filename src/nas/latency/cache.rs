@@ -108,4 +108,42 @@ mod tests {
         assert_eq!(other.load(dir.path()).unwrap(), None);
         assert_ne!(other.path(dir.path()), key.path(dir.path()));
     }
+
+    /// A run that fits its surrogate keeps the fitted weights in memory; a run that reads the cache
+    /// gets them back from JSON. Both must predict the same bits, or a resumed search differs from
+    /// the original (serde_json's default parser is one ulp off on about 12 % of doubles).
+    #[test]
+    fn a_cached_surrogate_reads_back_bit_for_bit() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = SurrogateKey {
+            stamp: DeviceStamp::of(tch::Device::Cpu),
+            space: serde_json::json!({"resolution": 32}),
+            batch: 8,
+            repeats: 1,
+            samples: 200,
+            ridge: 0.3,
+        };
+        // 200 awkward doubles: (k·0.7368…)^1.5 − 1.2 has no short decimal form
+        let weights: Vec<f64> = (1..=200)
+            .map(|k| (k as f64 * 0.736_851_209_3).powf(1.5) / 97.0 - 1.2)
+            .collect();
+        let s = Surrogate {
+            weights,
+            bias_ms: std::f64::consts::PI / 3.0,
+            fit: FitReport {
+                n_train: 160,
+                n_test: 40,
+                ridge: 0.3,
+                mae_train_ms: 1.0 / 7.0,
+                mae_test_ms: 2.0 / 7.0,
+                r2_test: 0.1f64.sqrt(),
+            },
+        };
+        key.store(dir.path(), &s).unwrap();
+        let back = key.load(dir.path()).unwrap().unwrap();
+        for (a, b) in s.weights.iter().zip(&back.weights) {
+            assert_eq!(a.to_bits(), b.to_bits(), "{a:e} read back as {b:e}");
+        }
+        assert_eq!(back, s);
+    }
 }
