@@ -25,8 +25,11 @@ CARGO ?= cargo
 TORCH_VERSION := 2.11.0
 CUDA_RUNTIME := nvidia-cuda-runtime==13.0.96
 CUDA_CUPTI := nvidia-cuda-cupti==13.0.85
+# Headers only (134 kB): cuda_runtime.h needs crt/, which build.rs needs for the CUDA-graph shim.
+CUDA_CRT := nvidia-cuda-crt==13.0.88
 TORCH_DIR := .deps/torch-$(TORCH_VERSION)
 TORCH_STAMP := $(TORCH_DIR)/.installed
+CRT_STAMP := $(TORCH_DIR)/.crt-installed
 # Also set in .cargo/config.toml, so plain `cargo test` works after `make setup`.
 export LIBTORCH := $(CURDIR)/$(TORCH_DIR)/torch
 UNAS := target/debug/unas
@@ -34,7 +37,7 @@ PIP := $(PYTHON) -m pip install --disable-pip-version-check --no-input --progres
 
 .PHONY: setup setup-gpu build build-release lint test test-deps reproduce report bench bench-workers clean
 
-setup: $(TORCH_STAMP)
+setup: $(TORCH_STAMP) $(CRT_STAMP)
 
 # libtorch_cpu.so needs libcudart.so.13 and libcupti.so.13 even on a CPU, hence the two small CUDA
 # wheels. Installed into a temporary folder and renamed, so an interrupted install is never used.
@@ -45,6 +48,16 @@ $(TORCH_STAMP):
 	test -f $(TORCH_DIR).partial/torch/lib/libtorch_cpu.so
 	rm -rf $(TORCH_DIR) && mv $(TORCH_DIR).partial $(TORCH_DIR)
 	touch $(TORCH_STAMP)
+
+# The CUDA runtime's crt/ headers beside the wheel's (a checkout set up before they were needed gets
+# them too). Only build.rs reads them: the CUDA-graph shim compiles against ATen/cuda/CUDAGraph.h.
+$(CRT_STAMP): $(TORCH_STAMP)
+	rm -rf $(TORCH_DIR).crt
+	$(PIP) --no-deps --target $(TORCH_DIR).crt $(CUDA_CRT)
+	test -f $(TORCH_DIR).crt/nvidia/cu13/include/crt/host_config.h
+	cp -r $(TORCH_DIR).crt/nvidia/cu13/include/crt $(TORCH_DIR)/nvidia/cu13/include/
+	rm -rf $(TORCH_DIR).crt
+	touch $(CRT_STAMP)
 
 # The same wheel with all its CUDA dependencies (cuDNN, cuBLAS, ...) into the same folder: the binary
 # then finds libtorch_cuda.so and its libraries and runs on the GPU. Idempotent.

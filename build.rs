@@ -2,9 +2,11 @@
 //! LD_LIBRARY_PATH. torch-sys (a direct dependency for this reason) exports the directory it linked
 //! against as DEP_TCH_LIBTORCH_LIB. `UNAS_EXTRA_RPATH` (colon-separated) adds directories, for a binary
 //! built here and run on a machine whose libtorch lives elsewhere (the GPU machines: see README).
-//! Also records the libtorch version (from the wheel's `torch/version.py`) for provenance.
+//! Also records the libtorch version (from the wheel's `torch/version.py`) for provenance, and builds
+//! the CUDA-graph shim (`src/cuda_graph/shim.cpp`) into a shared library that the binary embeds.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
 fn main() {
     println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
@@ -37,4 +39,74 @@ fn main() {
         })
         .unwrap_or_else(|| "unknown".into());
     println!("cargo:rustc-env=UNAS_LIBTORCH_VERSION={version}");
+    cuda_graph_shim(lib.as_deref().map(Path::new));
+}
+
+/// The CUDA runtime's headers beside the wheel (`<site>/nvidia/<cuXX>/include`, with the `crt/`
+/// headers of `nvidia-cuda-crt` that `cuda_runtime.h` needs).
+fn cuda_include(torch_dir: &Path) -> Option<PathBuf> {
+    let nvidia = torch_dir.parent()?.join("nvidia");
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&nvidia)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path().join("include")))
+        .collect();
+    dirs.sort();
+    dirs.into_iter().find(|d| {
+        d.join("cuda_runtime_api.h").is_file() && d.join("crt").join("host_config.h").is_file()
+    })
+}
+
+/// Compiles the shim against the wheel's headers into `$OUT_DIR/libunas_cuda_graph.so` and sets the
+/// `unas_cuda_graph_shim` cfg. Without the headers the binary is built without it (CUDA graphs then
+/// report why at run time); with them, a compile error fails the build.
+fn cuda_graph_shim(lib: Option<&Path>) {
+    println!("cargo::rustc-check-cfg=cfg(unas_cuda_graph_shim)");
+    let src = "src/cuda_graph/shim.cpp";
+    println!("cargo:rerun-if-changed={src}");
+    let skip = |why: String| {
+        println!("cargo:warning=CUDA graphs left out of this build: {why}");
+        println!("cargo:rustc-env=UNAS_CUDA_GRAPH_SHIM_MISSING={why}");
+    };
+    let Some(torch_dir) = lib.and_then(Path::parent) else {
+        return skip("torch-sys reported no libtorch folder".into());
+    };
+    let include = torch_dir.join("include");
+    if !include.join("ATen/cuda/CUDAGraph.h").is_file() {
+        return skip(format!(
+            "{} has no ATen/cuda/CUDAGraph.h",
+            include.display()
+        ));
+    }
+    let Some(cuda) = cuda_include(torch_dir) else {
+        return skip(format!(
+            "no CUDA runtime headers with crt/ under {}/nvidia (make setup installs nvidia-cuda-crt)",
+            torch_dir.parent().unwrap_or(torch_dir).display()
+        ));
+    };
+    println!("cargo:rerun-if-changed={}", cuda.display());
+    let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"))
+        .join("libunas_cuda_graph.so");
+    let cxx = std::env::var("CXX").unwrap_or_else(|_| "c++".into());
+    let status = Command::new(&cxx)
+        .args([
+            "-shared",
+            "-fPIC",
+            "-O2",
+            "-std=c++17",
+            "-D_GLIBCXX_USE_CXX11_ABI=1",
+        ])
+        .arg(format!("-I{}", include.display()))
+        .arg(format!(
+            "-I{}",
+            include.join("torch/csrc/api/include").display()
+        ))
+        .arg(format!("-I{}", cuda.display()))
+        .arg(src)
+        .arg("-o")
+        .arg(&out)
+        .status()
+        .unwrap_or_else(|e| panic!("running {cxx} for {src}: {e}"));
+    assert!(status.success(), "{cxx} failed on {src} ({status})");
+    println!("cargo:rustc-cfg=unas_cuda_graph_shim");
+    println!("cargo:rustc-env=UNAS_CUDA_GRAPH_SHIM={}", out.display());
 }

@@ -31,6 +31,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 BATCHED = "unas-batched"  # ours with `--batched-passes`, a third arm of each round
+GRAPHED = "unas-cuda-graphs"  # ours with `--cuda-graphs` (training, CUDA only), a third arm
 REFERENCE = ROOT / "bench" / "reference.py"
 KEYS = ("impl", "what", "ms_per_step", "images_per_s", "batch", "threads", "device",
         "peak_gpu_mib", "precision")
@@ -79,12 +80,14 @@ def step_flags(args, what):
 
 def commands(args, what):
     """The invocations of one round, in the order they run: ours, ours with batched passes (search
-    with --batched-passes only), the reference."""
+    with --batched-passes only) or with CUDA graphs (train with --cuda-graphs only), the reference."""
     flags = step_flags(args, what)
     ours = [str(args.unas), "bench", "step", what, *flags]
     cmds = {"unas": [*ours, "--json"]}
     if args.batched_passes and what == "search":
         cmds[BATCHED] = [*ours, "--batched-passes", "--json"]
+    if args.cuda_graphs and what == "train":
+        cmds[GRAPHED] = [*ours, "--cuda-graphs", "--json"]
     cmds["reference"] = [str(args.python), str(REFERENCE), what, *flags]
     return cmds
 
@@ -238,6 +241,9 @@ def run_rounds(args, what):
             if impl == BATCHED and res.get("batched_passes") is not True:
                 raise ChildFailed(f"{impl} (round {r}) did not report batched passes: is "
                                   f"--unas {args.unas} built from this checkout?")
+            if impl == GRAPHED and res.get("cuda_graphs") is not True:
+                raise ChildFailed(f"{impl} (round {r}) did not report CUDA graphs: is "
+                                  f"--unas {args.unas} built from this checkout?")
             results[impl].append(res)
             print(f"[{what}] round {r}/{args.rounds}: {impl} {res['images_per_s']:.3f} images/s, "
                   f"{res['ms_median']:.1f} ms/step, peak RSS {res['peak_rss_mib']:.0f} MiB",
@@ -284,6 +290,9 @@ def comparisons(results):
     if BATCHED in results:
         out += [("ours with batched passes / reference", BATCHED, "reference"),
                 ("ours with batched passes / ours", BATCHED, "unas")]
+    if GRAPHED in results:
+        out += [("ours with CUDA graphs / reference", GRAPHED, "reference"),
+                ("ours with CUDA graphs / ours", GRAPHED, "unas")]
     return out
 
 
@@ -432,6 +441,9 @@ def parse_args(argv):
     p.add_argument("--batched-passes", action="store_true",
                    help="search: a third arm per round, ours with the gen-gap training and "
                         "validation passes as one forward (search.batched_passes)")
+    p.add_argument("--cuda-graphs", action="store_true",
+                   help="train (CUDA only): a third arm per round, ours with each step a replay of "
+                        "its CUDA graph (train.cuda_graphs)")
     p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
                    help="both sides' forwards: fp32, or under bf16 autocast")
     p.add_argument("--search-layers", type=int, default=8)

@@ -113,9 +113,11 @@ for what in search train; do
 done
 for precision in fp32 bf16; do
   label="ours vs reference"; [ "$precision" = fp32 ] || label="ours vs reference $precision"
+  # fp32 on a GPU: a third training arm, ours with CUDA graphs (they do not combine with bf16)
+  graphs=(); [ "$precision" = fp32 ] && [ "$device" != cpu ] && graphs=(--cuda-graphs)
   if [ -n "$python" ]; then
     if "$python" bench/compare.py --unas "$bin" --python "$python" --what both --device "$device" \
-        --rounds "$rounds" --precision "$precision" --out "$out/BENCHMARKS.md" \
+        --rounds "$rounds" --precision "$precision" "${graphs[@]}" --out "$out/BENCHMARKS.md" \
         > "$out/compare-$precision.log" 2>&1; then
       record "$label" ok "$(tail -1 "$out/compare-$precision.log")"
     else
@@ -125,6 +127,27 @@ for precision in fp32 bf16; do
     record "$label" skipped "no --python with torch given"
   fi
 done
+
+# 5. CUDA graphs (train.cuda_graphs): the training step eager and replayed from the same state, the
+#    weights after it compared; then the replayed step timed against the eager one of section 4.
+if [ "$device" = cpu ]; then
+  record "cuda graphs vs eager" skipped "CUDA graphs need a CUDA device"
+  record "bench step train cuda-graphs" skipped "CUDA graphs need a CUDA device"
+else
+  if "$bin" --device "$device" diagnose cuda-graphs "${train_shape[@]}" --steps 6 --json \
+      > "$out/cuda-graphs.json" 2> "$out/cuda-graphs.err"; then
+    record "cuda graphs vs eager" ok "$(tr -d '\n ' < "$out/cuda-graphs.json" | cut -c1-200)"
+  else
+    record "cuda graphs vs eager" FAIL "see $out/cuda-graphs.json and $out/cuda-graphs.err"
+  fi
+  if "$bin" --device "$device" bench step train "${train_shape[@]}" --steps "$steps" --cuda-graphs \
+      --json > "$out/bench-train-cuda-graphs.json" 2> "$out/bench-train-cuda-graphs.err"; then
+    record "bench step train cuda-graphs" ok \
+      "$(grep -o '"images_per_s":[^,]*' "$out/bench-train-cuda-graphs.json") (eager: $(grep -o '"images_per_s":[^,]*' "$out/bench-train.json" | cut -d: -f2))"
+  else
+    record "bench step train cuda-graphs" FAIL "see $out/bench-train-cuda-graphs.err"
+  fi
+fi
 
 column -t -s $'\t' "$summary" 2>/dev/null || cat "$summary"
 exit "$failed"

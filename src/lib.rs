@@ -18,6 +18,7 @@ pub mod results;
 
 pub(crate) mod autocast;
 pub(crate) mod bench;
+pub(crate) mod cuda_graph;
 pub(crate) mod device;
 pub(crate) mod progress;
 #[cfg(feature = "report")]

@@ -63,6 +63,13 @@ fn the_device_check_runs_on_the_cpu_and_fills_its_folder() {
         summary.contains("ours vs reference bf16\tskipped"),
         "{summary}"
     );
+    // CUDA graphs: skipped on the CPU, saying why
+    for check in ["cuda graphs vs eager", "bench step train cuda-graphs"] {
+        assert!(
+            summary.contains(&format!("{check}\tskipped\tCUDA graphs need a CUDA device")),
+            "{summary}"
+        );
+    }
     let device = json(&out.path().join("device.json"));
     assert_eq!(device["cuda_available"], false, "{device}");
     assert!(

@@ -13,22 +13,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::*;
-use polars::prelude::*;
 use unas::results::{parquet, Table};
 
 const KILLS: usize = 10;
-
-/// A table without the columns that measure time.
-fn numbers(dir: &Path, t: Table) -> DataFrame {
-    let df = parquet::read(&dir.join(t.file_name()), t).unwrap();
-    let keep: Vec<&str> = t
-        .columns()
-        .iter()
-        .map(|c| c.name)
-        .filter(|n| *n != "wall_s" && *n != "images_per_s")
-        .collect();
-    df.select(keep).unwrap()
-}
 
 /// Every Parquet file of every run folder reads whole; no temporary is left but a live writer's.
 fn folder_reads(results: &Path, suite: &Path) {

@@ -2,13 +2,15 @@
 //! promise that a run killed with SIGKILL and run again ends with the same numbers as one that was never
 //! interrupted.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command as Proc, Stdio};
 use std::time::{Duration, Instant};
 
 use assert_cmd::cargo::CommandCargoExt;
+use common::numbers;
 use polars::prelude::*;
-use unas::results::parquet;
 use unas::results::Table;
 
 /// The smoke tier, smaller still so the test stays quick.
@@ -44,18 +46,6 @@ fn run_dirs(results: &Path) -> Vec<PathBuf> {
         .unwrap_or_default();
     v.sort();
     v
-}
-
-/// A table without the columns that measure time.
-fn numbers(dir: &Path, table: Table) -> DataFrame {
-    let df = parquet::read(&dir.join(table.file_name()), table).unwrap();
-    let keep: Vec<&str> = table
-        .columns()
-        .iter()
-        .map(|c| c.name)
-        .filter(|n| *n != "wall_s" && *n != "images_per_s")
-        .collect();
-    df.select(keep).unwrap()
 }
 
 fn values(df: &DataFrame, col: &str) -> Vec<f64> {

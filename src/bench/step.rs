@@ -45,6 +45,8 @@ pub struct StepOptions {
     pub precision: Precision,
     /// `search.batched_passes`.
     pub batched_passes: bool,
+    /// `train.cuda_graphs`.
+    pub cuda_graphs: bool,
     /// One JSON line (for bench/compare.py) instead of a sentence.
     pub json: bool,
 }
@@ -66,6 +68,7 @@ struct StepReport {
     peak_gpu_mib: Option<f64>,
     precision: Precision,
     batched_passes: bool,
+    cuda_graphs: bool,
 }
 
 /// The `--set` overrides that give the experiment the benchmark's shapes on synthetic data.
@@ -101,6 +104,7 @@ fn overrides(a: &StepOptions, device: DeviceChoice) -> Vec<String> {
             format!("train.genotype={}", a.genotype),
             format!("train.auxiliary_weight={}", a.aux_weight),
             format!("train.drop_path={}", a.drop_path),
+            format!("train.cuda_graphs={}", a.cuda_graphs),
         ]);
     }
     sets
@@ -113,8 +117,13 @@ fn estimator_name(e: Estimator) -> String {
         .unwrap_or_default()
 }
 
-/// Runs the benchmark and prints its report.
-pub fn run(a: &StepOptions, device: Option<DeviceChoice>) -> Result<()> {
+/// Runs `f` with the benchmark's experiment (the step's shapes on synthetic data) in a temporary run
+/// folder, removed after; the resolved device with it.
+fn with_ctx<T>(
+    a: &StepOptions,
+    device: Option<DeviceChoice>,
+    f: impl FnOnce(&StageCtx) -> Result<T>,
+) -> Result<T> {
     if a.threads > 0 {
         tch::set_num_threads(a.threads as i32);
     }
@@ -137,17 +146,59 @@ pub fn run(a: &StepOptions, device: Option<DeviceChoice>) -> Result<()> {
         device: dev,
         upstream: None,
     };
-    let timed = match a.what {
-        StepWhat::Search => crate::train::search::time_steps(&ctx, a.warmup_steps, a.steps),
-        StepWhat::Train => crate::train::from_scratch::time_steps(&ctx, a.warmup_steps, a.steps),
-    };
+    let out = f(&ctx);
     let _ = std::fs::remove_dir_all(&tmp);
-    let ms = timed?;
-    let batch = match a.what {
-        StepWhat::Search => r.experiment.search.as_ref().map(|s| s.batch),
-        StepWhat::Train => r.experiment.train.as_ref().and_then(|t| t.batch),
+    out
+}
+
+/// `unas diagnose cuda-graphs`: the training step eager and as CUDA-graph replays from the same
+/// state ([`crate::train::from_scratch::GraphParity`]); exit status 1 when it does not pass.
+pub fn graph_parity(a: &StepOptions, device: Option<DeviceChoice>) -> Result<bool> {
+    let a = StepOptions {
+        what: StepWhat::Train,
+        cuda_graphs: true,
+        ..a.clone()
+    };
+    let r = with_ctx(&a, device, |ctx| {
+        crate::train::from_scratch::graph_parity(ctx, a.steps)
+    })?;
+    if a.json {
+        println!("{}", serde_json::to_string(&r)?);
+    } else {
+        println!(
+            "{} training steps (batch {}) on {}: {} captures, {} replays, {} eager; weights {} (max |Δw| {:.3e}, eager vs eager {:.3e}, tolerance {:.3e}, losses max |Δ| {:.3e}): {}",
+            r.steps,
+            r.batch,
+            r.device,
+            r.captures,
+            r.replays,
+            r.eager,
+            if r.bit_identical { "bit-identical" } else { "differ" },
+            r.max_abs_diff,
+            r.eager_repeat_max_abs_diff,
+            r.tolerance,
+            r.loss_max_abs_diff,
+            if r.pass { "pass" } else { "FAIL" }
+        );
     }
-    .context("the experiment has no batch size")?;
+    Ok(r.pass)
+}
+
+/// Runs the benchmark and prints its report.
+pub fn run(a: &StepOptions, device: Option<DeviceChoice>) -> Result<()> {
+    let (ms, batch, dev) = with_ctx(a, device, |ctx| {
+        let ms = match a.what {
+            StepWhat::Search => crate::train::search::time_steps(ctx, a.warmup_steps, a.steps),
+            StepWhat::Train => crate::train::from_scratch::time_steps(ctx, a.warmup_steps, a.steps),
+        }?;
+        let e = &ctx.resolved.experiment;
+        let batch = match a.what {
+            StepWhat::Search => e.search.as_ref().map(|s| s.batch),
+            StepWhat::Train => e.train.as_ref().and_then(|t| t.batch),
+        }
+        .context("the experiment has no batch size")?;
+        Ok((ms, batch, ctx.device))
+    })?;
     let med = super::median(ms.clone()).context("no step was timed (--steps 0)")?;
     let report = StepReport {
         implementation: "unas",
@@ -167,6 +218,7 @@ pub fn run(a: &StepOptions, device: Option<DeviceChoice>) -> Result<()> {
         peak_gpu_mib: None,
         precision: a.precision,
         batched_passes: a.batched_passes,
+        cuda_graphs: a.cuda_graphs,
     };
     if a.json {
         println!("{}", serde_json::to_string(&report)?);

@@ -166,6 +166,23 @@ pub enum DiagnoseCommand {
         #[arg(long)]
         json: bool,
     },
+    /// The from-scratch training step eagerly (twice) and as CUDA-graph replays (`train.cuda_graphs`)
+    /// from the same weights and seeds: the weights after --steps steps, compared (CUDA only).
+    CudaGraphs {
+        /// Cells (default 20, the published network).
+        #[arg(long)]
+        layers: Option<u32>,
+        /// Initial channels (default 36).
+        #[arg(long)]
+        channels: Option<u32>,
+        /// Images per step (default 128).
+        #[arg(long)]
+        batch: Option<u32>,
+        #[arg(long, default_value_t = 6)]
+        steps: usize,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -320,6 +337,9 @@ pub struct StepArgs {
     /// (`search.batched_passes`; BatchNorm statistics per pass).
     #[arg(long)]
     pub batched_passes: bool,
+    /// Train: each step a replay of its CUDA graph (`train.cuda_graphs`; CUDA only).
+    #[arg(long)]
+    pub cuda_graphs: bool,
     /// The forwards' precision (`precision` of an experiment): bf16 runs them under autocast.
     #[arg(long, value_enum, default_value_t = crate::config::Precision::Fp32)]
     pub precision: crate::config::Precision,

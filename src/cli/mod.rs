@@ -202,6 +202,7 @@ fn step_options(a: args::StepArgs) -> crate::bench::step::StepOptions {
         seed: a.seed,
         precision: a.precision,
         batched_passes: a.batched_passes,
+        cuda_graphs: a.cuda_graphs,
         json: a.json,
     }
 }
@@ -247,6 +248,35 @@ fn diagnose(
         DiagnoseCommand::Device => serde_json::to_string_pretty(&crate::device::facts())?,
         DiagnoseCommand::Parity { json } => {
             return parity(device.unwrap_or(crate::config::DeviceChoice::Auto), json);
+        }
+        DiagnoseCommand::CudaGraphs {
+            layers,
+            channels,
+            batch,
+            steps,
+            json,
+        } => {
+            let a = crate::bench::step::StepOptions {
+                what: crate::bench::step::StepWhat::Train,
+                layers,
+                channels,
+                batch,
+                estimator: crate::config::Estimator::Rebar,
+                objective: "gengap".into(),
+                genotype: "UNAS_CIFAR10".into(),
+                aux_weight: 0.4,
+                drop_path: 0.2,
+                warmup_steps: 0,
+                steps,
+                threads: 0,
+                seed: 0,
+                precision: crate::config::Precision::Fp32,
+                batched_passes: false,
+                cuda_graphs: true,
+                json,
+            };
+            let pass = crate::bench::step::graph_parity(&a, device)?;
+            return Ok(ExitCode::from(if pass { EXIT_OK } else { 1 }));
         }
     };
     println!("{text}");

@@ -27,6 +27,8 @@ pub struct TrainRecipe {
     pub label_smoothing: f64,
     pub grad_clip: f64,
     pub max_macs_m: f64,
+    /// `train.cuda_graphs`.
+    pub cuda_graphs: bool,
 }
 
 impl TrainRecipe {
@@ -62,6 +64,7 @@ impl TrainRecipe {
             label_smoothing: field!(label_smoothing),
             grad_clip: field!(grad_clip),
             max_macs_m: field!(max_macs_m),
+            cuda_graphs: r.cuda_graphs,
         })
     }
 }
@@ -89,6 +92,7 @@ mod tests {
             label_smoothing: None,
             grad_clip: None,
             max_macs_m: None,
+            cuda_graphs: false,
         };
         let r = TrainRecipe::of(&t).unwrap();
         assert_eq!((r.epochs, r.layers, r.channels, r.lr), (7, 20, 36, 0.05));

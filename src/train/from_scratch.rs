@@ -17,6 +17,7 @@ use crate::results::diverged::check_finite;
 use crate::results::rows::{EpochRow, Term};
 use crate::stage::{Outcome, StageCtx};
 use crate::train::checkpoint::{prefixed, Mark};
+use crate::train::graphed_step::{Counts, GraphedStep, StepOut};
 use crate::train::metrics::{DeviceMean, ResumePoint, StepInfo};
 use crate::train::optim::{Optimizer, ParamGroup, Sgd};
 use crate::train::recorder::{stop_if_asked, summary_row, Finish, Recorder, RunMeta};
@@ -66,13 +67,18 @@ impl RunMeta for TrainMeta {
 }
 
 pub fn run(ctx: &StageCtx) -> Outcome {
+    Ok(train(ctx, &recipe(ctx)?)?)
+}
+
+/// The experiment's `train` section with the recipe's defaults filled in.
+fn recipe(ctx: &StageCtx) -> Result<TrainRecipe> {
     let t = ctx
         .resolved
         .experiment
         .train
         .as_ref()
         .context("the experiment has no `train` section")?;
-    Ok(train(ctx, &TrainRecipe::of(t)?)?)
+    TrainRecipe::of(t)
 }
 
 /// Mean cross-entropy against labels smoothed by ε: (1 − ε)·onehot + ε/K (ImageNet recipes: 0.1).
@@ -171,6 +177,28 @@ impl TrainState {
         Ok(())
     }
 
+    /// The CUDA graph of the training step, when `train.cuda_graphs` asks for one (`strict`: refuse
+    /// rather than ignore it on the CPU). η then lives on the device, where a replay reads it.
+    fn graphed_step(
+        &mut self,
+        ctx: &StageCtx,
+        t: &TrainRecipe,
+        strict: bool,
+    ) -> Result<Option<GraphedStep>> {
+        if !t.cuda_graphs {
+            return Ok(None);
+        }
+        anyhow::ensure!(
+            ctx.resolved.experiment.precision == crate::config::Precision::Fp32,
+            "train.cuda_graphs does not combine with precision: bf16 (autocast caches its bf16 weight copies, which a capture would freeze); use one or the other"
+        );
+        let g = GraphedStep::open(ctx.device, strict)?;
+        if g.is_some() {
+            self.opt.keep_lr_on_device();
+        }
+        Ok(g)
+    }
+
     /// Saves a checkpoint at `mark` (the loader's position included).
     fn checkpoint(&mut self, rec: &mut Recorder, mark: Mark) -> Result<()> {
         self.meta.loader = self.train_loader.state();
@@ -183,6 +211,7 @@ fn train(ctx: &StageCtx, t: &TrainRecipe) -> Result<()> {
     let _determinism = Determinism::apply(ctx.resolved.experiment.deterministic);
     let mut st = TrainState::new(ctx, t)?;
     st.restore(ctx)?;
+    let mut graph = st.graphed_step(ctx, t, false)?;
     let at = ResumePoint {
         phase: Phase::Train,
         epoch: st.meta.epoch,
@@ -192,9 +221,8 @@ fn train(ctx: &StageCtx, t: &TrainRecipe) -> Result<()> {
     let (mut top1, mut top5) = (None, None);
     while st.meta.epoch < t.epochs {
         let epoch = st.meta.epoch;
-        st.built
-            .net
-            .set_drop_path(drop_path_prob(t.drop_path, epoch, t.epochs)); // p·e/E
+        let drop_path = drop_path_prob(t.drop_path, epoch, t.epochs); // p·e/E
+        st.built.net.set_drop_path(drop_path);
         loop {
             if let Some(req) = rec.signal() {
                 let mark = Mark {
@@ -208,7 +236,18 @@ fn train(ctx: &StageCtx, t: &TrainRecipe) -> Result<()> {
             let Some(b) = st.train_loader.next_batch()? else {
                 break;
             };
-            train_step(ctx, t, &mut st, &mut rec, &b, epoch, position)?;
+            let at = (epoch, position, drop_path);
+            let _ = train_step(ctx, t, &mut st, graph.as_mut(), &mut rec, &b, at)?;
+        }
+        if let Some(g) = &graph {
+            let c = g.counts;
+            tracing::info!(
+                epoch,
+                captures = c.captures,
+                replays = c.replays,
+                eager = c.eager,
+                "cuda graphs of the training step so far"
+            );
         }
         rec.flush_steps()?;
         (top1, top5) = end_of_epoch(ctx, &mut st, &mut rec, epoch)?;
@@ -234,45 +273,40 @@ fn train(ctx: &StageCtx, t: &TrainRecipe) -> Result<()> {
     })
 }
 
-/// One SGD step on batch `b` (position `position` of the epoch): lr from the schedule, the loss with
-/// the auxiliary head, clipping, and the step's terms into the log.
+/// One SGD step on batch `b` at (epoch, position in the epoch, drop-path rate): lr from the
+/// schedule, the step (eager, or a replay of its CUDA graph), and the step's terms into the log.
 fn train_step(
     ctx: &StageCtx,
     t: &TrainRecipe,
     st: &mut TrainState,
+    graph: Option<&mut GraphedStep>,
     rec: &mut Recorder,
     b: &loader::Batch,
-    epoch: u32,
-    position: u64,
-) -> Result<()> {
+    (epoch, position, drop_path): (u32, u64, f64),
+) -> Result<StepOut> {
     seed_step(ctx.seed, Phase::Train, epoch, st.meta.steps);
     let per_epoch = st.train_loader.batches_per_epoch() as u64;
     let lr = st.sched.lr(epoch, position, per_epoch);
     st.opt.set_lr_all(lr);
-    st.opt.zero_grad();
-    let (logits, aux) = st.built.forward_t(&b.images, true);
-    let mut loss = smoothed_ce(&logits, &b.labels, t.label_smoothing);
-    if let Some(aux) = aux {
-        loss += smoothed_ce(&aux, &b.labels, t.label_smoothing) * t.auxiliary_weight;
-        // ℓ + w_aux·ℓ_aux
-    }
-    loss.backward();
-    let gnorm = clip_grad_norm(st.params.iter().map(|(_, t)| t), t.grad_clip);
-    st.opt.step();
+    let TrainState {
+        built,
+        params,
+        opt,
+        train_loader,
+        ..
+    } = st;
+    let mut body = |x: &Tensor, y: &Tensor| step_body(t, built, params, opt, x, y);
+    let out = match graph {
+        Some(g) => g.step(drop_path, &b.images, &b.labels, train_loader, &mut body)?,
+        None => body(&b.images, &b.labels),
+    };
     let bsz = b.images.size()[0] as f64;
-    let acc = logits
-        .detach()
-        .argmax(-1, false)
-        .eq_tensor(&b.labels)
-        .to_kind(Kind::Float)
-        .mean(Kind::Float)
-        * 100.0;
-    st.loss.add(&loss.detach(), bsz);
-    st.top1.add(&acc, bsz);
+    st.loss.add(&out.loss, bsz);
+    st.top1.add(&out.acc, bsz);
     let terms = [
-        (Term::LossTrain, &loss.detach()),
-        (Term::AccTrainPct, &acc),
-        (Term::GradNormWeights, &gnorm),
+        (Term::LossTrain, &out.loss),
+        (Term::AccTrainPct, &out.acc),
+        (Term::GradNormWeights, &out.gnorm),
     ];
     let info = StepInfo {
         phase: Phase::Train,
@@ -285,7 +319,41 @@ fn train_step(
     };
     rec.record(info, &terms, Vec::new())?;
     st.meta.steps += 1;
-    Ok(())
+    Ok(out)
+}
+
+/// The step itself, on the tensors it is given (a batch, or a CUDA graph's static inputs): the loss
+/// with the auxiliary head, backward, clipping, the SGD update. Nothing here reads the device.
+fn step_body(
+    t: &TrainRecipe,
+    built: &Built,
+    params: &[(String, Tensor)],
+    opt: &mut Sgd,
+    images: &Tensor,
+    labels: &Tensor,
+) -> StepOut {
+    opt.zero_grad();
+    let (logits, aux) = built.forward_t(images, true);
+    let mut loss = smoothed_ce(&logits, labels, t.label_smoothing);
+    if let Some(aux) = aux {
+        loss += smoothed_ce(&aux, labels, t.label_smoothing) * t.auxiliary_weight;
+        // ℓ + w_aux·ℓ_aux
+    }
+    loss.backward();
+    let gnorm = clip_grad_norm(params.iter().map(|(_, t)| t), t.grad_clip);
+    opt.step();
+    let acc = logits
+        .detach()
+        .argmax(-1, false)
+        .eq_tensor(labels)
+        .to_kind(Kind::Float)
+        .mean(Kind::Float)
+        * 100.0;
+    StepOut {
+        loss: loss.detach(),
+        acc,
+        gnorm,
+    }
 }
 
 /// Test accuracy, the epoch's row, a checkpoint. Returns top-1 and top-5 (%).
@@ -328,15 +396,10 @@ fn end_of_epoch(
 
 /// `unas bench step train`: milliseconds of each of `steps` training steps after `warmup` untimed
 /// ones, the loop's own [`train_step`] on one resident batch, drop-path at its final rate p (so the
-/// step does the drop-path work); the device is synchronised after every step.
+/// step does the drop-path work); the device is synchronised after every step. With
+/// `train.cuda_graphs` the timed steps are replays (at least two untimed: warm-up, capture).
 pub(crate) fn time_steps(ctx: &StageCtx, warmup: usize, steps: usize) -> Result<Vec<f64>> {
-    let t = TrainRecipe::of(
-        ctx.resolved
-            .experiment
-            .train
-            .as_ref()
-            .context("the experiment has no `train` section")?,
-    )?;
+    let t = recipe(ctx)?;
     let mut st = TrainState::new(ctx, &t)?;
     let at = ResumePoint {
         phase: Phase::Train,
@@ -344,6 +407,13 @@ pub(crate) fn time_steps(ctx: &StageCtx, warmup: usize, steps: usize) -> Result<
         step: 0,
     };
     let mut rec = Recorder::open(ctx.dir, ctx.seed, at, 0.0, false)?;
+    let mut graph = st.graphed_step(ctx, &t, true)?;
+    // with a graph: the eager warm-up step and the capture stay out of the timed steps
+    let warmup = if graph.is_some() {
+        warmup.max(2)
+    } else {
+        warmup
+    };
     st.built.net.set_drop_path(t.drop_path);
     let b = st
         .train_loader
@@ -352,13 +422,126 @@ pub(crate) fn time_steps(ctx: &StageCtx, warmup: usize, steps: usize) -> Result<
     let mut ms = Vec::with_capacity(steps);
     for i in 0..warmup + steps {
         let start = std::time::Instant::now();
-        train_step(ctx, &t, &mut st, &mut rec, &b, 0, i as u64)?;
+        let at = (0, i as u64, t.drop_path);
+        let _ = train_step(ctx, &t, &mut st, graph.as_mut(), &mut rec, &b, at)?;
         let _ = st.loss.mean(); // one read waits for the device
         if i >= warmup {
             ms.push(start.elapsed().as_secs_f64() * 1e3);
         }
     }
     Ok(ms)
+}
+
+/// `unas diagnose cuda-graphs`: the same `steps` training steps (the loop's own, over its loader, the
+/// smaller last batch of an epoch included) run eagerly twice and once with `train.cuda_graphs`, from
+/// the same initial weights and seeds; the weights after them compared.
+#[derive(Debug, Serialize)]
+pub struct GraphParity {
+    pub device: String,
+    pub steps: usize,
+    pub batch: u32,
+    pub captures: u64,
+    pub replays: u64,
+    pub eager: u64,
+    /// Every variable (BatchNorm statistics included) and every step's loss equal bit for bit.
+    pub bit_identical: bool,
+    /// max |w_graphed − w_eager| over every variable.
+    pub max_abs_diff: f64,
+    /// max |w_eager′ − w_eager| of the second eager run: the device's own run-to-run noise.
+    pub eager_repeat_max_abs_diff: f64,
+    pub loss_max_abs_diff: f64,
+    /// The pass bound on max_abs_diff: max(2 × the eager repeat's, 1e-5 × max |w|).
+    pub tolerance: f64,
+    pub pass: bool,
+}
+
+pub(crate) fn graph_parity(ctx: &StageCtx, steps: usize) -> Result<GraphParity> {
+    let t = recipe(ctx)?;
+    anyhow::ensure!(steps > 0, "no steps to compare (--steps 0)");
+    let run = |name: &str, graphed: bool| -> Result<(Vec<f64>, Vec<Tensor>, Counts)> {
+        let dir = crate::results::RunDir(ctx.dir.path().join(name));
+        std::fs::create_dir_all(dir.path())?;
+        let sub = StageCtx {
+            dir: &dir,
+            upstream: ctx.upstream.clone(),
+            ..*ctx
+        };
+        let mut st = TrainState::new(&sub, &t)?;
+        st.restore(&sub)?;
+        let at = ResumePoint {
+            phase: Phase::Train,
+            epoch: 0,
+            step: 0,
+        };
+        let mut rec = Recorder::open(&dir, sub.seed, at, 0.0, false)?;
+        let mut graph = if graphed {
+            st.graphed_step(&sub, &t, true)?
+        } else {
+            None
+        };
+        anyhow::ensure!(
+            st.train_loader.batches_per_epoch() > 0,
+            "the training split yields no batch"
+        );
+        st.built.net.set_drop_path(t.drop_path);
+        let mut losses = Vec::with_capacity(steps);
+        for _ in 0..steps {
+            let (state, b) = loop {
+                let state = st.train_loader.state();
+                if let Some(b) = st.train_loader.next_batch()? {
+                    break (state, b);
+                }
+            };
+            let at = (state.epoch as u32, state.position, t.drop_path);
+            let out = train_step(&sub, &t, &mut st, graph.as_mut(), &mut rec, &b, at)?;
+            losses.push(out.loss.double_value(&[]));
+        }
+        let weights = all_variables(&st.vs)
+            .into_iter()
+            .map(|(_, v)| v.detach().to_device(tch::Device::Cpu).to_kind(Kind::Double))
+            .collect();
+        Ok((losses, weights, graph.map(|g| g.counts).unwrap_or_default()))
+    };
+    let (loss_a, w_a, _) = run("eager", false)?;
+    let (_, w_a2, _) = run("eager-again", false)?;
+    let (loss_b, w_b, counts) = run("graphed", true)?;
+    let max_diff = |x: &[Tensor], y: &[Tensor]| {
+        x.iter()
+            .zip(y)
+            .map(|(a, b)| (a - b).abs().max().double_value(&[]))
+            .fold(0.0, f64::max)
+    };
+    let max_abs_diff = max_diff(&w_a, &w_b);
+    let eager_repeat_max_abs_diff = max_diff(&w_a, &w_a2);
+    let scale = w_a
+        .iter()
+        .map(|w| w.abs().max().double_value(&[]))
+        .fold(0.0, f64::max);
+    let loss_max_abs_diff = loss_a
+        .iter()
+        .zip(&loss_b)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max);
+    let bit_identical = w_a.iter().zip(&w_b).all(|(a, b)| a.equal(b))
+        && loss_a
+            .iter()
+            .zip(&loss_b)
+            .all(|(a, b)| a.to_bits() == b.to_bits());
+    let tolerance = (2.0 * eager_repeat_max_abs_diff).max(1e-5 * scale);
+    Ok(GraphParity {
+        device: crate::device::describe(ctx.device),
+        steps,
+        batch: t.batch,
+        captures: counts.captures,
+        replays: counts.replays,
+        eager: counts.eager,
+        bit_identical,
+        max_abs_diff,
+        eager_repeat_max_abs_diff,
+        loss_max_abs_diff,
+        tolerance,
+        pass: bit_identical || max_abs_diff <= tolerance,
+    })
 }
 
 /// The ImageNet recipes keep the best epoch's weights, as the official `train_eval_imagenet.py` and

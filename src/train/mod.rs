@@ -33,6 +33,7 @@ pub(crate) mod batches;
 pub mod checkpoint;
 pub mod clip;
 pub mod from_scratch;
+pub(crate) mod graphed_step;
 pub mod metrics;
 pub mod optim;
 pub mod recorder;

@@ -137,6 +137,9 @@ pub struct Sgd {
     momentum: f64,
     /// Momentum buffer per group per parameter, created on the parameter's first step.
     buffers: Vec<Vec<Option<Tensor>>>,
+    /// η per group as a 0-d tensor on the parameters' device ([`Sgd::keep_lr_on_device`]): a captured
+    /// CUDA graph reads it at every replay, where a host η would be frozen into the capture.
+    lr_device: Option<Vec<Tensor>>,
 }
 
 impl Sgd {
@@ -149,15 +152,41 @@ impl Sgd {
             groups,
             momentum,
             buffers,
+            lr_device: None,
         }
+    }
+
+    /// From now on the update reads η from a 0-d tensor of each group's parameter kind and device,
+    /// refilled by [`Optimizer::set_lr`]: p ← p − η·buf with the same rounding of η as the scalar.
+    pub fn keep_lr_on_device(&mut self) {
+        let lrs = self
+            .groups
+            .iter()
+            .map(|g| {
+                let (kind, device) = g
+                    .params
+                    .first()
+                    .map_or((Kind::Float, tch::Device::Cpu), |(_, p)| {
+                        (p.kind(), p.device())
+                    });
+                Tensor::from(g.lr).to_kind(kind).to_device(device)
+            })
+            .collect();
+        self.lr_device = Some(lrs);
     }
 }
 
 impl Optimizer for Sgd {
     fn step(&mut self) {
         let mu = self.momentum;
+        let lr_device = self.lr_device.as_ref();
         tch::no_grad(|| {
-            for (g, bufs) in self.groups.iter_mut().zip(self.buffers.iter_mut()) {
+            for (gi, (g, bufs)) in self
+                .groups
+                .iter_mut()
+                .zip(self.buffers.iter_mut())
+                .enumerate()
+            {
                 for ((_, p), buf) in g.params.iter_mut().zip(bufs.iter_mut()) {
                     let grad = p.grad();
                     if !grad.defined() {
@@ -182,7 +211,11 @@ impl Optimizer for Sgd {
                         d_p
                     };
                     // p ← p − η·buf
-                    let _ = p.g_sub_(&(update * g.lr));
+                    let step = match lr_device {
+                        Some(lrs) => update * &lrs[gi],
+                        None => update * g.lr,
+                    };
+                    let _ = p.g_sub_(&step);
                 }
             }
         });
@@ -198,6 +231,9 @@ impl Optimizer for Sgd {
 
     fn set_lr(&mut self, group: usize, lr: f64) {
         self.groups[group].lr = lr;
+        if let Some(lrs) = self.lr_device.as_mut() {
+            let _ = lrs[group].fill_(lr);
+        }
     }
 
     fn state_tensors(&self, prefix: &str) -> Vec<(String, Tensor)> {
@@ -214,8 +250,16 @@ impl Optimizer for Sgd {
     }
 
     fn load_state_tensors(&mut self, prefix: &str, saved: &BTreeMap<String, Tensor>) -> Result<()> {
-        for (g, bufs) in self.groups.iter_mut().zip(self.buffers.iter_mut()) {
+        for (gi, (g, bufs)) in self
+            .groups
+            .iter_mut()
+            .zip(self.buffers.iter_mut())
+            .enumerate()
+        {
             g.lr = get(saved, &format!("{prefix}/{}/lr", g.name))?.double_value(&[]);
+            if let Some(lrs) = self.lr_device.as_mut() {
+                let _ = lrs[gi].fill_(g.lr);
+            }
             for ((name, p), buf) in g.params.iter().zip(bufs.iter_mut()) {
                 let k = key(prefix, &g.name, name, "momentum_buffer");
                 // A parameter that never had a gradient has no buffer yet.
@@ -619,6 +663,45 @@ mod tests {
         save_restore_continue_is_bit_identical(|ps| {
             Sgd::new(vec![ParamGroup::new("w", ps, 0.05, 3e-4)], 0.9)
         });
+    }
+
+    /// The η a CUDA graph reads from the device rounds and multiplies as the host scalar does: the
+    /// same parameters, bit for bit, over steps whose η changes every step.
+    #[test]
+    fn sgd_with_the_learning_rate_on_the_device_equals_the_host_scalar_bit_for_bit() {
+        let init = Tensor::from_slice(&[0.5f32, -0.25, 2.0]);
+        let make = |p: &Tensor| {
+            Sgd::new(
+                vec![ParamGroup::new(
+                    "w",
+                    vec![("p".into(), p.shallow_clone())],
+                    0.05,
+                    3e-4,
+                )],
+                0.9,
+            )
+        };
+        let p1 = init.copy().set_requires_grad(true);
+        let mut host = make(&p1);
+        run(&mut host, &p1, 0, 6);
+        let p2 = init.copy().set_requires_grad(true);
+        let mut dev = make(&p2);
+        dev.keep_lr_on_device();
+        run(&mut dev, &p2, 0, 6);
+        assert!(p1.equal(&p2), "{p1} vs {p2}");
+        // η really moved (run sets 0.01·√(1+t)), so a frozen η would have shown
+        assert!((host.groups()[0].lr - 0.01 * 6f64.sqrt()).abs() < 1e-15);
+        let frozen = init.copy().set_requires_grad(true);
+        let mut f = make(&frozen);
+        f.keep_lr_on_device();
+        for t in 0..6 {
+            f.zero_grad();
+            tch::manual_seed(17 + t);
+            let noise = Tensor::randn([3], (Kind::Float, Device::Cpu));
+            ((&frozen - noise).square()).sum(Kind::Float).backward();
+            f.step(); // η stays 0.05
+        }
+        assert!(!frozen.equal(&p2));
     }
 
     #[test]

@@ -8,6 +8,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use assert_cmd::cargo::CommandCargoExt;
+use polars::prelude::DataFrame;
+use unas::results::{parquet, Table};
 
 /// A search (GSM, train objective, 1 warm-up + 1 search epoch of 3 steps) then the training of its
 /// genotype (1 epoch), on 48 synthetic images.
@@ -167,4 +169,16 @@ pub fn states(doc: &serde_json::Value) -> Vec<(String, String, String)> {
             )
         })
         .collect()
+}
+
+/// A table of a run folder without the columns that measure time.
+pub fn numbers(dir: &Path, t: Table) -> DataFrame {
+    let df = parquet::read(&dir.join(t.file_name()), t).unwrap();
+    let keep: Vec<&str> = t
+        .columns()
+        .iter()
+        .map(|c| c.name)
+        .filter(|n| *n != "wall_s" && *n != "images_per_s")
+        .collect();
+    df.select(keep).unwrap()
 }
