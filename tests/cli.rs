@@ -458,3 +458,40 @@ fn reproduce_without_the_datasets_stops_before_any_work_saying_what_to_fetch() {
     }
     assert_eq!(std::fs::read_dir(results.path()).unwrap().count(), 0);
 }
+
+/// `unas validate … | head -1`: the reader closes the pipe after one line; `unas` ends by SIGPIPE,
+/// as `cat` does, instead of panicking with "failed printing to stdout: Broken pipe".
+#[test]
+fn a_closed_stdout_ends_the_process_quietly() {
+    use std::io::Read;
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::Stdio;
+    let files: Vec<PathBuf> =
+        std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/paper"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+            .collect();
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("unas"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .arg("validate")
+        .args(&files)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 16];
+    let mut out = child.stdout.take().unwrap();
+    out.read_exact(&mut first).unwrap();
+    drop(out); // the reader goes away while most of ~40 kB is still to print (file by file)
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(status.signal(), Some(libc::SIGPIPE), "{status:?}\n{err}");
+}

@@ -32,6 +32,10 @@ pub struct BadInput(pub String);
 
 /// Parses the arguments, runs the command, prints its error if it has one.
 pub fn main() -> ExitCode {
+    // `unas validate … | head`: a closed stdout ends the process quietly, as it does `cat` (Rust
+    // ignores SIGPIPE, so every print would otherwise panic with "Broken pipe").
+    // SAFETY: restoring a signal's default disposition before any thread starts.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     crate::runner::heap::keep_tensor_blocks();
     crate::runner::onednn::cap_isa();
     let args = Args::parse();
