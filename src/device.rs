@@ -22,24 +22,35 @@ pub fn load_cuda_backend() -> &'static Result<String, String> {
             candidates.push(dir.join("libtorch_cuda.so"));
         }
         for c in candidates {
-            let name = CString::new(c.to_string_lossy().as_bytes()).expect("no NUL in path");
-            // SAFETY: dlopen with a valid C string; the handle is kept for the life of the process.
-            let handle = unsafe { libc::dlopen(name.as_ptr(), libc::RTLD_NOW | libc::RTLD_GLOBAL) };
-            if !handle.is_null() {
-                return Ok(c.display().to_string());
+            match dlopen(&c, libc::RTLD_NOW | libc::RTLD_GLOBAL) {
+                // the handle is kept for the life of the process
+                Ok(_) => return Ok(c.display().to_string()),
+                Err(msg) => errors.push(msg),
             }
-            // SAFETY: dlerror returns a thread-local C string or null.
-            let err = unsafe { libc::dlerror() };
-            let msg = if err.is_null() {
-                "unknown dlopen error".to_owned()
-            } else {
-                unsafe { CStr::from_ptr(err) }
-                    .to_string_lossy()
-                    .into_owned()
-            };
-            errors.push(msg);
         }
         Err(errors.join("; "))
+    })
+}
+
+/// `dlopen(path, mode)`: the handle, or dlerror's message.
+pub(crate) fn dlopen(
+    path: &std::path::Path,
+    mode: libc::c_int,
+) -> Result<*mut libc::c_void, String> {
+    let name = CString::new(path.to_string_lossy().as_bytes()).expect("no NUL in a path");
+    // SAFETY: dlopen with a valid C string.
+    let handle = unsafe { libc::dlopen(name.as_ptr(), mode) };
+    if !handle.is_null() {
+        return Ok(handle);
+    }
+    // SAFETY: dlerror returns a thread-local C string or null.
+    let err = unsafe { libc::dlerror() };
+    Err(if err.is_null() {
+        "unknown dlopen error".to_owned()
+    } else {
+        unsafe { CStr::from_ptr(err) }
+            .to_string_lossy()
+            .into_owned()
     })
 }
 

@@ -7,7 +7,6 @@
 //! libtorch_cuda.so globally (its symbols resolve there), so CPU machines never need CUDA libraries.
 
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
-use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -47,40 +46,33 @@ struct Shim {
     graph_free: FreeFn,
 }
 
-fn dlerror() -> String {
-    // SAFETY: dlerror returns a thread-local C string or null.
-    let e = unsafe { libc::dlerror() };
-    if e.is_null() {
-        "unknown dlopen error".into()
-    } else {
-        unsafe { CStr::from_ptr(e) }.to_string_lossy().into_owned()
-    }
-}
-
-/// Writes the embedded shim to the temporary folder (named by its hash, written atomically) and
-/// opens it with `mode` (`RTLD_NOW` for use; `RTLD_LAZY` lets a test open it without libtorch_cuda).
+/// Writes the embedded shim to a file of this process's own in the temporary folder (created new, so
+/// nothing planted there is opened), opens it with `mode` (`RTLD_NOW` for use; `RTLD_LAZY` lets a test
+/// open it without libtorch_cuda) and removes the file again (the mapping stays).
 fn open(mode: c_int) -> Result<*mut c_void> {
+    use std::io::Write;
     let bytes = embedded_shim().map_err(|why| {
         anyhow!("this unas binary has no CUDA-graph support: {why}; rebuild after `make setup`")
     })?;
-    let hash = blake3::hash(bytes).to_hex();
-    let path: PathBuf = std::env::temp_dir().join(format!("unas-cuda-graph-{}.so", &hash[..16]));
-    if std::fs::read(&path).ok().as_deref() != Some(bytes) {
-        let tmp = path.with_extension(format!("so.{}", std::process::id()));
-        std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-        std::fs::rename(&tmp, &path).with_context(|| format!("renaming to {}", path.display()))?;
-    }
-    let name = CString::new(path.to_string_lossy().as_bytes()).expect("no NUL in a temp path");
-    // SAFETY: dlopen with a valid C string; the handle is kept for the life of the process.
-    let handle = unsafe { libc::dlopen(name.as_ptr(), mode) };
-    if handle.is_null() {
-        bail!(
-            "loading the CUDA-graph shim {}: {} (CUDA graphs need libtorch's CUDA backend loaded)",
-            path.display(),
-            dlerror()
-        );
-    }
-    Ok(handle)
+    let path = std::env::temp_dir().join(format!(
+        "unas-cuda-graph-{}-{}.so",
+        std::process::id(),
+        &blake3::hash(bytes).to_hex()[..16]
+    ));
+    let _ = std::fs::remove_file(&path); // a leftover of an earlier process with this pid
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .and_then(|mut f| f.write_all(bytes))
+        .with_context(|| format!("writing {}", path.display()))?;
+    let handle = crate::device::dlopen(&path, mode);
+    let _ = std::fs::remove_file(&path);
+    handle.map_err(|e| {
+        anyhow!(
+            "loading the CUDA-graph shim: {e} (CUDA graphs need libtorch's CUDA backend loaded)"
+        )
+    })
 }
 
 fn symbol(handle: *mut c_void, name: &str) -> Result<*mut c_void> {
@@ -149,6 +141,18 @@ fn call(what: &str, f: impl FnOnce(*mut c_char, usize) -> c_int) -> Result<()> {
     bail!("{what}: {msg}")
 }
 
+/// Calls a constructor of the shim with an error buffer; the handle, or its message.
+fn create(what: &str, f: impl FnOnce(*mut c_char, usize) -> *mut c_void) -> Result<*mut c_void> {
+    let mut buf = vec![0 as c_char; ERR_LEN];
+    let handle = f(buf.as_mut_ptr(), ERR_LEN);
+    if handle.is_null() {
+        // SAFETY: the shim wrote a NUL-terminated message into the buffer.
+        let msg = unsafe { CStr::from_ptr(buf.as_ptr()) }.to_string_lossy();
+        bail!("{what}: {msg}");
+    }
+    Ok(handle)
+}
+
 /// A stream of libtorch's pool, entered for warm-up and capture (a capture cannot run on the
 /// default stream); entering and leaving wait for the whole device.
 pub struct SideStream {
@@ -162,13 +166,10 @@ impl SideStream {
             bail!("CUDA graphs need a CUDA device, this run is on {device:?}");
         };
         let shim = shim()?;
-        let mut buf = vec![0 as c_char; ERR_LEN];
-        // SAFETY: a valid buffer of ERR_LEN bytes.
-        let handle = unsafe { (shim.side_new)(index as c_int, buf.as_mut_ptr(), ERR_LEN) };
-        if handle.is_null() {
-            let msg = unsafe { CStr::from_ptr(buf.as_ptr()) }.to_string_lossy();
-            bail!("creating a CUDA side stream: {msg}");
-        }
+        // SAFETY: a valid buffer of the length passed.
+        let handle = create("creating a CUDA side stream", |b, n| unsafe {
+            (shim.side_new)(index as c_int, b, n)
+        })?;
         Ok(SideStream { shim, handle })
     }
 
@@ -205,13 +206,10 @@ impl CudaGraph {
     /// of `f` still ends the capture, so the stream stays usable; the error is `f`'s.
     pub fn capture<T>(side: &SideStream, f: impl FnOnce() -> Result<T>) -> Result<(CudaGraph, T)> {
         let s = side.shim;
-        let mut buf = vec![0 as c_char; ERR_LEN];
-        // SAFETY: a valid buffer of ERR_LEN bytes.
-        let handle = unsafe { (s.graph_new)(buf.as_mut_ptr(), ERR_LEN) };
-        if handle.is_null() {
-            let msg = unsafe { CStr::from_ptr(buf.as_ptr()) }.to_string_lossy();
-            bail!("creating a CUDA graph: {msg}");
-        }
+        // SAFETY: a valid buffer of the length passed.
+        let handle = create("creating a CUDA graph", |b, n| unsafe {
+            (s.graph_new)(b, n)
+        })?;
         let graph = CudaGraph { shim: s, handle };
         let out = side.run(|| -> Result<T> {
             // SAFETY: live handles and valid buffers.
