@@ -400,21 +400,13 @@ fn end_of_epoch(
 /// `train.cuda_graphs` the timed steps are replays (at least two untimed: warm-up, capture).
 pub(crate) fn time_steps(ctx: &StageCtx, warmup: usize, steps: usize) -> Result<Vec<f64>> {
     let t = recipe(ctx)?;
-    let mut st = TrainState::new(ctx, &t)?;
-    let at = ResumePoint {
-        phase: Phase::Train,
-        epoch: 0,
-        step: 0,
-    };
-    let mut rec = Recorder::open(ctx.dir, ctx.seed, at, 0.0, false)?;
-    let mut graph = st.graphed_step(ctx, &t, true)?;
+    let (mut st, mut rec, mut graph) = fresh_steps(ctx, &t, true)?;
     // with a graph: the eager warm-up step and the capture stay out of the timed steps
     let warmup = if graph.is_some() {
         warmup.max(2)
     } else {
         warmup
     };
-    st.built.net.set_drop_path(t.drop_path);
     let b = st
         .train_loader
         .next_batch()?
@@ -430,6 +422,31 @@ pub(crate) fn time_steps(ctx: &StageCtx, warmup: usize, steps: usize) -> Result<
         }
     }
     Ok(ms)
+}
+
+/// A fresh training state in `ctx.dir` for steps outside the loop (benchmark, diagnostic): its
+/// recorder from step 0, drop-path at its final rate p (so the steps do the drop-path work), and the
+/// CUDA graph of the step when `graphed` and `train.cuda_graphs` (refused on the CPU).
+fn fresh_steps(
+    ctx: &StageCtx,
+    t: &TrainRecipe,
+    graphed: bool,
+) -> Result<(TrainState, Recorder, Option<GraphedStep>)> {
+    let mut st = TrainState::new(ctx, t)?;
+    st.restore(ctx)?;
+    let at = ResumePoint {
+        phase: Phase::Train,
+        epoch: 0,
+        step: 0,
+    };
+    let rec = Recorder::open(ctx.dir, ctx.seed, at, 0.0, false)?;
+    let graph = if graphed {
+        st.graphed_step(ctx, t, true)?
+    } else {
+        None
+    };
+    st.built.net.set_drop_path(t.drop_path);
+    Ok((st, rec, graph))
 }
 
 /// `unas diagnose cuda-graphs`: the same `steps` training steps (the loop's own, over its loader, the
@@ -466,24 +483,11 @@ pub(crate) fn graph_parity(ctx: &StageCtx, steps: usize) -> Result<GraphParity> 
             upstream: ctx.upstream.clone(),
             ..*ctx
         };
-        let mut st = TrainState::new(&sub, &t)?;
-        st.restore(&sub)?;
-        let at = ResumePoint {
-            phase: Phase::Train,
-            epoch: 0,
-            step: 0,
-        };
-        let mut rec = Recorder::open(&dir, sub.seed, at, 0.0, false)?;
-        let mut graph = if graphed {
-            st.graphed_step(&sub, &t, true)?
-        } else {
-            None
-        };
+        let (mut st, mut rec, mut graph) = fresh_steps(&sub, &t, graphed)?;
         anyhow::ensure!(
             st.train_loader.batches_per_epoch() > 0,
             "the training split yields no batch"
         );
-        st.built.net.set_drop_path(t.drop_path);
         let mut losses = Vec::with_capacity(steps);
         for _ in 0..steps {
             let (state, b) = loop {
