@@ -2,6 +2,7 @@ use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 
 use super::*;
+use crate::nas::space::op_skip_check::{assert_trains_at, LARGEST_THRESHOLD};
 use crate::nas::space::proxyless::eval_net::skeleton;
 
 fn tiny(threshold: f64) -> (VarStore, ProxylessSearchNet) {
@@ -94,4 +95,49 @@ fn a_resolution_the_strides_cannot_divide_is_refused() {
     };
     let err = ProxylessSearchNet::new(&vs.root(), &cfg).unwrap_err();
     assert!(err.to_string().contains("total stride 32"), "{err}");
+}
+
+/// A relaxed sample of one architecture (N = 1): each block's weights a softmax, all below 1.
+fn relaxed() -> ProxylessSample {
+    tch::manual_seed(4);
+    let rows = |s: i64, k: i64| {
+        Tensor::randn([s, 1, k], (Kind::Float, Device::Cpu)).softmax(-1, Kind::Float)
+    };
+    ProxylessSample {
+        normal: rows(15, 7),
+        reduce: rows(6, 6),
+    }
+}
+
+#[test]
+fn every_threshold_validation_accepts_trains_and_an_all_skipped_block_outputs_zeros() {
+    let x = Tensor::randn([2, 3, 32, 32], (Kind::Float, Device::Cpu));
+    let s = relaxed();
+    assert_trains_at(&[0.0, 1.0 / 7.0, 0.9, LARGEST_THRESHOLD], [2, 5], |thr| {
+        let (vs, net) = tiny(thr);
+        let out = net.forward(&x, &s, SampleKind::Relaxed, true);
+        (vs, out)
+    });
+    // at the largest threshold every block of this sample is skipped (Σ over no ops = 0), so the
+    // logits no longer depend on the images; at 0 they do
+    let other = x.flip([3]); // the images mirrored: another input
+    let spread = |thr: f64| {
+        let (_vs, net) = tiny(thr);
+        tch::no_grad(|| {
+            let a = net.forward(&x, &s, SampleKind::Relaxed, false);
+            let b = net.forward(&other, &s, SampleKind::Relaxed, false);
+            (a - b).abs().max().double_value(&[])
+        })
+    };
+    assert_eq!(spread(LARGEST_THRESHOLD), 0.0);
+    assert!(spread(0.0) > 1e-6);
+    // a one-hot sample's chosen op (weight 1) passes every threshold: the discrete path's numbers
+    let (_vs, net) = tiny(LARGEST_THRESHOLD);
+    let hard = onehot(3);
+    let diff = tch::no_grad(|| {
+        let r = net.forward(&x, &hard, SampleKind::Relaxed, false);
+        let d = net.forward_discrete(&x, &choices_of(&hard), false);
+        (r - d).abs().max().double_value(&[])
+    });
+    assert!(diff < 1e-5, "{diff}");
 }
