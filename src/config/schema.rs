@@ -8,6 +8,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::estimator::Estimator;
+
 /// One experiment: what to search, how to train the result, with which seeds.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -273,37 +275,6 @@ fn default_ops() -> u32 {
 }
 fn default_width() -> f64 {
     1.0
-}
-
-/// Gradient estimator of the architecture parameters (§2).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "snake_case")]
-#[value(rename_all = "snake_case")]
-pub enum Estimator {
-    /// Plain Gumbel-softmax relaxation (the official `default`; biased).
-    Gsm,
-    /// Straight-through Gumbel-softmax: discrete forward, relaxed gradient (biased).
-    StGsm,
-    /// Deterministic softmax mixture of DARTS (first order).
-    Darts,
-    /// Score function with the official moving-average baseline.
-    Reinforce,
-    /// REBAR with η = 1 and fixed τ: the UNAS estimator.
-    Rebar,
-    /// RELAX: REBAR's control variate plus a learned control-variate network.
-    Relax,
-}
-
-impl Estimator {
-    /// The six estimators, in the paper's order.
-    pub const ALL: [Estimator; 6] = [
-        Estimator::Gsm,
-        Estimator::StGsm,
-        Estimator::Darts,
-        Estimator::Reinforce,
-        Estimator::Rebar,
-        Estimator::Relax,
-    ];
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -418,10 +418,7 @@ fn latency(o: &mut Problems, s: &Space, sr: &Search, l: &Latency) {
     );
     check(
         o,
-        matches!(
-            sr.estimator,
-            Estimator::Rebar | Estimator::Relax | Estimator::Reinforce
-        ),
+        sr.estimator.is_score_function(),
         "search.estimator",
         || {
             format!(

@@ -2,6 +2,9 @@
 //! S whose autograd gradient w.r.t. the logits is the estimator; the search loop calls `S.backward()`
 //! and steps the architecture optimiser. `sg(·)` = detach, means are over the N examples of a draw.
 //!
+//! What differs between the estimators besides these functions (sampler, score function or not,
+//! evaluations, ops run, state carried) is a property of [`Estimator`] in `config/estimator.rs`.
+//!
 //! Everything is generic over a [`Categoricals`] distribution and an [`Objective`] on per-group sample
 //! tensors ([S, N, K] each), so the estimators are tested on enumerable toy problems without a network.
 
@@ -10,7 +13,8 @@ use tch::{Kind, Tensor};
 use super::arch::SampleKind;
 use super::distribution::{flatten_per_example, Categoricals, Draw, Sampler};
 use super::relax_cv::RelaxControlVariate;
-use crate::config::schema::Estimator;
+use crate::config::estimator::Carried;
+use crate::config::Estimator;
 use crate::results::diverged::{Diverged, Finite};
 
 /// The per-example objective f [N] of a sample given as one [S, N, K] tensor per selector group, in the
@@ -36,16 +40,6 @@ pub struct Estimate {
     pub f_discrete: Option<Tensor>,
     /// mean_n f(ζ_n), where the estimator evaluates a relaxed sample (a device scalar).
     pub f_relaxed: Option<Tensor>,
-}
-
-/// The sampler an estimator needs (spec §2: `rebar` and `relax` force `gsm_type = rebar`).
-pub fn sampler_for(estimator: Estimator) -> Sampler {
-    match estimator {
-        Estimator::Rebar | Estimator::Relax => Sampler::Rebar,
-        Estimator::Gsm | Estimator::StGsm | Estimator::Darts | Estimator::Reinforce => {
-            Sampler::Original
-        }
-    }
 }
 
 fn mean(t: &Tensor) -> Tensor {
@@ -310,7 +304,7 @@ pub struct EstimatorState {
 impl EstimatorState {
     /// For `relax`, φ is sized to the distribution's Σ S·K inputs.
     pub fn new(estimator: Estimator, dist: &Categoricals) -> Self {
-        let relax = (estimator == Estimator::Relax).then(|| {
+        let relax = (estimator.carried() == Carried::ControlVariateNet).then(|| {
             let dim: i64 = dist
                 .groups
                 .iter()
@@ -330,7 +324,7 @@ impl EstimatorState {
     }
 
     pub fn sampler(&self) -> Sampler {
-        sampler_for(self.estimator)
+        self.estimator.sampler()
     }
 
     /// Run the chosen estimator on `draw` (drawn with [`EstimatorState::sampler`]; `darts` ignores

@@ -146,7 +146,7 @@ pub fn job_count(r: &Resolved) -> usize {
 
 /// Rough cost in millions of image passes (forward + backward), to compare experiments before running.
 pub fn rough_cost_m_images(r: &Resolved) -> f64 {
-    use crate::config::{Estimator, ObjectiveKind};
+    use crate::config::ObjectiveKind;
     let e = &r.experiment;
     let (train_n, _) = e.dataset.name.sizes(&e.dataset.synthetic);
     let mut total = 0.0;
@@ -154,10 +154,7 @@ pub fn rough_cost_m_images(r: &Resolved) -> f64 {
         let n = train_n as f64 * e.dataset.train_portion;
         // α-step passes per image: discrete + relaxed for REBAR/RELAX, one for the others; doubled by a
         // paired validation pass for gen-gap; plus the one weight step.
-        let per_obj = match s.estimator {
-            Estimator::Rebar | Estimator::Relax => 2.0,
-            Estimator::Gsm | Estimator::StGsm | Estimator::Darts | Estimator::Reinforce => 1.0,
-        };
+        let per_obj = f64::from(s.estimator.evaluations());
         let obj = if s.objective.kind == ObjectiveKind::Gengap {
             2.0
         } else {

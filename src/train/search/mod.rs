@@ -27,6 +27,7 @@ use anyhow::{Context, Result};
 use tch::{nn, Reduction, Tensor};
 
 use crate::autocast::Amp;
+use crate::config::estimator::WeightSample;
 use crate::config::{self, ImageShape, SpaceName};
 use crate::data::{self, loader};
 use crate::nas::arch::SampleKind;
@@ -147,12 +148,12 @@ fn weight_sample(
     dist: &crate::nas::distribution::Categoricals,
     relaxed: &[Tensor],
 ) -> (Vec<Tensor>, SampleKind) {
-    match estimator {
-        config::Estimator::Darts => (
+    match estimator.weight_sample() {
+        WeightSample::Mixture => (
             dist.probabilities(1).iter().map(Tensor::detach).collect(),
             SampleKind::Dense,
         ),
-        _ => (
+        WeightSample::Relaxed => (
             relaxed.iter().map(Tensor::detach).collect(),
             SampleKind::Relaxed,
         ),
