@@ -546,11 +546,16 @@ pub enum Recipe {
     ImagenetProxyless,
 }
 
-/// The architecture to train: the one this experiment's search derives, or a published genotype.
+/// The architecture to train: the one this experiment's search derives, one drawn uniformly from the
+/// space (the random-sampling baseline), or a published genotype.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum GenotypeChoice {
     #[serde(rename = "search")]
     Search,
+    /// Drawn uniformly from the experiment's space (`nas::space::uniform`) with `train.genotype_seed`,
+    /// or with the training seed when that is left out (one architecture per training seed).
+    #[serde(rename = "random")]
+    Random,
     #[serde(rename = "UNAS_CIFAR10")]
     UnasCifar10,
     #[serde(rename = "UNAS_CIFAR100")]
@@ -567,9 +572,26 @@ pub enum GenotypeChoice {
 }
 
 impl GenotypeChoice {
+    /// Whether the genotype is the one a search of this experiment derives (one training per search
+    /// and training seed), rather than one known before any search (one per training seed: a
+    /// published genotype, or a uniform draw from the training seed or `genotype_seed`).
+    pub fn is_searched(self) -> bool {
+        match self {
+            GenotypeChoice::Search => true,
+            GenotypeChoice::Random
+            | GenotypeChoice::UnasCifar10
+            | GenotypeChoice::UnasCifar100
+            | GenotypeChoice::UnasImagenet
+            | GenotypeChoice::DartsV2
+            | GenotypeChoice::UnasProxyless
+            | GenotypeChoice::ProxylessGpu => false,
+        }
+    }
+
+    /// The space a published genotype belongs to; `None` for `search` and `random`, which fit any.
     pub fn space(self) -> Option<SpaceName> {
         match self {
-            GenotypeChoice::Search => None,
+            GenotypeChoice::Search | GenotypeChoice::Random => None,
             GenotypeChoice::UnasCifar10
             | GenotypeChoice::UnasCifar100
             | GenotypeChoice::UnasImagenet
@@ -588,6 +610,11 @@ pub struct Train {
     pub recipe: Recipe,
     #[serde(default = "default_genotype")]
     pub genotype: GenotypeChoice,
+    /// With `genotype: random`: the seed of the draw, so every training seed trains the same
+    /// architecture; left out, each training seed draws its own. Absent from the serialised config
+    /// when left out (earlier run ids stay).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub genotype_seed: Option<u64>,
     pub epochs: Option<u32>,
     pub batch: Option<u32>,
     pub lr: Option<f64>,
@@ -625,6 +652,7 @@ impl Train {
             Recipe::Cifar => Train {
                 recipe: self.recipe,
                 genotype: self.genotype,
+                genotype_seed: self.genotype_seed,
                 epochs: Some(600),
                 batch: Some(128),
                 lr: Some(0.05),
@@ -645,6 +673,7 @@ impl Train {
             Recipe::ImagenetDarts => Train {
                 recipe: self.recipe,
                 genotype: self.genotype,
+                genotype_seed: self.genotype_seed,
                 epochs: Some(250),
                 batch: Some(1024),
                 lr: Some(0.8),
@@ -665,6 +694,7 @@ impl Train {
             Recipe::ImagenetProxyless => Train {
                 recipe: self.recipe,
                 genotype: self.genotype,
+                genotype_seed: self.genotype_seed,
                 epochs: Some(300),
                 batch: Some(512),
                 lr: Some(0.2),
@@ -685,6 +715,7 @@ impl Train {
         Train {
             recipe: self.recipe,
             genotype: self.genotype,
+            genotype_seed: self.genotype_seed,
             epochs: self.epochs.or(p.epochs),
             batch: self.batch.or(p.batch),
             lr: self.lr.or(p.lr),

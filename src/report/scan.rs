@@ -133,6 +133,26 @@ pub(crate) struct ConfigTrain {
     pub recipe: String,
     #[serde(default = "search_genotype")]
     pub genotype: String,
+    /// Every other field of the resolved `train:` section (epochs, widths, drop-path, ...): what two
+    /// runs must share to have been trained with the same recipe ([`ConfigTrain::recipe_fields`]).
+    #[serde(flatten)]
+    pub rest: BTreeMap<String, serde_json::Value>,
+}
+
+impl ConfigTrain {
+    /// The training recipe as resolved, without what only chooses the architecture
+    /// (`genotype_seed`) or how a step is launched (`cuda_graphs`): equal for two runs exactly when
+    /// their networks were trained the same way.
+    pub(crate) fn recipe_fields(&self) -> BTreeMap<String, serde_json::Value> {
+        let mut r = self.rest.clone();
+        r.remove("genotype_seed");
+        r.remove("cuda_graphs");
+        r.insert(
+            "recipe".into(),
+            serde_json::Value::String(self.recipe.clone()),
+        );
+        r
+    }
 }
 
 fn search_genotype() -> String {
@@ -151,6 +171,11 @@ impl RunConfig {
     /// True when the trained architecture is the one this experiment's search derives.
     pub(crate) fn trains_searched(&self) -> bool {
         self.train.as_ref().is_some_and(|t| t.genotype == "search")
+    }
+
+    /// True when the trained architectures are drawn uniformly from the space (`genotype: random`).
+    pub(crate) fn trains_random(&self) -> bool {
+        self.train.as_ref().is_some_and(|t| t.genotype == "random")
     }
 }
 

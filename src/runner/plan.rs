@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use serde_json::{json, Value};
 
 use crate::config::identity::{canonical_json, hash_parts};
-use crate::config::{GenotypeChoice, Resolved};
+use crate::config::Resolved;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Stage {
@@ -124,18 +124,15 @@ pub fn plan_with(r: &Resolved, fp: &str) -> Vec<Job> {
     };
     jobs.extend(searches.iter().cloned());
     if let Some(t) = &e.train {
-        match t.genotype {
-            GenotypeChoice::Search => {
-                for s in &searches {
-                    for &ts in &e.seeds.train {
-                        jobs.push(job(r, fp, Stage::Train, ts, Some(s.clone())));
-                    }
+        if t.genotype.is_searched() {
+            for s in &searches {
+                for &ts in &e.seeds.train {
+                    jobs.push(job(r, fp, Stage::Train, ts, Some(s.clone())));
                 }
             }
-            _ => {
-                for &ts in &e.seeds.train {
-                    jobs.push(job(r, fp, Stage::Train, ts, None));
-                }
+        } else {
+            for &ts in &e.seeds.train {
+                jobs.push(job(r, fp, Stage::Train, ts, None));
             }
         }
     }
@@ -168,9 +165,10 @@ pub fn rough_cost_m_images(r: &Resolved) -> f64 {
         total += one * e.seeds.search.len() as f64;
     }
     if let Some(t) = &e.train {
-        let trainings = match t.genotype {
-            GenotypeChoice::Search => e.seeds.search.len() * e.seeds.train.len(),
-            _ => e.seeds.train.len(),
+        let trainings = if t.genotype.is_searched() {
+            e.seeds.search.len() * e.seeds.train.len()
+        } else {
+            e.seeds.train.len()
         };
         let epochs = crate::config::TrainRecipe::of(t).map_or(0, |r| r.epochs);
         total += train_n as f64 * f64::from(epochs) * trainings as f64;
@@ -183,14 +181,18 @@ mod tests {
     use super::*;
     use crate::config::Tier;
 
-    fn c10(sets: &[&str]) -> Resolved {
+    fn load(file: &str, tier: Tier, sets: &[&str]) -> Resolved {
         let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
         crate::config::load(
-            std::path::Path::new("experiments/paper/c10-darts-unas.yaml"),
-            Tier::Smoke,
+            &std::path::Path::new("experiments/paper").join(file),
+            tier,
             &sets,
         )
         .unwrap()
+    }
+
+    fn c10(sets: &[&str]) -> Resolved {
+        load("c10-darts-unas.yaml", Tier::Smoke, sets)
     }
 
     #[test]
@@ -215,6 +217,21 @@ mod tests {
         let real = plan(&r).unwrap();
         let fp = crate::data::identity::fingerprint(&r.experiment.dataset).unwrap();
         assert_eq!(real[0].run_id, plan_with(&r, &fp)[0].run_id);
+    }
+
+    #[test]
+    fn a_random_sampling_experiment_trains_once_per_training_seed_and_its_seed_is_in_the_id() {
+        let random = |sets: &[&str]| load("random-c10-darts.yaml", Tier::Paper, sets);
+        let jobs = plan_with(&random(&[]), "d");
+        assert_eq!(jobs.len(), 8, "8 random architectures, no search");
+        assert!(jobs
+            .iter()
+            .all(|j| j.stage == Stage::Train && j.upstream.is_none()));
+        let fixed = plan_with(&random(&["train.genotype_seed=3"]), "d");
+        assert_ne!(
+            jobs[0].run_id, fixed[0].run_id,
+            "a fixed draw is another run"
+        );
     }
 
     #[test]

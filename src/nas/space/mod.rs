@@ -7,5 +7,6 @@ pub mod pass_norm;
 pub mod proxyless;
 pub mod search_space;
 pub mod trained_net;
+pub mod uniform;
 
 pub use search_space::{ChoiceLabel, DiscreteNetwork, SearchSpace};
