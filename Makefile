@@ -6,7 +6,7 @@
 #   make lint        cargo fmt --check and cargo clippy (warnings are errors)
 #   make test        all unit and integration tests (after test-deps)
 #   make test-deps   Chromium (browser test of the report) and Slurm + munge (tests/slurm.rs): apt, only
-#                    if missing and root
+#                    if missing and root; the tensorboard package (tests/tensorboard.rs) into .deps/tb-venv
 #   make reproduce   the paper suite (TIER=smoke|quick|paper, default smoke; WORKERS=N worker processes
 #                    or GPUS=0,1,… one per GPU), then the report
 #   make bench-workers  smoke-suite wall time with --workers 2 against --workers 1, measured in one call
@@ -75,10 +75,35 @@ lint: setup
 test: setup test-deps
 	$(CARGO) test --no-fail-fast
 
+# The TensorBoard test (tests/tensorboard.rs) reads every run folder with TensorBoard's own reader
+# (EventAccumulator), from a Python environment of its own (.deps/tb-venv, only for tests): created in a
+# temporary folder and renamed once the reader imports, so an interrupted install is never used. Only
+# ever called as tb-venv/bin/python (its scripts' #! lines name the temporary folder).
+TB_VENV ?= .deps/tb-venv
+TB_STAMP := $(TB_VENV)/.installed
+TENSORBOARD_VERSION := 2.21.0
+TB_CHECK := from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+# $(call venv,FOLDER,REQUIREMENT,CHECK): a Python environment of its own in FOLDER with REQUIREMENT from
+# PyPI, created in FOLDER.partial and renamed once the Python code in the variable named CHECK runs.
+define venv
+	rm -rf $(1).partial
+	$(PYTHON) -m venv $(1).partial
+	$(1).partial/bin/python -m pip install --disable-pip-version-check --no-input \
+	  --progress-bar off --no-cache-dir $(2)
+	$(1).partial/bin/python -c '$($(3))'
+	rm -rf $(1) && mv $(1).partial $(1)
+endef
+
+$(TB_STAMP):
+	@echo "installing tensorboard==$(TENSORBOARD_VERSION) (the reader for tests/tensorboard.rs) into $(TB_VENV)"
+	$(call venv,$(TB_VENV),tensorboard==$(TENSORBOARD_VERSION),TB_CHECK)
+	touch $(TB_STAMP)
+
 # The browser test of the HTML report (tests/report.rs) opens every page in a headless Chromium.
 # Installed from Debian's registry only when it is missing and we are root; an unreachable registry
 # never fails the build (the test then skips its browser part with a loud message).
-test-deps:
+test-deps: $(TB_STAMP)
 	@missing=""; \
 	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
 	[ -x /usr/sbin/slurmctld ] && [ -x /usr/sbin/slurmd ] && [ -x /usr/sbin/munged ] && command -v sbatch >/dev/null \
@@ -122,6 +147,7 @@ report: build
 BENCH_VENV := .deps/bench-venv
 BENCH_STAMP := $(BENCH_VENV)/.installed
 BENCH_PYTHON := $(BENCH_VENV)/bin/python
+BENCH_CHECK := import torch; assert torch.__version__.startswith("$(TORCH_VERSION)"), torch.__version__
 BENCH_PROFILE ?= release
 BENCH_ARGS ?=
 ifeq ($(BENCH_PROFILE),release)
@@ -140,12 +166,7 @@ bench-venv: $(BENCH_STAMP)
 
 $(BENCH_STAMP):
 	@echo "installing torch==$(TORCH_VERSION) (full wheel, for the PyTorch reference) into $(BENCH_VENV)"
-	rm -rf $(BENCH_VENV).partial
-	$(PYTHON) -m venv $(BENCH_VENV).partial
-	$(BENCH_VENV).partial/bin/python -m pip install --disable-pip-version-check --no-input \
-	  --progress-bar off --no-cache-dir torch==$(TORCH_VERSION)
-	$(BENCH_VENV).partial/bin/python -c 'import torch; assert torch.__version__.startswith("$(TORCH_VERSION)"), torch.__version__'
-	rm -rf $(BENCH_VENV) && mv $(BENCH_VENV).partial $(BENCH_VENV)
+	$(call venv,$(BENCH_VENV),torch==$(TORCH_VERSION),BENCH_CHECK)
 	$(BENCH_PYTHON) -c 'import torch, sys; assert sys.prefix.endswith("bench-venv"), sys.prefix'
 	touch $(BENCH_STAMP)
 

@@ -1,6 +1,7 @@
 //! What a person watching a run sees: indicatif bars (suite → stage → epochs, with the ETA, images/s
-//! and the current loss) when stderr is a terminal, and one plain line per epoch when it is not (a
-//! log file, CI, Slurm's output). The runner opens the suite and each stage; the run recorder reports
+//! and the current loss) when stderr is a terminal; when it is not (a log file, CI, Slurm's output),
+//! one plain line per epoch and, during an epoch, a plain line at least every `--progress-every`
+//! seconds (stage, epoch, step/steps, images/s, the loss last read, ETA), also into `run.log`. The runner opens the suite and each stage; the run recorder reports
 //! steps and epochs. Log lines printed meanwhile go through [`suspend`], so bars and logs never mix.
 //! The state is per process (one stage runs at a time in a process).
 
@@ -11,6 +12,10 @@ use std::time::{Duration, Instant};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::results::rows::EpochRow;
+use crate::results::Phase;
+
+/// The default of `--progress-every`: seconds between plain progress lines during an epoch.
+pub const EVERY_S: u64 = 60;
 
 struct Stage {
     label: String,
@@ -21,16 +26,29 @@ struct Stage {
     started: Instant,
     /// Epochs this process ran (a resumed stage's earlier epochs do not count towards its speed).
     ran: u64,
+    /// Steps this process ran.
+    steps_ran: u64,
+    /// Steps per epoch, once the loop has said.
+    epoch_steps: Option<u64>,
+    /// The last step: phase, epoch, step within the phase.
+    at: Option<(Phase, u32, u64)>,
+    /// The training loss last read from the device.
+    loss: Option<f64>,
+    /// When the last plain line was printed (or the stage began).
+    last_line: Instant,
 }
 
 struct State {
     bars: Option<MultiProgress>,
+    /// Seconds between plain progress lines.
+    every: Duration,
     suite: Option<ProgressBar>,
     stage: Option<Stage>,
 }
 
 static STATE: Mutex<State> = Mutex::new(State {
     bars: None,
+    every: Duration::from_secs(EVERY_S),
     suite: None,
     stage: None,
 });
@@ -43,6 +61,11 @@ fn state() -> std::sync::MutexGuard<'static, State> {
 pub fn init() {
     let tty = std::io::stderr().is_terminal() && std::env::var_os("UNAS_PLAIN_PROGRESS").is_none();
     state().bars = tty.then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
+}
+
+/// Seconds between plain progress lines during an epoch (`--progress-every`).
+pub fn set_every(every: Duration) {
+    state().every = every;
 }
 
 fn style(template: &str) -> ProgressStyle {
@@ -96,6 +119,11 @@ pub fn stage_begin(label: &str, epochs: u64) {
         images: 0,
         started: Instant::now(),
         ran: 0,
+        steps_ran: 0,
+        epoch_steps: None,
+        at: None,
+        loss: None,
+        last_line: Instant::now(),
     });
 }
 
@@ -110,11 +138,75 @@ pub fn stage_resumed(done: u64) {
     }
 }
 
-/// A step of `images` images ran.
-pub fn step(images: u64) {
+/// An epoch of `steps` steps begins.
+pub fn epoch_begin(steps: u64) {
     if let Some(s) = state().stage.as_mut() {
-        s.images += images;
+        s.epoch_steps = Some(steps);
     }
+}
+
+/// Step `step` (within `phase`) of `epoch`, of `images` images, ran. True when a plain progress line
+/// is due (off a terminal, `--progress-every` seconds after the last one): read the loss, then
+/// [`line`].
+pub fn step(phase: Phase, epoch: u32, step: u64, images: u64) -> bool {
+    let mut st = state();
+    let (plain, every) = (st.bars.is_none(), st.every);
+    let Some(s) = st.stage.as_mut() else {
+        return false;
+    };
+    s.images += images;
+    s.steps_ran += 1;
+    s.at = Some((phase, epoch, step));
+    plain && s.last_line.elapsed() >= every
+}
+
+/// The training loss last read.
+pub fn loss(loss: f64) {
+    if let Some(s) = state().stage.as_mut() {
+        s.loss = Some(loss);
+    }
+}
+
+fn format_eta(secs: f64) -> String {
+    humantime::format_duration(Duration::from_secs(secs.max(0.0) as u64)).to_string()
+}
+
+/// The plain progress line of the last step, printed to stderr (off a terminal) and returned, for the
+/// run's log: `<label>: <phase> epoch E, step S/N  X images/s  loss L  ETA T`.
+pub fn line() -> String {
+    let mut st = state();
+    let plain = st.bars.is_none();
+    let Some(s) = st.stage.as_mut() else {
+        return String::new();
+    };
+    s.last_line = Instant::now();
+    let Some((phase, epoch, step)) = s.at else {
+        return String::new();
+    };
+    // steps restart in every phase and every epoch has the same number: its position is step mod N
+    let (pos, of, eta) = match s.epoch_steps.filter(|n| *n > 0) {
+        Some(n) => {
+            let per_step = s.started.elapsed().as_secs_f64() / s.steps_ran.max(1) as f64;
+            let left_epochs = s.epochs.saturating_sub(s.done + 1);
+            let left = left_epochs * n + n.saturating_sub(step % n + 1);
+            (
+                step % n + 1,
+                n.to_string(),
+                format_eta(per_step * left as f64),
+            )
+        }
+        None => (step + 1, "?".into(), "?".into()),
+    };
+    let loss = s.loss.map_or("-".into(), |l| format!("{l:.4}"));
+    let line = format!(
+        "{}: {phase} epoch {epoch}, step {pos}/{of}  {:.0} images/s  loss {loss}  ETA {eta}",
+        s.label,
+        speed(s)
+    );
+    if plain {
+        eprintln!("{line}");
+    }
+    line
 }
 
 fn speed(s: &Stage) -> f64 {

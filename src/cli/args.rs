@@ -25,6 +25,16 @@ pub struct Args {
     /// libtorch's own (one per core).
     #[arg(long, global = true, value_parser = clap::value_parser!(u16).range(1..))]
     pub threads: Option<u16>,
+    /// Seconds between plain progress lines during an epoch when stderr is not a terminal (a log
+    /// file, CI, Slurm's output); also written to the run's run.log (0: a line after every step).
+    /// Bars on a terminal are unaffected.
+    #[arg(long, global = true, env = "UNAS_PROGRESS_EVERY", value_name = "SECONDS",
+          default_value_t = crate::progress::EVERY_S)]
+    pub progress_every: u64,
+    /// Write no TensorBoard event files into run folders (written by default, for
+    /// `tensorboard --logdir results/runs`).
+    #[arg(long, global = true, env = "UNAS_NO_TENSORBOARD")]
+    pub no_tensorboard: bool,
     /// More log output (-v info, -vv debug); RUST_LOG also works.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,

@@ -55,6 +55,17 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// The progress interval and the TensorBoard switch, for this process and (through the environment)
+/// the worker processes it starts.
+fn watch_options(progress_every: u64, no_tensorboard: bool) {
+    crate::progress::set_every(std::time::Duration::from_secs(progress_every));
+    crate::train::metrics::set_tensorboard(!no_tensorboard);
+    std::env::set_var("UNAS_PROGRESS_EVERY", progress_every.to_string());
+    if no_tensorboard {
+        std::env::set_var("UNAS_NO_TENSORBOARD", "true");
+    }
+}
+
 /// Runs one command.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let root = ResultsRoot(args.results.clone());
@@ -62,6 +73,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(n) = args.threads {
         crate::runner::threads::apply(usize::from(n));
     }
+    watch_options(args.progress_every, args.no_tensorboard);
     let ok = || Ok(ExitCode::from(EXIT_OK));
     match args.command {
         Command::Validate {

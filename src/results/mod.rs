@@ -3,6 +3,7 @@
 
 pub mod atomic;
 pub mod diverged;
+pub mod event_file;
 pub mod latency_rows;
 pub mod layout;
 pub mod parquet;

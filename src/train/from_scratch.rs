@@ -223,6 +223,7 @@ fn train(ctx: &StageCtx, t: &TrainRecipe) -> Result<()> {
         let epoch = st.meta.epoch;
         let drop_path = drop_path_prob(t.drop_path, epoch, t.epochs); // p·e/E
         st.built.net.set_drop_path(drop_path);
+        crate::progress::epoch_begin(st.train_loader.batches_per_epoch() as u64);
         loop {
             if let Some(req) = rec.signal() {
                 let mark = Mark {

@@ -6,13 +6,14 @@
 //! - [`Recorder::open`]: the tables reloaded up to the checkpoint's [`ResumePoint`], the clock continued,
 //!   SIGTERM / SIGUSR1 handlers installed;
 //! - per step: [`Recorder::signal`] (then [`Recorder::checkpoint`], and [`stop_if_asked`]),
-//!   [`Recorder::record`];
+//!   [`Recorder::record`] (each block of steps read goes to the TensorBoard log at once; off a terminal,
+//!   a progress line is due every `--progress-every` seconds: the block is read early for its loss);
 //! - per epoch: [`Recorder::flush_steps`] before validation, [`Recorder::end_epoch`] with the epoch's row
 //!   (and the architecture rows of a search), then [`Recorder::checkpoint`];
 //! - once: [`Recorder::finish`].
 //!
 //! The step log is flushed and the tables written before every checkpoint, so a resumed run ends with
-//! exactly the rows of an uninterrupted one.
+//! exactly the rows of an uninterrupted one (and its TensorBoard log shows exactly those points).
 
 use anyhow::Result;
 use serde::de::DeserializeOwned;
@@ -21,10 +22,10 @@ use tch::Tensor;
 
 use crate::results::diverged::Checks;
 use crate::results::rows::{self, ArchRow, EpochRow, SummaryRow, Term};
-use crate::results::{atomic, layout, parquet, Diverged, Interrupted, Phase, RunDir, Table};
+use crate::results::{atomic, layout, parquet, Interrupted, Phase, RunDir, Table};
 use crate::stage::StageCtx;
 use crate::train::checkpoint::{Checkpoints, Loaded, Mark};
-use crate::train::metrics::{Clock, ResumePoint, StepInfo, StepLog, TableLog};
+use crate::train::metrics::{Board, Clock, ResumePoint, StepInfo, StepLog, TableLog};
 use crate::train::signals::{Request, Signals};
 
 /// Steps per device read of the step log.
@@ -53,6 +54,8 @@ pub struct Recorder {
     epochs_table: TableLog,
     /// The `arch` table of a search.
     arch_table: Option<TableLog>,
+    /// The run's TensorBoard event files.
+    board: Board,
     signals: Signals,
     dir: RunDir,
     /// Steps recorded since the `steps` table was last written.
@@ -70,6 +73,8 @@ impl Recorder {
     pub fn open(dir: &RunDir, seed: u64, at: ResumePoint, wall_s: f64, arch: bool) -> Result<Self> {
         let table = |t: Table| TableLog::resume(t, dir.table(t), at);
         let epochs_table = table(Table::Epochs)?;
+        let steps_table = table(Table::Steps)?;
+        let board = Board::open(dir, at, steps_table.frame())?;
         let done = epochs_table.frame().height() as u64;
         if done > 0 {
             tracing::info!(epochs_done = done, "resuming from a checkpoint");
@@ -78,13 +83,14 @@ impl Recorder {
         Ok(Recorder {
             ckpts: Checkpoints::new(dir.file(layout::CHECKPOINTS)),
             steps: StepLog::new(seed, STEPS_PER_READ, Clock::start(wall_s)),
-            steps_table: table(Table::Steps)?,
+            steps_table,
             epochs_table,
             arch_table: if arch {
                 Some(table(Table::Arch)?)
             } else {
                 None
             },
+            board,
             signals: Signals::install()?,
             dir: dir.clone(),
             unwritten: false,
@@ -97,16 +103,40 @@ impl Recorder {
     }
 
     /// Records a step's terms and finite checks (kept on the device; read every [`STEPS_PER_READ`]
-    /// steps).
+    /// steps, or earlier when a plain progress line is due). A non-finite value fails with
+    /// [`crate::results::Diverged`].
     pub fn record(
         &mut self,
         info: StepInfo,
         terms: &[(Term, &Tensor)],
         checks: Checks,
-    ) -> Result<(), Diverged> {
+    ) -> Result<()> {
         self.unwritten = true;
-        crate::progress::step(info.images);
-        self.steps.record(info, terms, checks)
+        slow_step_for_tests();
+        let due = crate::progress::step(info.phase, info.epoch, info.step, info.images);
+        self.steps.record(info, terms, checks)?;
+        if due {
+            self.steps.flush()?;
+        }
+        self.take_block()?;
+        if due {
+            let line = crate::progress::line();
+            tracing::info!("{line}");
+        }
+        Ok(())
+    }
+
+    /// The rows read since the last call: into the `steps` table (in memory) and the TensorBoard log.
+    fn take_block(&mut self) -> Result<()> {
+        let rows = self.steps.take_rows();
+        if rows.is_empty() {
+            return Ok(());
+        }
+        if let Some(loss) = rows.iter().rev().find_map(|r| r.term(Term::LossTrain)) {
+            crate::progress::loss(loss);
+        }
+        self.board.steps(&rows)?;
+        self.steps_table.append(&rows::steps_frame(&rows)?)
     }
 
     /// A signal that arrived since the last poll: checkpoint, then continue or stop.
@@ -118,10 +148,7 @@ impl Recorder {
     pub fn flush_steps(&mut self) -> Result<()> {
         self.unwritten = false;
         self.steps.flush()?;
-        let rows = self.steps.take_rows();
-        if !rows.is_empty() {
-            self.steps_table.append(&rows::steps_frame(&rows)?)?;
-        }
+        self.take_block()?;
         self.steps_table.write()
     }
 
@@ -129,6 +156,7 @@ impl Recorder {
     pub fn end_epoch(&mut self, row: EpochRow, arch: Option<Vec<ArchRow>>) -> Result<()> {
         let line = crate::progress::epoch_done(&row);
         tracing::info!("{line}");
+        self.board.epoch(&row, arch.as_deref())?;
         self.epochs_table.append(&rows::epochs_frame(&[row])?)?;
         self.epochs_table.write()?;
         if let (Some(table), Some(arch)) = (self.arch_table.as_mut(), arch) {
@@ -157,6 +185,11 @@ impl Recorder {
     /// The final writes: an empty `arch` table if the search never reached a search epoch, then
     /// `genotype.json`, `data.json` and the summary (last: a run with a summary is complete).
     pub fn finish(mut self, fin: Finish) -> Result<()> {
+        tracing::info!(
+            seconds = self.board.spent_s(),
+            of_wall_s = self.wall_s(),
+            "time spent writing TensorBoard events in this process"
+        );
         if let Some(table) = self.arch_table.as_mut() {
             if !table.path().exists() {
                 table.write()?;
@@ -183,6 +216,20 @@ impl Recorder {
             Table::Summary,
             &mut rows::summary_frame(&fin.summary)?,
         )
+    }
+}
+
+/// The fake slow step of the progress test: `UNAS_TEST_SLOW_STEP_MS` milliseconds of sleep per step.
+fn slow_step_for_tests() {
+    static MS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let ms = *MS.get_or_init(|| {
+        std::env::var("UNAS_TEST_SLOW_STEP_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    });
+    if ms > 0 {
+        std::thread::sleep(std::time::Duration::from_millis(ms));
     }
 }
 

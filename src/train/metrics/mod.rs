@@ -9,12 +9,15 @@
 //!
 //! [`TableLog`] keeps a table's rows in memory and rewrites its Parquet file atomically (a few MB at
 //! our sizes); on resume it reloads the file and drops rows from at or after the checkpoint, so a
-//! killed-and-resumed run ends with exactly the rows of an uninterrupted one.
+//! killed-and-resumed run ends with exactly the rows of an uninterrupted one. [`Board`] writes the
+//! same rows as TensorBoard events.
 
+mod board;
 mod device_mean;
 mod step_log;
 mod table_log;
 
+pub use board::{set_enabled as set_tensorboard, Board};
 pub use device_mean::DeviceMean;
 pub use step_log::{Clock, StepInfo, StepLog};
 pub use table_log::{ResumePoint, TableLog};

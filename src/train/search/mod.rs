@@ -202,6 +202,7 @@ fn search<S: SearchSpace>(
     let mut last_val = None;
     while st.meta.epoch < s.epochs.warmup + s.epochs.search {
         let ep = begin_epoch(&mut st, s);
+        crate::progress::epoch_begin(st.train_loader.batches_per_epoch() as u64);
         if !ep.warm() && st.train_loader.state().position == 0 {
             // a search epoch's `train()` begins with set_epoch(global_step + seed) and a fresh
             // validation iterator (a run resumed mid-epoch keeps the checkpointed iterator)
