@@ -224,7 +224,7 @@ fn train(ctx: &StageCtx, t: &TrainRecipe) -> Result<()> {
         let drop_path = drop_path_prob(t.drop_path, epoch, t.epochs); // p·e/E
         st.built.net.set_drop_path(drop_path);
         loop {
-            if let Some(req) = rec.signal() {
+            if let Some(req) = rec.signal()? {
                 let mark = Mark {
                     epochs: u64::from(epoch),
                     steps: st.meta.steps,
