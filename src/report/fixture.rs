@@ -152,6 +152,9 @@ pub(crate) fn run(root: &Path, r: &RunSpec) -> std::path::PathBuf {
         cudnn_deterministic: Some(false),
         precision: "fp32".into(),
         missing: Vec::new(),
+        world_size: 1,
+        rank_backend: None,
+        ranks: Vec::new(),
     };
     prov.write(dir.path()).unwrap();
     Status::now(r.state.clone()).write(dir.path()).unwrap();

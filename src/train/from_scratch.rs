@@ -225,7 +225,7 @@ fn train(ctx: &StageCtx, t: &TrainRecipe) -> Result<()> {
         st.built.net.set_drop_path(drop_path);
         crate::progress::epoch_begin(st.train_loader.batches_per_epoch() as u64);
         loop {
-            if let Some(req) = rec.signal() {
+            if let Some(req) = rec.signal()? {
                 let mark = Mark {
                     epochs: u64::from(epoch),
                     steps: st.meta.steps,

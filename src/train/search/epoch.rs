@@ -138,7 +138,8 @@ fn validate<S: SearchSpace>(
     Ok((loss, 100.0 * acc))
 }
 
-fn top1_correct(logits: &Tensor, y: &Tensor) -> Tensor {
+/// The number of rows whose arg-max logit is the label.
+pub(super) fn top1_correct(logits: &Tensor, y: &Tensor) -> Tensor {
     logits
         .argmax(-1, false)
         .eq_tensor(y)

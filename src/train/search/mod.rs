@@ -210,7 +210,7 @@ fn search<S: SearchSpace>(
         }
         let mut grad_var = GradVariance::new(0.9);
         loop {
-            if let Some(req) = rec.signal() {
+            if let Some(req) = rec.signal()? {
                 st.checkpoint(&mut rec, st.mark_now())?;
                 stop_if_asked(req, st.meta.epoch)?;
             }
@@ -272,7 +272,7 @@ fn iteration<S: SearchSpace>(
     if !ep.warm() {
         lat_ms = arch_step::arch_step(st, s, ep, b, &draw, &mut chk, seed, grad_var, &mut terms)?;
     }
-    weight_step::weight_step(st, s, ep.warm(), b, &draw, &mut terms);
+    weight_step::weight_step(st, s, ep.warm(), b, &draw, &mut terms)?;
     Ok((terms, chk.take(), lat_ms))
 }
 
