@@ -60,6 +60,8 @@ fn stage_identity(r: &Resolved, stage: Stage, seed: Option<u64>, fingerprint: &s
         }),
     };
     v["data_fingerprint"] = json!(fingerprint);
+    // every network starts from this initialisation: another one computes other numbers
+    v["init"] = json!(crate::nas::init::SCHEME);
     if !e.precision.is_fp32() {
         v["precision"] = json!(e.precision); // absent at fp32: earlier runs keep their ids
     }
@@ -213,6 +215,14 @@ mod tests {
         let c = plan_with(&r2, "data-a");
         assert_eq!(a[0].run_id, c[0].run_id);
         assert_ne!(a[2].run_id, c[2].run_id);
+        // The initialisation scheme is part of every id (runs from tch's default init are not these).
+        for j in &a {
+            assert!(
+                j.identity.contains(r#""init":"pytorch-default""#),
+                "{}",
+                j.identity
+            );
+        }
         // plan() uses the dataset's real fingerprint.
         let real = plan(&r).unwrap();
         let fp = crate::data::identity::fingerprint(&r.experiment.dataset).unwrap();

@@ -221,13 +221,14 @@ fn relax_has_lower_variance_than_rebar_after_training_phi() {
         "variance: rebar {:.5}, relax untrained {:.5}, relax trained {:.5}",
         rebar.variance, untrained.variance, relax.variance
     );
-    // untrained φ (r ≡ 0) is REBAR up to sampling noise
-    assert!((untrained.variance / rebar.variance - 1.0).abs() < 0.1);
+    // φ starts as PyTorch's nn.Linear layers (not at r ≡ 0): training it must beat both REBAR and
+    // the untrained control variate
     assert!(
-        relax.variance < 0.8 * rebar.variance,
-        "RELAX {} vs REBAR {}",
+        relax.variance < 0.8 * rebar.variance && relax.variance < 0.8 * untrained.variance,
+        "RELAX {} vs REBAR {} (untrained {})",
         relax.variance,
-        rebar.variance
+        rebar.variance,
+        untrained.variance
     );
 }
 

@@ -100,7 +100,7 @@ impl DartsSearchNet {
         Ok(DartsSearchNet {
             stem,
             cells,
-            classifier: nn::linear(vs / "classifier", c_p, cfg.classes, Default::default()),
+            classifier: crate::nas::init::linear(&(vs / "classifier"), c_p, cfg.classes),
             num_ops: cfg.num_ops,
             op_skip_threshold: cfg.op_skip_threshold,
         })

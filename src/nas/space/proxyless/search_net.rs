@@ -186,7 +186,7 @@ impl ProxylessSearchNet {
                 conv(&(vs / "head" / "conv"), last, head_c, 1, 1, 1),
                 bn(&(vs / "head" / "bn"), head_c),
             ),
-            classifier: nn::linear(vs / "classifier", head_c, cfg.classes, Default::default()),
+            classifier: crate::nas::init::linear(&(vs / "classifier"), head_c, cfg.classes),
             cfg: cfg.clone(),
         })
     }

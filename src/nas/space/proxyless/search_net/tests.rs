@@ -62,10 +62,13 @@ fn discrete_path_equals_relaxed_path_at_a_one_hot_sample_for_every_op() {
         let direct = net.forward_discrete(&x, &choices_of(&s), false);
         assert!((&d - direct).abs().max().double_value(&[]) < 1e-6);
     }
-    // and the ops are different functions: op 0 (mic_zero) and op 6 (mic_7x7_e6) disagree
-    let a = net.forward(&x, &onehot(0), SampleKind::OneHot, false);
-    let b = net.forward(&x, &onehot(6), SampleKind::OneHot, false);
-    assert!((a - b).abs().max().double_value(&[]) > 1e-4);
+    // and the ops are different functions: op 0 (mic_zero) and op 6 (mic_7x7_e6) disagree (in training
+    // mode: with the running statistics of a fresh network, BN is the identity and PyTorch's small
+    // initial weights leave every block close to its shortcut)
+    let a = tch::no_grad(|| net.forward(&x, &onehot(0), SampleKind::OneHot, true));
+    let b = tch::no_grad(|| net.forward(&x, &onehot(6), SampleKind::OneHot, true));
+    let scale = a.abs().max().double_value(&[]);
+    assert!((a - b).abs().max().double_value(&[]) > 1e-3 * scale && scale > 0.0);
 }
 
 #[test]
