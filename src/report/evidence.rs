@@ -97,7 +97,7 @@ impl Evidence {
 fn gap_of(stage: &'static str, seed: u64, state: &RunState) -> Option<Gap> {
     let kind = match state {
         RunState::Done => return None,
-        RunState::Failed { .. } | RunState::Unreadable { .. } => GapKind::Failed,
+        RunState::Failed { .. } | RunState::Damaged { .. } => GapKind::Failed,
         RunState::Diverged { .. } => GapKind::Diverged,
         RunState::Running | RunState::Interrupted { .. } => GapKind::Running,
     };

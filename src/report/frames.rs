@@ -10,7 +10,7 @@ use polars::prelude::*;
 use crate::results::parquet;
 use crate::results::schema::Table;
 
-use super::scan::Group;
+use super::scan::{Group, RunState};
 
 /// The stacked tables (an absent table is an empty frame with the schema's columns plus the tags).
 pub(crate) struct Frames {
@@ -50,7 +50,12 @@ pub(crate) fn load(groups: &[Group]) -> Result<Frames> {
     let mut unreadable = Vec::new();
     for g in groups {
         let key = g.key();
-        for run in &g.runs {
+        // a damaged run's numbers are not used: its page says which file and the way out
+        let readable = g
+            .runs
+            .iter()
+            .filter(|r| !matches!(r.state, RunState::Damaged { .. }));
+        for run in readable {
             for table in Table::ALL {
                 let path = run.dir.join(table.file_name());
                 if !path.exists() {

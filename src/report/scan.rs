@@ -12,7 +12,7 @@ use walkdir::WalkDir;
 use crate::config::{Estimator, ObjectiveKind, Protocol};
 use crate::results::layout::{CONFIG, GENOTYPE, PROVENANCE, STATUS};
 use crate::results::provenance::Provenance;
-use crate::results::{State, Status};
+use crate::results::State;
 
 /// How a run ended, as its `status.json` says (or why it could not be read).
 #[derive(Clone, Debug, PartialEq)]
@@ -30,7 +30,8 @@ pub(crate) enum RunState {
     Interrupted {
         reason: String,
     },
-    Unreadable {
+    /// A file of the folder cannot be read: which, and the way out.
+    Damaged {
         why: String,
     },
 }
@@ -43,7 +44,7 @@ impl RunState {
             RunState::Failed { .. } => "failed",
             RunState::Diverged { .. } => "diverged",
             RunState::Interrupted { .. } => "interrupted",
-            RunState::Unreadable { .. } => "unreadable",
+            RunState::Damaged { .. } => "damaged",
         }
     }
 
@@ -54,7 +55,7 @@ impl RunState {
             RunState::Running => "still running, or interrupted (run it again to resume)".into(),
             RunState::Failed { reason } | RunState::Interrupted { reason } => reason.clone(),
             RunState::Diverged { step, term } => format!("non-finite `{term}` at step {step}"),
-            RunState::Unreadable { why } => why.clone(),
+            RunState::Damaged { why } => why.clone(),
         }
     }
 }
@@ -210,7 +211,7 @@ fn parse_dir_name(dir: &Path) -> (String, u64, String) {
 }
 
 fn read_state(dir: &Path) -> Option<RunState> {
-    match Status::read(dir) {
+    match crate::results::read_state(dir) {
         Ok(Some(s)) => Some(match s.state {
             State::Done => RunState::Done,
             State::Running => RunState::Running,
@@ -219,8 +220,8 @@ fn read_state(dir: &Path) -> Option<RunState> {
             State::Interrupted { reason } => RunState::Interrupted { reason },
         }),
         Ok(None) => None,
-        Err(e) => Some(RunState::Unreadable {
-            why: format!("{e:#}"),
+        Err(damaged) => Some(RunState::Damaged {
+            why: damaged.to_string(),
         }),
     }
 }

@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::config::Resolved;
 use crate::results::atomic::process_alive;
 use crate::results::provenance::{host_name, Provenance};
-use crate::results::{layout, parquet, ResultsRoot, State, Status, Table};
+use crate::results::{layout, parquet, read_state, ResultsRoot, State, Table};
 
 use super::execute::job_dir;
 use super::plan::{plan, Job};
@@ -42,8 +42,8 @@ pub enum Where {
         by: String,
     },
     Pending,
-    /// The folder's `status.json` could not be read.
-    Unreadable {
+    /// A file of the folder cannot be read: which, and the way out ([`crate::results::Damaged`]).
+    Damaged {
         why: String,
     },
 }
@@ -58,7 +58,7 @@ impl Where {
             Where::Interrupted { .. } => "interrupted",
             Where::Blocked { .. } => "blocked",
             Where::Pending => "pending",
-            Where::Unreadable { .. } => "unreadable",
+            Where::Damaged { .. } => "damaged",
         }
     }
 
@@ -77,7 +77,7 @@ impl Where {
             Where::Failed { reason } | Where::Interrupted { reason } => reason.clone(),
             Where::Diverged { step, term } => format!("non-finite `{term}` at step {step}"),
             Where::Blocked { by } => by.clone(),
-            Where::Unreadable { why } => why.clone(),
+            Where::Damaged { why } => why.clone(),
         }
     }
 
@@ -144,7 +144,7 @@ fn row_of(
             if let Some(up) = up {
                 if matches!(
                     up.state,
-                    Where::Failed { .. } | Where::Diverged { .. } | Where::Unreadable { .. }
+                    Where::Failed { .. } | Where::Diverged { .. } | Where::Damaged { .. }
                 ) {
                     state = Where::Blocked {
                         by: format!("its search (seed {}) is {}", up.seed, up.state.label()),
@@ -180,12 +180,12 @@ fn row_of(
 
 /// The state a run folder records (pending when it has none).
 pub fn read_where(dir: &Path) -> Where {
-    let status = match Status::read(dir) {
+    let status = match read_state(dir) {
         Ok(Some(s)) => s,
         Ok(None) => return Where::Pending,
-        Err(e) => {
-            return Where::Unreadable {
-                why: format!("{e:#}"),
+        Err(damaged) => {
+            return Where::Damaged {
+                why: damaged.to_string(),
             }
         }
     };
