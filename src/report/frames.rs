@@ -10,7 +10,7 @@ use polars::prelude::*;
 use crate::results::parquet;
 use crate::results::schema::Table;
 
-use super::scan::{Group, RunState};
+use super::scan::Group;
 
 /// The stacked tables (an absent table is an empty frame with the schema's columns plus the tags).
 pub(crate) struct Frames {
@@ -51,10 +51,7 @@ pub(crate) fn load(groups: &[Group]) -> Result<Frames> {
     for g in groups {
         let key = g.key();
         // a damaged run's numbers are not used: its page says which file and the way out
-        let readable = g
-            .runs
-            .iter()
-            .filter(|r| !matches!(r.state, RunState::Damaged { .. }));
+        let readable = g.runs.iter().filter(|r| r.state.is_ok());
         for run in readable {
             for table in Table::ALL {
                 let path = run.dir.join(table.file_name());

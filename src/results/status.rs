@@ -65,12 +65,29 @@ impl Status {
     }
 
     pub fn label(&self) -> &'static str {
-        match self.state {
+        self.state.label()
+    }
+}
+
+impl State {
+    /// The one word `unas run`, `unas status` and the report show.
+    pub fn label(&self) -> &'static str {
+        match self {
             State::Running => "running",
             State::Done => "done",
             State::Failed { .. } => "failed",
             State::Diverged { .. } => "diverged",
             State::Interrupted { .. } => "interrupted",
+        }
+    }
+
+    /// The reason in words (empty for a finished run).
+    pub fn detail(&self) -> String {
+        match self {
+            State::Done => String::new(),
+            State::Running => "still running, or interrupted (run it again to resume)".into(),
+            State::Failed { reason } | State::Interrupted { reason } => reason.clone(),
+            State::Diverged { step, term } => format!("non-finite `{term}` at step {step}"),
         }
     }
 }

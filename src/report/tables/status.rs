@@ -35,8 +35,8 @@ pub(super) fn report_table(ctx: &super::Ctx) -> ReportTable {
                 r.stage.clone(),
                 r.seed.to_string(),
                 r.run_id.chars().take(16).collect(),
-                r.state.label().into(),
-                r.state.detail(),
+                r.label().into(),
+                r.detail(),
                 r.device(),
             ]);
         }
