@@ -244,7 +244,7 @@ fn the_status_table_lists_failed_diverged_missing_and_blocked_runs() {
     assert_eq!(
         t.footnotes[0],
         format!(
-        "{} runs: {} done, 1 failed, 1 diverged, 0 running or interrupted; 1 missing, 2 blocked.",
+        "{} runs: {} done, 1 failed, 1 diverged, 0 damaged, 0 running or interrupted; 1 missing, 2 blocked.",
         t.rows.len(),
         states.iter().filter(|s| **s == "done").count()
     )

@@ -8,7 +8,9 @@ use anyhow::{Context, Result};
 
 use crate::config::Resolved;
 use crate::results::provenance::{host_name, Provenance, RankRecord, RunIdentity};
-use crate::results::{atomic, layout, run_log, ResultsRoot, RunDir, State, Status};
+use crate::results::{
+    atomic, layout, read_state, run_log, Damaged, ResultsRoot, RunDir, State, Status,
+};
 use crate::train::rng::Determinism;
 use crate::train::signals;
 
@@ -118,13 +120,13 @@ pub fn blocked_by(
             )),
             _ => Some(format!("its search (seed {}) did not finish", rep.seed)),
         },
-        None => match Status::read(job_dir(root, r, u).path()) {
+        None => match read_state(job_dir(root, r, u).path()) {
             Ok(Some(Status {
                 state: State::Done, ..
             })) => None,
             Ok(Some(s)) => Some(format!("its search (seed {}) is {}", u.seed, s.label())),
             Ok(None) => Some(format!("its search (seed {}) has not run", u.seed)),
-            Err(e) => Some(format!("its search (seed {}): {e:#}", u.seed)),
+            Err(damaged) => Some(format!("its search (seed {}): {damaged}", u.seed)),
         },
     }
 }
@@ -233,8 +235,13 @@ pub fn epochs_of(r: &Resolved, job: &Job) -> u64 {
     }
 }
 
-/// What an earlier run left, if it settles the job without running it.
-pub fn settled(status: Option<Status>, opts: &Options) -> Option<JobEnd> {
+/// What an earlier run left ([`read_state`] of its folder), if it settles the job without running it:
+/// a damaged folder is reported with its way out, never run over.
+pub fn settled(found: Result<Option<Status>, Damaged>, opts: &Options) -> Option<JobEnd> {
+    let status = match found {
+        Ok(status) => status,
+        Err(damaged) => return Some(JobEnd::Failed(damaged.to_string())),
+    };
     match status?.state {
         State::Done => Some(JobEnd::Done { skipped: true }),
         State::Failed { reason } if !opts.retry_failed => Some(JobEnd::Failed(format!(
@@ -271,7 +278,7 @@ fn run_job(
             };
         }
     };
-    if let Some(end) = settled(Status::read(dir.path())?, opts) {
+    if let Some(end) = settled(read_state(dir.path()), opts) {
         ranks::tell(ranks, false)?;
         return Ok(end);
     }

@@ -30,3 +30,22 @@ pub fn assert_trains_at(
         );
     }
 }
+
+/// An all-skipped network ignores its input: with `forward(threshold, images)` (inference mode), the
+/// logits of `x` and of `x` mirrored are equal at [`LARGEST_THRESHOLD`] and differ at 0.
+pub fn assert_input_ignored_only_when_all_skipped(
+    x: &Tensor,
+    forward: impl Fn(f64, &Tensor) -> Tensor,
+) {
+    let other = x.flip([3]); // the images mirrored: another input
+    let spread = |thr: f64| {
+        tch::no_grad(|| {
+            (forward(thr, x) - forward(thr, &other))
+                .abs()
+                .max()
+                .double_value(&[])
+        })
+    };
+    assert_eq!(spread(LARGEST_THRESHOLD), 0.0);
+    assert!(spread(0.0) > 1e-6);
+}

@@ -10,7 +10,7 @@ use anyhow::Result;
 use polars::prelude::*;
 
 use super::super::aggregate::{self, BandPoint};
-use super::super::scan::{Group, Run, RunState};
+use super::super::scan::{Group, Run};
 use super::super::suite::Suite;
 use super::super::tables::{self, serde_name, Family};
 use super::{slug, CellGraph, Figure, HeatPanel, Line, LinePanel, Plot, PointSet, ScatterPoint};
@@ -93,10 +93,7 @@ fn search_curves(s: &Suite, g: &Group) -> Result<Figure> {
     let train = aggregate::band(lf.clone(), "x", col("loss_train"))?;
     let val = aggregate::band(lf.clone(), "x", col("loss_val"))?;
     let gap = aggregate::band(lf, "x", col("loss_val") - col("loss_train"))?;
-    let n = g
-        .stage_runs("search")
-        .filter(|r| r.state == RunState::Done)
-        .count();
+    let n = g.stage_runs("search").filter(|r| r.done()).count();
     let mut val_line = line("validation", val);
     val_line.dashed = true;
     Ok(figure(
@@ -243,7 +240,7 @@ pub(crate) fn cell_graph(genotype: &serde_json::Value, which: &str) -> Option<Ce
 fn cells(g: &Group, stage: &'static str) -> Vec<Figure> {
     let mut done = g
         .stage_runs(stage)
-        .filter(|r| r.state == RunState::Done && r.genotype.is_some());
+        .filter(|r| r.done() && r.genotype.is_some());
     if g.config.trains_random() {
         done.filter_map(|r| cells_of(g, stage, r)).collect()
     } else {
@@ -291,10 +288,7 @@ fn test_accuracy(s: &Suite, g: &Group) -> Result<Figure> {
     let lf = of_group(&s.frames.epochs, g, "train");
     let top1 = aggregate::band(lf.clone(), "epoch", col("acc_test_top1_pct"))?;
     let train = aggregate::band(lf, "epoch", col("acc_train_pct"))?;
-    let n = g
-        .stage_runs("train")
-        .filter(|r| r.state == RunState::Done)
-        .count();
+    let n = g.stage_runs("train").filter(|r| r.done()).count();
     let mut tr = line("train top-1", train);
     tr.dashed = true;
     Ok(figure(
@@ -372,7 +366,7 @@ fn accuracy_latency(s: &Suite) -> Result<Figure> {
         .collect();
     let searched = groups
         .iter()
-        .any(|g| g.stage_runs("search").any(|r| r.state == RunState::Done));
+        .any(|g| g.stage_runs("search").any(|r| r.done()));
     let smoke = groups.iter().any(|g| g.is_smoke());
     let mut points = Vec::new();
     for g in &groups {
