@@ -14,7 +14,10 @@
 //! One step axis per run: steps restart in every phase, so a phase's steps are offset by the steps of
 //! the phases before it (a search's warm-up steps, then its search steps). An epoch's values sit at its
 //! last step. A resumed run writes `SessionLog.START` at its resume step, which makes TensorBoard drop
-//! what the killed process wrote from there on; what it keeps is exactly the kept Parquet rows.
+//! what the killed process wrote from there on; what it keeps is exactly the kept Parquet rows. One
+//! window is left: a checkpoint taken after an epoch's last step but before its row (SIGUSR1 during
+//! that step), then a kill between the row's events and the next checkpoint: the row sits at the step
+//! before the resume step, so the resumed run shows that epoch's values twice.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
