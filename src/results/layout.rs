@@ -5,7 +5,8 @@
 //!     config.yaml       the resolved experiment that ran (tier and overrides applied)
 //!     provenance.json   git commit, versions, device, host, command line, seed
 //!     status.json       running | done | failed (reason) | diverged (step, term) | interrupted (reason)
-//!     run.log           the run's log: starts, ends, one line per epoch, warnings (appended)
+//!     run.log           the run's log: starts, ends, one line per epoch, progress lines, warnings (appended)
+//!     events.out.tfevents.*  TensorBoard event files, one per process (results::event_file)
 //!     steps.parquet     one row per optimisation step          (schema: results::schema)
 //!     epochs.parquet    one row per epoch
 //!     summary.parquet   one row: the run's final numbers

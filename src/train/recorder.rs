@@ -21,6 +21,7 @@ use serde::Serialize;
 use tch::Tensor;
 
 use crate::results::diverged::Checks;
+use crate::results::latency_rows::LatencyRow;
 use crate::results::rows::{self, ArchRow, EpochRow, SummaryRow, Term};
 use crate::results::{atomic, layout, parquet, Interrupted, Phase, RunDir, Table};
 use crate::stage::StageCtx;
@@ -185,6 +186,11 @@ impl Recorder {
             table.write()?;
         }
         Ok(())
+    }
+
+    /// A latency search's epoch row, into the TensorBoard log (its table is the latency term's).
+    pub fn latency(&mut self, row: &LatencyRow) -> Result<()> {
+        self.board.latency(row)
     }
 
     /// Flushes the step log and saves a checkpoint at `mark` with the loop's `meta` (its clock set to

@@ -7,12 +7,17 @@
 //!   `meta/{f_discrete,f_relaxed,pair_penalty,grad_var}`, `train/grad_norm`, `perf/images_per_s`;
 //! - per epoch: `train/acc`, `val/{acc,loss}` (official); `train/epoch_loss`, `test/{acc1,acc5}`,
 //!   `arch/entropy/<cell type>` and `arch/entropy/<cell type>/<node or block>` (from the `arch` rows),
-//!   the text `arch/genotype`; once, the text `config`.
+//!   the text `arch/genotype`; a latency search's `meta/latency_coeff` (official) and
+//!   `latency/{sample_ms,sample_pred_ms,mode_ms,mode_pred_ms}` (its `latency` rows); once, the text
+//!   `config`.
 //!
 //! One step axis per run: steps restart in every phase, so a phase's steps are offset by the steps of
 //! the phases before it (a search's warm-up steps, then its search steps). An epoch's values sit at its
 //! last step. A resumed run writes `SessionLog.START` at its resume step, which makes TensorBoard drop
-//! what the killed process wrote from there on; what it keeps is exactly the kept Parquet rows.
+//! what the killed process wrote from there on; what it keeps is exactly the kept Parquet rows. One
+//! window is left: a checkpoint taken after an epoch's last step but before its row (SIGUSR1 during
+//! that step), then a kill between the row's events and the next checkpoint: the row sits at the step
+//! before the resume step, so the resumed run shows that epoch's values twice.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,6 +27,7 @@ use anyhow::{Context, Result};
 use polars::prelude::DataFrame;
 
 use crate::results::event_file::{self, EventFile};
+use crate::results::latency_rows::LatencyRow;
 use crate::results::rows::{ArchRow, EpochRow, StepRow, Term};
 use crate::results::{layout, Phase, RunDir};
 use crate::train::metrics::ResumePoint;
@@ -46,49 +52,63 @@ pub struct Board {
     spent: Duration,
 }
 
-/// The tag and value of each scalar of a step row.
-fn step_scalars(r: &StepRow) -> Vec<(String, f32)> {
-    let mut v = Vec::new();
-    let mut put = |tag: &str, x: Option<f64>| {
-        if let Some(x) = x {
-            v.push((tag.to_owned(), x as f32));
-        }
-    };
-    for t in Term::ALL {
-        let tag = match t {
-            Term::LossTrain => "train/loss",
-            Term::AccTrainPct => "train/acc1",
-            Term::FDiscrete => "meta/f_discrete",
-            Term::FRelaxed => "meta/f_relaxed",
-            Term::GenGap => "meta/loss_cov", // |ℓ_va − ℓ_tr|, the official name
-            Term::PairPenalty => "meta/pair_penalty",
-            Term::EntropyNats => "meta/entropy",
-            Term::GradNormWeights => "train/grad_norm",
-            Term::GradVarArch => "meta/grad_var",
-        };
-        put(tag, r.term(t));
+/// The scalars among `(tag, value)` pairs that have a value, as the f32 TensorBoard keeps.
+fn present<'a>(pairs: impl IntoIterator<Item = (&'a str, Option<f64>)>) -> Vec<(String, f32)> {
+    pairs
+        .into_iter()
+        .filter_map(|(tag, x)| x.map(|x| (tag.to_owned(), x as f32)))
+        .collect()
+}
+
+/// The tag of a step term.
+fn term_tag(t: Term) -> &'static str {
+    match t {
+        Term::LossTrain => "train/loss",
+        Term::AccTrainPct => "train/acc1",
+        Term::FDiscrete => "meta/f_discrete",
+        Term::FRelaxed => "meta/f_relaxed",
+        Term::GenGap => "meta/loss_cov", // |ℓ_va − ℓ_tr|, the official name
+        Term::PairPenalty => "meta/pair_penalty",
+        Term::EntropyNats => "meta/entropy",
+        Term::GradNormWeights => "train/grad_norm",
+        Term::GradVarArch => "meta/grad_var",
     }
-    put("train/lr", r.lr_weights);
-    put("train/arc_lr", r.lr_arch);
-    put("meta/lr", r.lr_arch);
-    put("meta/latency_time", r.lat_ms);
-    put("perf/images_per_s", r.images_per_s);
-    v
+}
+
+/// The scalars of a step row.
+fn step_scalars(r: &StepRow) -> Vec<(String, f32)> {
+    let terms = Term::ALL.map(|t| (term_tag(t), r.term(t)));
+    present(terms.into_iter().chain([
+        ("train/lr", r.lr_weights),
+        ("train/arc_lr", r.lr_arch),
+        ("meta/lr", r.lr_arch),
+        ("meta/latency_time", r.lat_ms),
+        ("perf/images_per_s", r.images_per_s),
+    ]))
 }
 
 /// The scalars of an epoch row.
 fn epoch_scalars(r: &EpochRow) -> Vec<(String, f32)> {
-    [
+    present([
         ("train/epoch_loss", r.loss_train),
         ("train/acc", r.acc_train_pct),
         ("val/loss", r.loss_val),
         ("val/acc", r.acc_val_pct),
         ("test/acc1", r.acc_test_top1_pct),
         ("test/acc5", r.acc_test_top5_pct),
-    ]
-    .into_iter()
-    .filter_map(|(tag, x)| x.map(|x| (tag.to_owned(), x as f32)))
-    .collect()
+    ])
+}
+
+/// The scalars of a latency search's epoch row: c_t (official name) and the epoch's mean measured and
+/// predicted latency of the sampled architectures, and the mode's.
+fn latency_scalars(r: &LatencyRow) -> Vec<(String, f32)> {
+    present([
+        ("meta/latency_coeff", Some(r.latency_coeff)),
+        ("latency/sample_ms", r.sample_lat_ms),
+        ("latency/sample_pred_ms", r.sample_pred_ms),
+        ("latency/mode_ms", Some(r.mode_lat_ms)),
+        ("latency/mode_pred_ms", r.mode_pred_ms),
+    ])
 }
 
 /// The entropy of the architecture distribution per cell type and per (cell type, node) — a node of a
@@ -200,6 +220,16 @@ impl Board {
         self.flush(t0)
     }
 
+    /// A latency search's epoch row, at the epoch's last step, written now.
+    pub fn latency(&mut self, row: &LatencyRow) -> Result<()> {
+        let t0 = Instant::now();
+        let at = self.next.saturating_sub(1);
+        if let Some(f) = self.file.as_mut() {
+            f.scalars(at, &latency_scalars(row));
+        }
+        self.flush(t0)
+    }
+
     fn flush(&mut self, t0: Instant) -> Result<()> {
         if let Some(f) = self.file.as_mut() {
             f.flush()?;
@@ -302,6 +332,49 @@ mod tests {
             (val.0, val.2),
             (4, 50.0),
             "an epoch's values sit at its last step"
+        );
+    }
+
+    #[test]
+    fn a_latency_epoch_row_sits_at_the_epochs_last_step_under_the_official_coefficient_tag() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = RunDir(tmp.path().to_owned());
+        let none = steps_frame(&[]).unwrap();
+        let mut b = Board::open(&dir, at(Phase::Warmup, 0, 0), &none).unwrap();
+        b.steps(&step_rows(Phase::Search, 0..3)).unwrap();
+        let row = LatencyRow {
+            seed: 0,
+            phase: Phase::Search,
+            epoch: 0,
+            global_epoch: 0,
+            genotype: String::new(),
+            mode_lat_ms: 7.5,
+            mode_pred_ms: None,
+            sample_lat_ms: Some(8.25),
+            sample_pred_ms: Some(8.0),
+            latency_coeff: 0.01,
+            target_ms: 10.0,
+            device: String::new(),
+            device_name: String::new(),
+            driver: String::new(),
+            libtorch: String::new(),
+            threads: 1,
+        };
+        b.latency(&row).unwrap();
+        let (s, _) = read(tmp.path());
+        let got: BTreeMap<&str, (i64, f32)> = s
+            .iter()
+            .filter(|(_, t, _)| t.starts_with("meta/latency") || t.starts_with("latency/"))
+            .map(|(g, t, v)| (t.as_str(), (*g, *v)))
+            .collect();
+        assert_eq!(
+            got,
+            BTreeMap::from([
+                ("meta/latency_coeff", (2, 0.01f32)),
+                ("latency/sample_ms", (2, 8.25)),
+                ("latency/sample_pred_ms", (2, 8.0)),
+                ("latency/mode_ms", (2, 7.5)),
+            ])
         );
     }
 

@@ -45,11 +45,12 @@ pub(super) fn end_of_epoch<S: SearchSpace>(
         // the mode architecture, timed on the held-out split's first images
         let b = st.val_loader.source().batch(VALIDATION_PASS, 0)?;
         let step = st.meta.search_steps;
-        l.end_of_epoch(
+        let row = l.end_of_epoch(
             &st.space,
             &b.images,
             (ep.phase, ep.epoch, st.meta.epoch, step),
         )?;
+        rec.latency(row)?;
     }
     let row = EpochRow {
         phase: ep.phase,

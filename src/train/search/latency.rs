@@ -291,13 +291,14 @@ impl LatencyTerm {
         Ok((s_lat, lat))
     }
 
-    /// The end of an epoch: the mode architecture timed (and predicted), a row of `latency.parquet`.
+    /// The end of an epoch: the mode architecture timed (and predicted), a row of `latency.parquet`
+    /// (returned, for the TensorBoard log).
     pub fn end_of_epoch<S: SearchSpace>(
         &mut self,
         space: &S,
         images: &Tensor,
         at: (Phase, u32, u32, u64),
-    ) -> Result<f64> {
+    ) -> Result<&LatencyRow> {
         let (phase, epoch, global_epoch, step) = at;
         let x = images.narrow(0, 0, self.batch.min(images.size()[0]));
         let mode = mode_onehot(space.distribution());
@@ -334,7 +335,7 @@ impl LatencyTerm {
         let mut df = latency_frame(&self.rows)?;
         parquet::write(&self.dir.table(Table::Latency), Table::Latency, &mut df)?;
         tracing::info!(epoch, device = %stamp.label(), mode_lat_ms = lat, "latency of the mode architecture");
-        Ok(lat)
+        Ok(&self.rows[self.rows.len() - 1])
     }
 }
 
