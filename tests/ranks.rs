@@ -120,6 +120,37 @@ fn assert_same_numbers(a: &Path, b: &Path, tol: f64) {
     }
 }
 
+/// Waits (at most 120 s) for the end-of-warm-up checkpoint of the run `name` that `launcher` runs;
+/// its folder and provenance.
+fn first_checkpoint(
+    results: &Path,
+    name: &str,
+    launcher: &mut std::process::Child,
+) -> (PathBuf, serde_json::Value) {
+    let t0 = Instant::now();
+    let dir = loop {
+        let dir = std::fs::read_dir(results.join(format!("runs/{name}/paper")))
+            .ok()
+            .and_then(|mut d| d.next())
+            .map(|e| e.unwrap().path());
+        if let Some(d) = dir.filter(|d| d.join("checkpoints/epoch-1/meta.json").is_file()) {
+            break d;
+        }
+        assert!(
+            launcher.try_wait().unwrap().is_none(),
+            "the run ended first"
+        );
+        assert!(
+            t0.elapsed() < Duration::from_secs(120),
+            "no checkpoint after 120 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let prov = serde_json::from_str(&std::fs::read_to_string(dir.join("provenance.json")).unwrap())
+        .unwrap();
+    (dir, prov)
+}
+
 /// One process with `sub_batches: 2`, then two ranks of one sub-batch each: the same run id, the
 /// same numbers within the bound, and the ranks in provenance.
 fn two_ranks_equal_one_process(name: &str, search: &str) {
@@ -147,6 +178,30 @@ fn two_ranks_equal_one_process(name: &str, search: &str) {
     assert_eq!(ranks.len(), 2);
     assert_ne!(ranks[0]["pid"], ranks[1]["pid"]);
     assert_eq!(ranks[1]["device"], "cpu");
+    // `unas status`: one run (one row per job), with its two ranks
+    let out = common::unas(
+        two.path(),
+        &[
+            "status",
+            "--suite",
+            suite.path().to_str().unwrap(),
+            "--tier",
+            "paper",
+            "--json",
+        ],
+    )
+    .output()
+    .unwrap();
+    ok(&out);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let searches: Vec<&serde_json::Value> = doc["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|j| j["stage"] == "search")
+        .collect();
+    assert_eq!(searches.len(), 1);
+    assert_eq!(searches[0]["ranks"].as_array().unwrap().len(), 2);
 }
 
 #[test]
@@ -187,28 +242,7 @@ fn a_killed_rank_leaves_the_run_interrupted_naming_it_and_the_rerun_ends_as_an_u
 
     let cut = tempfile::tempdir().unwrap();
     let mut launcher = run(cut.path(), &file, &args).spawn().unwrap();
-    let t0 = Instant::now();
-    let dir = loop {
-        let dir = std::fs::read_dir(cut.path().join(format!("runs/{name}/paper")))
-            .ok()
-            .and_then(|mut d| d.next())
-            .map(|e| e.unwrap().path());
-        if let Some(d) = dir.filter(|d| d.join("checkpoints/epoch-1/meta.json").is_file()) {
-            break d;
-        }
-        assert!(
-            launcher.try_wait().unwrap().is_none(),
-            "ended before the kill"
-        );
-        assert!(
-            t0.elapsed() < Duration::from_secs(120),
-            "no checkpoint after 120 s"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let prov: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("provenance.json")).unwrap())
-            .unwrap();
+    let (dir, prov) = first_checkpoint(cut.path(), name, &mut launcher);
     let pid = prov["ranks"][1]["pid"].as_i64().unwrap();
     // SAFETY: SIGKILL to rank 1, a child of the launcher this test started.
     assert_eq!(unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) }, 0);
@@ -231,6 +265,50 @@ fn a_killed_rank_leaves_the_run_interrupted_naming_it_and_the_rerun_ends_as_an_u
     assert!(status.contains("done"), "{status}");
     // resumed with the same ranks from the same checkpoint: bit-identical on the CPU
     assert_same_numbers(&search_dir(whole.path(), name), &dir, 0.0);
+}
+
+#[test]
+fn sigterm_to_the_launcher_stops_every_rank_after_a_checkpoint_and_the_rerun_finishes() {
+    let name = "ranks-term";
+    let suite = common::suite(&[(
+        name,
+        experiment(name, "estimator: gsm, objective: {kind: train}"),
+    )]);
+    let file = suite.path().join(format!("{name}.yaml"));
+    let args = ["--ranks", "2", "--rank-timeout", "20"];
+    let results = tempfile::tempdir().unwrap();
+    let mut launcher = run(results.path(), &file, &args).spawn().unwrap();
+    let (dir, prov) = first_checkpoint(results.path(), name, &mut launcher);
+    // SAFETY: SIGTERM to the launcher this test started.
+    assert_eq!(
+        unsafe { libc::kill(launcher.id() as libc::pid_t, libc::SIGTERM) },
+        0
+    );
+    let out = launcher.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(143),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status = std::fs::read_to_string(dir.join("status.json")).unwrap();
+    assert!(
+        status.contains("interrupted") && status.contains("SIGTERM"),
+        "{status}"
+    );
+    for r in prov["ranks"].as_array().unwrap() {
+        let pid = r["pid"].as_i64().unwrap() as libc::pid_t;
+        // SAFETY: signal 0 only asks whether the process exists.
+        assert_ne!(
+            unsafe { libc::kill(pid, 0) },
+            0,
+            "rank {} still runs",
+            r["rank"]
+        );
+    }
+    ok(&run(results.path(), &file, &args).output().unwrap());
+    let status = std::fs::read_to_string(dir.join("status.json")).unwrap();
+    assert!(status.contains("done"), "{status}");
 }
 
 #[test]
