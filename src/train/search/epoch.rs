@@ -3,7 +3,7 @@
 //! checkpoint — and the end of the search.
 
 use anyhow::Result;
-use tch::{Kind, Tensor};
+use tch::Kind;
 
 use crate::config;
 use crate::data::loader::Loader;
@@ -14,7 +14,7 @@ use crate::results::rows::{ArchRow, EpochRow};
 use crate::results::Phase;
 use crate::stage::StageCtx;
 use crate::train::checkpoint::Mark;
-use crate::train::metrics::DeviceMean;
+use crate::train::metrics::{top1_correct, DeviceMean};
 use crate::train::recorder::{summary_row, Finish, Recorder};
 use crate::train::rng::{derive_seed, Stream};
 
@@ -148,15 +148,6 @@ fn validate<S: SearchSpace>(
     acc.sum_over(ranks, "the validation top-1")?;
     let (loss, acc) = (loss.mean().unwrap_or(f64::NAN), acc.mean().unwrap_or(0.0));
     Ok((loss, 100.0 * acc))
-}
-
-/// The number of rows whose arg-max logit is the label.
-pub(super) fn top1_correct(logits: &Tensor, y: &Tensor) -> Tensor {
-    logits
-        .argmax(-1, false)
-        .eq_tensor(y)
-        .to_kind(Kind::Float)
-        .sum(Kind::Float)
 }
 
 /// One row per (cell type, node, selector, key, choice): logit and probability after softening.
