@@ -350,7 +350,7 @@ prop_compose! {
                 recipe: Recipe::Cifar, genotype: GenotypeChoice::Search, genotype_seed: None, epochs: train_epochs, batch: None, lr: None,
                 momentum: None, weight_decay: None, warmup_epochs: Some(0), channels: None, layers: None,
                 drop_path: drop, auxiliary_weight: None, cutout: None, label_smoothing: None, grad_clip: None,
-                max_macs_m: None, cuda_graphs: graphs,
+                max_macs_m: None, cuda_graphs: graphs, sub_batches: None,
             }.resolved()),
             seeds: Seeds { search: seeds.clone(), train: seeds },
             protocol: Protocol::MeanOverSearches,

@@ -327,7 +327,7 @@ pub fn run(
     // a rank process started by a launcher (or Slurm) states its world in its environment
     let env = crate::dist::RankEnv::from_env().map_err(|e| BadInput(format!("{e:#}")))?;
     let world = env.as_ref().map_or(launch.ranks, |e| e.world);
-    check_ranks(&all, world)?;
+    check_ranks(&all, world, &opts)?;
     if env.is_none() && launch.ranks > 1 {
         if !launch.gpus.is_empty() && launch.gpus.len() != launch.ranks {
             return Err(BadInput(format!(
@@ -361,15 +361,24 @@ pub fn run(
     run_resolved(&all, root, device, &how)
 }
 
-/// R ranks run G sub-batches as G/R each: every experiment's `sub_batches` must be divisible by R
-/// (bad input, before anything runs).
-fn check_ranks(all: &[Resolved], ranks: usize) -> Result<()> {
+/// R ranks run G sub-batches as G/R each: the `sub_batches` of every stage that will run (all of
+/// them, or the one `--job` names) must be divisible by R (bad input, before anything runs).
+fn check_ranks(all: &[Resolved], ranks: usize, opts: &runner::Options) -> Result<()> {
+    use runner::plan::Stage;
     for r in all {
-        if let Some(s) = &r.experiment.search {
-            let g = s.sub_batches.max(1) as usize;
+        let e = &r.experiment;
+        for job in runner::execute::selected_jobs(r, opts).unwrap_or_default() {
+            let (section, g) = match job.stage {
+                Stage::Search => ("search", e.search.as_ref().map_or(1, |s| s.sub_batches)),
+                Stage::Train => (
+                    "train",
+                    e.train.as_ref().and_then(|t| t.sub_batches).unwrap_or(1),
+                ),
+            };
+            let g = g.max(1) as usize;
             if !g.is_multiple_of(ranks) {
                 return Err(BadInput(format!(
-                    "{}: search.sub_batches is {g}, which {ranks} ranks do not divide (--ranks {ranks}): each rank runs sub_batches / ranks of every batch; use --ranks dividing {g}, or set search.sub_batches to a multiple of {ranks}",
+                    "{}: {section}.sub_batches is {g}, which {ranks} ranks do not divide (--ranks {ranks}): each rank runs sub_batches / ranks of every batch; use --ranks dividing {g}, set {section}.sub_batches to a multiple of {ranks}, or run the other stages alone with --job",
                     r.source.display()
                 ))
                 .into());

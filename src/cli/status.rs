@@ -57,6 +57,7 @@ pub fn run(suite: &[PathBuf], tier: Tier, root: &ResultsRoot, json: bool) -> Res
         "seed",
         "run id",
         "state",
+        "ranks",
         "epochs",
         "ETA",
         "detail",
@@ -68,6 +69,7 @@ pub fn run(suite: &[PathBuf], tier: Tier, root: &ResultsRoot, json: bool) -> Res
             r.seed.to_string(),
             r.run_id.chars().take(16).collect(),
             r.state.label().into(),
+            r.ranks.len().max(1).to_string(),
             r.epochs_done.to_string(),
             match r.state.label() {
                 "failed" | "diverged" | "blocked" | "unreadable" => "-".into(),

@@ -31,6 +31,8 @@ pub struct TrainRecipe {
     pub max_macs_m: f64,
     /// `train.cuda_graphs`.
     pub cuda_graphs: bool,
+    /// `train.sub_batches` (1 when absent).
+    pub sub_batches: u32,
 }
 
 impl TrainRecipe {
@@ -68,6 +70,7 @@ impl TrainRecipe {
             grad_clip: field!(grad_clip),
             max_macs_m: field!(max_macs_m),
             cuda_graphs: r.cuda_graphs,
+            sub_batches: r.sub_batches.unwrap_or(1),
         })
     }
 }
@@ -97,6 +100,7 @@ mod tests {
             grad_clip: None,
             max_macs_m: None,
             cuda_graphs: false,
+            sub_batches: None,
         };
         let r = TrainRecipe::of(&t).unwrap();
         assert_eq!((r.epochs, r.layers, r.channels, r.lr), (7, 20, 36, 0.05));
@@ -104,5 +108,14 @@ mod tests {
         let r = TrainRecipe::of(&t).unwrap();
         assert_eq!((r.layers, r.channels, r.label_smoothing), (14, 0, 0.1));
         assert_eq!(r.max_macs_m, 600.0);
+        assert_eq!(r.sub_batches, 8, "8 GPUs × 128");
+        t.recipe = Recipe::Cifar;
+        assert_eq!(TrainRecipe::of(&t).unwrap().sub_batches, 1);
+        t.sub_batches = Some(1);
+        assert_eq!(
+            t.resolved().sub_batches,
+            None,
+            "one slice is written as nothing"
+        );
     }
 }

@@ -637,6 +637,13 @@ pub struct Train {
     /// the CPU); not with `precision: bf16`. Off by default.
     #[serde(default, skip_serializing_if = "is_false")]
     pub cuda_graphs: bool,
+    /// G slices of every batch, each its own forward pass with its own BatchNorm statistics and
+    /// drop-path draw, the gradient the mean of the slice means: G GPUs under DDP (the ImageNet
+    /// recipes: 8). BN running statistics follow slice 0, as DDP broadcasts rank 0's buffers. Must
+    /// divide `batch`; `unas run --ranks R` runs G/R slices per rank. Default 1 (resolved as absent,
+    /// so run ids of one-slice trainings do not name it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub_batches: Option<u32>,
 }
 
 fn default_genotype() -> GenotypeChoice {
@@ -668,6 +675,7 @@ impl Train {
                 grad_clip: Some(5.0),
                 max_macs_m: Some(0.0),
                 cuda_graphs: self.cuda_graphs,
+                sub_batches: None,
             },
             // §6.2: 8×128, lr 0.1×8, wd 3e-5, LS 0.1, aux 0.4, warm-up 5, 250 epochs, auto width.
             Recipe::ImagenetDarts => Train {
@@ -689,6 +697,7 @@ impl Train {
                 grad_clip: Some(5.0),
                 max_macs_m: Some(600.0),
                 cuda_graphs: self.cuda_graphs,
+                sub_batches: Some(8), // 8 GPUs × 128
             },
             // §6.3: 8×64, lr 0.025×8, wd 5e-5, LS 0.1, warm-up 5, 300 epochs, no aux.
             Recipe::ImagenetProxyless => Train {
@@ -710,6 +719,7 @@ impl Train {
                 grad_clip: Some(5.0),
                 max_macs_m: Some(0.0),
                 cuda_graphs: self.cuda_graphs,
+                sub_batches: Some(8), // 8 GPUs × 64
             },
         };
         Train {
@@ -731,6 +741,8 @@ impl Train {
             grad_clip: self.grad_clip.or(p.grad_clip),
             max_macs_m: self.max_macs_m.or(p.max_macs_m),
             cuda_graphs: self.cuda_graphs,
+            // one slice is written as nothing, whether stated or defaulted
+            sub_batches: self.sub_batches.or(p.sub_batches).filter(|&g| g != 1),
         }
     }
 }

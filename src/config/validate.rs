@@ -510,6 +510,13 @@ fn train(o: &mut Problems, e: &Experiment, t: &Train) {
         MAX_BATCH as u64,
         "the paper's largest batch is 1024, and a step holds the activations of the whole batch",
     );
+    let g = t.sub_batches.unwrap_or(1);
+    check(
+        o,
+        g >= 1 && batch.is_multiple_of(g.max(1)),
+        "train.sub_batches",
+        || format!("must be ≥ 1 and divide train.batch ({batch}), got {g}"),
+    );
     positive(o, "train.lr", t.lr.unwrap_or(0.0));
     unit_interval_open_right(o, "train.momentum", t.momentum.unwrap_or(0.0));
     non_negative(o, "train.weight_decay", t.weight_decay.unwrap_or(0.0));

@@ -341,4 +341,20 @@ impl Ranks {
         self.sum(what, &[&full])?; // every rank's entries; x + 0 = x exactly
         Ok(full + (&placed - placed.detach())) // value: full; gradient: own entries only
     }
+
+    /// What a step logs of its slices: the mean of all `groups` slice losses (this rank's `losses`
+    /// [1] each, from slice `start` on) and the top-1 count of all of them (this rank's `correct`).
+    pub fn slice_totals(
+        &self,
+        losses: &[Tensor],
+        correct: &[Tensor],
+        start: usize,
+        groups: i64,
+    ) -> Result<(Tensor, Tensor)> {
+        let own = Tensor::cat(losses, 0);
+        let losses = self.assemble("the slice losses", &own, start as i64, groups)?;
+        let correct = Tensor::stack(correct, 0).sum(tch::Kind::Float);
+        self.sum("the top-1 count", &[&correct])?;
+        Ok((losses.mean(tch::Kind::Float), correct))
+    }
 }

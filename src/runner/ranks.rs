@@ -58,8 +58,10 @@ pub fn launch(how: &Launch) -> Result<ExitCode> {
     let port = free_port()?;
     let notes = Scratch::new("ranks")?;
     let deaths = notes.path().join("deaths");
+    // the cores split between the ranks, unless the command gave --threads (each rank then has that)
     let cores = crate::runner::workers::cores();
-    let threads = (cores / how.ranks).max(1).to_string();
+    let given = std::env::args().any(|a| a == "--threads" || a.starts_with("--threads="));
+    let threads = (!given).then(|| (cores / how.ranks).max(1).to_string());
     let mut children = Vec::with_capacity(how.ranks);
     for rank in 0..how.ranks {
         let env = RankEnv {
@@ -72,7 +74,7 @@ pub fn launch(how: &Launch) -> Result<ExitCode> {
             timeout: how.timeout,
             deaths: Some(deaths.clone()),
         };
-        children.push(spawn(&env, &threads, how.gpus.get(rank))?);
+        children.push(spawn(&env, threads.as_deref(), how.gpus.get(rank))?);
     }
     let statuses = supervise(&mut children, &deaths)?;
     let code = statuses[0]
@@ -83,13 +85,15 @@ pub fn launch(how: &Launch) -> Result<ExitCode> {
     ))
 }
 
-fn spawn(env: &RankEnv, threads: &str, gpu: Option<&String>) -> Result<Child> {
+fn spawn(env: &RankEnv, threads: Option<&str>, gpu: Option<&String>) -> Result<Child> {
     let exe = std::env::current_exe().context("finding the unas binary to start a rank")?;
     let mut c = Command::new(exe);
-    c.envs(env.vars())
-        .env("OMP_NUM_THREADS", threads)
-        .env("MKL_NUM_THREADS", threads)
-        .args(["--threads", threads]);
+    c.envs(env.vars());
+    if let Some(t) = threads {
+        c.env("OMP_NUM_THREADS", t)
+            .env("MKL_NUM_THREADS", t)
+            .args(["--threads", t]);
+    }
     if let Some(g) = gpu {
         c.env("CUDA_VISIBLE_DEVICES", g)
             .args(["--device", "cuda:0"]);

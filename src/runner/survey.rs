@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::config::Resolved;
 use crate::results::atomic::process_alive;
-use crate::results::provenance::{host_name, Provenance};
+use crate::results::provenance::{host_name, Provenance, RankRecord};
 use crate::results::{layout, parquet, read_state, ResultsRoot, State, Table};
 
 use super::execute::job_dir;
@@ -126,6 +126,9 @@ pub struct Row {
     pub wall_s: Option<f64>,
     /// Seconds still to go, from finished runs of the same shape (`None`: no such run yet).
     pub eta_s: Option<f64>,
+    /// The processes that ran it together (`unas run --ranks R`): one run, R ranks; empty for one
+    /// process or a run not started.
+    pub ranks: Vec<RankRecord>,
 }
 
 /// Every planned job of `all` (in plan order), and the experiments that could not be planned.
@@ -185,6 +188,7 @@ fn row_of(
             per_run * left
         }),
     };
+    let ranks = read_provenance(&dir).map(|p| p.ranks).unwrap_or_default();
     Row {
         experiment: r.experiment.name.clone(),
         tier: r.tier.as_str().into(),
@@ -196,6 +200,7 @@ fn row_of(
         epochs_done,
         wall_s,
         eta_s,
+        ranks,
     }
 }
 

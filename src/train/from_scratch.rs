@@ -18,7 +18,7 @@ use crate::results::rows::{EpochRow, Term};
 use crate::stage::{Outcome, StageCtx};
 use crate::train::checkpoint::{prefixed, Mark};
 use crate::train::graphed_step::{Counts, GraphedStep, StepOut};
-use crate::train::metrics::{DeviceMean, ResumePoint, StepInfo};
+use crate::train::metrics::{top1_correct, DeviceMean, ResumePoint, StepInfo};
 use crate::train::optim::{Optimizer, ParamGroup, Sgd};
 use crate::train::recorder::{stop_if_asked, summary_row, Finish, Recorder, RunMeta};
 use crate::train::rng::{derive_seed, seed_step, Determinism, Stream, INIT_STEP};
@@ -91,6 +91,8 @@ struct TrainState {
     vs: nn::VarStore,
     built: Built,
     params: Vec<(String, Tensor)>,
+    /// The BatchNorm running statistics (every variable that is not a parameter).
+    buffers: Vec<Tensor>,
     opt: Sgd,
     sched: WarmupCosine,
     train_loader: Loader,
@@ -125,8 +127,14 @@ impl TrainState {
         let search_dir = ctx.upstream.as_ref().map(|(_, d)| d.path().to_path_buf());
         let built = trained_net::build(&vs.root(), e, t, search_dir.as_deref(), ds.classes, seed)?;
         let params = crate::train::optim::var_store_params(&vs);
+        let buffers = all_variables(&vs)
+            .into_iter()
+            .filter(|(n, _)| !params.iter().any(|(p, _)| p == n))
+            .map(|(_, t)| t)
+            .collect();
         let group = ParamGroup::new("w", shallow(&params), t.lr, t.weight_decay);
         Ok(TrainState {
+            buffers,
             opt: Sgd::new(vec![group], t.momentum),
             sched: WarmupCosine::for_recipe(t.recipe, t.lr, t.epochs, t.warmup_epochs),
             vs,
@@ -188,6 +196,11 @@ impl TrainState {
         if !t.cuda_graphs {
             return Ok(None);
         }
+        anyhow::ensure!(
+            t.sub_batches == 1,
+            "train.cuda_graphs captures one whole-batch step; it does not combine with train.sub_batches: {} (set one or the other)",
+            t.sub_batches
+        );
         anyhow::ensure!(
             ctx.resolved.experiment.precision == crate::config::Precision::Fp32,
             "train.cuda_graphs does not combine with precision: bf16 (autocast caches its bf16 weight copies, which a capture would freeze); use one or the other"
@@ -289,9 +302,15 @@ fn train_step(
     let per_epoch = st.train_loader.batches_per_epoch() as u64;
     let lr = st.sched.lr(epoch, position, per_epoch);
     st.opt.set_lr_all(lr);
+    let slices = Slices {
+        seed: ctx.seed,
+        epoch,
+        step: st.meta.steps,
+    };
     let TrainState {
         built,
         params,
+        buffers,
         opt,
         train_loader,
         ..
@@ -299,6 +318,10 @@ fn train_step(
     let mut body = |x: &Tensor, y: &Tensor| step_body(t, built, params, opt, x, y);
     let out = match graph {
         Some(g) => g.step(drop_path, &b.images, &b.labels, train_loader, &mut body)?,
+        None if t.sub_batches > 1 => {
+            let ranks = crate::dist::ranks();
+            sub_batch_step(t, built, params, buffers, opt, b, slices, ranks)?
+        }
         None => body(&b.images, &b.labels),
     };
     let bsz = b.images.size()[0] as f64;
@@ -355,6 +378,88 @@ fn step_body(
         acc,
         gnorm,
     }
+}
+
+/// Where a step stands, for the slices' random streams.
+#[derive(Clone, Copy)]
+struct Slices {
+    seed: u64,
+    epoch: u32,
+    step: u64,
+}
+
+/// The step with `train.sub_batches` G: slice g of `b` is its own forward pass (its own BatchNorm
+/// statistics; its drop-path drawn from `Stream::SubBatch` at step·G + g, slice 0 from the step's
+/// stream), `∇ (1/G)·Σ_g ℓ_g` (ℓ_g the slice's loss, with its auxiliary head), then the clip and the
+/// SGD update — G GPUs under DDP. Over ranks each runs its own slices and the gradients are summed,
+/// so every rank takes the one-process step. BN running statistics follow slice 0 (DDP broadcasts
+/// rank 0's buffers), whatever the number of ranks.
+#[allow(clippy::too_many_arguments)]
+fn sub_batch_step(
+    t: &TrainRecipe,
+    built: &Built,
+    params: &[(String, Tensor)],
+    buffers: &[Tensor],
+    opt: &mut Sgd,
+    b: &loader::Batch,
+    at: Slices,
+    ranks: &crate::dist::Ranks,
+) -> Result<StepOut> {
+    let groups = i64::from(t.sub_batches);
+    let own = ranks.own(groups as usize);
+    let n = b.images.size()[0];
+    anyhow::ensure!(
+        n >= groups,
+        "a batch of {n} images cannot be cut into train.sub_batches = {groups} slices"
+    );
+    opt.zero_grad();
+    let (mut losses, mut correct, mut after_first) = (Vec::new(), Vec::new(), None);
+    for (g, part) in b.split(groups).into_iter().enumerate() {
+        if !own.contains(&g) {
+            continue;
+        }
+        if g > 0 {
+            let step = at.step * groups as u64 + g as u64;
+            tch::manual_seed(derive_seed(
+                at.seed,
+                Stream::SubBatch,
+                Phase::Train,
+                at.epoch,
+                step,
+            ));
+        }
+        let (logits, aux) = built.forward_t(&part.images, true);
+        let mut loss = smoothed_ce(&logits, &part.labels, t.label_smoothing);
+        if let Some(aux) = aux {
+            loss += smoothed_ce(&aux, &part.labels, t.label_smoothing) * t.auxiliary_weight;
+        }
+        (&loss / groups as f64).backward(); // ∇ (1/G)·Σ_g ℓ_g
+        losses.push(loss.detach().reshape([1]));
+        correct.push(top1_correct(&logits.detach(), &part.labels));
+        if g == 0 {
+            after_first = Some(tch::no_grad(|| {
+                buffers.iter().map(Tensor::copy).collect::<Vec<_>>()
+            }));
+        }
+    }
+    tch::no_grad(|| {
+        if let Some(saved) = &after_first {
+            for (b, s) in buffers.iter().zip(saved) {
+                b.shallow_clone().copy_(s); // running statistics as of slice 0
+            }
+        }
+    });
+    let refs: Vec<&Tensor> = buffers.iter().collect();
+    ranks.broadcast("the BatchNorm running statistics", &refs)?;
+    let (loss, correct) = ranks.slice_totals(&losses, &correct, own.start, groups)?;
+    crate::train::variables::sum_gradients(params, ranks)?;
+    let gnorm = clip_grad_norm(params.iter().map(|(_, t)| t), t.grad_clip);
+    opt.step();
+    Ok(StepOut {
+        loss,
+        acc: correct * (100.0 / n as f64),
+        gnorm,
+    })
 }
 
 /// Test accuracy, the epoch's row, a checkpoint. Returns top-1 and top-5 (%).
@@ -576,8 +681,10 @@ fn test_accuracy(
 ) -> Result<(f64, Option<f64>)> {
     // the hit rates accumulate on the device: one read at the end, not one per batch
     let (mut top1, mut top5, mut k) = (DeviceMean::new(device), DeviceMean::new(device), 0);
+    // over ranks, rank r tests batches r, r + R, …, and the sums are added up
+    let ranks = crate::dist::ranks();
     tch::no_grad(|| -> Result<()> {
-        for i in 0..src.batches_per_epoch() {
+        for i in (ranks.rank()..src.batches_per_epoch()).step_by(ranks.world()) {
             let b = src.batch(0, i)?;
             let (logits, _) = net.forward_t(&b.images, false);
             let y = b.labels.unsqueeze(1);
@@ -594,6 +701,10 @@ fn test_accuracy(
         }
         Ok(())
     })?;
+    top1.sum_over(ranks, "the test top-1")?;
+    top5.sum_over(ranks, "the test top-5")?;
+    let k = ranks.gather("the number of classes ranked", &Tensor::from_slice(&[k]))?;
+    let k = k.max().int64_value(&[]); // a rank with no test batch ranked none
     let pct = |m: &DeviceMean| 100.0 * m.mean().unwrap_or(0.0);
     Ok((pct(&top1), (k == 5).then(|| pct(&top5))))
 }

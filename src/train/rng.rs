@@ -29,6 +29,10 @@ pub enum Stream {
     Validation,
     /// Evaluation passes (search-time `infer` samples architectures).
     Eval,
+    /// The global generator at the start of slice g > 0 of a training step with `train.sub_batches`
+    /// (its drop-path draw), step index step·G + g: each slice draws as its own GPU would, whichever
+    /// rank runs it (slice 0 keeps the step's own stream).
+    SubBatch,
 }
 
 impl Stream {
@@ -38,6 +42,7 @@ impl Stream {
             Stream::Shuffle => 2,
             Stream::Validation => 3,
             Stream::Eval => 4,
+            Stream::SubBatch => 5,
         }
     }
 }

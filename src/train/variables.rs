@@ -1,6 +1,9 @@
 //! Helpers over a network's variables shared by both loops.
 
+use anyhow::Result;
 use tch::{nn, Kind, Tensor};
+
+use crate::dist::Ranks;
 
 /// Gives every parameter a zero gradient (a no-op for those that have one already at zero). The
 /// optimisers skip a parameter whose gradient is undefined and update one whose gradient is zero
@@ -27,4 +30,35 @@ pub fn all_variables(vs: &nn::VarStore) -> Vec<(String, Tensor)> {
     let mut v: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
     v.sort_by(|a, b| a.0.cmp(&b.0));
     v
+}
+
+/// `∇w ← Σ_ranks ∇w` for every parameter (the identity for one rank). A parameter none of this
+/// rank's sub-batches reached has no gradient yet; if another rank's did, it gets zeros first
+/// ([`define_zero_grads`]), so every rank sums the same list and holds the gradients one process
+/// running every sub-batch would.
+pub fn sum_gradients(params: &[(String, Tensor)], ranks: &Ranks) -> Result<()> {
+    if ranks.world() == 1 {
+        return Ok(());
+    }
+    let defined: Vec<f32> = params
+        .iter()
+        .map(|(_, w)| f32::from(u8::from(w.grad().defined())))
+        .collect();
+    let anywhere = Tensor::from_slice(&defined);
+    ranks.sum("which weights have gradients", &[&anywhere])?;
+    let anywhere = Vec::<f32>::try_from(&anywhere)?;
+    define_zero_grads(
+        params
+            .iter()
+            .zip(&anywhere)
+            .filter(|((_, w), any)| **any > 0.0 && !w.grad().defined())
+            .map(|((_, w), _)| w),
+    );
+    let grads: Vec<Tensor> = params
+        .iter()
+        .map(|(_, w)| w.grad())
+        .filter(Tensor::defined)
+        .collect();
+    let refs: Vec<&Tensor> = grads.iter().collect();
+    ranks.sum("the weight gradients", &refs)
 }

@@ -36,6 +36,11 @@ impl DeviceMean {
         (w > 0.0).then(|| self.sum.double_value(&[]) / w)
     }
 
+    /// Σ wx and Σ w summed over the ranks (each rank added its own share): the mean of them all.
+    pub fn sum_over(&mut self, ranks: &crate::dist::Ranks, what: &str) -> anyhow::Result<()> {
+        ranks.sum(what, &[&self.sum, &self.weight])
+    }
+
     pub fn reset(&mut self) {
         let _ = self.sum.zero_();
         let _ = self.weight.zero_();

@@ -16,8 +16,10 @@ mod board;
 mod device_mean;
 mod step_log;
 mod table_log;
+mod top1;
 
 pub use board::{set_enabled as set_tensorboard, Board};
 pub use device_mean::DeviceMean;
 pub use step_log::{Clock, StepInfo, StepLog};
 pub use table_log::{ResumePoint, TableLog};
+pub use top1::top1_correct;

@@ -3,7 +3,7 @@
 //! checkpoint — and the end of the search.
 
 use anyhow::Result;
-use tch::{Kind, Tensor};
+use tch::Kind;
 
 use crate::config;
 use crate::data::loader::Loader;
@@ -13,7 +13,7 @@ use crate::results::rows::{ArchRow, EpochRow};
 use crate::results::Phase;
 use crate::stage::StageCtx;
 use crate::train::checkpoint::Mark;
-use crate::train::metrics::DeviceMean;
+use crate::train::metrics::{top1_correct, DeviceMean};
 use crate::train::recorder::{summary_row, Finish, Recorder};
 use crate::train::rng::{derive_seed, Stream};
 
@@ -103,7 +103,9 @@ pub(super) fn finish<S: SearchSpace>(
 }
 
 /// Loss and top-1 (%) on the whole validation split with relaxed samples (no gradient), one sample per
-/// example or per sub-batch and one forward per sub-batch as in training (`darts`: its mixture).
+/// example or per sub-batch and one forward per sub-batch as in training (`darts`: its mixture). Over
+/// ranks each runs its own sub-batches of every batch (the draw is the whole batch's, on every rank)
+/// and the sums are added up.
 fn validate<S: SearchSpace>(
     space: &S,
     val: &Loader,
@@ -115,6 +117,8 @@ fn validate<S: SearchSpace>(
     // the means accumulate on the device: one read at the end, not one per batch
     let device = space.distribution().groups[0].logits.device();
     let (mut loss, mut acc) = (DeviceMean::new(device), DeviceMean::new(device));
+    let ranks = crate::dist::ranks();
+    let own = ranks.own(arch.groups() as usize);
     tch::no_grad(|| -> Result<()> {
         for i in 0..nb {
             let b = src.batch(VALIDATION_PASS, i)?;
@@ -125,7 +129,11 @@ fn validate<S: SearchSpace>(
             let dist = space.distribution();
             let (xs, kind) = weight_sample(s.estimator, dist, &draw.relaxed);
             let parts = arch.parts(&b, &xs);
-            for (part, xs) in parts {
+            for (_, (part, xs)) in parts
+                .into_iter()
+                .enumerate()
+                .filter(|(g, _)| own.contains(g))
+            {
                 let sample = space.sample(&xs);
                 let logits = space.forward(&part.images, &sample, kind, true);
                 let n = part.images.size()[0] as f64;
@@ -135,17 +143,10 @@ fn validate<S: SearchSpace>(
         }
         Ok(())
     })?;
+    loss.sum_over(ranks, "the validation loss")?;
+    acc.sum_over(ranks, "the validation top-1")?;
     let (loss, acc) = (loss.mean().unwrap_or(f64::NAN), acc.mean().unwrap_or(0.0));
     Ok((loss, 100.0 * acc))
-}
-
-/// The number of rows whose arg-max logit is the label.
-pub(super) fn top1_correct(logits: &Tensor, y: &Tensor) -> Tensor {
-    logits
-        .argmax(-1, false)
-        .eq_tensor(y)
-        .to_kind(Kind::Float)
-        .sum(Kind::Float)
 }
 
 /// One row per (cell type, node, selector, key, choice): logit and probability after softening.

@@ -15,9 +15,9 @@ use crate::nas::distribution::Draw;
 use crate::nas::space::SearchSpace;
 use crate::results::rows::Term;
 use crate::train::clip_grad_norm;
+use crate::train::metrics::top1_correct;
 use crate::train::optim::Optimizer;
 
-use super::epoch::top1_correct;
 use super::state::SearchState;
 use super::{per_example_ce, weight_sample, ArchPer};
 
@@ -41,7 +41,7 @@ pub(super) fn weight_step<S: SearchSpace>(
     };
     opt.zero_grad();
     let (loss, correct) = weight_gradient(&st.space, st.arch, b, &xs, kind, ranks)?;
-    sum_gradients(&st.weights, ranks)?;
+    crate::train::variables::sum_gradients(&st.weights, ranks)?;
     let gnorm = clip_grad_norm(st.weights.iter().map(|(_, t)| t), s.grad_clip);
     opt.step();
     let bsz = b.images.size()[0] as f64;
@@ -78,49 +78,5 @@ pub(super) fn weight_gradient<S: SearchSpace>(
         losses.push(l.detach().reshape([1]));
         correct.push(top1_correct(&logits.detach(), &part.labels));
     }
-    let losses = ranks.assemble(
-        "the sub-batch losses",
-        &Tensor::cat(&losses, 0),
-        own.start as i64,
-        groups,
-    )?;
-    let correct = Tensor::stack(&correct, 0).sum(Kind::Float);
-    ranks.sum("the top-1 count", &[&correct])?;
-    Ok((losses.mean(Kind::Float), correct))
-}
-
-/// `∇w ← Σ_ranks ∇w` for every weight. A weight none of this rank's sub-batches reached has no
-/// gradient yet; if another rank's did, it gets zeros first (so every rank sums the same list, and
-/// holds the gradients the one process would).
-fn sum_gradients(weights: &[(String, Tensor)], ranks: &Ranks) -> Result<()> {
-    if ranks.world() == 1 {
-        return Ok(());
-    }
-    let defined: Vec<f32> = weights
-        .iter()
-        .map(|(_, w)| f32::from(u8::from(w.grad().defined())))
-        .collect();
-    let anywhere = Tensor::from_slice(&defined);
-    ranks.sum("which weights have gradients", &[&anywhere])?;
-    let anywhere = Vec::<f32>::try_from(&anywhere)?;
-    let missing: Vec<&Tensor> = weights
-        .iter()
-        .zip(&anywhere)
-        .filter(|((_, w), any)| **any > 0.0 && !w.grad().defined())
-        .map(|((_, w), _)| w)
-        .collect();
-    if let Some(zero) = missing
-        .iter()
-        .map(|w| (*w * 0.0).sum(Kind::Float))
-        .reduce(|a, b| a + b)
-    {
-        zero.backward(); // ∂(0·Σw)/∂w = 0: defines the missing gradients as zeros
-    }
-    let grads: Vec<Tensor> = weights
-        .iter()
-        .map(|(_, w)| w.grad())
-        .filter(Tensor::defined)
-        .collect();
-    let refs: Vec<&Tensor> = grads.iter().collect();
-    ranks.sum("the weight gradients", &refs)
+    ranks.slice_totals(&losses, &correct, own.start, groups)
 }

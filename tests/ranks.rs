@@ -1,0 +1,395 @@
+//! `unas run --ranks 2` (two rank processes, Gloo over 127.0.0.1) against one process with
+//! `sub_batches: 2`: the same numbers. A killed rank stops the run as `interrupted` naming it, and the
+//! rerun resumes to the numbers of an uninterrupted two-rank run. Ranks that do not divide the
+//! sub-batches are refused before anything runs.
+//!
+//! The bound. With R = G = 2 the weight gradient is g₀ + g₁ both ways (one addition, commutative):
+//! exact. A logit gradient sums its K per-example contributions in another order (each rank its own
+//! examples, then the all-reduce); reordering a float32 sum of K terms moves it by at most
+//! (K − 1)·ε·Σ|terms| (ε = 2⁻²⁴ ≈ 6·10⁻⁸). Here K ≤ 3·B = 24 terms per logit (log q, f(ζ), the
+//! penalty, per example), so the gradients, Adam's moments and every value downstream agree to
+//! 24·6·10⁻⁸ ≈ 1.4·10⁻⁶ relative to their scale, for a step; over the run's 6 steps that is below
+//! 1e-5·max(1, |x|), the tolerance used. BatchNorm running statistics are left out: each rank's see
+//! only its sub-batches (as each GPU's under DDP), and the search never reads them.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::numbers;
+use unas::results::Table;
+
+const TOLERANCE: f64 = 1e-5;
+
+fn experiment(name: &str, search: &str) -> String {
+    format!(
+        "name: {name}
+dataset: {{name: synthetic, train_portion: 0.5, synthetic: {{classes: 4, train: 48, test: 16, seed: 0}}}}
+space: {{name: darts, layers: 3, channels: 4, ops: 7}}
+search: {{{search}, epochs: {{warmup: 1, search: 1}}, batch: 8, sub_batches: 2}}
+train: {{recipe: cifar, genotype: search, epochs: 1, warmup_epochs: 0, batch: 16, channels: 8, layers: 3, sub_batches: 2}}
+seeds: {{search: [0], train: [0]}}
+device: cpu
+"
+    )
+}
+
+fn run(results: &Path, file: &Path, extra: &[&str]) -> std::process::Command {
+    let mut args = vec!["run", file.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let mut c = common::unas(results, &args);
+    c.stdout(Stdio::piped()).stderr(Stdio::piped());
+    c
+}
+
+fn ok(out: &Output) {
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The search run's folder under `results`.
+fn search_dir(results: &Path, name: &str) -> PathBuf {
+    let base = results.join(format!("runs/{name}/paper"));
+    std::fs::read_dir(&base)
+        .unwrap_or_else(|e| panic!("{}: {e}", base.display()))
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with("search")
+        })
+        .expect("a search run")
+}
+
+/// The tensors of the run's last checkpoint, BatchNorm running statistics left out.
+fn last_checkpoint(dir: &Path) -> Vec<(String, tch::Tensor)> {
+    let ckpts = dir.join("checkpoints");
+    let mut epochs: Vec<PathBuf> = std::fs::read_dir(&ckpts)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    epochs.sort();
+    let last = epochs.last().expect("a checkpoint");
+    let mut t = tch::Tensor::read_safetensors(last.join("tensors.safetensors")).unwrap();
+    t.retain(|(name, _)| !name.contains("running_") && !name.contains("num_batches_tracked"));
+    t.sort_by(|a, b| a.0.cmp(&b.0));
+    t
+}
+
+/// Every checkpoint tensor, and every number of the steps and epochs tables, within `tol` of the
+/// other run's, relative to max(1, |x|) (`tol` 0: bit-identical).
+fn assert_same_numbers(a: &Path, b: &Path, tol: f64) {
+    let (ta, tb) = (last_checkpoint(a), last_checkpoint(b));
+    assert_eq!(ta.len(), tb.len());
+    assert!(ta.iter().any(|(n, _)| n.starts_with("w/")), "weights saved");
+    assert!(ta.iter().any(|(n, _)| n.contains("alpha")), "logits saved");
+    for ((na, xa), (nb, xb)) in ta.iter().zip(&tb) {
+        assert_eq!(na, nb);
+        let (xa, xb) = (xa.to_kind(tch::Kind::Double), xb.to_kind(tch::Kind::Double));
+        let bound = xa.abs().clamp_min(1.0) * tol;
+        let over = ((&xa - &xb).abs() - bound).max().double_value(&[]);
+        assert!(over <= 0.0, "{na}: differs by more than {tol} relative");
+    }
+    for t in [Table::Steps, Table::Epochs] {
+        let (da, db) = (numbers(a, t), numbers(b, t));
+        assert_eq!(da.height(), db.height(), "{t:?} rows");
+        for c in da.get_column_names() {
+            let (cx, cy) = (da.column(c).unwrap(), db.column(c).unwrap());
+            let (Ok(x), Ok(y)) = (cx.f64(), cy.f64()) else {
+                assert!(cx.equals_missing(cy), "{t:?} column {c} differs");
+                continue;
+            };
+            for i in 0..x.len() {
+                match (x.get(i), y.get(i)) {
+                    (Some(p), Some(q)) => assert!(
+                        (p - q).abs() <= tol * p.abs().max(1.0),
+                        "{t:?} {c} row {i}: {p} vs {q}"
+                    ),
+                    (p, q) => assert_eq!(p.is_none(), q.is_none(), "{t:?} {c} row {i}"),
+                }
+            }
+        }
+    }
+}
+
+/// Waits (at most 120 s) for the end-of-warm-up checkpoint of the run `name` that `launcher` runs;
+/// its folder and provenance.
+fn first_checkpoint(
+    results: &Path,
+    name: &str,
+    launcher: &mut std::process::Child,
+) -> (PathBuf, serde_json::Value) {
+    let t0 = Instant::now();
+    let dir = loop {
+        let dir = std::fs::read_dir(results.join(format!("runs/{name}/paper")))
+            .ok()
+            .and_then(|mut d| d.next())
+            .map(|e| e.unwrap().path());
+        if let Some(d) = dir.filter(|d| d.join("checkpoints/epoch-1/meta.json").is_file()) {
+            break d;
+        }
+        assert!(
+            launcher.try_wait().unwrap().is_none(),
+            "the run ended first"
+        );
+        assert!(
+            t0.elapsed() < Duration::from_secs(120),
+            "no checkpoint after 120 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let prov = serde_json::from_str(&std::fs::read_to_string(dir.join("provenance.json")).unwrap())
+        .unwrap();
+    (dir, prov)
+}
+
+/// `file` run by one process, then by two ranks: their results folders.
+fn one_process_and_two_ranks(file: &Path) -> (tempfile::TempDir, tempfile::TempDir) {
+    let (one, two) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    ok(&run(one.path(), file, &[]).output().unwrap());
+    ok(
+        &run(two.path(), file, &["--ranks", "2", "--rank-timeout", "60"])
+            .output()
+            .unwrap(),
+    );
+    (one, two)
+}
+
+/// One process with `sub_batches: 2`, then two ranks of one sub-batch each: the same run id, the
+/// same numbers within the bound, and the ranks in provenance.
+fn two_ranks_equal_one_process(name: &str, search: &str) {
+    let suite = common::suite(&[(name, experiment(name, search))]);
+    let file = suite.path().join(format!("{name}.yaml"));
+    let (one, two) = one_process_and_two_ranks(&file);
+    let (a, b) = (search_dir(one.path(), name), search_dir(two.path(), name));
+    assert_eq!(
+        a.file_name(),
+        b.file_name(),
+        "the run id does not hold the ranks"
+    );
+    assert_same_numbers(&a, &b, TOLERANCE);
+    let prov: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(b.join("provenance.json")).unwrap()).unwrap();
+    assert_eq!(prov["world_size"], 2);
+    assert_eq!(prov["rank_backend"], "gloo");
+    let ranks = prov["ranks"].as_array().unwrap();
+    assert_eq!(ranks.len(), 2);
+    assert_ne!(ranks[0]["pid"], ranks[1]["pid"]);
+    assert_eq!(ranks[1]["device"], "cpu");
+    // `unas status`: one run (one row per job), with its two ranks
+    let out = common::unas(
+        two.path(),
+        &[
+            "status",
+            "--suite",
+            suite.path().to_str().unwrap(),
+            "--tier",
+            "paper",
+            "--json",
+        ],
+    )
+    .output()
+    .unwrap();
+    ok(&out);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let searches: Vec<&serde_json::Value> = doc["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|j| j["stage"] == "search")
+        .collect();
+    assert_eq!(searches.len(), 1);
+    assert_eq!(searches[0]["ranks"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn two_ranks_of_a_per_example_rebar_gengap_search_equal_one_process_with_two_sub_batches() {
+    two_ranks_equal_one_process(
+        "ranks-rebar",
+        "estimator: rebar, objective: {kind: gengap}, sampling: per_example",
+    );
+}
+
+#[test]
+fn two_ranks_of_a_per_batch_relax_gengap_search_equal_one_process_with_two_sub_batches() {
+    two_ranks_equal_one_process(
+        "ranks-relax",
+        "estimator: relax, objective: {kind: gengap}, sampling: per_batch",
+    );
+}
+
+#[test]
+fn two_ranks_of_a_reinforce_search_equal_one_process_with_two_sub_batches() {
+    two_ranks_equal_one_process(
+        "ranks-reinforce",
+        "estimator: reinforce, objective: {kind: train}",
+    );
+}
+
+/// The training of a fixed genotype with `train.sub_batches: 2` and drop-path (epoch 1 of 2), one
+/// process against two ranks: bit-identical, BatchNorm running statistics and test accuracy included
+/// (the weight gradient is g₀ + g₁ both ways, each slice draws its drop-path from its own stream, the
+/// running statistics follow slice 0 on every rank, the test counts are whole numbers).
+#[test]
+fn two_ranks_of_a_training_with_two_sub_batches_equal_one_process_bit_for_bit() {
+    let name = "ranks-train";
+    let text = format!(
+        "name: {name}
+dataset: {{name: synthetic, train_portion: 0.5, synthetic: {{classes: 4, train: 48, test: 16, seed: 0}}}}
+space: {{name: darts}}
+train: {{recipe: cifar, genotype: DARTS_V2, epochs: 2, warmup_epochs: 0, batch: 16, channels: 8, layers: 3, sub_batches: 2}}
+seeds: {{search: [0], train: [0]}}
+device: cpu
+"
+    );
+    let suite = common::suite(&[(name, text)]);
+    let file = suite.path().join(format!("{name}.yaml"));
+    let (one, two) = one_process_and_two_ranks(&file);
+    let dir = |root: &Path| {
+        let base = root.join(format!("runs/{name}/paper"));
+        std::fs::read_dir(&base)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path()
+    };
+    let (a, b) = (dir(one.path()), dir(two.path()));
+    assert_eq!(
+        a.file_name(),
+        b.file_name(),
+        "the run id does not hold the ranks"
+    );
+    let all = |d: &Path| {
+        let mut t =
+            tch::Tensor::read_safetensors(d.join("checkpoints/epoch-2/tensors.safetensors"))
+                .unwrap();
+        t.sort_by(|x, y| x.0.cmp(&y.0));
+        t
+    };
+    let (ta, tb) = (all(&a), all(&b));
+    assert!(ta.iter().any(|(n, _)| n.contains("running_mean")));
+    assert_eq!(ta.len(), tb.len());
+    for ((na, xa), (nb, xb)) in ta.iter().zip(&tb) {
+        assert_eq!(na, nb);
+        assert!(xa.equal(xb), "{na} differs");
+    }
+    for t in [Table::Steps, Table::Epochs, Table::Summary] {
+        assert!(
+            numbers(&a, t).equals_missing(&numbers(&b, t)),
+            "{t:?} differs"
+        );
+    }
+}
+
+#[test]
+fn a_killed_rank_leaves_the_run_interrupted_naming_it_and_the_rerun_ends_as_an_uninterrupted_one() {
+    let name = "ranks-kill";
+    let suite = common::suite(&[(
+        name,
+        experiment(name, "estimator: rebar, objective: {kind: gengap}"),
+    )]);
+    let file = suite.path().join(format!("{name}.yaml"));
+    let args = ["--ranks", "2", "--rank-timeout", "20"];
+    let whole = tempfile::tempdir().unwrap();
+    ok(&run(whole.path(), &file, &args).output().unwrap());
+
+    let cut = tempfile::tempdir().unwrap();
+    let mut launcher = run(cut.path(), &file, &args).spawn().unwrap();
+    let (dir, prov) = first_checkpoint(cut.path(), name, &mut launcher);
+    let pid = prov["ranks"][1]["pid"].as_i64().unwrap();
+    // SAFETY: SIGKILL to rank 1, a child of the launcher this test started.
+    assert_eq!(unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) }, 0);
+    let killed = Instant::now();
+    let out = launcher.wait_with_output().unwrap();
+    // rank 0 leaves its collective at once (the peer's socket closed), well within the timeout
+    assert!(
+        killed.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        killed.elapsed()
+    );
+    assert!(!out.status.success());
+    let status = std::fs::read_to_string(dir.join("status.json")).unwrap();
+    assert!(status.contains("interrupted"), "{status}");
+    assert!(status.contains(&format!("rank 1 (pid {pid}")), "{status}");
+    assert!(status.contains("SIGKILL"), "{status}");
+
+    ok(&run(cut.path(), &file, &args).output().unwrap());
+    let status = std::fs::read_to_string(dir.join("status.json")).unwrap();
+    assert!(status.contains("done"), "{status}");
+    // resumed with the same ranks from the same checkpoint: bit-identical on the CPU
+    assert_same_numbers(&search_dir(whole.path(), name), &dir, 0.0);
+}
+
+#[test]
+fn sigterm_to_the_launcher_stops_every_rank_after_a_checkpoint_and_the_rerun_finishes() {
+    let name = "ranks-term";
+    let suite = common::suite(&[(
+        name,
+        experiment(name, "estimator: gsm, objective: {kind: train}"),
+    )]);
+    let file = suite.path().join(format!("{name}.yaml"));
+    let args = ["--ranks", "2", "--rank-timeout", "20"];
+    let results = tempfile::tempdir().unwrap();
+    let mut launcher = run(results.path(), &file, &args).spawn().unwrap();
+    let (dir, prov) = first_checkpoint(results.path(), name, &mut launcher);
+    // SAFETY: SIGTERM to the launcher this test started.
+    assert_eq!(
+        unsafe { libc::kill(launcher.id() as libc::pid_t, libc::SIGTERM) },
+        0
+    );
+    let out = launcher.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(143),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status = std::fs::read_to_string(dir.join("status.json")).unwrap();
+    assert!(
+        status.contains("interrupted") && status.contains("SIGTERM"),
+        "{status}"
+    );
+    for r in prov["ranks"].as_array().unwrap() {
+        let pid = r["pid"].as_i64().unwrap() as libc::pid_t;
+        // SAFETY: signal 0 only asks whether the process exists.
+        assert_ne!(
+            unsafe { libc::kill(pid, 0) },
+            0,
+            "rank {} still runs",
+            r["rank"]
+        );
+    }
+    ok(&run(results.path(), &file, &args).output().unwrap());
+    let status = std::fs::read_to_string(dir.join("status.json")).unwrap();
+    assert!(status.contains("done"), "{status}");
+}
+
+#[test]
+fn ranks_that_do_not_divide_the_sub_batches_are_refused_before_anything_runs() {
+    let name = "ranks-bad";
+    let suite = common::suite(&[(
+        name,
+        experiment(name, "estimator: gsm, objective: {kind: train}"),
+    )]);
+    let file = suite.path().join(format!("{name}.yaml"));
+    let results = tempfile::tempdir().unwrap();
+    let out = run(results.path(), &file, &["--ranks", "3"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("sub_batches is 2") && err.contains("--ranks 3"),
+        "{err}"
+    );
+    assert!(!results.path().join("runs").exists(), "nothing ran");
+}
