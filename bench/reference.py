@@ -871,7 +871,45 @@ def parity_search_steps(m, t):
     for i, a in enumerate(st.alphas.logits):
         out[f"search/alpha_grad/{i:02}"] = a.grad.detach().clone()
         out[f"search/alpha/{i:02}"] = a.detach().clone()
+    out["fresh/search_loss"] = fresh_search_losses(m, t)
     return out
+
+
+FRESH_SEEDS = 8
+
+
+def fresh_search_losses(m, t):
+    """The warm-up step's loss (the batch, the draws) of FRESH_SEEDS supernets this file initialises
+    itself (PyTorch's defaults, seeds 0..): what unas's initial loss must lie among."""
+    losses = []
+    for seed in range(FRESH_SEEDS):
+        torch.manual_seed(seed)
+        net = SearchNet(m["channels"], m["layers"], num_ops=m["num_ops"], classes=m["classes"])
+        alphas = DartsAlphas(m["num_ops"], torch.device("cpu"))
+        replay(t, "warm/noise/")
+        with torch.no_grad():
+            draw = alphas.sample(t["warm/x"].shape[0], TAU, "rebar" if m["estimator"] == "rebar" else "original")
+            losses.append(F.cross_entropy(net(t["warm/x"], DartsAlphas.to_sample(draw.relaxed)), t["warm/y"]))
+        consumed("fresh supernet")
+    return torch.stack(losses).double()
+
+
+def fresh_train_losses(m, t, genotype):
+    """The training step's loss (ℓ + w_aux·ℓ_aux on its batch and draws) of FRESH_SEEDS evaluation
+    networks this file initialises itself."""
+    losses = []
+    for seed in range(FRESH_SEEDS):
+        torch.manual_seed(seed)
+        net = EvalNet(genotype, m["channels"], m["layers"], m["aux_weight"] > 0, classes=m["classes"]).train()
+        replay(t, "train/noise/")
+        with torch.no_grad():
+            logits, aux = net(t["train/x"], m["drop_path"])
+            loss = F.cross_entropy(logits, t["train/y"])
+            if aux is not None:
+                loss = loss + m["aux_weight"] * F.cross_entropy(aux, t["train/y"])
+        consumed("fresh evaluation network")
+        losses.append(loss)
+    return torch.stack(losses).double()
 
 
 def from_unas_genotype(g):
@@ -882,7 +920,8 @@ def from_unas_genotype(g):
 
 
 def parity_train(m, t):
-    args = argparse.Namespace(genotype=from_unas_genotype(m["genotype"]), channels=m["channels"],
+    genotype = from_unas_genotype(m["genotype"])
+    args = argparse.Namespace(genotype=genotype, channels=m["channels"],
                               layers=m["layers"], aux_weight=m["aux_weight"], drop_path=m["drop_path"])
     st = TrainState(args, torch.device("cpu"), classes=m["classes"])
     load_module(st.net, t, "train/init/w/")
@@ -894,6 +933,7 @@ def parity_train(m, t):
            "train/term/grad_norm_weights": r["grad_norm"].double().reshape(1)}
     out.update(module_grads(st.net, "train/grad/"))
     out.update(module_state(st.net, "train/w/"))
+    out["fresh/train_loss"] = fresh_train_losses(m, t, genotype)
     return out
 
 

@@ -41,6 +41,13 @@ fn parity(estimator: &str) -> serde_json::Value {
         failed.is_empty(),
         "{estimator}: beyond the bound: {failed:#?}"
     );
+    // a fresh supernet's and evaluation network's initial loss among the reference's own fresh ones
+    let fresh = doc["initial_loss"].as_array().unwrap();
+    assert_eq!(fresh.len(), 2, "{doc}");
+    assert!(
+        fresh.iter().all(|l| l["pass"] == true),
+        "{estimator}: {fresh:#?}"
+    );
     assert!(o.status.success(), "{}", common::show(&o));
     doc
 }

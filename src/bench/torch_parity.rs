@@ -107,6 +107,55 @@ pub struct Compared {
     pub pass: bool,
 }
 
+/// Our initial loss among those of networks the reference initialised itself (PyTorch's defaults, its
+/// own seeds) on the same batch and draws: within sampling error when |ours − mean| ≤ 3·sd·√(1 + 1/n)
+/// (a new draw from the reference's spread).
+#[derive(Debug, Serialize)]
+pub struct InitialLoss {
+    pub network: &'static str,
+    pub ours: f64,
+    pub reference_mean: f64,
+    pub reference_sd: f64,
+    pub reference_n: usize,
+    pub pass: bool,
+}
+
+/// The fresh-network comparisons: (ours, the reference's losses of its own fresh networks).
+const FRESH: [(&str, &str, &str); 2] = [
+    ("supernet", "warm/term/loss_train", "fresh/search_loss"),
+    (
+        "evaluation network",
+        "train/term/loss_train",
+        "fresh/train_loss",
+    ),
+];
+
+fn initial_losses(ours: &Bounds, theirs: &[(String, Tensor)]) -> Result<Vec<InitialLoss>> {
+    FRESH
+        .iter()
+        .map(|&(network, mine, fresh)| {
+            let r = theirs
+                .iter()
+                .find(|(k, _)| k == fresh)
+                .map(|(_, t)| Vec::<f64>::try_from(&t.to_kind(Kind::Double)))
+                .with_context(|| format!("the reference returned no `{fresh}`"))??;
+            let n = r.len();
+            ensure!(n >= 2, "`{fresh}` holds {n} losses");
+            let mean = r.iter().sum::<f64>() / n as f64;
+            let sd = (r.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt();
+            let ours = ours.scalar(mine)?;
+            Ok(InitialLoss {
+                network,
+                ours,
+                reference_mean: mean,
+                reference_sd: sd,
+                reference_n: n,
+                pass: (ours - mean).abs() <= 3.0 * sd * (1.0 + 1.0 / n as f64).sqrt(),
+            })
+        })
+        .collect()
+}
+
 #[derive(Debug, Serialize)]
 pub struct TorchParity {
     pub search_depth: u32,
@@ -114,6 +163,7 @@ pub struct TorchParity {
     pub eps_forward_search: f64,
     pub eps_forward_train: f64,
     pub compared: Vec<Compared>,
+    pub initial_loss: Vec<InitialLoss>,
     /// Ours only (the reference does not compute them): named, not compared.
     pub only_ours: Vec<String>,
     pub pass: bool,
@@ -414,6 +464,10 @@ pub fn run(o: &TorchParityOptions) -> Result<TorchParity> {
         wd_a: smeta["wd_a"].as_f64().unwrap_or(0.0),
         wd_sgd: tmeta["wd_sgd"].as_f64().unwrap_or(0.0),
     };
+    let (fresh, theirs): (Vec<_>, Vec<_>) = theirs
+        .into_iter()
+        .partition(|(k, _)| k.starts_with("fresh/"));
+    let initial_loss = initial_losses(&bounds, &fresh)?;
     let compared = compare(&theirs, &bounds)?;
     let only_ours: Vec<String> = ours
         .iter()
@@ -432,13 +486,16 @@ pub fn run(o: &TorchParityOptions) -> Result<TorchParity> {
         unexplained.is_empty(),
         "the reference did not return {unexplained:?}: bench/reference.py parity must compute them"
     );
-    let pass = !compared.is_empty() && compared.iter().all(|c| c.pass);
+    let pass = !compared.is_empty()
+        && compared.iter().all(|c| c.pass)
+        && initial_loss.iter().all(|l| l.pass);
     Ok(TorchParity {
         search_depth: sd,
         train_depth: td,
         eps_forward_search: bounds.eps_search,
         eps_forward_train: bounds.eps_train,
         compared,
+        initial_loss,
         only_ours,
         pass,
     })

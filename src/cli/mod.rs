@@ -258,6 +258,17 @@ fn torch_parity(o: &crate::bench::torch_parity::TorchParityOptions) -> anyhow::R
             ]);
         }
         print!("{}", t.render());
+        for l in &r.initial_loss {
+            println!(
+                "initial loss of a fresh {}: ours {:.4}, the reference's own fresh networks {:.4} ± {:.4} (n = {}): {}",
+                l.network,
+                l.ours,
+                l.reference_mean,
+                l.reference_sd,
+                l.reference_n,
+                if l.pass { "within sampling error" } else { "FAIL" }
+            );
+        }
         let failed = r.compared.iter().filter(|c| !c.pass).count();
         let worst = r
             .compared
