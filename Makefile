@@ -9,6 +9,9 @@
 #                    if missing and root; the tensorboard package (tests/tensorboard.rs) into .deps/tb-venv
 #   make reproduce   the paper suite (TIER=smoke|quick|paper, default smoke; WORKERS=N worker processes
 #                    or GPUS=0,1,… one per GPU), then the report
+#   make parity      one warm-up, search and training step of ours against the PyTorch reference from the
+#                    same state, noise and batches (unas diagnose parity-torch; torch into .deps/bench-venv
+#                    as for make bench: not part of make test, which would pass its 15-minute budget)
 #   make bench-workers  smoke-suite wall time with --workers 2 against --workers 1, measured in one call
 #   make bench-tensorboard  a smoke search with TensorBoard event files against --no-tensorboard, in one
 #                    call, and the time the recorders spent on events (ROUNDS=N, default 2)
@@ -162,7 +165,7 @@ else
 $(error BENCH_PROFILE must be release or dev, got '$(BENCH_PROFILE)')
 endif
 
-.PHONY: bench-venv bench-unas
+.PHONY: bench-venv bench-unas parity
 
 bench-venv: $(BENCH_STAMP)
 
@@ -180,6 +183,11 @@ bench: setup bench-venv bench-unas
 	$(CARGO) bench --bench config
 	$(BENCH_PYTHON) bench/compare.py --unas $(BENCH_UNAS) --python $(BENCH_PYTHON) \
 	  --profile $(BENCH_PROFILE) $(BENCH_ARGS)
+
+# `make parity`: tests/parity_torch.rs (ignored in `make test`) runs `unas diagnose parity-torch` for
+# each of the reference's estimators (rebar, gsm, reinforce) and fails on any number beyond its bound.
+parity: setup bench-venv
+	$(CARGO) test --test parity_torch -- --ignored
 
 # The smoke suite from scratch with --workers 1, then with --workers 2, in one call (fresh results each).
 bench-workers: build

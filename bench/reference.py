@@ -38,6 +38,8 @@ reference implements what it claims (estimator, op-skip, pass counts).
 
 import argparse
 import json
+import math
+import os
 import statistics
 import sys
 import time
@@ -65,6 +67,12 @@ PRECISION = "fp32"
 def autocast(x):
     """The forward's autocast region for the tensors of x (a no-op region at fp32)."""
     return torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=PRECISION == "bf16")
+
+
+def out_of_autocast(logits):
+    """Logits back in fp32 where bf16 autocast left them bf16 (as unas's `Amp::fp32`); else as they are
+    (float64 in the parity check)."""
+    return logits.float() if logits.dtype == torch.bfloat16 else logits
 PAIR_PENALTY = 0.2
 CLASSES = 10
 IMAGE = (3, 32, 32)
@@ -97,6 +105,21 @@ def count_forward(logits):
     else:
         COUNT["forward_no_grad"] += 1
     return logits
+
+
+# The uniform draws of a step handed over by `unas diagnose parity-torch` (a list, in unas's draw
+# order); None: every draw is fresh from torch's generator.
+REPLAY = None
+
+
+def uniform(shape, like):
+    """U ~ U[0, 1) of `shape` (like's dtype and device): the next replayed draw, else a fresh one."""
+    if REPLAY is None:
+        return torch.rand(shape, dtype=like.dtype, device=like.device)
+    assert REPLAY, f"unas recorded fewer draws than this step makes (one of shape {tuple(shape)})"
+    u = REPLAY.pop(0)
+    assert tuple(u.shape) == tuple(shape), f"replayed draw of shape {tuple(u.shape)}, needed {tuple(shape)}"
+    return u.to(dtype=like.dtype, device=like.device)
 
 
 def host_max(w):
@@ -263,7 +286,7 @@ class SearchNet(nn.Module):
                 inputs, ops = sample["reduce" if cell.reduction else "normal"]
                 s0, s1 = s1, cell(s0, s1, inputs, ops, self.threshold)
             logits = self.classifier(F.adaptive_avg_pool2d(s1, 1).flatten(1))
-        return count_forward(logits.float())
+        return count_forward(out_of_autocast(logits))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -276,7 +299,7 @@ class Draw:
 
 def gsm_original(theta, tau):
     """g = −log(−log(U+1e-20)+1e-20), ζ = softmax((θ+g)/τ), b = one_hot(argmax)."""
-    u = torch.rand_like(theta)
+    u = uniform(theta.shape, theta)
     logits = theta - torch.log(-torch.log(u + 1e-20) + 1e-20)
     zeta = F.softmax(logits / tau, -1)
     b = torch.zeros_like(logits).scatter_(-1, logits.argmax(-1, keepdim=True), 1.0)
@@ -287,7 +310,7 @@ def gsm_rebar(theta, tau, u=None):
     """ζ⋆ = ζ − ζ̃ + sg(ζ̃) (value ζ, gradient ∂ζ − ∂ζ̃), ζ̃ the conditional relaxation given b."""
     q = theta.exp()
     if u is None:
-        u = torch.rand_like(theta)
+        u = uniform(theta.shape, theta)
     log_u = u.clamp(1e-3, 1 - 1e-3).log()
     z = theta - torch.log(-log_u)  # z = θ − log(−log u)
     zeta = F.softmax(z / tau, -1)
@@ -364,8 +387,9 @@ def per_example_ce(logits, y):
     return F.cross_entropy(logits, y, reduction="none")
 
 
-def objective(net, objective_kind, xs, batch, val):
-    """f per example [N] of sample xs (group tensors [S, N, K]) on the training batch (and val)."""
+def objective(net, objective_kind, xs, batch, val, log=None):
+    """f per example [N] of sample xs (group tensors [S, N, K]) on the training batch (and val); the
+    means of the gap and of the pair penalty into `log` when given."""
     sample = DartsAlphas.to_sample(xs)
     (x, y), (xv, yv) = batch, val
     if objective_kind == "train":
@@ -375,8 +399,14 @@ def objective(net, objective_kind, xs, batch, val):
     else:
         l_tr = per_example_ce(net(x, sample), y)
         l_va = per_example_ce(net(xv, sample), yv)
-        f = l_tr + GEN_GAP_LAMBDA * (l_va - l_tr).abs()  # f = ℓ_tr + λ·|ℓ_va − ℓ_tr|
-    return f + pair_penalty(sample, PAIR_PENALTY)  # f + 0.2·P_n
+        gap = (l_va - l_tr).abs()
+        f = l_tr + GEN_GAP_LAMBDA * gap  # f = ℓ_tr + λ·|ℓ_va − ℓ_tr|
+        if log is not None:
+            log["gap"] = gap.detach().mean()
+    pair = pair_penalty(sample, PAIR_PENALTY)
+    if log is not None:
+        log["pair"] = pair.detach().mean()
+    return f + pair  # f + 0.2·P_n
 
 
 def surrogate(estimator, draw, f, baseline):
@@ -400,14 +430,75 @@ def surrogate(estimator, draw, f, baseline):
     raise ValueError(f"unknown estimator {estimator}")
 
 
+class Adam11(torch.optim.Optimizer):
+    """torch.optim.Adam of PyTorch 1.1, the official code's (`requirements.txt`): g ← g + wd·p,
+    m ← β₁m + (1−β₁)g, v ← β₂v + (1−β₂)g², p ← p − lr·√(1−β₂ᵗ)/(1−β₁ᵗ) · m/(√v + ε) (ε before the bias
+    correction; today's Adam adds it after)."""
+
+    def __init__(self, params, lr, weight_decay=0.0, betas=(0.9, 0.999), eps=1e-8):
+        super().__init__(params, dict(lr=lr, weight_decay=weight_decay, betas=betas, eps=eps))
+
+    @torch.no_grad()
+    def step(self):
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g = p.grad
+                if group["weight_decay"] != 0:
+                    g = g.add(p, alpha=group["weight_decay"])  # g + wd·p
+                state = self.state[p]
+                if not state:
+                    state["step"] = 0
+                    state["exp_avg"] = torch.zeros_like(p)
+                    state["exp_avg_sq"] = torch.zeros_like(p)
+                state["step"] += 1
+                m, v = state["exp_avg"], state["exp_avg_sq"]
+                m.mul_(beta1).add_(g, alpha=1 - beta1)
+                v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+                denom = v.sqrt().add_(group["eps"])
+                bias_correction1 = 1 - beta1 ** state["step"]
+                bias_correction2 = 1 - beta2 ** state["step"]
+                p.addcdiv_(m, denom, value=-group["lr"] * math.sqrt(bias_correction2) / bias_correction1)
+
+
 class SearchState:
-    def __init__(self, args, device):
-        self.net = SearchNet(args.channels, args.layers).to(device)
-        self.alphas = DartsAlphas(len(PRIMITIVES), device)
-        self.opt_w = torch.optim.Adam(self.net.parameters(), lr=LR_W, weight_decay=WD_W)
-        self.opt_a = torch.optim.Adam(self.alphas.logits, lr=LR_A, weight_decay=WD_A)
+    """The supernet, its logits, the warm-up's Adam and the search's two (`adam`: the optimiser class;
+    `Adam11` is the official code's, the benchmarks time today's torch.optim.Adam)."""
+
+    def __init__(self, args, device, adam=torch.optim.Adam, classes=CLASSES, num_ops=len(PRIMITIVES)):
+        self.net = SearchNet(args.channels, args.layers, num_ops=num_ops, classes=classes).to(device)
+        self.alphas = DartsAlphas(num_ops, device)
+        self.opt_warm = adam(self.net.parameters(), lr=LR_W, weight_decay=WD_W)
+        self.opt_w = adam(self.net.parameters(), lr=LR_W, weight_decay=WD_W)
+        self.opt_a = adam(self.alphas.logits, lr=LR_A, weight_decay=WD_A)
         self.estimator, self.objective = args.estimator, args.objective
         self.baseline = {"value": 0.0}
+
+
+def weight_step(st, opt, x, y, relaxed):
+    """Adam on the weights with the detached relaxed sample; + 0·Σ params gives every weight a
+    gradient (official); clip 5. Returns the loss and the gradient norm before clipping."""
+    opt.zero_grad()
+    logits = st.net(x, DartsAlphas.to_sample([t.detach() for t in relaxed]))
+    params = list(st.net.parameters())
+    loss = F.cross_entropy(logits, y) + 0 * sum(p.sum() for p in params)
+    backward(loss)
+    gnorm = nn.utils.clip_grad_norm_(params, CLIP)
+    opt.step()
+    return loss.detach(), gnorm
+
+
+def warmup_step(st, batch):
+    """One warm-up step (spec §1.4, official `train_init`): a relaxed sample per example from the frozen
+    logits, drawn without gradient, and a weight step with the warm-up's own Adam."""
+    x, y = batch
+    sampler = "rebar" if st.estimator == "rebar" else "original"
+    with torch.no_grad():
+        draw = st.alphas.sample(x.shape[0], TAU, sampler)
+    loss, gnorm = weight_step(st, st.opt_warm, x, y, draw.relaxed)
+    return {"loss_w": loss, "grad_norm": gnorm}
 
 
 def search_step(st, batch, val):
@@ -416,21 +507,19 @@ def search_step(st, batch, val):
     sampler = "rebar" if st.estimator == "rebar" else "original"
     draw = st.alphas.sample(x.shape[0], TAU, sampler)  # one architecture per example
     st.opt_a.zero_grad()
-    s, f_d, f_c = surrogate(st.estimator, draw,
-                            lambda xs: objective(st.net, st.objective, xs, batch, val), st.baseline)
+    logged = {}
+
+    def f(xs):
+        # the gap and the pair penalty are logged from the relaxed pass, as unas logs them
+        return objective(st.net, st.objective, xs, batch, val, logged if xs is draw.relaxed else None)
+
+    s, f_d, f_c = surrogate(st.estimator, draw, f, st.baseline)
     backward(s)  # ∇_logits S is the estimator (the net's weights get gradients too: discarded)
     st.opt_a.step()
     entropy = st.alphas.entropy().detach()  # logged only
-    # weight step with the detached relaxed sample; + 0·Σ params gives every weight a gradient
-    st.opt_w.zero_grad()
-    relaxed = [t.detach() for t in draw.relaxed]
-    logits = st.net(x, DartsAlphas.to_sample(relaxed))
-    params = list(st.net.parameters())
-    loss = F.cross_entropy(logits, y) + 0 * sum(p.sum() for p in params)
-    backward(loss)
-    nn.utils.clip_grad_norm_(params, CLIP)
-    st.opt_w.step()
-    return {"loss_w": loss.detach(), "f_b": f_d, "f_zeta": f_c, "entropy": entropy}
+    loss, gnorm = weight_step(st, st.opt_w, x, y, draw.relaxed)
+    return {"loss_w": loss, "f_b": f_d, "f_zeta": f_c, "entropy": entropy, "grad_norm": gnorm,
+            "gap": logged.get("gap"), "pair": logged.get("pair")}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -462,7 +551,7 @@ GENOTYPES = {
 def drop_path(x, p):
     """x · Bernoulli(1−p)[B,1,1,1] / (1−p)."""
     keep = 1.0 - p
-    mask = (torch.rand(x.shape[0], 1, 1, 1, device=x.device) < keep).to(x.dtype)
+    mask = (uniform((x.shape[0], 1, 1, 1), x) < keep).to(x.dtype)
     return x / keep * mask
 
 
@@ -533,15 +622,16 @@ class EvalNet(nn.Module):
             for i, cell in enumerate(self.cells):
                 s0, s1 = s1, cell(s0, s1, drop_prob)
                 if i == self.aux_cell and self.training and self.auxiliary_head is not None:
-                    aux = self.auxiliary_head(s1).float()
+                    aux = out_of_autocast(self.auxiliary_head(s1))
             logits = self.classifier(F.adaptive_avg_pool2d(s1, 1).flatten(1))
-        return count_forward(logits.float()), aux
+        return count_forward(out_of_autocast(logits)), aux
 
 
 class TrainState:
-    def __init__(self, args, device):
-        self.net = EvalNet(GENOTYPES[args.genotype], args.channels, args.layers,
-                           args.aux_weight > 0).to(device).train()
+    def __init__(self, args, device, classes=CLASSES):
+        genotype = args.genotype if isinstance(args.genotype, dict) else GENOTYPES[args.genotype]
+        self.net = EvalNet(genotype, args.channels, args.layers, args.aux_weight > 0,
+                           classes=classes).to(device).train()
         self.opt = torch.optim.SGD(self.net.parameters(), lr=LR_SGD, momentum=MOMENTUM,
                                    weight_decay=WD_SGD)
         self.aux_weight, self.drop_path = args.aux_weight, args.drop_path
@@ -556,9 +646,9 @@ def train_step(st, batch):
     if aux is not None:
         loss = loss + st.aux_weight * F.cross_entropy(aux, y)  # ℓ + w_aux·ℓ_aux
     backward(loss)
-    nn.utils.clip_grad_norm_(st.net.parameters(), CLIP)
+    gnorm = nn.utils.clip_grad_norm_(st.net.parameters(), CLIP)
     st.opt.step()
-    return {"loss": loss.detach()}
+    return {"loss": loss.detach(), "grad_norm": gnorm}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -649,6 +739,219 @@ def cmd_train(args):
     times = run_steps(lambda: train_step(st, batch), args.warmup_steps, args.steps, device,
                       args.verbose)
     emit("train", times, args, device)
+
+
+# ------------------------------------------------------------------------------------------------
+# parity: one warm-up, one search and one training step from unas's state, noise and batches
+# (`unas diagnose parity-torch` writes the input, reads the output and compares; spec of the file
+# format: safetensors, read and written here without numpy)
+
+SAFETENSORS_DTYPES = {"F32": torch.float32, "F64": torch.float64, "I64": torch.int64}
+
+
+def read_safetensors(path):
+    with open(path, "rb") as fh:
+        n = int.from_bytes(fh.read(8), "little")
+        header = json.loads(fh.read(n))
+        data = fh.read()
+    out = {}
+    for name, h in header.items():
+        if name == "__metadata__":
+            continue
+        a, b = h["data_offsets"]
+        dtype = SAFETENSORS_DTYPES[h["dtype"]]
+        flat = torch.frombuffer(bytearray(data[a:b]), dtype=dtype) if b > a else torch.empty(0, dtype=dtype)
+        out[name] = flat.reshape(h["shape"]).clone()
+    return out
+
+
+def write_safetensors(path, tensors):
+    names = {v: k for k, v in SAFETENSORS_DTYPES.items()}
+    header, blobs, at = {}, [], 0
+    for name in sorted(tensors):
+        t = tensors[name].detach().cpu().contiguous()
+        blob = bytes(t.reshape(-1).view(torch.uint8).tolist())
+        header[name] = {"dtype": names[t.dtype], "shape": list(t.shape), "data_offsets": [at, at + len(blob)]}
+        blobs.append(blob)
+        at += len(blob)
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    with open(path + ".partial", "wb") as fh:
+        fh.write(len(text).to_bytes(8, "little") + text + b"".join(blobs))
+    os.replace(path + ".partial", path)
+
+
+def load_module(module, tensors, prefix):
+    """Every parameter and BN statistic of `module` from tensors[prefix + name]; both sets must agree."""
+    given = {k[len(prefix):] for k in tensors if k.startswith(prefix)}
+    state = {k: v for k, v in module.state_dict().items() if not k.endswith("num_batches_tracked")}
+    missing, unexpected = sorted(set(state) - given), sorted(given - set(state))
+    assert not missing and not unexpected, f"{prefix}: missing {missing[:5]}, unexpected {unexpected[:5]}"
+    with torch.no_grad():
+        for k, v in state.items():
+            assert tuple(v.shape) == tuple(tensors[prefix + k].shape), f"{prefix}{k}: shape"
+            v.copy_(tensors[prefix + k])
+
+
+def module_state(module, prefix):
+    return {prefix + k: v.detach().clone() for k, v in module.state_dict().items()
+            if not k.endswith("num_batches_tracked")}
+
+
+def module_grads(module, prefix):
+    return {prefix + k: p.grad.detach().clone() for k, p in module.named_parameters()}
+
+
+def replay(tensors, prefix):
+    """The recorded draws under `prefix` in order; every one must be consumed by the step."""
+    global REPLAY
+    REPLAY = [tensors[k] for k in sorted(k for k in tensors if k.startswith(prefix))]
+
+
+def consumed(what):
+    global REPLAY
+    assert not REPLAY, f"{what}: unas recorded {len(REPLAY)} more draws than this step makes"
+    REPLAY = None
+
+
+def set_lr(opt, lr):
+    for g in opt.param_groups:
+        g["lr"] = float(lr.reshape(-1)[0])
+
+
+def check_official(m):
+    """The constants of this reference are the official values: a parity run at others is refused."""
+    official = {"tau": TAU, "lambda": GEN_GAP_LAMBDA, "pair_penalty": PAIR_PENALTY, "op_skip": OP_SKIP,
+                "wd_w": WD_W, "wd_a": WD_A, "clip": CLIP, "momentum": MOMENTUM, "wd_sgd": WD_SGD}
+    bad = {k: (m[k], v) for k, v in official.items() if k in m and m[k] != v}
+    if bad:
+        bad_input(f"parity at settings other than the official ones (given, official): {bad}")
+
+
+def parity_search(m, t):
+    """The warm-up and the search step, in float64 when unas recorded them so (`dtype`)."""
+    torch.set_default_dtype(torch.float64 if m.get("dtype") == "f64" else torch.float32)
+    try:
+        return parity_search_steps(m, t)
+    finally:
+        torch.set_default_dtype(torch.float32)
+
+
+def parity_search_steps(m, t):
+    device = torch.device("cpu")
+    args = argparse.Namespace(channels=m["channels"], layers=m["layers"], estimator=m["estimator"],
+                              objective=m["objective"])
+    st = SearchState(args, device, adam=Adam11, classes=m["classes"], num_ops=m["num_ops"])
+    load_module(st.net, t, "init/w/")
+    with torch.no_grad():
+        for i, a in enumerate(st.alphas.logits):
+            a.copy_(t[f"init/alpha/{i:02}"])
+    out = {}
+    set_lr(st.opt_warm, t["warm/lr_w"])
+    replay(t, "warm/noise/")
+    r = warmup_step(st, (t["warm/x"], t["warm/y"]))
+    consumed("warm-up step")
+    out["warm/term/loss_train"] = r["loss_w"].double().reshape(1)
+    out["warm/term/grad_norm_weights"] = r["grad_norm"].double().reshape(1)
+    out.update(module_grads(st.net, "warm/grad/"))
+    out.update(module_state(st.net, "warm/w/"))
+    set_lr(st.opt_w, t["search/lr_w"])
+    set_lr(st.opt_a, t["search/lr_a"])
+    replay(t, "search/noise/")
+    r = search_step(st, (t["search/x"], t["search/y"]), (t["search/xv"], t["search/yv"]))
+    consumed("search step")
+    terms = {"loss_train": r["loss_w"], "f_discrete": r["f_b"], "f_relaxed": r["f_zeta"],
+             "gen_gap": r["gap"], "pair_penalty": r["pair"], "entropy_nats": r["entropy"],
+             "grad_norm_weights": r["grad_norm"]}
+    for k, v in terms.items():
+        if v is not None:
+            out[f"search/term/{k}"] = v.double().reshape(1)
+    out.update(module_grads(st.net, "search/grad/"))
+    out.update(module_state(st.net, "search/w/"))
+    for i, a in enumerate(st.alphas.logits):
+        out[f"search/alpha_grad/{i:02}"] = a.grad.detach().clone()
+        out[f"search/alpha/{i:02}"] = a.detach().clone()
+    out["fresh/search_loss"] = fresh_search_losses(m, t)
+    return out
+
+
+FRESH_SEEDS = 8
+
+
+def fresh_search_losses(m, t):
+    """The warm-up step's loss (the batch, the draws) of FRESH_SEEDS supernets this file initialises
+    itself (PyTorch's defaults, seeds 0..): what unas's initial loss must lie among."""
+    losses = []
+    for seed in range(FRESH_SEEDS):
+        torch.manual_seed(seed)
+        net = SearchNet(m["channels"], m["layers"], num_ops=m["num_ops"], classes=m["classes"])
+        alphas = DartsAlphas(m["num_ops"], torch.device("cpu"))
+        replay(t, "warm/noise/")
+        with torch.no_grad():
+            draw = alphas.sample(t["warm/x"].shape[0], TAU, "rebar" if m["estimator"] == "rebar" else "original")
+            losses.append(F.cross_entropy(net(t["warm/x"], DartsAlphas.to_sample(draw.relaxed)), t["warm/y"]))
+        consumed("fresh supernet")
+    return torch.stack(losses).double()
+
+
+def fresh_train_losses(m, t, genotype):
+    """The training step's loss (ℓ + w_aux·ℓ_aux on its batch and draws) of FRESH_SEEDS evaluation
+    networks this file initialises itself."""
+    losses = []
+    for seed in range(FRESH_SEEDS):
+        torch.manual_seed(seed)
+        net = EvalNet(genotype, m["channels"], m["layers"], m["aux_weight"] > 0, classes=m["classes"]).train()
+        replay(t, "train/noise/")
+        with torch.no_grad():
+            logits, aux = net(t["train/x"], m["drop_path"])
+            loss = F.cross_entropy(logits, t["train/y"])
+            if aux is not None:
+                loss = loss + m["aux_weight"] * F.cross_entropy(aux, t["train/y"])
+        consumed("fresh evaluation network")
+        losses.append(loss)
+    return torch.stack(losses).double()
+
+
+def from_unas_genotype(g):
+    """unas's genotype JSON ({normal: [{inputs, ops}], normal_concat, …}) in this file's format."""
+    for cell in ("normal", "reduce"):
+        assert g[f"{cell}_concat"] == [2, 3, 4, 5], "the reference concatenates nodes 2..5"
+    return {cell: [(tuple(n["inputs"]), tuple(n["ops"])) for n in g[cell]] for cell in ("normal", "reduce")}
+
+
+def parity_train(m, t):
+    genotype = from_unas_genotype(m["genotype"])
+    args = argparse.Namespace(genotype=genotype, channels=m["channels"],
+                              layers=m["layers"], aux_weight=m["aux_weight"], drop_path=m["drop_path"])
+    st = TrainState(args, torch.device("cpu"), classes=m["classes"])
+    load_module(st.net, t, "train/init/w/")
+    set_lr(st.opt, t["train/lr"])
+    replay(t, "train/noise/")
+    r = train_step(st, (t["train/x"], t["train/y"]))
+    consumed("training step")
+    out = {"train/term/loss_train": r["loss"].double().reshape(1),
+           "train/term/grad_norm_weights": r["grad_norm"].double().reshape(1)}
+    out.update(module_grads(st.net, "train/grad/"))
+    out.update(module_state(st.net, "train/w/"))
+    out["fresh/train_loss"] = fresh_train_losses(m, t, genotype)
+    return out
+
+
+def cmd_parity(args):
+    torch.set_num_threads(args.threads)
+    with open(args.meta) as fh:
+        meta = json.load(fh)
+    for part in ("search", "train"):
+        if part in meta:
+            check_official(meta[part])
+    t = read_safetensors(args.input)
+    out = {}
+    if "search" in meta:
+        out.update(parity_search(meta["search"], t))
+    if "train" in meta:
+        out.update(parity_train(meta["train"], t))
+    write_safetensors(args.output, out)
+    print(f"parity: {len(out)} tensors written to {args.output}")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -818,8 +1121,13 @@ def parse_args(argv):
     t.add_argument("--aux-weight", type=float, default=0.4, help="0 = no auxiliary head")
     t.add_argument("--drop-path", type=float, default=0.2, help="drop-path probability")
     sub.add_parser("selftest", help="check the estimator, the op-skip and the pass counts")
+    q = sub.add_parser("parity", help="redo unas's recorded steps (unas diagnose parity-torch)")
+    q.add_argument("--input", required=True, help="unas's state, batches and noise (safetensors)")
+    q.add_argument("--meta", required=True, help="the shapes and settings (JSON)")
+    q.add_argument("--output", required=True, help="this reference's numbers (safetensors)")
+    q.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
-    if args.what != "selftest" and (args.steps < 1 or args.batch < 1 or args.warmup_steps < 0
+    if args.what not in ("selftest", "parity") and (args.steps < 1 or args.batch < 1 or args.warmup_steps < 0
                                     or args.threads < 1):
         p.error("--steps, --batch and --threads must be ≥ 1, --warmup-steps ≥ 0")
     return args
@@ -827,7 +1135,8 @@ def parse_args(argv):
 
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    {"search": cmd_search, "train": cmd_train, "selftest": cmd_selftest}[args.what](args)
+    {"search": cmd_search, "train": cmd_train, "selftest": cmd_selftest,
+     "parity": cmd_parity}[args.what](args)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,9 @@
 //! forward + backward + SGD step of the same network on a resident random batch of the same shape (the
 //! ratio is the loop's efficiency: data, augmentation, logging and checkpoints included).
 
+pub mod reference_names;
 pub mod step;
+pub mod torch_parity;
 
 use std::path::{Path, PathBuf};
 

@@ -110,11 +110,12 @@ fn overrides(a: &StepOptions, device: DeviceChoice) -> Vec<String> {
     sets
 }
 
-/// Runs `f` with the benchmark's experiment (the step's shapes on synthetic data) in a temporary run
-/// folder, removed after; the resolved device with it.
-fn with_ctx<T>(
+/// Runs `f` with the benchmark's experiment (the step's shapes on synthetic data, then the `--set`
+/// overrides `extra`) in a temporary run folder, removed after; the resolved device with it.
+pub(crate) fn with_ctx<T>(
     a: &StepOptions,
     device: Option<DeviceChoice>,
+    extra: &[String],
     f: impl FnOnce(&StageCtx) -> Result<T>,
 ) -> Result<T> {
     if a.threads > 0 {
@@ -125,8 +126,10 @@ fn with_ctx<T>(
         StepWhat::Search => "experiments/paper/c10-darts-unas.yaml",
         StepWhat::Train => "experiments/paper/eval-unas-cifar10.yaml",
     };
-    let r = config::load(Path::new(file), Tier::Paper, &overrides(a, device_choice))
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut sets = overrides(a, device_choice);
+    sets.extend(extra.iter().cloned());
+    let r =
+        config::load(Path::new(file), Tier::Paper, &sets).map_err(|e| anyhow::anyhow!("{e}"))?;
     let dev = crate::device::resolve(device_choice)?;
     let tmp = tempdir()?;
     let dir = RunDir(ResultsRoot(tmp.clone()).runs().join("bench-step"));
@@ -152,7 +155,7 @@ pub fn graph_parity(a: &StepOptions, device: Option<DeviceChoice>) -> Result<boo
         cuda_graphs: true,
         ..a.clone()
     };
-    let r = with_ctx(&a, device, |ctx| {
+    let r = with_ctx(&a, device, &[], |ctx| {
         crate::train::from_scratch::graph_parity(ctx, a.steps)
     })?;
     if a.json {
@@ -179,7 +182,7 @@ pub fn graph_parity(a: &StepOptions, device: Option<DeviceChoice>) -> Result<boo
 
 /// Runs the benchmark and prints its report.
 pub fn run(a: &StepOptions, device: Option<DeviceChoice>) -> Result<()> {
-    let (ms, batch, dev) = with_ctx(a, device, |ctx| {
+    let (ms, batch, dev) = with_ctx(a, device, &[], |ctx| {
         let ms = match a.what {
             StepWhat::Search => crate::train::search::time_steps(ctx, a.warmup_steps, a.steps),
             StepWhat::Train => crate::train::from_scratch::time_steps(ctx, a.warmup_steps, a.steps),
@@ -233,8 +236,11 @@ pub fn run(a: &StepOptions, device: Option<DeviceChoice>) -> Result<()> {
     Ok(())
 }
 
-fn tempdir() -> Result<std::path::PathBuf> {
-    let p = std::env::temp_dir().join(format!("unas-bench-step-{}", std::process::id()));
+/// A fresh folder under the system's temporary folder (the caller removes it).
+pub(crate) fn tempdir() -> Result<std::path::PathBuf> {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let p = std::env::temp_dir().join(format!("unas-bench-step-{}-{n}", std::process::id()));
     std::fs::create_dir_all(&p).with_context(|| format!("creating {}", p.display()))?;
     Ok(p)
 }

@@ -9,6 +9,7 @@
 use tch::{Device, Kind, Tensor};
 
 use super::arch::{CellSample, DartsMode, DartsSample, ProxylessSample};
+use super::noise;
 pub use crate::config::estimator::Sampler;
 use crate::results::diverged::{Diverged, Finite};
 
@@ -208,7 +209,7 @@ fn argmax_onehot(x: &Tensor) -> Tensor {
 /// `original` sampler: g = −log(−log(U+1e-20)+1e-20), ζ = softmax((θ+g)/τ), b = one_hot(argmax ζ).
 /// θ: [S, N, K]. (θ differs from the official ã by a per-selector constant: same ζ and b.)
 fn gsm_original(theta: &Tensor, temperature: f64) -> (Tensor, Tensor) {
-    let u = Tensor::rand(theta.size(), (theta.kind(), theta.device()));
+    let u = noise::uniform(&theta.size(), theta.kind(), theta.device());
     let g = -(-(u + 1e-20).log() + 1e-20).log(); // g = −log(−log(U+1e-20)+1e-20)
     let logits = theta + g;
     let zeta = (&logits / temperature).softmax(-1, theta.kind()); // ζ = softmax((ã+g)/τ)
@@ -221,7 +222,7 @@ fn gsm_original(theta: &Tensor, temperature: f64) -> (Tensor, Tensor) {
 /// and v ~ U(0,1) independent of b), with gradient through q only.
 fn gsm_rebar(theta: &Tensor, temperature: f64) -> (Tensor, Tensor) {
     let q = theta.exp(); // q = softmax(θ)
-    let u = Tensor::rand(theta.size(), (theta.kind(), theta.device())).clamp(1e-3, 1.0 - 1e-3);
+    let u = noise::uniform(&theta.size(), theta.kind(), theta.device()).clamp(1e-3, 1.0 - 1e-3);
     let log_u = u.log();
     let z = theta - (-&log_u).log(); // z = θ − log(−log u)
     let zeta = (&z / temperature).softmax(-1, theta.kind()); // ζ = softmax(z/τ)

@@ -7,6 +7,7 @@ pub mod distribution;
 pub mod estimator;
 pub mod init;
 pub mod latency;
+pub mod noise;
 pub mod objective;
 pub mod relax_cv;
 pub mod space;

@@ -12,6 +12,7 @@ use tch::{nn, Kind, Reduction, Tensor};
 use crate::config::TrainRecipe;
 use crate::data;
 use crate::data::loader::{self, BatchSource, Loader};
+use crate::nas::noise;
 use crate::nas::space::trained_net::{self, Built};
 use crate::results::diverged::check_finite;
 use crate::results::rows::{EpochRow, Term};
@@ -23,7 +24,7 @@ use crate::train::optim::{Optimizer, ParamGroup, Sgd};
 use crate::train::recorder::{stop_if_asked, summary_row, Finish, Recorder, RunMeta};
 use crate::train::rng::{derive_seed, seed_step, Determinism, Stream, INIT_STEP};
 use crate::train::schedule::{drop_path_prob, WarmupCosine};
-use crate::train::variables::{all_variables, define_zero_grads, shallow};
+use crate::train::variables::{all_variables, copies, define_zero_grads, scalar, shallow};
 use crate::train::{batches, clip_grad_norm, Phase};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -528,6 +529,48 @@ pub(crate) fn time_steps(ctx: &StageCtx, warmup: usize, steps: usize) -> Result<
         }
     }
     Ok(ms)
+}
+
+/// `unas diagnose parity-torch`: the loop's first training step from a fresh state, recorded with
+/// every uniform draw it makes (drop-path at its final rate p): `init/w/{var}`, `x`, `y`, `lr`,
+/// `noise/{i}`, `term/loss_train`, `grad/{var}` (clipped), `w/{var}` after the step.
+pub(crate) fn record_step(ctx: &StageCtx) -> Result<Vec<(String, Tensor)>> {
+    let t = recipe(ctx)?;
+    let (mut st, mut rec, _) = fresh_steps(ctx, &t, false)?;
+    let b = st
+        .train_loader
+        .next_batch()?
+        .context("the training split yields no batch")?;
+    let per_epoch = st.train_loader.batches_per_epoch() as u64;
+    let mut out = copies("init/w", &all_variables(&st.vs));
+    out.push(("x".into(), b.images.copy()));
+    out.push(("y".into(), b.labels.copy()));
+    out.push(scalar("lr".into(), st.sched.lr(0, 0, per_epoch)));
+    let (res, draws) =
+        noise::recorded(|| train_step(ctx, &t, &mut st, None, &mut rec, &b, (0, 0, t.drop_path)));
+    let step = res?;
+    out.extend(
+        draws
+            .iter()
+            .enumerate()
+            .map(|(i, u)| (format!("noise/{i:03}"), u.copy())),
+    );
+    out.push((
+        "term/loss_train".into(),
+        step.loss.to_kind(Kind::Double).reshape([1]),
+    ));
+    out.push((
+        "term/grad_norm_weights".into(),
+        step.gnorm.to_kind(Kind::Double).reshape([1]),
+    ));
+    let grads: Vec<(String, Tensor)> = st
+        .params
+        .iter()
+        .map(|(n, p)| (n.clone(), p.grad()))
+        .collect();
+    out.extend(copies("grad", &grads));
+    out.extend(copies("w", &all_variables(&st.vs)));
+    Ok(out)
 }
 
 /// A fresh training state in `ctx.dir` for steps outside the loop (benchmark, diagnostic): its

@@ -25,6 +25,18 @@ pub fn shallow(v: &[(String, Tensor)]) -> Vec<(String, Tensor)> {
         .collect()
 }
 
+/// Detached copies of `v`, named `prefix/{name}` (a state recorded before the next step changes it).
+pub fn copies(prefix: &str, v: &[(String, Tensor)]) -> Vec<(String, Tensor)> {
+    v.iter()
+        .map(|(n, t)| (format!("{prefix}/{n}"), t.detach().copy()))
+        .collect()
+}
+
+/// A named one-element double tensor (a learning rate, for a recorded step).
+pub fn scalar(name: String, v: f64) -> (String, Tensor) {
+    (name, Tensor::from_slice(&[v]).to_kind(Kind::Double))
+}
+
 /// Every variable of the store (weights and BN running statistics), sorted by name.
 pub fn all_variables(vs: &nn::VarStore) -> Vec<(String, Tensor)> {
     let mut v: Vec<(String, Tensor)> = vs.variables().into_iter().collect();

@@ -18,6 +18,7 @@ mod arch_step;
 mod bench_step;
 mod epoch;
 mod latency;
+mod parity_step;
 mod state;
 #[cfg(test)]
 mod tests;
@@ -46,6 +47,7 @@ use crate::train::recorder::{stop_if_asked, Recorder};
 use crate::train::rng::{derive_seed, seed_step, Determinism, Stream, INIT_STEP};
 
 pub(crate) use bench_step::time_steps;
+pub(crate) use parity_step::record_steps;
 use state::SearchState;
 
 /// Runs (or resumes) one search in its run folder.

@@ -8,12 +8,13 @@ use tch::{Kind, Tensor};
 
 use super::genotype::NodeGene;
 use super::ops::{Op, Preprocess, ReluConvBn};
+use crate::nas::noise;
 
 /// Drop-path (`util/utils.py:drop_path`): zero a whole example's branch with probability p and scale
 /// the survivors by 1/(1−p): x · Bernoulli(1−p)[B,1,1,1] / (1−p).
 pub fn drop_path(x: &Tensor, p: f64) -> Tensor {
     let keep = 1.0 - p;
-    let mask = Tensor::rand([x.size()[0], 1, 1, 1], (Kind::Float, x.device()))
+    let mask = noise::uniform(&[x.size()[0], 1, 1, 1], Kind::Float, x.device())
         .lt(keep)
         .to_kind(x.kind());
     x / keep * mask
