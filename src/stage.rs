@@ -23,14 +23,6 @@ pub struct StageCtx<'a> {
 /// How a stage that did not finish ended.
 #[derive(Debug, thiserror::Error)]
 pub enum StageError {
-    /// The capability the stage needs is not in this version: it never pretends to run. (Every
-    /// stage of the shipped experiments is built today; the variant stays in the contract.)
-    #[allow(dead_code)]
-    #[error("stage `{stage}` cannot run yet: {capability} is not built in this version of unas")]
-    NotBuilt {
-        stage: &'static str,
-        capability: &'static str,
-    },
     /// A value went NaN or ±Inf (the term, step and value are kept).
     #[error(transparent)]
     Diverged(Diverged),
@@ -79,9 +71,6 @@ impl StageError {
                 reason: i.to_string(),
             },
             StageError::RankLost(_) => State::Interrupted {
-                reason: self.to_string(),
-            },
-            StageError::NotBuilt { .. } => State::Failed {
                 reason: self.to_string(),
             },
             StageError::Failed(e) => State::Failed {

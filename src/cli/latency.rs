@@ -349,29 +349,13 @@ fn predict(
     println!("  table sum   {table_ms:9.3} ms  {}", err(table_ms));
     match find_surrogate(root, spec, device, surrogate)? {
         Some((s, from)) => {
-            let features = onehot_features(&indices);
+            let features = Vec::<f64>::try_from(
+                crate::nas::space::proxyless::search_space::choice_features(&indices),
+            )?;
             let p = s.predict_row(&features);
             println!("  surrogate   {p:9.3} ms  {}  ({from}; its test R² {:.3})", err(p), s.fit.r2_test);
         }
         None => println!("  surrogate   none for this device and space (run a latency search, or pass --surrogate)"),
     }
     Ok(())
-}
-
-/// The 141-entry one-hot vector of per-block indices (the `normal` rows, then the `reduce` rows).
-fn onehot_features(indices: &[usize]) -> Vec<f64> {
-    use crate::nas::space::proxyless::genotype::starts_stage;
-    let (mut normal, mut reduce) = (Vec::new(), Vec::new());
-    for (i, &k) in indices.iter().enumerate() {
-        let (list, width) = if starts_stage(i + 1) {
-            (&mut reduce, 6)
-        } else {
-            (&mut normal, 7)
-        };
-        let mut row = vec![0.0; width];
-        row[k] = 1.0;
-        list.extend(row);
-    }
-    normal.extend(reduce);
-    normal
 }

@@ -94,8 +94,8 @@ impl<'de> Deserialize<'de> for Node {
     }
 }
 
-/// A mapping key of any scalar type, kept as text.
-struct KeyText(String);
+/// A mapping key of any scalar type, kept as text (read here and by `yaml.rs`'s walk).
+pub(super) struct KeyText(pub(super) String);
 
 impl<'de> Deserialize<'de> for KeyText {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -103,7 +103,7 @@ impl<'de> Deserialize<'de> for KeyText {
         impl<'de> Visitor<'de> for V {
             type Value = KeyText;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a scalar key")
+                f.write_str("a plain key (a word such as `name`)")
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<KeyText, E> {
                 Ok(KeyText(v.to_owned()))

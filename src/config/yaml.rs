@@ -10,7 +10,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visit
 
 use super::error::{with_did_you_mean, ConfigError, ConfigIssue};
 use super::path::{FieldPath, Seg};
-use super::positions::Pos;
+use super::positions::{KeyText, Pos};
 
 /// Experiment files are small; anything larger is almost certainly the wrong file.
 pub const MAX_FILE_BYTES: u64 = 1 << 20;
@@ -303,40 +303,6 @@ impl<'de> DeserializeSeed<'de> for Walk<'_> {
     }
 }
 
-/// A mapping key of any scalar type, as text.
-struct Key(String);
-
-impl<'de> de::Deserialize<'de> for Key {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Key;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a plain key (a word such as `name`)")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key, E> {
-                Ok(Key(v.to_owned()))
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Key, E> {
-                Ok(Key(v.to_string()))
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Key, E> {
-                Ok(Key(v.to_string()))
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Key, E> {
-                Ok(Key(v.to_string()))
-            }
-            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Key, E> {
-                Ok(Key(v.to_string()))
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<Key, E> {
-                Ok(Key("null".into()))
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
 impl<'de> Visitor<'de> for Walk<'_> {
     type Value = NodeKind;
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -391,7 +357,7 @@ impl<'de> Visitor<'de> for Walk<'_> {
         }
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<NodeKind, A::Error> {
-        while let Some(Key(k)) = map.next_key::<Key>()? {
+        while let Some(KeyText(k)) = map.next_key::<KeyText>()? {
             self.path.borrow_mut().push(Seg::Key(k));
             map.next_value_seed(self.again())?;
             self.path.borrow_mut().pop();

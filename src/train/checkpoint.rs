@@ -11,9 +11,11 @@
 //! the folder renamed into place; [`Checkpoints::latest`] only believes folders that have `meta.json`,
 //! so a process killed at any point leaves either the old set or the new one. The last two are kept.
 //!
-//! JSON numbers are parsed by serde_json to within one ulp only (its `float_roundtrip` feature is off),
-//! so an f64 in the metadata that must come back bit for bit (an EMA baseline) takes
-//! `#[serde(with = "exact_f64")]`, or travels as a tensor.
+//! An f64 in the metadata that must come back bit for bit (an EMA baseline) takes
+//! `#[serde(with = "exact_f64")]` (a string in Rust's shortest round-trip form), or travels as a
+//! tensor. serde_json's `float_roundtrip` feature is on too (Cargo.toml), so plain JSON numbers read
+//! back exactly as well; `exact_f64` keeps the checkpoints already written readable and spells NaN and
+//! ±inf, which a JSON number cannot.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};

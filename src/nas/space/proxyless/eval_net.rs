@@ -12,6 +12,7 @@ use anyhow::{ensure, Result};
 use tch::{nn, nn::Module, Tensor};
 
 use super::genotype::{BlockOp, ProxylessGenotype};
+use super::skeleton::Skeleton;
 
 /// Stem width, first-block width, stage widths, head width (`C` of spec §5.2, width multiplier 1.0).
 pub const STEM: i64 = 40;
@@ -115,11 +116,8 @@ struct Block {
 /// The network of a ProxylessNAS-space genotype.
 #[derive(Debug)]
 pub struct ProxylessEvalNet {
-    stem: (nn::Conv2D, PassNorm),
-    first: MbConv,
+    skeleton: Skeleton,
     blocks: Vec<Block>,
-    head: (nn::Conv2D, PassNorm),
-    classifier: nn::Linear,
 }
 
 impl ProxylessEvalNet {
@@ -153,38 +151,20 @@ impl ProxylessEvalNet {
         }
         let last = STAGES[STAGES.len() - 1].0;
         Ok(ProxylessEvalNet {
-            stem: (
-                conv(&(vs / "stem" / "conv"), 3, STEM, 3, 2, 1),
-                bn(&(vs / "stem" / "bn"), STEM),
-            ),
-            first: MbConv::new(&(vs / "first"), STEM, FIRST, 3, 1, 1),
+            skeleton: Skeleton::new(vs, (STEM, FIRST, HEAD), last, classes),
             blocks,
-            head: (
-                conv(&(vs / "head" / "conv"), last, HEAD, 1, 1, 1),
-                bn(&(vs / "head" / "bn"), HEAD),
-            ),
-            classifier: init::linear(&(vs / "classifier"), HEAD, classes),
         })
     }
 
     /// x [B, 3, H, W] → logits [B, classes].
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        let mut x = self.stem.0.forward(x).apply_t(&self.stem.1, train).relu6();
-        x = self.first.forward_t(&x, train);
-        for b in &self.blocks {
-            x = match (&b.conv, b.shortcut) {
+        self.skeleton.run(x, train, self.blocks.len(), |x, i| {
+            let b = &self.blocks[i];
+            match (&b.conv, b.shortcut) {
                 (None, _) => x, // mic_zero: the block is skipped
                 (Some(c), true) => c.forward_t(&x, train) + &x,
                 (Some(c), false) => c.forward_t(&x, train),
-            };
-        }
-        self.head
-            .0
-            .forward(&x)
-            .apply_t(&self.head.1, train)
-            .relu6()
-            .adaptive_avg_pool2d([1, 1])
-            .flatten(1, -1)
-            .apply(&self.classifier)
+            }
+        })
     }
 }

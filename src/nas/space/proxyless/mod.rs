@@ -8,6 +8,7 @@ pub mod genotype;
 pub(crate) mod inspect;
 pub mod search_net;
 pub mod search_space;
+mod skeleton;
 
 pub use eval_net::ProxylessEvalNet;
 pub use genotype::{BlockOp, ProxylessGenotype};

@@ -11,12 +11,12 @@
 //! Relaxed path: block(x) = Σ_k w[:, k]·op_k(x), skipping op k when max_n w[n, k] < the op-skip
 //! threshold (spec §1.3). Discrete fast path (one architecture, one-hot): only the chosen op runs.
 
-use crate::nas::space::pass_norm::PassNorm;
 use anyhow::{ensure, Context, Result};
-use tch::{nn, nn::Module, Kind, Tensor};
+use tch::{nn, Kind, Tensor};
 
-use super::eval_net::{bn, conv, MbConv};
+use super::eval_net::MbConv;
 use super::genotype::{reduction_primitives, starts_stage, BlockOp, BLOCKS, BLOCK_PRIMITIVES};
+use super::skeleton::Skeleton;
 use crate::nas::arch::{ProxylessSample, SampleKind};
 
 /// The official widths at multiplier 1.0: stem, first block, the six stages (width, blocks,
@@ -120,11 +120,8 @@ impl MixedBlock {
 /// The weight-sharing supernet of the ProxylessNAS space.
 #[derive(Debug)]
 pub struct ProxylessSearchNet {
-    stem: (nn::Conv2D, PassNorm),
-    first: MbConv,
+    skeleton: Skeleton,
     blocks: Vec<MixedBlock>,
-    head: (nn::Conv2D, PassNorm),
-    classifier: nn::Linear,
     cfg: ProxylessSearchConfig,
 }
 
@@ -176,17 +173,8 @@ impl ProxylessSearchNet {
         }
         let last = skeleton[BLOCKS - 1].1;
         Ok(ProxylessSearchNet {
-            stem: (
-                conv(&(vs / "stem" / "conv"), 3, stem_c, 3, 2, 1),
-                bn(&(vs / "stem" / "bn"), stem_c),
-            ),
-            first: MbConv::new(&(vs / "first"), stem_c, first_c, 3, 1, 1),
+            skeleton: Skeleton::new(vs, (stem_c, first_c, head_c), last, cfg.classes),
             blocks,
-            head: (
-                conv(&(vs / "head" / "conv"), last, head_c, 1, 1, 1),
-                bn(&(vs / "head" / "bn"), head_c),
-            ),
-            classifier: crate::nas::init::linear(&(vs / "classifier"), head_c, cfg.classes),
             cfg: cfg.clone(),
         })
     }
@@ -263,17 +251,15 @@ impl ProxylessSearchNet {
         train: bool,
         mut block: impl FnMut(Tensor, usize, &MixedBlock) -> Tensor,
     ) -> Tensor {
-        let mut x = self.stem_first(&self.at_resolution(x), train);
-        for (i, b) in self.blocks.iter().enumerate() {
-            x = block(x, i, b);
-        }
-        self.head(&x, train)
+        self.skeleton
+            .run(&self.at_resolution(x), train, self.blocks.len(), |x, i| {
+                block(x, i, &self.blocks[i])
+            })
     }
 
     /// The fixed start: stem (Conv3×3 s2, BN, ReLU6) and the first MBConv(k3, e1).
     pub fn stem_first(&self, x: &Tensor, train: bool) -> Tensor {
-        let x = self.stem.0.forward(x).apply_t(&self.stem.1, train).relu6();
-        self.first.forward_t(&x, train)
+        self.skeleton.start(x, train)
     }
 
     /// Candidate `k` of block `i` (0-based) alone, shortcut included.
@@ -283,14 +269,7 @@ impl ProxylessSearchNet {
 
     /// The fixed end: Conv1×1 + BN + ReLU6, global average pool, classifier.
     pub fn head(&self, x: &Tensor, train: bool) -> Tensor {
-        self.head
-            .0
-            .forward(x)
-            .apply_t(&self.head.1, train)
-            .relu6()
-            .adaptive_avg_pool2d([1, 1])
-            .flatten(1, -1)
-            .apply(&self.classifier)
+        self.skeleton.end(x, train)
     }
 }
 

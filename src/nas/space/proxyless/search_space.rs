@@ -14,6 +14,27 @@ use crate::nas::distribution::{Categoricals, ProxylessAlphas};
 use crate::nas::space::search_space::{ChoiceLabel, DiscreteNetwork, SearchSpace};
 use crate::results::rows::ChoiceKey;
 
+/// The latency surrogate's features of one architecture given by its per-block op indices (21, in
+/// block order): the [`ProxylessAlphas::arch_vector`] of its one-hot sample, the layout the search
+/// fits the surrogate on (141 entries: the `normal` rows, then the `reduce` rows).
+pub fn choice_features(indices: &[usize]) -> Tensor {
+    let (mut normal, mut reduce) = (Vec::new(), Vec::new());
+    for (i, &k) in indices.iter().enumerate() {
+        let (list, width) = if super::genotype::starts_stage(i + 1) {
+            (&mut reduce, reduction_primitives().len())
+        } else {
+            (&mut normal, BLOCK_PRIMITIVES.len())
+        };
+        list.push(
+            Tensor::from_slice(&[k as i64])
+                .one_hot(width as i64)
+                .reshape([1, 1, -1]),
+        );
+    }
+    let group = |rows: &[Tensor]| Tensor::cat(rows, 0).to_kind(tch::Kind::Double); // [S, 1, K]
+    ProxylessAlphas::arch_vector(&[group(&normal), group(&reduce)]).reshape([-1])
+}
+
 /// The ProxylessNAS supernet with its architecture distribution.
 pub struct ProxylessSearch {
     /// The precision the supernet's forwards run in (fp32 unless set with `in_precision`).
@@ -123,5 +144,32 @@ impl SearchSpace for ProxylessSearch {
 
     fn arch_features(&self, xs: &[Tensor]) -> Option<Tensor> {
         Some(ProxylessAlphas::arch_vector(xs))
+    }
+}
+
+#[cfg(test)]
+mod feature_tests {
+    use super::*;
+
+    #[test]
+    fn choice_features_put_each_block_one_hot_in_the_searchs_layout() {
+        // normal blocks in order (7 wide), then the first-of-stage blocks (6 wide)
+        let indices: Vec<usize> = (0..21).map(|i| (i * 5) % 6).collect();
+        let f = Vec::<f64>::try_from(choice_features(&indices)).unwrap();
+        assert_eq!(f.len(), 15 * 7 + 6 * 6);
+        let (mut normal, mut reduce, mut ones) = (0, 0, Vec::new());
+        for (i, &k) in indices.iter().enumerate() {
+            if super::super::genotype::starts_stage(i + 1) {
+                ones.push(15 * 7 + 6 * reduce + k);
+                reduce += 1;
+            } else {
+                ones.push(7 * normal + k);
+                normal += 1;
+            }
+        }
+        ones.sort_unstable();
+        let found: Vec<usize> = (0..f.len()).filter(|&j| f[j] == 1.0).collect();
+        assert_eq!(found, ones);
+        assert_eq!(f.iter().sum::<f64>(), 21.0);
     }
 }
