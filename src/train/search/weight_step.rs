@@ -27,7 +27,7 @@ pub(super) fn weight_step<S: SearchSpace>(
     draw: &Draw,
     terms: &mut Vec<(Term, Tensor)>,
 ) {
-    let (xs, kind) = weight_sample(s.estimator, st.space.distribution(), &draw.relaxed);
+    let (xs, kind) = weight_sample(s.estimator, st.space.distribution(), draw);
     let opt = if warm {
         &mut st.opt_warm
     } else {
