@@ -291,7 +291,8 @@ fn estimator() -> impl Strategy<Value = Estimator> {
         Just(Estimator::Darts),
         Just(Estimator::Reinforce),
         Just(Estimator::Rebar),
-        Just(Estimator::Relax)
+        Just(Estimator::Relax),
+        Just(Estimator::RandomWs)
     ]
 }
 
@@ -345,7 +346,8 @@ prop_compose! {
                 op_skip_threshold: 0.05,
                 sub_batches: if per_batch { subs } else { 1 },
                 batched_passes: batched,
-            }),
+                candidates: None,
+            }.resolved()),
             train: Some(Train {
                 recipe: Recipe::Cifar, genotype: GenotypeChoice::Search, genotype_seed: None, epochs: train_epochs, batch: None, lr: None,
                 momentum: None, weight_decay: None, warmup_epochs: Some(0), channels: None, layers: None,

@@ -25,6 +25,11 @@ pub enum Estimator {
     Rebar,
     /// RELAX: REBAR's control variate plus a learned control-variate network.
     Relax,
+    /// Random search with weight sharing (Li & Talwalkar, UAI 2019): the supernet trained on
+    /// architectures drawn uniformly (the logits never move), then `search.candidates` architectures
+    /// drawn uniformly scored with the shared weights on the validation split; the best is the
+    /// search's genotype.
+    RandomWs,
 }
 
 /// Which GSM sampler draws the relaxed sample ζ (spec §2.1; `gsm_utils.py`; the official `gsm_type`).
@@ -67,6 +72,19 @@ pub enum WeightSample {
     Relaxed,
     /// The softmax mixture q̃ = softmax(ã), every op run (first-order DARTS).
     Mixture,
+    /// The draw's one-hot sample b: one discrete architecture per example or sub-batch, only its
+    /// ops run (random search with weight sharing trains the weights of sampled architectures).
+    Discrete,
+}
+
+/// How the search's genotype is chosen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Selection {
+    /// The mode of the distribution whose logits the architecture step trained (spec §5.3).
+    Mode,
+    /// No architecture step (the logits stay at their uniform initialisation); the best of the
+    /// architectures drawn uniformly after the search, scored with the shared weights.
+    BestCandidate,
 }
 
 /// State an estimator carries from one step to the next (saved in checkpoints).
@@ -81,15 +99,20 @@ pub enum Carried {
 }
 
 impl Estimator {
-    /// The six estimators, in the paper's order.
-    pub const ALL: [Estimator; 6] = [
+    /// The six estimators of the paper, in its order, then the random-search baseline.
+    pub const ALL: [Estimator; 7] = [
         Estimator::Gsm,
         Estimator::StGsm,
         Estimator::Darts,
         Estimator::Reinforce,
         Estimator::Rebar,
         Estimator::Relax,
+        Estimator::RandomWs,
     ];
+
+    /// Li & Talwalkar (UAI 2019) score 1000 architectures drawn uniformly with the shared weights:
+    /// the default of `search.candidates`.
+    pub const RANDOM_WS_CANDIDATES: u32 = 1000;
 
     /// The name in an experiment file and on the command line.
     pub fn name(self) -> &'static str {
@@ -100,6 +123,21 @@ impl Estimator {
             Estimator::Reinforce => "reinforce",
             Estimator::Rebar => "rebar",
             Estimator::Relax => "relax",
+            Estimator::RandomWs => "random_ws",
+        }
+    }
+
+    /// How the search's genotype is chosen: the trained distribution's mode, or (random search) the
+    /// best candidate, with no architecture step at all.
+    pub fn selection(self) -> Selection {
+        match self {
+            Estimator::RandomWs => Selection::BestCandidate,
+            Estimator::Gsm
+            | Estimator::StGsm
+            | Estimator::Darts
+            | Estimator::Reinforce
+            | Estimator::Rebar
+            | Estimator::Relax => Selection::Mode,
         }
     }
 
@@ -108,9 +146,11 @@ impl Estimator {
     pub fn sampler(self) -> Sampler {
         match self {
             Estimator::Rebar | Estimator::Relax => Sampler::Rebar,
-            Estimator::Gsm | Estimator::StGsm | Estimator::Darts | Estimator::Reinforce => {
-                Sampler::Original
-            }
+            Estimator::Gsm
+            | Estimator::StGsm
+            | Estimator::Darts
+            | Estimator::Reinforce
+            | Estimator::RandomWs => Sampler::Original,
         }
     }
 
@@ -120,7 +160,7 @@ impl Estimator {
         match self {
             Estimator::Reinforce => Some(ControlVariate::MovingAverage),
             Estimator::Rebar | Estimator::Relax => Some(ControlVariate::ConditionalRelaxation),
-            Estimator::Gsm | Estimator::StGsm | Estimator::Darts => None,
+            Estimator::Gsm | Estimator::StGsm | Estimator::Darts | Estimator::RandomWs => None,
         }
     }
 
@@ -130,12 +170,13 @@ impl Estimator {
         self.control_variate().is_some()
     }
 
-    /// Evaluations of the objective per architecture step: f(b) and f(ζ) for REBAR and RELAX, one for
-    /// the others.
+    /// Evaluations of the objective per architecture step: f(b) and f(ζ) for REBAR and RELAX, none
+    /// for random search (it has no architecture step), one for the others.
     pub fn evaluations(self) -> u32 {
         match self {
             Estimator::Rebar | Estimator::Relax => 2,
             Estimator::Gsm | Estimator::StGsm | Estimator::Darts | Estimator::Reinforce => 1,
+            Estimator::RandomWs => 0,
         }
     }
 
@@ -144,16 +185,20 @@ impl Estimator {
     pub fn ops_run(self) -> OpsRun {
         match self {
             Estimator::StGsm | Estimator::Darts => OpsRun::Every,
-            Estimator::Gsm | Estimator::Reinforce | Estimator::Rebar | Estimator::Relax => {
-                OpsRun::Sampled
-            }
+            Estimator::Gsm
+            | Estimator::Reinforce
+            | Estimator::Rebar
+            | Estimator::Relax
+            | Estimator::RandomWs => OpsRun::Sampled,
         }
     }
 
-    /// What the weight step trains on: the relaxed sample (official), or DARTS's mixture.
+    /// What the weight step trains on: the relaxed sample (official), DARTS's mixture, or the
+    /// discrete architectures random search trains.
     pub fn weight_sample(self) -> WeightSample {
         match self {
             Estimator::Darts => WeightSample::Mixture,
+            Estimator::RandomWs => WeightSample::Discrete,
             Estimator::Gsm
             | Estimator::StGsm
             | Estimator::Reinforce
@@ -167,9 +212,11 @@ impl Estimator {
         match self {
             Estimator::Reinforce => Carried::Baseline,
             Estimator::Relax => Carried::ControlVariateNet,
-            Estimator::Gsm | Estimator::StGsm | Estimator::Darts | Estimator::Rebar => {
-                Carried::Nothing
-            }
+            Estimator::Gsm
+            | Estimator::StGsm
+            | Estimator::Darts
+            | Estimator::Rebar
+            | Estimator::RandomWs => Carried::Nothing,
         }
     }
 }
@@ -203,6 +250,20 @@ mod tests {
             let conditional = e.control_variate() == Some(ControlVariate::ConditionalRelaxation);
             assert_eq!(conditional, e.sampler() == Sampler::Rebar, "{e:?}");
             assert_eq!(conditional, e.evaluations() == 2, "{e:?}");
+        }
+    }
+
+    #[test]
+    fn only_random_search_skips_the_architecture_step_and_trains_discrete_architectures() {
+        for e in Estimator::ALL {
+            let random = e == Estimator::RandomWs;
+            assert_eq!(e.selection() == Selection::BestCandidate, random, "{e:?}");
+            // no architecture step: nothing evaluated, no score function, discrete weight samples
+            assert_eq!(e.evaluations() == 0, random, "{e:?}");
+            assert_eq!(e.weight_sample() == WeightSample::Discrete, random, "{e:?}");
+            if random {
+                assert!(!e.is_score_function());
+            }
         }
     }
 

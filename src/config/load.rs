@@ -100,9 +100,10 @@ pub fn resolve(
     if let Some(train) = &resolved.train {
         resolved.train = Some(train.resolved());
     }
-    if resolved.search.is_some() {
+    if let Some(search) = &resolved.search {
         // the supernet's settings: a training-only experiment has none to fill in
         resolved.space = resolved.space.resolved(&resolved.dataset);
+        resolved.search = Some(search.resolved());
     }
 
     let mut problems = validate::validate(&resolved);

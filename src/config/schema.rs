@@ -8,7 +8,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::estimator::Estimator;
+use super::estimator::{Estimator, Selection};
 
 /// One experiment: what to search, how to train the result, with which seeds.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -511,6 +511,24 @@ pub struct Search {
     /// Off by default (the official two forwards); no effect with the other objectives.
     #[serde(default, skip_serializing_if = "is_false")]
     pub batched_passes: bool,
+    /// `estimator: random_ws`: how many architectures drawn uniformly are scored with the shared
+    /// weights after the search (K; Li & Talwalkar's 1000 when left out). Filled in for random_ws and
+    /// dropped for every other estimator by [`Search::resolved`], so a tier may set it for all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub candidates: Option<u32>,
+}
+
+impl Search {
+    /// `candidates` filled in (random_ws) or dropped (the others, which never read it), so that the
+    /// resolved config and its id are the same whether it was written, defaulted or set by a tier.
+    pub fn resolved(&self) -> Search {
+        let mut s = self.clone();
+        s.candidates = match self.estimator.selection() {
+            Selection::BestCandidate => self.candidates.or(Some(Estimator::RANDOM_WS_CANDIDATES)),
+            Selection::Mode => None,
+        };
+        s
+    }
 }
 
 fn is_false(v: &bool) -> bool {

@@ -7,6 +7,7 @@
 //! name that cannot become a folder, and an upper bound on every size, each with its reason. Non-finite
 //! numbers never get here: the YAML pass refuses them where they are written (`yaml.rs`).
 
+use super::estimator::Selection;
 use super::path::FieldPath;
 use super::schema::*;
 
@@ -330,6 +331,11 @@ fn search_splits(d: &Dataset) -> (u64, u64) {
 
 fn search(o: &mut Problems, e: &Experiment, sr: &Search) {
     let s = &e.space;
+    if let Some(k) = sr.candidates {
+        check(o, k >= 1, "search.candidates", || {
+            "must be at least 1: random search returns the best of the candidates it scores".into()
+        });
+    }
     positive(o, "search.temperature", sr.temperature);
     non_negative(o, "search.soften_eps", sr.soften_eps);
     within(
@@ -707,6 +713,14 @@ pub fn without_effect(e: &Experiment, written: &dyn Fn(&FieldPath) -> bool) -> P
             ] {
                 unused(f, "it sizes the search supernet and this experiment has no `search`; the evaluation network is trained at width 1.0 on the dataset's images (spec §6.3)");
             }
+        }
+    }
+    if let Some(s) = &e.search {
+        if s.estimator.selection() == Selection::Mode {
+            unused(
+                "search.candidates",
+                "only `estimator: random_ws` scores candidate architectures after the search",
+            );
         }
     }
     if let Some(t) = &e.train {

@@ -154,17 +154,7 @@ impl Categoricals {
 
     /// argmax of every selector: per group, S indices (first example for per-example logits).
     pub fn mode(&self) -> Vec<Vec<usize>> {
-        self.log_q()
-            .iter()
-            .map(|theta| {
-                let idx = theta.select(1, 0).argmax(-1, false);
-                Vec::<i64>::try_from(&idx)
-                    .expect("argmax indices are int64")
-                    .into_iter()
-                    .map(|i| i as usize)
-                    .collect()
-            })
-            .collect()
+        choices(&self.log_q())
     }
 
     /// Error if any logit is NaN or ±∞ (now, or at the step log's read: `chk`).
@@ -304,7 +294,11 @@ impl DartsAlphas {
 
     /// The mode (argmax of every selector) → genotype: per node, per selector, (input, op).
     pub fn mode(&self) -> DartsMode {
-        let m = self.dist.mode();
+        self.arch_of(self.dist.mode())
+    }
+
+    /// Per-group choices ([`choices`], group order) → per node, per selector, (input, op).
+    pub fn arch_of(&self, m: Vec<Vec<usize>>) -> DartsMode {
         let cell = |c: usize| {
             let base = c * 2 * self.nodes;
             (0..self.nodes)
@@ -355,11 +349,30 @@ impl ProxylessAlphas {
 
     /// argmax per block: normal (15 indices), reduce (6 indices).
     pub fn mode(&self) -> (Vec<usize>, Vec<usize>) {
-        let mut m = self.dist.mode();
+        Self::arch_of(self.dist.mode())
+    }
+
+    /// Per-group choices ([`choices`]: normal, reduce) → (normal, reduce) indices.
+    pub fn arch_of(mut m: Vec<Vec<usize>>) -> (Vec<usize>, Vec<usize>) {
         let reduce = m.pop().expect("two groups");
         let normal = m.pop().expect("two groups");
         (normal, reduce)
     }
+}
+
+/// The choice of every selector of per-group [S, N, K] tensors (a one-hot sample of one architecture,
+/// or log-probabilities): per group, the S argmaxes of the first example.
+pub fn choices(xs: &[Tensor]) -> Vec<Vec<usize>> {
+    xs.iter()
+        .map(|x| {
+            let idx = x.select(1, 0).argmax(-1, false);
+            Vec::<i64>::try_from(&idx)
+                .expect("argmax indices are int64")
+                .into_iter()
+                .map(|i| i as usize)
+                .collect()
+        })
+        .collect()
 }
 
 /// Per-group [S, N, K] tensors → one row per example: [N, Σ S·K] (group order, selector-major).

@@ -289,6 +289,23 @@ pub fn relax(
     })
 }
 
+/// `random_ws` (random search with weight sharing, Li & Talwalkar 2019): no architecture gradient.
+/// S = 0 with ∇S = 0 for every logit, so the distribution stays uniform; the search loop does not
+/// even take an architecture step for it ([`crate::config::estimator::Selection::BestCandidate`]).
+pub fn random_ws(dist: &Categoricals) -> Estimate {
+    let surrogate = dist
+        .parameters()
+        .iter()
+        .map(|a| (a * 0.0).sum(a.kind()))
+        .reduce(|a, b| a + b)
+        .expect("at least one selector group"); // S = Σ 0·a: defined, zero gradient
+    Estimate {
+        surrogate,
+        f_discrete: None,
+        f_relaxed: None,
+    }
+}
+
 /// A non-differentiable term through the score-function path with a differentiable surrogate as
 /// control variate (spec §2.5), on its own `Sampler::Rebar` draw b', ζ'⋆:
 /// S_lat = mean_n[log q(b'_n)·sg(L_d,n − L_c,n) + L_c,n], with L_d [N] measured on b' (no gradient) and
@@ -389,6 +406,7 @@ impl EstimatorState {
                     .expect("EstimatorState::new builds φ for relax");
                 relax(dist, draw, f, cv, chk, ranks)
             }
+            Estimator::RandomWs => Ok(random_ws(dist)),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! writes and locks, provenance and status.
 
 pub mod atomic;
+pub mod candidate_rows;
 pub mod diverged;
 pub mod event_file;
 pub mod latency_rows;

@@ -20,6 +20,10 @@ pub enum Table {
     Latency,
     /// `unas latency table`: the latency of every (block, op) pair on one device.
     LatencyTable,
+    /// Random search with weight sharing: every candidate architecture drawn after the search, its
+    /// score with the shared weights, and which one the search returned. Only in the run folders of
+    /// `random_ws` searches.
+    Candidates,
 }
 
 /// Column types used in our tables (nullable unless noted in the doc).
@@ -268,10 +272,27 @@ const LATENCY_TABLE: [Column; 14] = with_stamp([
     c("lat_ms", Col::F64, "median latency of the op alone"),
 ]);
 
+const CANDIDATES: &[Column] = &[
+    c("seed", Col::I64, "seed of the search"),
+    c("candidate", Col::I64, "index k of the uniform draw (0..K)"),
+    c("genotype", Col::Str, "genotype JSON of the candidate"),
+    c(
+        "loss_val",
+        Col::F64,
+        "mean validation cross-entropy with the shared weights",
+    ),
+    c(
+        "acc_val_pct",
+        Col::F64,
+        "validation top-1 with the shared weights, % (the score)",
+    ),
+    c("chosen", Col::Bool, "the best score: the search's genotype"),
+];
+
 impl Table {
     pub const ALL: [Table; 4] = [Table::Steps, Table::Epochs, Table::Summary, Table::Arch];
-    /// Tables only some runs write (latency searches) or only a command writes.
-    pub const OPTIONAL: [Table; 2] = [Table::Latency, Table::LatencyTable];
+    /// Tables only some runs write (latency and random searches) or only a command writes.
+    pub const OPTIONAL: [Table; 3] = [Table::Latency, Table::LatencyTable, Table::Candidates];
 
     pub fn columns(self) -> &'static [Column] {
         match self {
@@ -281,6 +302,7 @@ impl Table {
             Table::Arch => ARCH,
             Table::Latency => &LATENCY,
             Table::LatencyTable => &LATENCY_TABLE,
+            Table::Candidates => CANDIDATES,
         }
     }
 
@@ -292,6 +314,7 @@ impl Table {
             Table::Arch => "arch.parquet",
             Table::Latency => "latency.parquet",
             Table::LatencyTable => "latency_table.parquet",
+            Table::Candidates => "candidates.parquet",
         }
     }
 }
@@ -349,6 +372,8 @@ mod tests {
             "batch",
             "width_multiplier",
             "side_px",
+            "candidate",
+            "chosen",
         ];
         for t in Table::ALL.into_iter().chain(Table::OPTIONAL) {
             let names: Vec<_> = t.columns().iter().map(|c| c.name).collect();

@@ -163,7 +163,11 @@ pub fn rough_cost_m_images(r: &Resolved) -> f64 {
             1.0
         };
         let search_passes = per_obj * obj + 1.0;
-        let one = n * (s.epochs.warmup as f64 + s.epochs.search as f64 * search_passes);
+        // random search then scores each candidate on the whole validation split: forwards only,
+        // about a third of a forward + backward each
+        let val_n = train_n as f64 - n;
+        let scoring = f64::from(s.candidates.unwrap_or(0)) * val_n / 3.0;
+        let one = n * (s.epochs.warmup as f64 + s.epochs.search as f64 * search_passes) + scoring;
         total += one * e.seeds.search.len() as f64;
     }
     if let Some(t) = &e.train {

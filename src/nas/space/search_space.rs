@@ -23,6 +23,15 @@ pub struct ChoiceLabel {
     pub name: String,
 }
 
+/// A genotype as JSON, pretty-printed (files) or on one line (table cells).
+pub fn to_json<T: serde::Serialize>(g: &T, pretty: bool) -> Result<String> {
+    Ok(if pretty {
+        serde_json::to_string_pretty(g)?
+    } else {
+        serde_json::to_string(g)?
+    })
+}
+
 /// The discrete network of one architecture: x [B, 3, H, W] → logits, eval mode, no gradient.
 pub type DiscreteNetwork<'a> = Box<dyn Fn(&Tensor) -> Tensor + 'a>;
 
@@ -45,6 +54,10 @@ pub trait SearchSpace {
 
     /// The genotype of the distribution's mode as JSON, printed and loaded like the published ones.
     fn genotype_json(&self, pretty: bool) -> Result<String>;
+
+    /// The genotype JSON of a one-hot sample of one architecture (per-group [S, 1, K]): what random
+    /// search scores and returns.
+    fn genotype_of(&self, onehot: &[Tensor], pretty: bool) -> Result<String>;
 
     /// The label of choice `choice` of selector `selector` (its row) of the group named `group`.
     fn choice_label(&self, group: &str, selector: usize, choice: usize) -> ChoiceLabel;

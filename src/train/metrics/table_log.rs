@@ -117,7 +117,7 @@ fn keep_mask(table: Table, df: &DataFrame, at: ResumePoint) -> Result<BooleanChu
                 .map(|i| before(phases[i], epochs[i], i64::from(at.epoch)))
                 .collect()
         }
-        Table::Summary | Table::LatencyTable => vec![false; n],
+        Table::Summary | Table::LatencyTable | Table::Candidates => vec![false; n],
     };
     Ok(BooleanChunked::new("keep".into(), keep.as_slice()))
 }

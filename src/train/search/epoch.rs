@@ -5,24 +5,27 @@
 use anyhow::Result;
 use tch::Kind;
 
-use crate::config;
+use crate::config::{self, estimator::Selection, Estimator};
 use crate::data::loader::Loader;
 use crate::nas::space::SearchSpace;
+use crate::results::candidate_rows::candidates_frame;
 use crate::results::diverged::check_finite;
 use crate::results::rows::{ArchRow, EpochRow};
 use crate::results::Phase;
+use crate::results::{parquet, Table};
 use crate::stage::StageCtx;
 use crate::train::checkpoint::Mark;
 use crate::train::metrics::{top1_correct, DeviceMean};
 use crate::train::recorder::{summary_row, Finish, Recorder};
 use crate::train::rng::{derive_seed, Stream};
 
+use super::candidates;
 use super::state::SearchState;
 use super::{per_example_ce, weight_sample, ArchPer, EpochPlan};
 
 /// The end-of-epoch pass reads the held-out split in one fixed order: the order of an epoch index
 /// that no iterator reaches.
-const VALIDATION_PASS: u64 = u64::MAX;
+pub(super) const VALIDATION_PASS: u64 = u64::MAX;
 
 /// Validation, the epoch's rows, a checkpoint. Returns the validation top-1 (%).
 pub(super) fn end_of_epoch<S: SearchSpace>(
@@ -80,13 +83,37 @@ pub(super) fn end_of_epoch<S: SearchSpace>(
     Ok(acc_val)
 }
 
-/// The derived genotype, the data record and the summary (with the last validation top-1).
+/// The derived genotype (random search: the best candidate, with the candidates' table), the data
+/// record and the summary (with the last validation top-1).
 pub(super) fn finish<S: SearchSpace>(
     ctx: &StageCtx,
     st: SearchState<S>,
     rec: Recorder,
+    s: &config::Search,
     last_val: Option<f64>,
 ) -> Result<()> {
+    let genotype_json = match s.estimator.selection() {
+        Selection::Mode => st.space.genotype_json(true)?,
+        Selection::BestCandidate => {
+            let k = s.candidates.unwrap_or(Estimator::RANDOM_WS_CANDIDATES);
+            let (rows, chosen) = candidates::search(
+                &st.space,
+                &st.val_loader,
+                st.arch,
+                k,
+                ctx.seed,
+                s.temperature,
+            )?;
+            let mut df = candidates_frame(&rows)?;
+            parquet::write(
+                &ctx.dir.table(Table::Candidates),
+                Table::Candidates,
+                &mut df,
+            )?;
+            let g: serde_json::Value = serde_json::from_str(&rows[chosen].genotype)?;
+            serde_json::to_string_pretty(&g)?
+        }
+    };
     let mut summary = summary_row(ctx, Phase::Search, rec.wall_s());
     summary.acc_val_pct = last_val;
     let data_record = serde_json::json!({
@@ -96,7 +123,7 @@ pub(super) fn finish<S: SearchSpace>(
         },
     });
     rec.finish(Finish {
-        genotype_json: st.space.genotype_json(true)?,
+        genotype_json,
         data_record,
         summary,
     })
@@ -127,7 +154,7 @@ fn validate<S: SearchSpace>(
                     .distribution()
                     .sample(arch.samples(&b), s.temperature, s.estimator.sampler());
             let dist = space.distribution();
-            let (xs, kind) = weight_sample(s.estimator, dist, &draw.relaxed);
+            let (xs, kind) = weight_sample(s.estimator, dist, &draw);
             let parts = arch.parts(&b, &xs);
             for (_, (part, xs)) in parts
                 .into_iter()

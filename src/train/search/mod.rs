@@ -16,6 +16,7 @@
 
 mod arch_step;
 mod bench_step;
+mod candidates;
 mod epoch;
 mod latency;
 mod parity_step;
@@ -28,10 +29,11 @@ use anyhow::{Context, Result};
 use tch::{nn, Reduction, Tensor};
 
 use crate::autocast::Amp;
-use crate::config::estimator::WeightSample;
+use crate::config::estimator::{Selection, WeightSample};
 use crate::config::{self, ImageShape, SpaceName};
 use crate::data::{self, loader};
 use crate::nas::arch::SampleKind;
+use crate::nas::distribution::Draw;
 use crate::nas::estimator::GradVariance;
 use crate::nas::space::darts::{DartsSearch, DartsSearchConfig, StemKind};
 use crate::nas::space::proxyless::{ProxylessSearch, ProxylessSearchConfig};
@@ -144,11 +146,12 @@ impl ArchPer {
 }
 
 /// What the weight step (and the search-time validation) trains on: a draw's relaxed sample ζ
-/// (official), or for `darts` the softmax mixture q̃ itself with every op run (first-order DARTS).
+/// (official), for `darts` the softmax mixture q̃ itself with every op run (first-order DARTS), for
+/// `random_ws` the draw's one-hot architectures (only their ops run).
 fn weight_sample(
     estimator: config::Estimator,
     dist: &crate::nas::distribution::Categoricals,
-    relaxed: &[Tensor],
+    draw: &Draw,
 ) -> (Vec<Tensor>, SampleKind) {
     match estimator.weight_sample() {
         WeightSample::Mixture => (
@@ -156,8 +159,12 @@ fn weight_sample(
             SampleKind::Dense,
         ),
         WeightSample::Relaxed => (
-            relaxed.iter().map(Tensor::detach).collect(),
+            draw.relaxed.iter().map(Tensor::detach).collect(),
             SampleKind::Relaxed,
+        ),
+        WeightSample::Discrete => (
+            draw.onehot.iter().map(Tensor::detach).collect(),
+            SampleKind::OneHot,
         ),
     }
 }
@@ -241,7 +248,7 @@ fn search<S: SearchSpace>(
         }
         last_val = Some(epoch::end_of_epoch(ctx, &mut st, &mut rec, s, &ep)?);
     }
-    epoch::finish(ctx, st, rec, last_val)
+    epoch::finish(ctx, st, rec, s, last_val)
 }
 
 /// The terms one step logs.
@@ -271,7 +278,8 @@ fn iteration<S: SearchSpace>(
     let mut terms: Vec<(Term, Tensor)> = Vec::new();
     let mut lat_ms = None;
     let mut chk = Finite::deferred(step);
-    if !ep.warm() {
+    // random search has no architecture step: its logits stay at the uniform initialisation
+    if !ep.warm() && s.estimator.selection() == Selection::Mode {
         lat_ms = arch_step::arch_step(st, s, ep, b, &draw, &mut chk, seed, grad_var, &mut terms)?;
     }
     weight_step::weight_step(st, s, ep.warm(), b, &draw, &mut terms)?;

@@ -320,6 +320,9 @@ impl SearchSpace for Counting<'_> {
     fn genotype_json(&self, pretty: bool) -> anyhow::Result<String> {
         self.inner.genotype_json(pretty)
     }
+    fn genotype_of(&self, onehot: &[Tensor], pretty: bool) -> anyhow::Result<String> {
+        self.inner.genotype_of(onehot, pretty)
+    }
     fn choice_label(&self, g: &str, selector: usize, c: usize) -> crate::nas::space::ChoiceLabel {
         self.inner.choice_label(g, selector, c)
     }

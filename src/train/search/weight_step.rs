@@ -33,7 +33,7 @@ pub(super) fn weight_step<S: SearchSpace>(
     terms: &mut Vec<(Term, Tensor)>,
 ) -> Result<()> {
     let ranks = crate::dist::ranks();
-    let (xs, kind) = weight_sample(s.estimator, st.space.distribution(), &draw.relaxed);
+    let (xs, kind) = weight_sample(s.estimator, st.space.distribution(), draw);
     let opt = if warm {
         &mut st.opt_warm
     } else {

@@ -7,9 +7,9 @@ use tch::{nn, Tensor};
 use super::{DartsSearchConfig, DartsSearchNet, Genotype, Primitive};
 use crate::autocast::Amp;
 use crate::nas::arch::{DartsSample, SampleKind};
-use crate::nas::distribution::{Categoricals, DartsAlphas};
+use crate::nas::distribution::{choices, Categoricals, DartsAlphas};
 use crate::nas::objective::pair_penalty;
-use crate::nas::space::search_space::{ChoiceLabel, SearchSpace};
+use crate::nas::space::search_space::{to_json, ChoiceLabel, SearchSpace};
 use crate::results::rows::ChoiceKey;
 
 /// The DARTS supernet with its architecture distribution (4 intermediate nodes per cell).
@@ -60,12 +60,15 @@ impl SearchSpace for DartsSearch {
     }
 
     fn genotype_json(&self, pretty: bool) -> Result<String> {
-        let genotype = Genotype::from_mode(&self.alphas.mode(), self.num_ops)?;
-        Ok(if pretty {
-            serde_json::to_string_pretty(&genotype)?
-        } else {
-            serde_json::to_string(&genotype)?
-        })
+        to_json(
+            &Genotype::from_mode(&self.alphas.mode(), self.num_ops)?,
+            pretty,
+        )
+    }
+
+    fn genotype_of(&self, onehot: &[Tensor], pretty: bool) -> Result<String> {
+        let arch = self.alphas.arch_of(choices(onehot));
+        to_json(&Genotype::from_mode(&arch, self.num_ops)?, pretty)
     }
 
     /// Groups are named `<cell type>/node<i>/<inputs|ops>`.

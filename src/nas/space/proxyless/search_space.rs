@@ -10,8 +10,8 @@ use super::genotype::{reduction_primitives, ProxylessGenotype, BLOCK_PRIMITIVES,
 use super::search_net::{choices_of, ProxylessSearchConfig, ProxylessSearchNet};
 use crate::autocast::Amp;
 use crate::nas::arch::{ProxylessSample, SampleKind};
-use crate::nas::distribution::{Categoricals, ProxylessAlphas};
-use crate::nas::space::search_space::{ChoiceLabel, DiscreteNetwork, SearchSpace};
+use crate::nas::distribution::{choices, Categoricals, ProxylessAlphas};
+use crate::nas::space::search_space::{to_json, ChoiceLabel, DiscreteNetwork, SearchSpace};
 use crate::results::rows::ChoiceKey;
 
 /// The latency surrogate's features of one architecture given by its per-block op indices (21, in
@@ -112,12 +112,12 @@ impl SearchSpace for ProxylessSearch {
     }
 
     fn genotype_json(&self, pretty: bool) -> Result<String> {
-        let g = self.genotype()?;
-        Ok(if pretty {
-            serde_json::to_string_pretty(&g)?
-        } else {
-            serde_json::to_string(&g)?
-        })
+        to_json(&self.genotype()?, pretty)
+    }
+
+    fn genotype_of(&self, onehot: &[Tensor], pretty: bool) -> Result<String> {
+        let (normal, reduce) = ProxylessAlphas::arch_of(choices(onehot));
+        to_json(&ProxylessGenotype::from_indices(&normal, &reduce)?, pretty)
     }
 
     /// Groups `normal` and `reduce`; the selector row is the block's place in its group.
