@@ -3,7 +3,8 @@
 //! against as DEP_TCH_LIBTORCH_LIB. `UNAS_EXTRA_RPATH` (colon-separated) adds directories, for a binary
 //! built here and run on a machine whose libtorch lives elsewhere (the GPU machines: see README).
 //! Also records the libtorch version (from the wheel's `torch/version.py`) for provenance, and builds
-//! the CUDA-graph shim (`src/cuda_graph/shim.cpp`) into a shared library that the binary embeds.
+//! the CUDA-graph shim (`src/cuda_graph/shim.cpp`) and the c10d shim (`src/dist/shim.cpp`) into shared
+//! libraries that the binary embeds.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -40,6 +41,7 @@ fn main() {
         .unwrap_or_else(|| "unknown".into());
     println!("cargo:rustc-env=UNAS_LIBTORCH_VERSION={version}");
     cuda_graph_shim(lib.as_deref().map(Path::new));
+    dist_shim(lib.as_deref().map(Path::new));
 }
 
 /// The CUDA runtime's headers beside the wheel (`<site>/nvidia/<cuXX>/include`, with the `crt/`
@@ -84,9 +86,63 @@ fn cuda_graph_shim(lib: Option<&Path>) {
         ));
     };
     println!("cargo:rerun-if-changed={}", cuda.display());
-    let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"))
-        .join("libunas_cuda_graph.so");
+    let out = compile_shim(
+        src,
+        "libunas_cuda_graph.so",
+        &[
+            include.clone(),
+            include.join("torch/csrc/api/include"),
+            cuda,
+        ],
+        &[],
+    );
+    println!("cargo:rustc-cfg=unas_cuda_graph_shim");
+    println!("cargo:rustc-env=UNAS_CUDA_GRAPH_SHIM={}", out.display());
+}
+
+/// Compiles the c10d shim (stores, the Gloo process group and its collectives) against the wheel's
+/// c10d headers and the Gloo declarations beside it (the wheel ships no Gloo headers) into
+/// `$OUT_DIR/libunas_dist.so`, and sets the `unas_dist_shim` cfg. Without the headers the binary is
+/// built without it (runs with more than one rank then report why); with them, a compile error fails
+/// the build.
+fn dist_shim(lib: Option<&Path>) {
+    println!("cargo::rustc-check-cfg=cfg(unas_dist_shim)");
+    let src = "src/dist/shim.cpp";
+    let decl = Path::new("src/dist/gloo_decl");
+    println!("cargo:rerun-if-changed={src}");
+    println!("cargo:rerun-if-changed={}", decl.display());
+    let skip = |why: String| {
+        println!("cargo:warning=multi-rank runs left out of this build: {why}");
+        println!("cargo:rustc-env=UNAS_DIST_SHIM_MISSING={why}");
+    };
+    let Some(torch_dir) = lib.and_then(Path::parent) else {
+        return skip("torch-sys reported no libtorch folder".into());
+    };
+    let include = torch_dir.join("include");
+    let header = include.join("torch/csrc/distributed/c10d/ProcessGroupGloo.hpp");
+    if !header.is_file() {
+        return skip(format!("{} is missing", header.display()));
+    }
+    let out = compile_shim(
+        src,
+        "libunas_dist.so",
+        &[
+            decl.to_path_buf(),
+            include.clone(),
+            include.join("torch/csrc/api/include"),
+        ],
+        &["USE_C10D_GLOO"],
+    );
+    println!("cargo:rustc-cfg=unas_dist_shim");
+    println!("cargo:rustc-env=UNAS_DIST_SHIM={}", out.display());
+}
+
+/// `c++ -shared` of one C++ file against libtorch's headers into `$OUT_DIR/name`; panics (failing the
+/// build) with the compiler's status when it fails.
+fn compile_shim(src: &str, name: &str, includes: &[PathBuf], defines: &[&str]) -> PathBuf {
+    let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join(name);
     let cxx = std::env::var("CXX").unwrap_or_else(|_| "c++".into());
+    println!("cargo:rerun-if-changed=src/embedded_shim.h");
     let status = Command::new(&cxx)
         .args([
             "-shared",
@@ -95,18 +151,13 @@ fn cuda_graph_shim(lib: Option<&Path>) {
             "-std=c++17",
             "-D_GLIBCXX_USE_CXX11_ABI=1",
         ])
-        .arg(format!("-I{}", include.display()))
-        .arg(format!(
-            "-I{}",
-            include.join("torch/csrc/api/include").display()
-        ))
-        .arg(format!("-I{}", cuda.display()))
+        .args(defines.iter().map(|d| format!("-D{d}")))
+        .args(includes.iter().map(|i| format!("-I{}", i.display())))
         .arg(src)
         .arg("-o")
         .arg(&out)
         .status()
         .unwrap_or_else(|e| panic!("running {cxx} for {src}: {e}"));
     assert!(status.success(), "{cxx} failed on {src} ({status})");
-    println!("cargo:rustc-cfg=unas_cuda_graph_shim");
-    println!("cargo:rustc-env=UNAS_CUDA_GRAPH_SHIM={}", out.display());
+    out
 }

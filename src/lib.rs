@@ -20,6 +20,8 @@ pub(crate) mod autocast;
 pub(crate) mod bench;
 pub(crate) mod cuda_graph;
 pub(crate) mod device;
+pub(crate) mod dist;
+pub(crate) mod embedded_shim;
 pub(crate) mod progress;
 #[cfg(feature = "report")]
 pub(crate) mod report;

@@ -6,6 +6,7 @@
 use tch::Device;
 
 use crate::config::Resolved;
+use crate::dist::PeerLost;
 use crate::results::{Diverged, Interrupted, RunDir, State};
 
 /// Everything a stage run needs to know about itself.
@@ -36,16 +37,24 @@ pub enum StageError {
     /// Stopped by SIGTERM / SIGINT after a checkpoint: resumes at the next run.
     #[error(transparent)]
     Interrupted(Interrupted),
+    /// A peer rank died, hung past the timeout, or left: stopped as `interrupted` (the next run
+    /// resumes from the last checkpoint).
+    #[error("{0} — run again to resume from the last checkpoint")]
+    RankLost(PeerLost),
     #[error(transparent)]
     Failed(anyhow::Error),
 }
 
 impl From<anyhow::Error> for StageError {
     /// A [`Diverged`] anywhere in the chain becomes [`StageError::Diverged`], an [`Interrupted`]
-    /// [`StageError::Interrupted`]; anything else `Failed`.
+    /// [`StageError::Interrupted`], a [`PeerLost`] [`StageError::RankLost`]; anything else `Failed`.
     fn from(e: anyhow::Error) -> StageError {
         let e = match e.downcast::<Interrupted>() {
             Ok(i) => return StageError::Interrupted(i),
+            Err(e) => e,
+        };
+        let e = match e.downcast::<PeerLost>() {
+            Ok(p) => return StageError::RankLost(p),
             Err(e) => e,
         };
         match e.downcast::<Diverged>() {
@@ -68,6 +77,9 @@ impl StageError {
             StageError::Diverged(d) => d.state(),
             StageError::Interrupted(i) => State::Interrupted {
                 reason: i.to_string(),
+            },
+            StageError::RankLost(_) => State::Interrupted {
+                reason: self.to_string(),
             },
             StageError::NotBuilt { .. } => State::Failed {
                 reason: self.to_string(),
@@ -125,6 +137,19 @@ mod tests {
         assert!(matches!(
             stopped.state(),
             State::Interrupted { reason } if reason.contains("SIGINT") && reason.contains("epoch 2")
+        ));
+        let lost: StageError = anyhow::Error::new(PeerLost {
+            rank: 0,
+            world: 2,
+            what: "the weight gradients".into(),
+            message: "Connection closed by peer".into(),
+            died: Some("rank 1 (pid 7 on h) ended: signal: 9 (SIGKILL)".into()),
+        })
+        .context("search step")
+        .into();
+        assert!(matches!(
+            lost.state(),
+            State::Interrupted { reason } if reason.contains("rank 1 (pid 7 on h)") && reason.contains("the weight gradients")
         ));
         let failed: StageError = anyhow::anyhow!("disk full").into();
         assert_eq!(

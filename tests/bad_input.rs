@@ -252,6 +252,11 @@ const CASES: &[(&str, &str, Option<u64>)] = &[
         Some(4),
     ),
     (
+        "mismatch-genotype-seed-without-random.yaml",
+        "field `train.genotype_seed`: is read only with `genotype: random`",
+        Some(5),
+    ),
+    (
         "mismatch-latency-in-darts.yaml",
         "only measurable in the ProxylessNAS space",
         Some(6),
@@ -932,7 +937,7 @@ mod builds {
             let vs = nn::VarStore::new(Device::Cpu);
             let recipe = unas::config::TrainRecipe::of(t)?;
             let built =
-                unas::nas::space::trained_net::build(&vs.root(), e, &recipe, None, classes)?;
+                unas::nas::space::trained_net::build(&vs.root(), e, &recipe, None, classes, 0)?;
             let batch = t.batch.unwrap() as u64;
             let (n_train, _) = e.dataset.name.sizes(&e.dataset.synthetic);
             // a full batch (at most 2 images, to stay fast) and the last partial batch if it has one image

@@ -347,7 +347,7 @@ prop_compose! {
                 batched_passes: batched,
             }),
             train: Some(Train {
-                recipe: Recipe::Cifar, genotype: GenotypeChoice::Search, epochs: train_epochs, batch: None, lr: None,
+                recipe: Recipe::Cifar, genotype: GenotypeChoice::Search, genotype_seed: None, epochs: train_epochs, batch: None, lr: None,
                 momentum: None, weight_decay: None, warmup_epochs: Some(0), channels: None, layers: None,
                 drop_path: drop, auxiliary_weight: None, cutout: None, label_smoothing: None, grad_clip: None,
                 max_macs_m: None, cuda_graphs: graphs,

@@ -265,3 +265,67 @@ fn a_full_or_read_only_disk_is_a_clear_error_that_loses_nothing() {
         );
     }
 }
+
+/// The first half of `path`: a file cut short by a disk error.
+fn truncate(path: &Path) {
+    let bytes = std::fs::read(path).unwrap();
+    std::fs::write(path, &bytes[..bytes.len() / 2]).unwrap();
+}
+
+/// After `damage` of a finished tiny search → train, `unas run`, `unas status` and `unas report`
+/// each name the damaged file and the command that recomputes that one run; the run is never counted
+/// done (nor rerun over), and the report uses none of its numbers.
+fn damaged_is_said_the_same_way_everywhere(file: &str) {
+    let suite = suite(&[("t-d", tiny("t-d"))]);
+    let res = tempfile::tempdir().unwrap();
+    let out = output(reproduce(res.path(), suite.path(), &[]));
+    assert!(out.status.success(), "{}", show(&out));
+    let search = dir_of(res.path(), "t-d", "search").unwrap();
+    let id = search.file_name().unwrap().to_string_lossy();
+    let id = id.rsplit('-').next().unwrap().to_owned();
+    truncate(&search.join(file));
+    let left = std::fs::read(search.join(file)).unwrap();
+    let path = search.join(file).display().to_string();
+    let says = |text: &str| {
+        assert!(text.contains(&format!("{path} is damaged")), "{text}");
+        assert!(
+            text.contains(&format!("--tier paper --job {id}`")),
+            "{text}"
+        );
+        assert!(
+            !text.contains("results folder is a folder you can write to"),
+            "{text}"
+        );
+    };
+    let run = output(reproduce(res.path(), suite.path(), &[]));
+    assert!(!run.status.success(), "{}", show(&run));
+    says(&show(&run));
+    let doc = status_doc(res.path(), suite.path());
+    let job = doc["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["stage"] == "search")
+        .unwrap()
+        .clone();
+    assert_eq!(job["state"], "damaged", "{doc}");
+    says(job["why"].as_str().unwrap());
+    let rep = output(unas(res.path(), &["report", "--table", "status"]));
+    assert!(rep.status.success(), "{}", show(&rep));
+    let text = show(&rep);
+    says(&text);
+    assert!(text.contains("1 damaged"), "{text}");
+    assert!(!text.contains("unreadable table"), "{text}");
+    // the file is still what the disk left: nothing ran over the folder
+    assert_eq!(std::fs::read(search.join(file)).unwrap(), left);
+}
+
+#[test]
+fn a_cut_short_status_json_names_the_file_and_the_rerun_in_run_status_and_report() {
+    damaged_is_said_the_same_way_everywhere("status.json");
+}
+
+#[test]
+fn a_cut_short_table_of_a_finished_run_is_damaged_not_done() {
+    damaged_is_said_the_same_way_everywhere("epochs.parquet");
+}

@@ -189,7 +189,8 @@ fn bare_train_step(
     };
     tch::manual_seed(0);
     let vs = nn::VarStore::new(dev);
-    let net = crate::nas::space::trained_net::build(&vs.root(), e, &t, search_dir, classes)?;
+    // seed 0: a `genotype: random` experiment is timed on the architecture its seed-0 run trains
+    let net = crate::nas::space::trained_net::build(&vs.root(), e, &t, search_dir, classes, 0)?;
     let mut opt = nn::Sgd {
         momentum: t.momentum,
         ..Default::default()

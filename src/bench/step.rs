@@ -92,7 +92,7 @@ fn overrides(a: &StepOptions, device: DeviceChoice) -> Vec<String> {
             format!("space.layers={layers}"),
             format!("space.channels={channels}"),
             format!("search.batch={batch}"),
-            format!("search.estimator={}", estimator_name(a.estimator)),
+            format!("search.estimator={}", a.estimator.name()),
             format!("search.objective.kind={}", a.objective),
             format!("search.batched_passes={}", a.batched_passes),
         ]);
@@ -108,13 +108,6 @@ fn overrides(a: &StepOptions, device: DeviceChoice) -> Vec<String> {
         ]);
     }
     sets
-}
-
-fn estimator_name(e: Estimator) -> String {
-    serde_json::to_value(e)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
 }
 
 /// Runs `f` with the benchmark's experiment (the step's shapes on synthetic data) in a temporary run

@@ -77,6 +77,17 @@ pub enum Command {
         /// Rerun failed and diverged runs (otherwise they are reported, not rerun).
         #[arg(long)]
         retry_failed: bool,
+        /// Run each job as R local rank processes (data parallel over the experiment's
+        /// `sub_batches`, which R must divide); the numbers are those of one process.
+        #[arg(long, value_name = "R", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+        ranks: u16,
+        /// With --ranks: one GPU per rank, `--gpus 0,1` (default: the CPU, its cores split).
+        #[arg(long, value_delimiter = ',', requires = "ranks")]
+        gpus: Vec<String>,
+        /// With --ranks: how long a rank waits for the others in any collective before the run stops
+        /// as interrupted (a rank died or hung).
+        #[arg(long, value_name = "SECONDS", default_value_t = crate::dist::DEFAULT_TIMEOUT.as_secs_f64())]
+        rank_timeout: f64,
     },
     /// Run the paper suite (default: experiments/paper at the smoke tier).
     Reproduce {

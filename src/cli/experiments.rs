@@ -321,8 +321,25 @@ pub fn run(
     root: &ResultsRoot,
     device: Option<DeviceChoice>,
     opts: runner::Options,
+    launch: &runner::ranks::Launch,
 ) -> Result<ExitCode> {
     let all = load_all(&[file.to_path_buf()], tier, sets)?;
+    // a rank process started by a launcher (or Slurm) states its world in its environment
+    let env = crate::dist::RankEnv::from_env().map_err(|e| BadInput(format!("{e:#}")))?;
+    let world = env.as_ref().map_or(launch.ranks, |e| e.world);
+    check_ranks(&all, world)?;
+    if env.is_none() && launch.ranks > 1 {
+        if !launch.gpus.is_empty() && launch.gpus.len() != launch.ranks {
+            return Err(BadInput(format!(
+                "--gpus lists {} GPU(s) for --ranks {}: give one GPU per rank",
+                launch.gpus.len(),
+                launch.ranks
+            ))
+            .into());
+        }
+        return runner::ranks::launch(launch);
+    }
+    crate::dist::init()?;
     if let Some(id) = &opts.only {
         let found = all
             .iter()
@@ -342,6 +359,24 @@ pub fn run(
         workers: None,
     };
     run_resolved(&all, root, device, &how)
+}
+
+/// R ranks run G sub-batches as G/R each: every experiment's `sub_batches` must be divisible by R
+/// (bad input, before anything runs).
+fn check_ranks(all: &[Resolved], ranks: usize) -> Result<()> {
+    for r in all {
+        if let Some(s) = &r.experiment.search {
+            let g = s.sub_batches.max(1) as usize;
+            if !g.is_multiple_of(ranks) {
+                return Err(BadInput(format!(
+                    "{}: search.sub_batches is {g}, which {ranks} ranks do not divide (--ranks {ranks}): each rank runs sub_batches / ranks of every batch; use --ranks dividing {g}, or set search.sub_batches to a multiple of {ranks}",
+                    r.source.display()
+                ))
+                .into());
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The suite's experiments, every one validated (bad input if any is bad or there are none).

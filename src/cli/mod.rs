@@ -89,12 +89,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             sets,
             job,
             retry_failed,
+            ranks,
+            gpus,
+            rank_timeout,
         } => {
             let only = crate::runner::Options {
                 retry_failed,
                 only: job,
             };
-            experiments::run(&file, tier, &sets, &root, device, only)
+            let launch = crate::runner::ranks::Launch {
+                ranks: usize::from(ranks),
+                gpus,
+                timeout: std::time::Duration::from_secs_f64(rank_timeout.max(0.001)),
+            };
+            experiments::run(&file, tier, &sets, &root, device, only, &launch)
         }
         Command::Reproduce {
             tier,

@@ -2,6 +2,7 @@
 //! canonical id of a resolved experiment.
 
 pub mod error;
+pub mod estimator;
 pub mod identity;
 pub mod load;
 pub mod path;
@@ -16,6 +17,7 @@ pub mod validate;
 pub mod yaml;
 
 pub use error::{ConfigError, ConfigIssue};
+pub use estimator::Estimator;
 pub use load::{load, Resolved};
 pub use recipe::TrainRecipe;
 pub use schema::*;

@@ -11,6 +11,8 @@ use crate::config::{GenotypeChoice, Recipe, Train};
 pub struct TrainRecipe {
     pub recipe: Recipe,
     pub genotype: GenotypeChoice,
+    /// `train.genotype_seed` (with `genotype: random`).
+    pub genotype_seed: Option<u64>,
     pub epochs: u32,
     pub batch: u32,
     pub lr: f64,
@@ -50,6 +52,7 @@ impl TrainRecipe {
         Ok(TrainRecipe {
             recipe: r.recipe,
             genotype: r.genotype,
+            genotype_seed: r.genotype_seed,
             epochs: field!(epochs),
             batch: field!(batch),
             lr: field!(lr),
@@ -78,6 +81,7 @@ mod tests {
         let mut t = Train {
             recipe: Recipe::Cifar,
             genotype: GenotypeChoice::Search,
+            genotype_seed: None,
             epochs: Some(7),
             batch: None,
             lr: None,

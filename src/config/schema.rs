@@ -8,6 +8,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::estimator::Estimator;
+
 /// One experiment: what to search, how to train the result, with which seeds.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -273,37 +275,6 @@ fn default_ops() -> u32 {
 }
 fn default_width() -> f64 {
     1.0
-}
-
-/// Gradient estimator of the architecture parameters (§2).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "snake_case")]
-#[value(rename_all = "snake_case")]
-pub enum Estimator {
-    /// Plain Gumbel-softmax relaxation (the official `default`; biased).
-    Gsm,
-    /// Straight-through Gumbel-softmax: discrete forward, relaxed gradient (biased).
-    StGsm,
-    /// Deterministic softmax mixture of DARTS (first order).
-    Darts,
-    /// Score function with the official moving-average baseline.
-    Reinforce,
-    /// REBAR with η = 1 and fixed τ: the UNAS estimator.
-    Rebar,
-    /// RELAX: REBAR's control variate plus a learned control-variate network.
-    Relax,
-}
-
-impl Estimator {
-    /// The six estimators, in the paper's order.
-    pub const ALL: [Estimator; 6] = [
-        Estimator::Gsm,
-        Estimator::StGsm,
-        Estimator::Darts,
-        Estimator::Reinforce,
-        Estimator::Rebar,
-        Estimator::Relax,
-    ];
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -575,11 +546,16 @@ pub enum Recipe {
     ImagenetProxyless,
 }
 
-/// The architecture to train: the one this experiment's search derives, or a published genotype.
+/// The architecture to train: the one this experiment's search derives, one drawn uniformly from the
+/// space (the random-sampling baseline), or a published genotype.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum GenotypeChoice {
     #[serde(rename = "search")]
     Search,
+    /// Drawn uniformly from the experiment's space (`nas::space::uniform`) with `train.genotype_seed`,
+    /// or with the training seed when that is left out (one architecture per training seed).
+    #[serde(rename = "random")]
+    Random,
     #[serde(rename = "UNAS_CIFAR10")]
     UnasCifar10,
     #[serde(rename = "UNAS_CIFAR100")]
@@ -596,9 +572,26 @@ pub enum GenotypeChoice {
 }
 
 impl GenotypeChoice {
+    /// Whether the genotype is the one a search of this experiment derives (one training per search
+    /// and training seed), rather than one known before any search (one per training seed: a
+    /// published genotype, or a uniform draw from the training seed or `genotype_seed`).
+    pub fn is_searched(self) -> bool {
+        match self {
+            GenotypeChoice::Search => true,
+            GenotypeChoice::Random
+            | GenotypeChoice::UnasCifar10
+            | GenotypeChoice::UnasCifar100
+            | GenotypeChoice::UnasImagenet
+            | GenotypeChoice::DartsV2
+            | GenotypeChoice::UnasProxyless
+            | GenotypeChoice::ProxylessGpu => false,
+        }
+    }
+
+    /// The space a published genotype belongs to; `None` for `search` and `random`, which fit any.
     pub fn space(self) -> Option<SpaceName> {
         match self {
-            GenotypeChoice::Search => None,
+            GenotypeChoice::Search | GenotypeChoice::Random => None,
             GenotypeChoice::UnasCifar10
             | GenotypeChoice::UnasCifar100
             | GenotypeChoice::UnasImagenet
@@ -617,6 +610,11 @@ pub struct Train {
     pub recipe: Recipe,
     #[serde(default = "default_genotype")]
     pub genotype: GenotypeChoice,
+    /// With `genotype: random`: the seed of the draw, so every training seed trains the same
+    /// architecture; left out, each training seed draws its own. Absent from the serialised config
+    /// when left out (earlier run ids stay).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub genotype_seed: Option<u64>,
     pub epochs: Option<u32>,
     pub batch: Option<u32>,
     pub lr: Option<f64>,
@@ -654,6 +652,7 @@ impl Train {
             Recipe::Cifar => Train {
                 recipe: self.recipe,
                 genotype: self.genotype,
+                genotype_seed: self.genotype_seed,
                 epochs: Some(600),
                 batch: Some(128),
                 lr: Some(0.05),
@@ -674,6 +673,7 @@ impl Train {
             Recipe::ImagenetDarts => Train {
                 recipe: self.recipe,
                 genotype: self.genotype,
+                genotype_seed: self.genotype_seed,
                 epochs: Some(250),
                 batch: Some(1024),
                 lr: Some(0.8),
@@ -694,6 +694,7 @@ impl Train {
             Recipe::ImagenetProxyless => Train {
                 recipe: self.recipe,
                 genotype: self.genotype,
+                genotype_seed: self.genotype_seed,
                 epochs: Some(300),
                 batch: Some(512),
                 lr: Some(0.2),
@@ -714,6 +715,7 @@ impl Train {
         Train {
             recipe: self.recipe,
             genotype: self.genotype,
+            genotype_seed: self.genotype_seed,
             epochs: self.epochs.or(p.epochs),
             batch: self.batch.or(p.batch),
             lr: self.lr.or(p.lr),

@@ -418,10 +418,7 @@ fn latency(o: &mut Problems, s: &Space, sr: &Search, l: &Latency) {
     );
     check(
         o,
-        matches!(
-            sr.estimator,
-            Estimator::Rebar | Estimator::Relax | Estimator::Reinforce
-        ),
+        sr.estimator.is_score_function(),
         "search.estimator",
         || {
             format!(
@@ -617,19 +614,42 @@ fn train_fit(o: &mut Problems, e: &Experiment, t: &Train) {
         });
     }
     auxiliary_batches(o, e, aux_w, batch);
-    match t.genotype.space() {
-        None => check(o, e.search.is_some(), "train.genotype", || {
-            "`search` (the default) trains the genotype this experiment's search derives, but there is no `search` section; name a published genotype (UNAS_CIFAR10, UNAS_CIFAR100, UNAS_IMAGENET, DARTS_V2, UNAS_PROXYLESS, PROXYLESS_GPU)".into()
+    let published =
+        "UNAS_CIFAR10, UNAS_CIFAR100, UNAS_IMAGENET, DARTS_V2, UNAS_PROXYLESS, PROXYLESS_GPU";
+    match t.genotype {
+        GenotypeChoice::Search => check(o, e.search.is_some(), "train.genotype", || {
+            format!("`search` (the default) trains the genotype this experiment's search derives, but there is no `search` section; say `random` or name a published genotype ({published})")
         }),
-        Some(gs) => check(o, gs == s.name, "train.genotype", || {
-            format!(
-                "genotype `{}` belongs to the `{}` space, the experiment's space is `{}`",
-                yaml(&t.genotype),
-                yaml(&gs),
-                yaml(&s.name)
-            )
-        }),
+        // A uniform draw fits any space.
+        GenotypeChoice::Random => {}
+        GenotypeChoice::UnasCifar10
+        | GenotypeChoice::UnasCifar100
+        | GenotypeChoice::UnasImagenet
+        | GenotypeChoice::DartsV2
+        | GenotypeChoice::UnasProxyless
+        | GenotypeChoice::ProxylessGpu => {
+            let gs = t.genotype.space();
+            check(o, gs == Some(s.name), "train.genotype", || {
+                format!(
+                    "genotype `{}` belongs to the `{}` space, the experiment's space is `{}`",
+                    yaml(&t.genotype),
+                    gs.map(|g| yaml(&g)).unwrap_or_default(),
+                    yaml(&s.name)
+                )
+            })
+        }
     }
+    check(
+        o,
+        t.genotype_seed.is_none() || t.genotype == GenotypeChoice::Random,
+        "train.genotype_seed",
+        || {
+            format!(
+                "is read only with `genotype: random` (it seeds the uniform draw), but the genotype is `{}`; remove it",
+                yaml(&t.genotype)
+            )
+        },
+    );
 }
 
 /// The auxiliary head of a DARTS network ends in a BatchNorm over a 1×1 map: in training it needs at

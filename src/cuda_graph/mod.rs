@@ -6,14 +6,15 @@
 //! run asks for CUDA graphs on a CUDA device, after `device::load_cuda_backend` has loaded
 //! libtorch_cuda.so globally (its symbols resolve there), so CPU machines never need CUDA libraries.
 
-use std::ffi::{c_char, c_int, c_void, CStr, CString};
+use std::ffi::{c_char, c_int, c_void};
 use std::sync::OnceLock;
 
 use anyhow::{anyhow, bail, Context, Result};
 
+use crate::embedded_shim::{self, call, create, symbol};
+
 /// The ABI version of `shim.cpp` this file speaks.
 const ABI: c_int = 1;
-const ERR_LEN: usize = 1024;
 
 /// The shim's bytes, when this build has one.
 pub fn embedded_shim() -> Result<&'static [u8], &'static str> {
@@ -46,43 +47,14 @@ struct Shim {
     graph_free: FreeFn,
 }
 
-/// Writes the embedded shim to a file of this process's own in the temporary folder (created new, so
-/// nothing planted there is opened), opens it with `mode` (`RTLD_NOW` for use; `RTLD_LAZY` lets a test
-/// open it without libtorch_cuda) and removes the file again (the mapping stays).
+/// Opens the embedded shim with `mode` (`RTLD_NOW` for use; `RTLD_LAZY` lets a test open it without
+/// libtorch_cuda).
 fn open(mode: c_int) -> Result<*mut c_void> {
-    use std::io::Write;
     let bytes = embedded_shim().map_err(|why| {
         anyhow!("this unas binary has no CUDA-graph support: {why}; rebuild after `make setup`")
     })?;
-    let path = std::env::temp_dir().join(format!(
-        "unas-cuda-graph-{}-{}.so",
-        std::process::id(),
-        &blake3::hash(bytes).to_hex()[..16]
-    ));
-    let _ = std::fs::remove_file(&path); // a leftover of an earlier process with this pid
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&path)
-        .and_then(|mut f| f.write_all(bytes))
-        .with_context(|| format!("writing {}", path.display()))?;
-    let handle = crate::device::dlopen(&path, mode);
-    let _ = std::fs::remove_file(&path);
-    handle.map_err(|e| {
-        anyhow!(
-            "loading the CUDA-graph shim: {e} (CUDA graphs need libtorch's CUDA backend loaded)"
-        )
-    })
-}
-
-fn symbol(handle: *mut c_void, name: &str) -> Result<*mut c_void> {
-    let c = CString::new(name).expect("no NUL in a symbol name");
-    // SAFETY: dlsym on a handle from dlopen with a valid C string.
-    let p = unsafe { libc::dlsym(handle, c.as_ptr()) };
-    if p.is_null() {
-        bail!("the CUDA-graph shim has no `{name}`");
-    }
-    Ok(p)
+    embedded_shim::open("cuda-graph", bytes, mode)
+        .context("CUDA graphs need libtorch's CUDA backend loaded")
 }
 
 impl Shim {
@@ -91,7 +63,7 @@ impl Shim {
         macro_rules! f {
             ($name:literal, $ty:ty) => {
                 // SAFETY: the symbol is the extern "C" function of shim.cpp with this signature.
-                unsafe { std::mem::transmute::<*mut c_void, $ty>(symbol(h, $name)?) }
+                unsafe { std::mem::transmute::<*mut c_void, $ty>(symbol(h, "CUDA-graph", $name)?) }
             };
         }
         let shim = Shim {
@@ -128,29 +100,6 @@ fn shim() -> Result<&'static Shim> {
     })
     .as_ref()
     .map_err(|e| anyhow!("{e}"))
-}
-
-/// Calls `f` with an error buffer; its message on failure.
-fn call(what: &str, f: impl FnOnce(*mut c_char, usize) -> c_int) -> Result<()> {
-    let mut buf = vec![0 as c_char; ERR_LEN];
-    if f(buf.as_mut_ptr(), ERR_LEN) == 0 {
-        return Ok(());
-    }
-    // SAFETY: the shim wrote a NUL-terminated message into the buffer.
-    let msg = unsafe { CStr::from_ptr(buf.as_ptr()) }.to_string_lossy();
-    bail!("{what}: {msg}")
-}
-
-/// Calls a constructor of the shim with an error buffer; the handle, or its message.
-fn create(what: &str, f: impl FnOnce(*mut c_char, usize) -> *mut c_void) -> Result<*mut c_void> {
-    let mut buf = vec![0 as c_char; ERR_LEN];
-    let handle = f(buf.as_mut_ptr(), ERR_LEN);
-    if handle.is_null() {
-        // SAFETY: the shim wrote a NUL-terminated message into the buffer.
-        let msg = unsafe { CStr::from_ptr(buf.as_ptr()) }.to_string_lossy();
-        bail!("{what}: {msg}");
-    }
-    Ok(handle)
 }
 
 /// A stream of libtorch's pool, entered for warm-up and capture (a capture cannot run on the

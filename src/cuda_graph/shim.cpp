@@ -11,31 +11,13 @@
 #include <c10/cuda/CUDAFunctions.h>
 #include <c10/cuda/CUDAStream.h>
 
-#include <cstring>
-#include <exception>
 #include <string>
+
+#include "../embedded_shim.h"
 
 namespace {
 
-void put(char* err, size_t n, const std::string& msg) {
-  if (err == nullptr || n == 0) return;
-  size_t len = msg.size() < n - 1 ? msg.size() : n - 1;
-  std::memcpy(err, msg.data(), len);
-  err[len] = '\0';
-}
-
-template <class F>
-int guarded(char* err, size_t n, F f) {
-  try {
-    f();
-    return 0;
-  } catch (const std::exception& e) {
-    put(err, n, e.what());
-  } catch (...) {
-    put(err, n, "unknown C++ exception");
-  }
-  return 1;
-}
+using unas_shim::guarded;
 
 // A side stream and the stream that was current before it was entered.
 struct Side {

@@ -71,6 +71,8 @@ pub enum Purpose {
     Shuffle = 1,
     Augment = 2,
     Synthetic = 3,
+    /// Architectures drawn uniformly from a search space (`nas::space::uniform`).
+    Architecture = 4,
 }
 
 /// A SplitMix64 stream keyed by (seed, purpose, a, b).

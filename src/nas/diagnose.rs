@@ -16,7 +16,8 @@ use super::arch::SampleKind;
 use super::distribution::Categoricals;
 use super::estimator::EstimatorState;
 use super::relax_cv::RelaxControlVariate;
-use crate::config::schema::Estimator;
+use crate::config::estimator::Carried;
+use crate::config::Estimator;
 use crate::results::diverged::Finite;
 
 /// f(x) = (Σ_groups Σ_s Σ_k x[s,n,k]·v[s,k] − t)² per example; x one-hot or relaxed, [S, N, K] per group.
@@ -177,17 +178,6 @@ pub struct ProblemArgs {
     pub json: bool,
 }
 
-pub fn estimator_name(e: Estimator) -> &'static str {
-    match e {
-        Estimator::Gsm => "gsm",
-        Estimator::StGsm => "st_gsm",
-        Estimator::Darts => "darts",
-        Estimator::Reinforce => "reinforce",
-        Estimator::Rebar => "rebar",
-        Estimator::Relax => "relax",
-    }
-}
-
 /// The `--json` object of `unas diagnose estimator` (exactly these keys).
 #[derive(Clone, Debug, Serialize)]
 pub struct EstimatorReport {
@@ -275,10 +265,10 @@ pub fn run_estimator(
     if let Some(cv) = state.relax.as_mut() {
         *cv = RelaxControlVariate::new(p.logits.len() as i64, 32, 1e-2, Kind::Double, Device::Cpu);
     }
-    let warm_steps = match estimator {
-        Estimator::Relax => p.relax_warmup,
-        Estimator::Reinforce => 1,
-        _ => 0,
+    let warm_steps = match estimator.carried() {
+        Carried::ControlVariateNet => p.relax_warmup,
+        Carried::Baseline => 1, // β's first value
+        Carried::Nothing => 0,
     };
     for step in 0..warm_steps {
         let dist = per_example_copy(std::slice::from_ref(&logits), p.relax_batch, p.eps);
@@ -293,7 +283,7 @@ pub fn run_estimator(
     est.surrogate.backward();
     let stats = per_sample_stats(&dist.parameters());
     let report = EstimatorReport {
-        estimator: estimator_name(estimator),
+        estimator: estimator.name(),
         samples: p.samples,
         grad_mean: stats.mean.clone(),
         grad_stderr: stats.stderr.clone(),
@@ -369,8 +359,8 @@ pub fn estimators(chosen: &[Estimator], problem: &ProblemArgs) -> anyhow::Result
     }
     let mut rows = Vec::new();
     for &e in chosen {
-        let (report, stats) = run_estimator(e, problem)
-            .with_context(|| format!("running estimator {}", estimator_name(e)))?;
+        let (report, stats) =
+            run_estimator(e, problem).with_context(|| format!("running estimator {}", e.name()))?;
         rows.push(comparison_row(report, &stats));
     }
     if problem.json {

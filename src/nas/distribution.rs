@@ -9,17 +9,8 @@
 use tch::{Device, Kind, Tensor};
 
 use super::arch::{CellSample, DartsMode, DartsSample, ProxylessSample};
+pub use crate::config::estimator::Sampler;
 use crate::results::diverged::{Diverged, Finite};
-
-/// Which GSM sampler draws the relaxed sample ζ (spec §2.1; `gsm_utils.py`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Sampler {
-    /// `original`: g = −log(−log(U+1e-20)+1e-20), ζ = softmax((ã+g)/τ).
-    Original,
-    /// `rebar`: u clamped to [1e-3, 1−1e-3], ζ⋆ = ζ − ζ̃ + sg(ζ̃) with ζ̃ the conditional relaxation
-    /// given b (value ζ, gradient ∂ζ − ∂ζ̃).
-    Rebar,
-}
 
 /// One named group of selectors: `logits` is a leaf [S, K] (shared by every example), or [S, N, K]
 /// when each of N examples has its own parameters (used by diagnostics to read per-sample gradients

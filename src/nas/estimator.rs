@@ -2,6 +2,9 @@
 //! S whose autograd gradient w.r.t. the logits is the estimator; the search loop calls `S.backward()`
 //! and steps the architecture optimiser. `sg(·)` = detach, means are over the N examples of a draw.
 //!
+//! What differs between the estimators besides these functions (sampler, score function or not,
+//! evaluations, ops run, state carried) is a property of [`Estimator`] in `config/estimator.rs`.
+//!
 //! Everything is generic over a [`Categoricals`] distribution and an [`Objective`] on per-group sample
 //! tensors ([S, N, K] each), so the estimators are tested on enumerable toy problems without a network.
 
@@ -10,7 +13,9 @@ use tch::{Kind, Tensor};
 use super::arch::SampleKind;
 use super::distribution::{flatten_per_example, Categoricals, Draw, Sampler};
 use super::relax_cv::RelaxControlVariate;
-use crate::config::schema::Estimator;
+use crate::config::estimator::Carried;
+use crate::config::Estimator;
+use crate::dist::Ranks;
 use crate::results::diverged::{Diverged, Finite};
 
 /// The per-example objective f [N] of a sample given as one [S, N, K] tensor per selector group, in the
@@ -36,16 +41,6 @@ pub struct Estimate {
     pub f_discrete: Option<Tensor>,
     /// mean_n f(ζ_n), where the estimator evaluates a relaxed sample (a device scalar).
     pub f_relaxed: Option<Tensor>,
-}
-
-/// The sampler an estimator needs (spec §2: `rebar` and `relax` force `gsm_type = rebar`).
-pub fn sampler_for(estimator: Estimator) -> Sampler {
-    match estimator {
-        Estimator::Rebar | Estimator::Relax => Sampler::Rebar,
-        Estimator::Gsm | Estimator::StGsm | Estimator::Darts | Estimator::Reinforce => {
-            Sampler::Original
-        }
-    }
 }
 
 fn mean(t: &Tensor) -> Tensor {
@@ -229,12 +224,17 @@ pub fn rebar(draw: &Draw, f: &mut impl Objective, chk: &mut Finite) -> Result<Es
 /// (its φ-dependent part is the variance, since E[ĝ] does not depend on φ); ĝ is built with a double
 /// backward. The returned S has gradient ĝ (computed with φ before the step) and value mean f(ζ).
 /// The gradients w.r.t. the logits are taken with `run_backward`, so nothing else receives gradients.
+/// Over `ranks` (f whole, its gradient through this rank's entries): the REBAR part of ĝ is summed
+/// over the ranks (its log q(b) term counted on rank 0), the learned part is of the whole draw and the
+/// same on every rank, so every rank holds the whole ĝ and takes the same step on φ; S's gradient ĝ
+/// is then kept on rank 0 alone.
 pub fn relax(
     dist: &Categoricals,
     draw: &Draw,
     f: &mut impl Objective,
     cv: &mut RelaxControlVariate,
     chk: &mut Finite,
+    ranks: &Ranks,
 ) -> Result<Estimate, Diverged> {
     assert_eq!(
         draw.sampler,
@@ -249,10 +249,22 @@ pub fn relax(
     let r_coef = cv.forward(&x.detach()); // r_φ(sg ζ̃): a function of φ only
     chk.check(&r, "r_φ(ζ)")?;
     // REBAR part of ĝ: (f(b) − f(ζ̃))∇log q(b) + ∇f(ζ) − ∇f(ζ̃)
-    let s_rebar = mean(&(&draw.log_prob * (&f_d - &f_c).detach())) + mean(&f_c);
+    let s_rebar = mean(&(ranks.once(&draw.log_prob) * (&f_d - &f_c).detach())) + mean(&f_c);
     // learned part of ĝ: −r_φ(ζ̃)∇log q(b) + ∇r_φ(ζ) − ∇r_φ(ζ̃), differentiable in φ
     let s_phi = mean(&(-&draw.log_prob * &r_coef + &r));
-    let g_rebar = Tensor::run_backward(&[&s_rebar], &logits, true, false);
+    let g_rebar = if ranks.world() > 1 {
+        // + 0·Σa: a rank's part may reach no logit; then Σ over the ranks (constants in φ)
+        let s = logits
+            .iter()
+            .fold(s_rebar, |acc, a| acc + (a * 0.0).sum(a.kind()));
+        let g: Vec<Tensor> = Tensor::run_backward(&[&s], &logits, true, false);
+        let refs: Vec<&Tensor> = g.iter().collect();
+        // a failure is sticky: the caller's `ranks.check()` reports it after this step
+        ranks.sum("the RELAX gradient ĝ", &refs).ok();
+        g
+    } else {
+        Tensor::run_backward(&[&s_rebar], &logits, true, false)
+    };
     let g_phi = Tensor::run_backward(&[&s_phi], &logits, true, true);
     let g_hat: Vec<Tensor> = g_rebar.iter().zip(&g_phi).map(|(a, b)| a + b).collect();
     let variance_proxy = g_hat
@@ -269,7 +281,7 @@ pub fn relax(
         .map(|(a, g)| (a * g.detach()).sum(a.kind()))
         .reduce(|a, b| a + b)
         .expect("at least one selector group");
-    let surrogate = mean(&f_c).detach() + &linear - linear.detach(); // value mean f(ζ), gradient ĝ
+    let surrogate = mean(&f_c).detach() + ranks.once(&linear) - linear.detach(); // value mean f(ζ), gradient ĝ
     Ok(Estimate {
         surrogate,
         f_discrete: Some(value(&f_d)),
@@ -310,7 +322,7 @@ pub struct EstimatorState {
 impl EstimatorState {
     /// For `relax`, φ is sized to the distribution's Σ S·K inputs.
     pub fn new(estimator: Estimator, dist: &Categoricals) -> Self {
-        let relax = (estimator == Estimator::Relax).then(|| {
+        let relax = (estimator.carried() == Carried::ControlVariateNet).then(|| {
             let dim: i64 = dist
                 .groups
                 .iter()
@@ -330,7 +342,7 @@ impl EstimatorState {
     }
 
     pub fn sampler(&self) -> Sampler {
-        sampler_for(self.estimator)
+        self.estimator.sampler()
     }
 
     /// Run the chosen estimator on `draw` (drawn with [`EstimatorState::sampler`]; `darts` ignores
@@ -342,19 +354,40 @@ impl EstimatorState {
         f: &mut impl Objective,
         chk: &mut Finite,
     ) -> Result<Estimate, Diverged> {
+        self.estimate_over(dist, draw, f, chk, &Ranks::one())
+    }
+
+    /// [`EstimatorState::estimate`] on one of `ranks`, whose `f` returns the whole [N] with a gradient
+    /// only through the entries this rank computed (`Ranks::assemble`). log q(b) is of the whole
+    /// draw, which every rank holds: its gradient is kept on rank 0 alone ([`Ranks::once`]), so the sum
+    /// of the ranks' ∇S is the one-process ∇S. A failed collective is left for `ranks.check()`.
+    pub fn estimate_over(
+        &mut self,
+        dist: &Categoricals,
+        draw: &Draw,
+        f: &mut impl Objective,
+        chk: &mut Finite,
+        ranks: &Ranks,
+    ) -> Result<Estimate, Diverged> {
         dist.check_finite(chk)?;
+        let shared = Draw {
+            sampler: draw.sampler,
+            relaxed: draw.relaxed.iter().map(Tensor::shallow_clone).collect(),
+            onehot: draw.onehot.iter().map(Tensor::shallow_clone).collect(),
+            log_prob: ranks.once(&draw.log_prob),
+        };
         match self.estimator {
             Estimator::Gsm => gsm(draw, f, chk),
             Estimator::StGsm => st_gsm(draw, f, chk),
             Estimator::Darts => darts(dist, draw.batch(), f, chk),
-            Estimator::Reinforce => reinforce(draw, f, &mut self.baseline, chk),
-            Estimator::Rebar => rebar(draw, f, chk),
+            Estimator::Reinforce => reinforce(&shared, f, &mut self.baseline, chk),
+            Estimator::Rebar => rebar(&shared, f, chk),
             Estimator::Relax => {
                 let cv = self
                     .relax
                     .as_mut()
                     .expect("EstimatorState::new builds φ for relax");
-                relax(dist, draw, f, cv, chk)
+                relax(dist, draw, f, cv, chk, ranks)
             }
         }
     }

@@ -5,6 +5,7 @@ pub mod arch;
 pub(crate) mod diagnose;
 pub mod distribution;
 pub mod estimator;
+pub mod init;
 pub mod latency;
 pub mod objective;
 pub mod relax_cv;

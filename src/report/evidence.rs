@@ -11,7 +11,8 @@ use crate::config::Protocol;
 
 use super::aggregate::{self, Best, Stat};
 use super::frames::Frames;
-use super::scan::{Group, RunState};
+use super::scan::{Group, Run};
+use crate::results::State;
 
 /// One run that did not give a number, and why (for the cell's mark and the footnote).
 #[derive(Clone, Debug, PartialEq)]
@@ -94,18 +95,18 @@ impl Evidence {
     }
 }
 
-fn gap_of(stage: &'static str, seed: u64, state: &RunState) -> Option<Gap> {
-    let kind = match state {
-        RunState::Done => return None,
-        RunState::Failed { .. } | RunState::Unreadable { .. } => GapKind::Failed,
-        RunState::Diverged { .. } => GapKind::Diverged,
-        RunState::Running | RunState::Interrupted { .. } => GapKind::Running,
+fn gap_of(stage: &'static str, seed: u64, run: &Run) -> Option<Gap> {
+    let kind = match &run.state {
+        Ok(State::Done) => return None,
+        Ok(State::Failed { .. }) | Err(_) => GapKind::Failed,
+        Ok(State::Diverged { .. }) => GapKind::Diverged,
+        Ok(State::Running | State::Interrupted { .. }) => GapKind::Running,
     };
     Some(Gap {
         stage,
         seed,
         kind,
-        detail: state.detail(),
+        detail: run.detail(),
     })
 }
 
@@ -127,7 +128,7 @@ pub(crate) fn gaps(g: &Group) -> Vec<Gap> {
                 });
             }
             for r in runs {
-                if let Some(gap) = gap_of("search", seed, &r.state) {
+                if let Some(gap) = gap_of("search", seed, r) {
                     unfinished_searches.insert(seed);
                     out.push(gap);
                 }
@@ -138,7 +139,7 @@ pub(crate) fn gaps(g: &Group) -> Vec<Gap> {
         let train_seeds = &g.config.seeds.train;
         let trains: Vec<_> = g.stage_runs("train").collect();
         for r in &trains {
-            if let Some(gap) = gap_of("train", r.seed, &r.state) {
+            if let Some(gap) = gap_of("train", r.seed, r) {
                 out.push(gap);
             }
         }

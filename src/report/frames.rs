@@ -50,7 +50,9 @@ pub(crate) fn load(groups: &[Group]) -> Result<Frames> {
     let mut unreadable = Vec::new();
     for g in groups {
         let key = g.key();
-        for run in &g.runs {
+        // a damaged run's numbers are not used: its page says which file and the way out
+        let readable = g.runs.iter().filter(|r| r.state.is_ok());
+        for run in readable {
             for table in Table::ALL {
                 let path = run.dir.join(table.file_name());
                 if !path.exists() {

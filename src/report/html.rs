@@ -143,7 +143,7 @@ pub(crate) fn provenance(g: &Group) -> Markup {
                 @for r in &g.runs {
                     tr {
                         td { (r.stage) } td { (r.seed) } td { code { (r.run_id.chars().take(16).collect::<String>()) } }
-                        td { (r.state.label()) } td { (r.device()) }
+                        td { (r.label()) } td { (r.device()) }
                         @if let Some(p) = &r.provenance {
                             td { code { (p.git_commit.as_deref().map(|c| &c[..c.len().min(10)]).unwrap_or("?")) }
                                  @if p.git_dirty == Some(true) { " (dirty)" } }

@@ -7,6 +7,7 @@
 //! network code, and nothing here does libtorch work.
 
 mod aggregate;
+mod baseline;
 mod cells;
 pub mod cli;
 mod evidence;

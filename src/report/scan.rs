@@ -12,52 +12,7 @@ use walkdir::WalkDir;
 use crate::config::{Estimator, ObjectiveKind, Protocol};
 use crate::results::layout::{CONFIG, GENOTYPE, PROVENANCE, STATUS};
 use crate::results::provenance::Provenance;
-use crate::results::{State, Status};
-
-/// How a run ended, as its `status.json` says (or why it could not be read).
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) enum RunState {
-    Done,
-    Running,
-    Failed {
-        reason: String,
-    },
-    Diverged {
-        step: u64,
-        term: String,
-    },
-    /// Stopped by a signal (or its worker killed) after a checkpoint: resumes at the next run.
-    Interrupted {
-        reason: String,
-    },
-    Unreadable {
-        why: String,
-    },
-}
-
-impl RunState {
-    pub(crate) fn label(&self) -> &'static str {
-        match self {
-            RunState::Done => "done",
-            RunState::Running => "running",
-            RunState::Failed { .. } => "failed",
-            RunState::Diverged { .. } => "diverged",
-            RunState::Interrupted { .. } => "interrupted",
-            RunState::Unreadable { .. } => "unreadable",
-        }
-    }
-
-    /// The reason in words (empty for a finished run).
-    pub(crate) fn detail(&self) -> String {
-        match self {
-            RunState::Done => String::new(),
-            RunState::Running => "still running, or interrupted (run it again to resume)".into(),
-            RunState::Failed { reason } | RunState::Interrupted { reason } => reason.clone(),
-            RunState::Diverged { step, term } => format!("non-finite `{term}` at step {step}"),
-            RunState::Unreadable { why } => why.clone(),
-        }
-    }
-}
+use crate::results::{read_state, Damaged, State};
 
 /// The part of a run's resolved `config.yaml` that the report reads. Unknown keys are ignored on
 /// purpose: the report must keep reading runs written by older and newer versions of the schema.
@@ -133,6 +88,26 @@ pub(crate) struct ConfigTrain {
     pub recipe: String,
     #[serde(default = "search_genotype")]
     pub genotype: String,
+    /// Every other field of the resolved `train:` section (epochs, widths, drop-path, ...): what two
+    /// runs must share to have been trained with the same recipe ([`ConfigTrain::recipe_fields`]).
+    #[serde(flatten)]
+    pub rest: BTreeMap<String, serde_json::Value>,
+}
+
+impl ConfigTrain {
+    /// The training recipe as resolved, without what only chooses the architecture
+    /// (`genotype_seed`) or how a step is launched (`cuda_graphs`): equal for two runs exactly when
+    /// their networks were trained the same way.
+    pub(crate) fn recipe_fields(&self) -> BTreeMap<String, serde_json::Value> {
+        let mut r = self.rest.clone();
+        r.remove("genotype_seed");
+        r.remove("cuda_graphs");
+        r.insert(
+            "recipe".into(),
+            serde_json::Value::String(self.recipe.clone()),
+        );
+        r
+    }
 }
 
 fn search_genotype() -> String {
@@ -152,6 +127,11 @@ impl RunConfig {
     pub(crate) fn trains_searched(&self) -> bool {
         self.train.as_ref().is_some_and(|t| t.genotype == "search")
     }
+
+    /// True when the trained architectures are drawn uniformly from the space (`genotype: random`).
+    pub(crate) fn trains_random(&self) -> bool {
+        self.train.as_ref().is_some_and(|t| t.genotype == "random")
+    }
 }
 
 /// One run folder and what it says about itself.
@@ -164,7 +144,8 @@ pub(crate) struct Run {
     pub seed: u64,
     pub run_id: String,
     pub config_id: String,
-    pub state: RunState,
+    /// What its `status.json` records, or the file of the folder that cannot be read.
+    pub state: Result<State, Damaged>,
     pub provenance: Option<Provenance>,
     pub config: Option<RunConfig>,
     /// The resolved config as written (shown on the experiment's page).
@@ -173,6 +154,27 @@ pub(crate) struct Run {
 }
 
 impl Run {
+    /// Finished, with every file readable.
+    pub(crate) fn done(&self) -> bool {
+        self.state == Ok(State::Done)
+    }
+
+    /// The state's word (`damaged` for a folder with a file that cannot be read).
+    pub(crate) fn label(&self) -> &'static str {
+        match &self.state {
+            Ok(s) => s.label(),
+            Err(_) => "damaged",
+        }
+    }
+
+    /// The reason in words: the recorded one, or the damaged file and the way out.
+    pub(crate) fn detail(&self) -> String {
+        match &self.state {
+            Ok(s) => s.detail(),
+            Err(damaged) => damaged.to_string(),
+        }
+    }
+
     /// The device the run used, in words (`cpu`, `cuda:0 (NVIDIA H200)`).
     pub(crate) fn device(&self) -> String {
         match &self.provenance {
@@ -209,24 +211,13 @@ fn parse_dir_name(dir: &Path) -> (String, u64, String) {
     (stage, seed, id)
 }
 
-fn read_state(dir: &Path) -> Option<RunState> {
-    match Status::read(dir) {
-        Ok(Some(s)) => Some(match s.state {
-            State::Done => RunState::Done,
-            State::Running => RunState::Running,
-            State::Failed { reason } => RunState::Failed { reason },
-            State::Diverged { step, term } => RunState::Diverged { step, term },
-            State::Interrupted { reason } => RunState::Interrupted { reason },
-        }),
-        Ok(None) => None,
-        Err(e) => Some(RunState::Unreadable {
-            why: format!("{e:#}"),
-        }),
-    }
+/// The run's state; `None` for a folder with no `status.json` yet (not a run).
+fn state_of(dir: &Path) -> Option<Result<State, Damaged>> {
+    read_state(dir).map(|s| s.map(|s| s.state)).transpose()
 }
 
 fn read_run(dir: &Path) -> Option<Run> {
-    let state = read_state(dir)?;
+    let state = state_of(dir)?;
     let provenance: Option<Provenance> = std::fs::read_to_string(dir.join(PROVENANCE))
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok());

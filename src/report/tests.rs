@@ -96,6 +96,113 @@ fn cells_carry_known_means_stds_ns_and_marks() {
     assert!(notes.contains("best of 2 searches by search-time val. acc. (seed 1)"));
 }
 
+/// RI = 100 × (acc − acc_random) / acc_random against the random architectures of the same tier and
+/// recipe only: random-fixture-c10 (90 %, 92 %: mean 91 %); random-fixture-c10-dp3 (another recipe,
+/// 10 %) is never pooled in, and no random run of the smoke tier exists, so the smoke row is blank.
+#[test]
+fn relative_improvement_is_exact_and_never_crosses_a_tier_or_a_recipe() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = suite_in(dir.path());
+    let t = table(&s, "cifar10");
+    let ri = ri_column(&t);
+    let row = |exp: &str, tier: &str| {
+        t.rows
+            .iter()
+            .find(|r| r[1] == exp && r[2] == tier)
+            .unwrap_or_else(|| panic!("no row {exp} {tier}"))[ri]
+            .clone()
+    };
+    let want = |acc: f64| format!("{:+.2}", 100.0 * (acc - 91.0) / 91.0);
+    assert_eq!(row("c10-fixture", "paper"), want((97.0 + 96.0) / 2.0));
+    assert_eq!(row("c10-fixture", "paper"), "+6.04");
+    assert_eq!(row("c10-fixture-best", "paper"), want(95.0));
+    assert_eq!(
+        row("eval-fixture-cifar10", "paper"),
+        want((97.5 + 97.0) / 2.0)
+    );
+    assert_eq!(
+        row("c10-fixture", "smoke"),
+        "",
+        "no random run at the smoke tier"
+    );
+    assert_eq!(
+        row("random-fixture-c10", "paper"),
+        "",
+        "a random row has no RI"
+    );
+    let darts = t.rows.iter().find(|r| r[0] == "DARTS (2nd order)").unwrap();
+    assert_eq!(darts[ri], "", "published numbers are another recipe");
+    // The random rows are in the table with their own numbers: test error 100 − 91 = 9.
+    assert!(row_text(&t, "random-fixture-c10").contains("9.00 ± 1.41 (N=2)"));
+    let notes = t.footnotes.join("\n");
+    assert!(
+        notes.contains("paper tier: 91.00 % over 2 random architectures (random-fixture-c10)"),
+        "{notes}"
+    );
+    // The estimator table has the random row and the same RI for the REBAR search.
+    let e = table(&s, "estimators");
+    let ri = ri_column(&e);
+    let rebar = e
+        .rows
+        .iter()
+        .find(|r| r[0] == "rebar" && r[1] == "c10-fixture" && r[2] == "paper")
+        .unwrap();
+    assert_eq!(rebar[ri], "+6.04");
+    assert!(e
+        .rows
+        .iter()
+        .any(|r| r[0] == "random (no search)" && r[1] == "random-fixture-c10"));
+    // The random architectures appear in the genotype table and as a cloud in the figure of their
+    // table and tier (each training seed its own cells figure needs a DARTS genotype: drawn too).
+    let g = table(&s, "genotypes");
+    assert!(g
+        .rows
+        .iter()
+        .any(|r| r[0] == "random" && r[2] == "random-fixture-c10"));
+    let figs = figures::all(&s).unwrap();
+    let f = figs
+        .iter()
+        .find(|f| f.name == "architectures-cifar10-paper")
+        .expect("a figure per table and tier");
+    match &f.plot {
+        figures::Plot::Scatter { sets, x_label, .. } => {
+            assert_eq!(x_label, "parameters (M)");
+            let cloud = sets
+                .iter()
+                .find(|p| p.label == "random (random-fixture-c10)")
+                .unwrap();
+            assert!(cloud.cloud);
+            let mut pts: Vec<(f64, f64)> = cloud.points.iter().map(|p| (p.x, p.y)).collect();
+            pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+            assert_eq!(pts, vec![(2.0, 10.0), (3.0, 8.0)]);
+            assert!(sets.iter().any(|p| p.label == "c10-fixture" && !p.cloud));
+        }
+        other => panic!("not a scatter: {other:?}"),
+    }
+    assert!(!figs
+        .iter()
+        .any(|f| f.name == "architectures-cifar10-paper" && f.smoke));
+    for seed in [0, 1] {
+        let name = format!("cells-random-fixture-c10-paper-seed{seed}");
+        assert!(figs.iter().any(|f| f.name == name), "{name}");
+    }
+}
+
+fn ri_column(t: &super::table::ReportTable) -> usize {
+    t.columns
+        .iter()
+        .position(|c| c.label == super::baseline::RI_COLUMN)
+        .unwrap()
+}
+
+fn row_text(t: &super::table::ReportTable, exp: &str) -> String {
+    t.rows
+        .iter()
+        .find(|r| r[1] == exp)
+        .map(|r| r.join(" | "))
+        .unwrap_or_default()
+}
+
 #[test]
 fn a_diverged_search_is_marked_with_its_step_and_term_and_every_estimator_has_a_row() {
     let dir = tempfile::tempdir().unwrap();
@@ -137,7 +244,7 @@ fn the_status_table_lists_failed_diverged_missing_and_blocked_runs() {
     assert_eq!(
         t.footnotes[0],
         format!(
-        "{} runs: {} done, 1 failed, 1 diverged, 0 running or interrupted; 1 missing, 2 blocked.",
+        "{} runs: {} done, 1 failed, 1 diverged, 0 damaged, 0 running or interrupted; 1 missing, 2 blocked.",
         t.rows.len(),
         states.iter().filter(|s| **s == "done").count()
     )

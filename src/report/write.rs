@@ -14,7 +14,7 @@ use crate::results::atomic;
 
 use super::figures::{self, Figure};
 use super::html::{self, IndexEntry, StageView};
-use super::scan::{Group, RunState};
+use super::scan::Group;
 use super::suite::{self, Suite};
 use super::table::ReportTable;
 use super::tables;
@@ -148,12 +148,12 @@ fn experiment_page(
 }
 
 fn state_summary(g: &Group) -> String {
-    let done = g.runs.iter().filter(|r| r.state == RunState::Done).count();
+    let done = g.runs.iter().filter(|r| r.done()).count();
     let other: Vec<String> = g
         .runs
         .iter()
-        .filter(|r| r.state != RunState::Done)
-        .map(|r| format!("{} seed {} {}", r.stage, r.seed, r.state.label()))
+        .filter(|r| !r.done())
+        .map(|r| format!("{} seed {} {}", r.stage, r.seed, r.label()))
         .collect();
     if other.is_empty() {
         format!("{done} done")

@@ -19,4 +19,4 @@ pub use diverged::Diverged;
 pub use layout::{ResultsRoot, RunDir};
 pub use phase::Phase;
 pub use schema::Table;
-pub use status::{Interrupted, State, Status};
+pub use status::{read_state, Damaged, Interrupted, State, Status};

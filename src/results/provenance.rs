@@ -75,6 +75,28 @@ pub struct Provenance {
     /// Every field that could not be determined, with why (`field: reason`).
     #[serde(default)]
     pub missing: Vec<String>,
+    /// How many processes ran this run together (`unas run --ranks R`, Slurm tasks); 1 for one.
+    #[serde(default = "one")]
+    pub world_size: usize,
+    /// Their collective backend (`gloo`), with more than one rank.
+    #[serde(default)]
+    pub rank_backend: Option<String>,
+    /// Each rank's host, pid and device, in rank order (empty for one process).
+    #[serde(default)]
+    pub ranks: Vec<RankRecord>,
+}
+
+/// One rank process of a run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RankRecord {
+    pub rank: usize,
+    pub host: String,
+    pub pid: u32,
+    pub device: String,
+}
+
+fn one() -> usize {
+    1
 }
 
 fn fp32() -> String {
@@ -229,6 +251,9 @@ impl Provenance {
             cudnn_deterministic: None,
             precision: who.precision.into(),
             missing,
+            world_size: 1,
+            rank_backend: None,
+            ranks: Vec::new(),
         }
     }
 

@@ -7,12 +7,15 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 
 use crate::config::Resolved;
-use crate::results::provenance::{host_name, Provenance, RunIdentity};
-use crate::results::{atomic, layout, run_log, ResultsRoot, RunDir, State, Status};
+use crate::results::provenance::{host_name, Provenance, RankRecord, RunIdentity};
+use crate::results::{
+    atomic, layout, read_state, run_log, Damaged, ResultsRoot, RunDir, State, Status,
+};
 use crate::train::rng::Determinism;
 use crate::train::signals;
 
 use super::plan::{plan, Job, Stage};
+use super::ranks;
 use super::stages::run_stage;
 use crate::stage::StageError;
 
@@ -117,13 +120,13 @@ pub fn blocked_by(
             )),
             _ => Some(format!("its search (seed {}) did not finish", rep.seed)),
         },
-        None => match Status::read(job_dir(root, r, u).path()) {
+        None => match read_state(job_dir(root, r, u).path()) {
             Ok(Some(Status {
                 state: State::Done, ..
             })) => None,
             Ok(Some(s)) => Some(format!("its search (seed {}) is {}", u.seed, s.label())),
             Ok(None) => Some(format!("its search (seed {}) has not run", u.seed)),
-            Err(e) => Some(format!("its search (seed {}): {e:#}", u.seed)),
+            Err(damaged) => Some(format!("its search (seed {}): {damaged}", u.seed)),
         },
     }
 }
@@ -232,8 +235,13 @@ pub fn epochs_of(r: &Resolved, job: &Job) -> u64 {
     }
 }
 
-/// What an earlier run left, if it settles the job without running it.
-pub fn settled(status: Option<Status>, opts: &Options) -> Option<JobEnd> {
+/// What an earlier run left ([`read_state`] of its folder), if it settles the job without running it:
+/// a damaged folder is reported with its way out, never run over.
+pub fn settled(found: Result<Option<Status>, Damaged>, opts: &Options) -> Option<JobEnd> {
+    let status = match found {
+        Ok(status) => status,
+        Err(damaged) => return Some(JobEnd::Failed(damaged.to_string())),
+    };
     match status?.state {
         State::Done => Some(JobEnd::Done { skipped: true }),
         State::Failed { reason } if !opts.retry_failed => Some(JobEnd::Failed(format!(
@@ -254,17 +262,24 @@ fn run_job(
     device: tch::Device,
     opts: &Options,
 ) -> Result<JobEnd> {
+    // With several ranks, rank 0 decides and records; the others follow its word.
+    let ranks = crate::dist::ranks();
+    if !ranks.is_first() {
+        return ranks::follow_job(r, job, dir, upstream, device, ranks);
+    }
     // Lock first, then decide: two processes must never both start the same run.
     let _lock = match crate::results::atomic::RunLock::acquire(dir.path()) {
         Ok(lock) => lock,
         Err(e) => {
+            ranks::tell(ranks, false)?;
             return match e.downcast_ref::<crate::results::atomic::LockTaken>() {
                 Some(taken) => Ok(JobEnd::Taken(taken.to_string())),
                 None => Err(e),
-            }
+            };
         }
     };
-    if let Some(end) = settled(Status::read(dir.path())?, opts) {
+    if let Some(end) = settled(read_state(dir.path()), opts) {
+        ranks::tell(ranks, false)?;
         return Ok(end);
     }
     // Half-written files of a killed run (never read: the finished ones were renamed into place).
@@ -288,8 +303,10 @@ fn run_job(
         job.stage.as_str(),
         job.seed
     );
+    ranks::tell(ranks, true)?;
+    let members = ranks::members(ranks, device)?;
     crate::progress::stage_begin(&label, epochs_of(r, job));
-    let end = record_and_run(r, job, dir, upstream, device);
+    let end = record_and_run(r, job, dir, upstream, device, members);
     crate::progress::stage_end();
     if let Ok(end) = &end {
         tracing::info!("run end: {} {}", end.word(), end.detail());
@@ -304,6 +321,7 @@ fn record_and_run(
     dir: &RunDir,
     upstream: Option<RunDir>,
     device: tch::Device,
+    members: Vec<RankRecord>,
 ) -> Result<JobEnd> {
     atomic::write_atomic(&dir.file(layout::CONFIG), r.to_yaml().as_bytes())
         .context("writing config.yaml")?;
@@ -320,6 +338,9 @@ fn record_and_run(
         precision: r.experiment.precision.as_str(),
     };
     let mut prov = Provenance::collect(&who, device);
+    prov.world_size = members.len().max(1);
+    prov.rank_backend = (members.len() > 1).then(|| crate::dist::ranks().backend().to_owned());
+    prov.ranks = members;
     // the switches the stage runs under, read back from libtorch (the stage applies the same again)
     let d = Determinism::apply(r.experiment.deterministic);
     (
@@ -348,6 +369,7 @@ fn record_and_run(
             Status::now(e.state()).write(dir.path())?;
             Ok(match e {
                 StageError::Interrupted(i) => JobEnd::Interrupted(i.to_string()),
+                e @ StageError::RankLost(_) => JobEnd::Interrupted(e.to_string()),
                 e => JobEnd::Failed(e.reason()),
             })
         }
@@ -356,7 +378,7 @@ fn record_and_run(
 
 /// Runs a stage; a panic inside it becomes [`StageError::Failed`] with the panic's message, so the run
 /// folder records `failed` instead of being left `running`.
-fn run_caught(stage: impl FnOnce() -> crate::stage::Outcome) -> crate::stage::Outcome {
+pub(super) fn run_caught(stage: impl FnOnce() -> crate::stage::Outcome) -> crate::stage::Outcome {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(stage)).unwrap_or_else(|payload| {
         let msg = payload
             .downcast_ref::<&str>()

@@ -5,6 +5,7 @@ pub mod execute;
 pub mod heap;
 pub mod onednn;
 pub mod plan;
+pub mod ranks;
 pub mod slurm;
 pub mod stages;
 pub mod survey;

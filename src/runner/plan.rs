@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use serde_json::{json, Value};
 
 use crate::config::identity::{canonical_json, hash_parts};
-use crate::config::{GenotypeChoice, Resolved};
+use crate::config::Resolved;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Stage {
@@ -60,6 +60,8 @@ fn stage_identity(r: &Resolved, stage: Stage, seed: Option<u64>, fingerprint: &s
         }),
     };
     v["data_fingerprint"] = json!(fingerprint);
+    // every network starts from this initialisation: another one computes other numbers
+    v["init"] = json!(crate::nas::init::SCHEME);
     if !e.precision.is_fp32() {
         v["precision"] = json!(e.precision); // absent at fp32: earlier runs keep their ids
     }
@@ -124,18 +126,15 @@ pub fn plan_with(r: &Resolved, fp: &str) -> Vec<Job> {
     };
     jobs.extend(searches.iter().cloned());
     if let Some(t) = &e.train {
-        match t.genotype {
-            GenotypeChoice::Search => {
-                for s in &searches {
-                    for &ts in &e.seeds.train {
-                        jobs.push(job(r, fp, Stage::Train, ts, Some(s.clone())));
-                    }
+        if t.genotype.is_searched() {
+            for s in &searches {
+                for &ts in &e.seeds.train {
+                    jobs.push(job(r, fp, Stage::Train, ts, Some(s.clone())));
                 }
             }
-            _ => {
-                for &ts in &e.seeds.train {
-                    jobs.push(job(r, fp, Stage::Train, ts, None));
-                }
+        } else {
+            for &ts in &e.seeds.train {
+                jobs.push(job(r, fp, Stage::Train, ts, None));
             }
         }
     }
@@ -149,7 +148,7 @@ pub fn job_count(r: &Resolved) -> usize {
 
 /// Rough cost in millions of image passes (forward + backward), to compare experiments before running.
 pub fn rough_cost_m_images(r: &Resolved) -> f64 {
-    use crate::config::{Estimator, ObjectiveKind};
+    use crate::config::ObjectiveKind;
     let e = &r.experiment;
     let (train_n, _) = e.dataset.name.sizes(&e.dataset.synthetic);
     let mut total = 0.0;
@@ -157,10 +156,7 @@ pub fn rough_cost_m_images(r: &Resolved) -> f64 {
         let n = train_n as f64 * e.dataset.train_portion;
         // α-step passes per image: discrete + relaxed for REBAR/RELAX, one for the others; doubled by a
         // paired validation pass for gen-gap; plus the one weight step.
-        let per_obj = match s.estimator {
-            Estimator::Rebar | Estimator::Relax => 2.0,
-            Estimator::Gsm | Estimator::StGsm | Estimator::Darts | Estimator::Reinforce => 1.0,
-        };
+        let per_obj = f64::from(s.estimator.evaluations());
         let obj = if s.objective.kind == ObjectiveKind::Gengap {
             2.0
         } else {
@@ -171,9 +167,10 @@ pub fn rough_cost_m_images(r: &Resolved) -> f64 {
         total += one * e.seeds.search.len() as f64;
     }
     if let Some(t) = &e.train {
-        let trainings = match t.genotype {
-            GenotypeChoice::Search => e.seeds.search.len() * e.seeds.train.len(),
-            _ => e.seeds.train.len(),
+        let trainings = if t.genotype.is_searched() {
+            e.seeds.search.len() * e.seeds.train.len()
+        } else {
+            e.seeds.train.len()
         };
         let epochs = crate::config::TrainRecipe::of(t).map_or(0, |r| r.epochs);
         total += train_n as f64 * f64::from(epochs) * trainings as f64;
@@ -186,14 +183,18 @@ mod tests {
     use super::*;
     use crate::config::Tier;
 
-    fn c10(sets: &[&str]) -> Resolved {
+    fn load(file: &str, tier: Tier, sets: &[&str]) -> Resolved {
         let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
         crate::config::load(
-            std::path::Path::new("experiments/paper/c10-darts-unas.yaml"),
-            Tier::Smoke,
+            &std::path::Path::new("experiments/paper").join(file),
+            tier,
             &sets,
         )
         .unwrap()
+    }
+
+    fn c10(sets: &[&str]) -> Resolved {
+        load("c10-darts-unas.yaml", Tier::Smoke, sets)
     }
 
     #[test]
@@ -214,10 +215,33 @@ mod tests {
         let c = plan_with(&r2, "data-a");
         assert_eq!(a[0].run_id, c[0].run_id);
         assert_ne!(a[2].run_id, c[2].run_id);
+        // The initialisation scheme is part of every id (runs from tch's default init are not these).
+        for j in &a {
+            assert!(
+                j.identity.contains(r#""init":"pytorch-default""#),
+                "{}",
+                j.identity
+            );
+        }
         // plan() uses the dataset's real fingerprint.
         let real = plan(&r).unwrap();
         let fp = crate::data::identity::fingerprint(&r.experiment.dataset).unwrap();
         assert_eq!(real[0].run_id, plan_with(&r, &fp)[0].run_id);
+    }
+
+    #[test]
+    fn a_random_sampling_experiment_trains_once_per_training_seed_and_its_seed_is_in_the_id() {
+        let random = |sets: &[&str]| load("random-c10-darts.yaml", Tier::Paper, sets);
+        let jobs = plan_with(&random(&[]), "d");
+        assert_eq!(jobs.len(), 8, "8 random architectures, no search");
+        assert!(jobs
+            .iter()
+            .all(|j| j.stage == Stage::Train && j.upstream.is_none()));
+        let fixed = plan_with(&random(&["train.genotype_seed=3"]), "d");
+        assert_ne!(
+            jobs[0].run_id, fixed[0].run_id,
+            "a fixed draw is another run"
+        );
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 
 use crate::config::Resolved;
-use crate::results::{atomic, ResultsRoot, Status};
+use crate::results::{atomic, read_state, ResultsRoot};
 
 use super::execute::{job_dir, settled, Options};
 use super::plan::{plan, Job};
@@ -48,8 +48,7 @@ pub fn waves(all: &[Resolved], root: &ResultsRoot, opts: &Options) -> Result<Vec
         let jobs = plan(r)?;
         let mut wave_of: Vec<(String, usize)> = Vec::new();
         for job in &jobs {
-            let status = Status::read(job_dir(root, r, job).path())?;
-            if settled(status, opts).is_some() {
+            if settled(read_state(job_dir(root, r, job).path()), opts).is_some() {
                 continue;
             }
             let w = job

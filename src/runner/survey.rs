@@ -12,61 +12,65 @@ use serde::Serialize;
 use crate::config::Resolved;
 use crate::results::atomic::process_alive;
 use crate::results::provenance::{host_name, Provenance};
-use crate::results::{layout, parquet, ResultsRoot, State, Status, Table};
+use crate::results::{layout, parquet, read_state, ResultsRoot, State, Table};
 
 use super::execute::job_dir;
 use super::plan::{plan, Job};
 
-/// A job's state, as `unas status` shows it.
+/// Where a planned job stands, as `unas status` shows it: the state its run folder records (the one
+/// run state, [`State`]) with the process of a running one, or why there is none to read. The JSON
+/// of a row carries `state` (the label) and the variant's fields.
 #[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(tag = "state", rename_all = "snake_case")]
-pub enum Where {
-    Done,
-    Running {
-        host: String,
-        pid: u32,
-        /// `None` when the run is on another host (its pid cannot be checked from here).
-        alive: Option<bool>,
+#[serde(untagged)]
+pub enum Standing {
+    Recorded {
+        #[serde(flatten)]
+        state: State,
+        /// The process of a `running` run.
+        #[serde(flatten, skip_serializing_if = "Option::is_none")]
+        process: Option<Process>,
     },
-    Failed {
-        reason: String,
-    },
-    Diverged {
-        step: u64,
-        term: String,
-    },
-    Interrupted {
-        reason: String,
-    },
-    Blocked {
-        by: String,
-    },
-    Pending,
-    /// The folder's `status.json` could not be read.
-    Unreadable {
-        why: String,
-    },
+    Unrecorded(NoRun),
 }
 
-impl Where {
+/// The process a `running` run's folder names.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Process {
+    pub host: String,
+    pub pid: u32,
+    /// `None` when the run is on another host (its pid cannot be checked from here).
+    pub alive: Option<bool>,
+}
+
+/// Why a job has no state to read.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum NoRun {
+    /// Not started.
+    Pending,
+    /// Its search failed, diverged or is damaged.
+    Blocked { by: String },
+    /// A file of the folder cannot be read: which, and the way out ([`crate::results::Damaged`]).
+    Damaged { why: String },
+}
+
+impl Standing {
     pub fn label(&self) -> &'static str {
         match self {
-            Where::Done => "done",
-            Where::Running { .. } => "running",
-            Where::Failed { .. } => "failed",
-            Where::Diverged { .. } => "diverged",
-            Where::Interrupted { .. } => "interrupted",
-            Where::Blocked { .. } => "blocked",
-            Where::Pending => "pending",
-            Where::Unreadable { .. } => "unreadable",
+            Standing::Recorded { state, .. } => state.label(),
+            Standing::Unrecorded(NoRun::Pending) => "pending",
+            Standing::Unrecorded(NoRun::Blocked { .. }) => "blocked",
+            Standing::Unrecorded(NoRun::Damaged { .. }) => "damaged",
         }
     }
 
     /// The detail column: reason, host/pid, what blocks it.
     pub fn detail(&self) -> String {
         match self {
-            Where::Done | Where::Pending => String::new(),
-            Where::Running { host, pid, alive } => format!(
+            Standing::Recorded {
+                process: Some(Process { host, pid, alive }),
+                ..
+            } => format!(
                 "{host} pid {pid} ({})",
                 match alive {
                     Some(true) => "alive",
@@ -74,15 +78,34 @@ impl Where {
                     None => "on another host",
                 }
             ),
-            Where::Failed { reason } | Where::Interrupted { reason } => reason.clone(),
-            Where::Diverged { step, term } => format!("non-finite `{term}` at step {step}"),
-            Where::Blocked { by } => by.clone(),
-            Where::Unreadable { why } => why.clone(),
+            Standing::Recorded { state, .. } => state.detail(),
+            Standing::Unrecorded(NoRun::Pending) => String::new(),
+            Standing::Unrecorded(NoRun::Blocked { by }) => by.clone(),
+            Standing::Unrecorded(NoRun::Damaged { why }) => why.clone(),
         }
     }
 
     fn finished(&self) -> bool {
-        matches!(self, Where::Done)
+        self.recorded() == Some(&State::Done)
+    }
+
+    fn recorded(&self) -> Option<&State> {
+        match self {
+            Standing::Recorded { state, .. } => Some(state),
+            Standing::Unrecorded(_) => None,
+        }
+    }
+
+    /// Failed, diverged or damaged: what blocks the jobs that consume it.
+    fn blocks(&self) -> bool {
+        match self {
+            Standing::Recorded { state, .. } => match state {
+                State::Failed { .. } | State::Diverged { .. } => true,
+                State::Done | State::Running | State::Interrupted { .. } => false,
+            },
+            Standing::Unrecorded(NoRun::Damaged { .. }) => true,
+            Standing::Unrecorded(NoRun::Pending | NoRun::Blocked { .. }) => false,
+        }
     }
 }
 
@@ -96,7 +119,7 @@ pub struct Row {
     pub run_id: String,
     pub dir: PathBuf,
     #[serde(flatten)]
-    pub state: Where,
+    pub state: Standing,
     /// Epochs finished, of the stage's total.
     pub epochs_done: u64,
     /// Measured seconds of a finished run.
@@ -134,21 +157,18 @@ fn row_of(
     speeds: &HashMap<String, f64>,
 ) -> Row {
     let dir = job_dir(root, r, job).path().to_path_buf();
-    let mut state = read_where(&dir);
-    if state == Where::Pending {
+    let mut state = read_standing(&dir);
+    if state == Standing::Unrecorded(NoRun::Pending) {
         if let Some(u) = job.upstream.as_ref() {
             // Run ids repeat across experiments: the upstream is this experiment's.
             let up = earlier
                 .iter()
                 .find(|x| x.run_id == u.run_id && x.experiment == r.experiment.name);
             if let Some(up) = up {
-                if matches!(
-                    up.state,
-                    Where::Failed { .. } | Where::Diverged { .. } | Where::Unreadable { .. }
-                ) {
-                    state = Where::Blocked {
+                if up.state.blocks() {
+                    state = Standing::Unrecorded(NoRun::Blocked {
                         by: format!("its search (seed {}) is {}", up.seed, up.state.label()),
-                    };
+                    });
                 }
             }
         }
@@ -156,9 +176,10 @@ fn row_of(
     let epochs_done = epochs_done(&dir);
     let total = super::execute::epochs_of(r, job);
     let wall_s = state.finished().then(|| summary_wall(&dir)).flatten();
-    let eta_s = match &state {
-        Where::Done => Some(0.0),
-        Where::Failed { .. } | Where::Diverged { .. } | Where::Blocked { .. } => None,
+    let eta_s = match (&state, state.recorded()) {
+        (_, Some(State::Done)) => Some(0.0),
+        (_, Some(State::Failed { .. } | State::Diverged { .. }))
+        | (Standing::Unrecorded(NoRun::Blocked { .. }), _) => None,
         _ => speeds.get(&job.shape_id).map(|&per_run| {
             let left = 1.0 - (epochs_done as f64 / total.max(1) as f64).min(1.0);
             per_run * left
@@ -179,31 +200,29 @@ fn row_of(
 }
 
 /// The state a run folder records (pending when it has none).
-pub fn read_where(dir: &Path) -> Where {
-    let status = match Status::read(dir) {
+pub fn read_standing(dir: &Path) -> Standing {
+    let status = match read_state(dir) {
         Ok(Some(s)) => s,
-        Ok(None) => return Where::Pending,
-        Err(e) => {
-            return Where::Unreadable {
-                why: format!("{e:#}"),
-            }
+        Ok(None) => return Standing::Unrecorded(NoRun::Pending),
+        Err(damaged) => {
+            return Standing::Unrecorded(NoRun::Damaged {
+                why: damaged.to_string(),
+            })
         }
     };
-    match status.state {
-        State::Done => Where::Done,
-        State::Failed { reason } => Where::Failed { reason },
-        State::Diverged { step, term } => Where::Diverged { step, term },
-        State::Interrupted { reason } => Where::Interrupted { reason },
-        State::Running => {
-            let prov = read_provenance(dir);
-            let host = prov.as_ref().map_or_else(host_name, |p| p.host.clone());
-            let pid = std::fs::read_to_string(dir.join("lock"))
-                .ok()
-                .and_then(|t| t.trim().parse().ok())
-                .unwrap_or(status.pid);
-            let alive = (host == host_name()).then(|| process_alive(pid as i32));
-            Where::Running { host, pid, alive }
-        }
+    let process = (status.state == State::Running).then(|| {
+        let prov = read_provenance(dir);
+        let host = prov.as_ref().map_or_else(host_name, |p| p.host.clone());
+        let pid = std::fs::read_to_string(dir.join("lock"))
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+            .unwrap_or(status.pid);
+        let alive = (host == host_name()).then(|| process_alive(pid as i32));
+        Process { host, pid, alive }
+    });
+    Standing::Recorded {
+        state: status.state,
+        process,
     }
 }
 
@@ -237,7 +256,7 @@ fn speeds(runs: &Path) -> HashMap<String, f64> {
         .filter(|e| e.file_type().is_dir())
     {
         let dir = e.path();
-        if read_where(dir) != Where::Done {
+        if !read_standing(dir).finished() {
             continue;
         }
         let (Some(prov), Some(wall)) = (read_provenance(dir), summary_wall(dir)) else {

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 
 use crate::config::{DeviceChoice, Resolved};
-use crate::results::{atomic::RunLock, ResultsRoot, RunDir, State, Status};
+use crate::results::{atomic::RunLock, read_state, ResultsRoot, RunDir, State, Status};
 use crate::train::signals;
 
 use super::execute::{self, announce, blocked_by, job_dir, JobEnd, JobReport, Options};
@@ -175,12 +175,7 @@ fn start_ready<'a>(
         } else if let Some(why) = blocked_by(root, e.r, &e.job, reports) {
             Some(JobEnd::Blocked(why))
         } else {
-            execute::settled(
-                Status::read(job_dir(root, e.r, &e.job).path())
-                    .ok()
-                    .flatten(),
-                opts,
-            )
+            execute::settled(read_state(job_dir(root, e.r, &e.job).path()), opts)
         };
         if let Some(end) = quick {
             let e = pending.remove(i);

@@ -123,7 +123,7 @@ impl TrainState {
         tch::manual_seed(derive_seed(seed, Stream::Step, Phase::Train, 0, INIT_STEP));
         let vs = nn::VarStore::new(device);
         let search_dir = ctx.upstream.as_ref().map(|(_, d)| d.path().to_path_buf());
-        let built = trained_net::build(&vs.root(), e, t, search_dir.as_deref(), ds.classes)?;
+        let built = trained_net::build(&vs.root(), e, t, search_dir.as_deref(), ds.classes, seed)?;
         let params = crate::train::optim::var_store_params(&vs);
         let group = ParamGroup::new("w", shallow(&params), t.lr, t.weight_decay);
         Ok(TrainState {
@@ -225,7 +225,7 @@ fn train(ctx: &StageCtx, t: &TrainRecipe) -> Result<()> {
         st.built.net.set_drop_path(drop_path);
         crate::progress::epoch_begin(st.train_loader.batches_per_epoch() as u64);
         loop {
-            if let Some(req) = rec.signal() {
+            if let Some(req) = rec.signal()? {
                 let mark = Mark {
                     epochs: u64::from(epoch),
                     steps: st.meta.steps,

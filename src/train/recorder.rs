@@ -141,8 +141,29 @@ impl Recorder {
     }
 
     /// A signal that arrived since the last poll: checkpoint, then continue or stop.
-    pub fn signal(&self) -> Option<Request> {
-        self.signals.poll()
+    ///
+    /// Over ranks, every rank polls here at the same step and they agree (a stop any rank saw stops
+    /// all, after rank 0's checkpoint), so no rank leaves while the others wait in a collective.
+    pub fn signal(&self) -> Result<Option<Request>> {
+        let mine = self.signals.poll();
+        let ranks = crate::dist::ranks();
+        if ranks.world() == 1 {
+            return Ok(mine);
+        }
+        // [checkpoint-and-continue, checkpoint-and-exit] seen by how many ranks
+        let seen = Tensor::from_slice(&[
+            f32::from(u8::from(mine == Some(Request::CheckpointAndContinue))),
+            f32::from(u8::from(mine == Some(Request::CheckpointAndExit))),
+        ]);
+        ranks.sum("the ranks' signal poll", &[&seen])?;
+        let seen = Vec::<f32>::try_from(&seen)?;
+        Ok(if seen[1] > 0.0 {
+            Some(Request::CheckpointAndExit)
+        } else if seen[0] > 0.0 {
+            Some(Request::CheckpointAndContinue)
+        } else {
+            None
+        })
     }
 
     /// Reads the pending steps and rewrites the `steps` table.
@@ -183,6 +204,8 @@ impl Recorder {
         if self.unwritten {
             self.flush_steps()?;
         }
+        // every rank is at this step (rank 0's checkpoint is theirs; the others write to their copy)
+        crate::dist::ranks().barrier("the barrier before a checkpoint")?;
         *meta.wall_s_mut() = self.wall_s();
         self.ckpts.save(mark, tensors, meta)?;
         Ok(())

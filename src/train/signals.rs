@@ -114,6 +114,13 @@ impl StopSignal {
             StopSignal::Int => "SIGINT",
         }
     }
+    /// The signal's number.
+    pub fn number(self) -> i32 {
+        match self {
+            StopSignal::Term => SIGTERM,
+            StopSignal::Int => SIGINT,
+        }
+    }
     /// The shell's exit status for it (128 + the signal).
     pub fn exit_code(self) -> u8 {
         match self {

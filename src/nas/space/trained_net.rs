@@ -12,6 +12,7 @@ use crate::config::TrainRecipe;
 use crate::config::{Experiment, GenotypeChoice, Recipe, SpaceName};
 use crate::nas::space::darts::{self, DartsEvalNet, EvalConfig, Genotype, StemKind};
 use crate::nas::space::proxyless::{self, ProxylessEvalNet, ProxylessGenotype};
+use crate::nas::space::uniform;
 use crate::results::layout;
 
 pub enum EvalNet {
@@ -96,17 +97,26 @@ fn searched(search_dir: Option<&Path>) -> Result<(String, std::path::PathBuf)> {
     Ok((text, path))
 }
 
-/// Builds the network of `t.genotype` (a published one, or the search's from `search_dir`) under `vs`.
+/// The seed of a `genotype: random` draw: `train.genotype_seed`, or else the training run's seed.
+pub fn draw_seed(t: &TrainRecipe, train_seed: u64) -> u64 {
+    t.genotype_seed.unwrap_or(train_seed)
+}
+
+/// Builds the network of `t.genotype` (a published one, one drawn uniformly with
+/// [`draw_seed`]`(t, train_seed)`, or the search's from `search_dir`) under `vs`.
 pub fn build(
     vs: &nn::Path,
     e: &Experiment,
     t: &TrainRecipe,
     search_dir: Option<&Path>,
     classes: i64,
+    train_seed: u64,
 ) -> Result<Built> {
+    let mut rng = uniform::stream(draw_seed(t, train_seed), 0);
     match e.space.name {
         SpaceName::Darts => {
             let genotype = match t.genotype {
+                GenotypeChoice::Random => uniform::darts(&mut rng, e.space.ops as usize)?,
                 GenotypeChoice::Search => {
                     let (text, path) = searched(search_dir)?;
                     let g: Genotype = serde_json::from_str(&text)
@@ -133,6 +143,7 @@ pub fn build(
             // The evaluation network is trained at width 1.0 (spec §6.3): `space.width_multiplier`
             // sizes the search supernet only.
             let genotype = match t.genotype {
+                GenotypeChoice::Random => uniform::proxyless(&mut rng)?,
                 GenotypeChoice::Search => {
                     let (text, path) = searched(search_dir)?;
                     serde_json::from_str::<ProxylessGenotype>(&text)
@@ -150,6 +161,49 @@ pub fn build(
                 genotype_json: serde_json::to_string_pretty(&genotype)?,
                 amp: Amp::new(e.precision)?,
             })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Tier;
+
+    /// The genotype `genotype: random` trains for training seed `seed` (with `--set`s applied).
+    fn drawn(sets: &[&str], seed: u64) -> String {
+        let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+        let r = crate::config::load(
+            Path::new("experiments/paper/random-c10-darts.yaml"),
+            Tier::Smoke,
+            &sets,
+        )
+        .unwrap();
+        let e = &r.experiment;
+        let t = TrainRecipe::of(e.train.as_ref().unwrap()).unwrap();
+        let vs = nn::VarStore::new(tch::Device::Cpu);
+        build(&vs.root(), e, &t, None, 10, seed)
+            .unwrap()
+            .genotype_json
+    }
+
+    #[test]
+    fn each_training_seed_draws_its_own_architecture_unless_a_genotype_seed_is_given() {
+        let (a, b) = (drawn(&[], 0), drawn(&[], 1));
+        assert_ne!(a, b, "two training seeds, two architectures");
+        assert_eq!(
+            a,
+            drawn(&[], 0),
+            "the same seed draws the same architecture"
+        );
+        let want = uniform::darts(&mut uniform::stream(5, 0), 7).unwrap();
+        for seed in [0, 1] {
+            let g: Genotype =
+                serde_json::from_str(&drawn(&["train.genotype_seed=5"], seed)).unwrap();
+            assert_eq!(
+                g, want,
+                "genotype_seed 5 fixes the draw for training seed {seed}"
+            );
         }
     }
 }

@@ -2,11 +2,12 @@
 //! front, and the "no runs yet" placeholder.
 
 use anyhow::{anyhow, Result};
+use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::style::{color, Scale};
-use super::{Line, LinePanel, ScatterPoint};
+use super::{Line, LinePanel, PointSet, ScatterPoint};
 
 fn err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
     anyhow!("{e:?}")
@@ -129,15 +130,7 @@ fn line_panel<DB: DrawingBackend>(
         draw_line(&mut chart, l, color(i), p.dots, s)?;
     }
     if !p.lines.is_empty() {
-        chart
-            .configure_series_labels()
-            .label_font(s.font(6.5))
-            .legend_area_size(s.px(16.0))
-            .background_style(WHITE.mix(0.85))
-            .border_style(RGBColor(150, 150, 150))
-            .position(SeriesLabelPosition::UpperRight)
-            .draw()
-            .map_err(err)?;
+        legend(&mut chart, SeriesLabelPosition::UpperRight, s)?;
     }
     Ok(())
 }
@@ -212,19 +205,34 @@ pub(crate) fn pareto_front(points: &[ScatterPoint]) -> Vec<(f64, f64)> {
     front
 }
 
-pub(crate) fn pareto<DB: DrawingBackend>(
-    area: &DrawingArea<DB, Shift>,
-    x_label: &str,
-    y_label: &str,
-    points: &[ScatterPoint],
+/// The legend of every chart: the series' labels in a framed, half-transparent box at `pos`.
+fn legend<'a, DB: DrawingBackend + 'a>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+    pos: SeriesLabelPosition,
     s: Scale,
 ) -> Result<()> {
-    let (Some((x0, x1)), Some((y0, y1))) = (
-        range(points.iter().map(|p| p.x)),
-        range(points.iter().map(|p| p.y)),
-    ) else {
-        return empty(area, "no runs yet", s);
-    };
+    chart
+        .configure_series_labels()
+        .label_font(s.font(6.5))
+        .legend_area_size(s.px(16.0))
+        .background_style(WHITE.mix(0.85))
+        .border_style(RGBColor(150, 150, 150))
+        .position(pos)
+        .draw()
+        .map_err(err)?;
+    Ok(())
+}
+
+/// Axes over x and y (each a (lo, hi) range) with their labels and a light grid: the frame of
+/// every scatter.
+fn xy_chart<'a, DB: DrawingBackend>(
+    area: &'a DrawingArea<DB, Shift>,
+    x_label: &str,
+    y_label: &str,
+    (x0, x1): (f64, f64),
+    (y0, y1): (f64, f64),
+    s: Scale,
+) -> Result<ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>> {
     let mut chart = ChartBuilder::on(area)
         .margin(s.px(6.0))
         .x_label_area_size(s.px(24.0))
@@ -240,6 +248,23 @@ pub(crate) fn pareto<DB: DrawingBackend>(
         .light_line_style(RGBColor(235, 235, 235))
         .draw()
         .map_err(err)?;
+    Ok(chart)
+}
+
+pub(crate) fn pareto<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    x_label: &str,
+    y_label: &str,
+    points: &[ScatterPoint],
+    s: Scale,
+) -> Result<()> {
+    let (Some(x), Some(y)) = (
+        range(points.iter().map(|p| p.x)),
+        range(points.iter().map(|p| p.y)),
+    ) else {
+        return empty(area, "no runs yet", s);
+    };
+    let mut chart = xy_chart(area, x_label, y_label, x, y, s)?;
     let r = s.px(2.2);
     chart
         .draw_series(
@@ -259,16 +284,68 @@ pub(crate) fn pareto<DB: DrawingBackend>(
         .legend(move |(x, y)| {
             PathElement::new(vec![(x, y), (x + 12, y)], color(1).stroke_width(w))
         });
-    chart
-        .configure_series_labels()
-        .label_font(s.font(6.5))
-        .legend_area_size(s.px(16.0))
-        .background_style(WHITE.mix(0.85))
-        .border_style(RGBColor(150, 150, 150))
-        .position(SeriesLabelPosition::LowerRight)
-        .draw()
-        .map_err(err)?;
+    legend(&mut chart, SeriesLabelPosition::LowerRight, s)?;
     Ok(())
+}
+
+/// The random cloud in grey, drawn first; every other set with the i-th of four marker shapes in
+/// the i-th colour, over it; the legend names each set.
+pub(crate) fn scatter<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    x_label: &str,
+    y_label: &str,
+    sets: &[PointSet],
+    s: Scale,
+) -> Result<()> {
+    let all = || sets.iter().flat_map(|p| p.points.iter());
+    let (Some(x), Some(y)) = (range(all().map(|p| p.x)), range(all().map(|p| p.y))) else {
+        return empty(area, "no trained network yet", s);
+    };
+    let mut chart = xy_chart(area, x_label, y_label, x, y, s)?;
+    let r = s.px(2.2) as i32;
+    let grey = RGBColor(150, 150, 150).mix(0.55);
+    let mut order: Vec<&PointSet> = sets.iter().filter(|p| p.cloud).collect();
+    order.extend(sets.iter().filter(|p| !p.cloud));
+    for (i, set) in order.iter().enumerate() {
+        let pts: Vec<(f64, f64)> = set.points.iter().map(|p| (p.x, p.y)).collect();
+        if set.cloud {
+            chart
+                .draw_series(pts.iter().map(|&p| Circle::new(p, r, grey.filled())))
+                .map_err(err)?
+                .label(&set.label)
+                .legend(move |(x, y)| Circle::new((x, y), r, grey.filled()));
+            continue;
+        }
+        let c = color(i);
+        let w = s.px(1.0);
+        let shape = i % 4;
+        let anno =
+            chart
+                .draw_series(pts.iter().map(|&p| {
+                    EmptyElement::at(p) + marker(shape, r, c.filled(), c.stroke_width(w))
+                }))
+                .map_err(err)?;
+        anno.label(&set.label).legend(move |(x, y)| {
+            EmptyElement::at((x, y)) + marker(shape, r, c.filled(), c.stroke_width(w))
+        });
+    }
+    legend(&mut chart, SeriesLabelPosition::UpperRight, s)?;
+    Ok(())
+}
+
+/// Marker `shape` (0 circle, 1 triangle, 2 square, 3 cross) of radius `r` around the origin.
+fn marker<DB: DrawingBackend>(
+    shape: usize,
+    r: i32,
+    fill: ShapeStyle,
+    stroke: ShapeStyle,
+) -> DynElement<'static, DB, (i32, i32)> {
+    match shape {
+        0 => Circle::new((0, 0), r, fill).into_dyn(),
+        1 => TriangleMarker::new((0, 0), r + 1, fill).into_dyn(),
+        2 => Rectangle::new([(-r, -r), (r, r)], fill).into_dyn(),
+        _ => Cross::new((0, 0), r + 1, stroke).into_dyn(),
+    }
 }
 
 #[cfg(test)]

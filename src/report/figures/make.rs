@@ -10,10 +10,10 @@ use anyhow::Result;
 use polars::prelude::*;
 
 use super::super::aggregate::{self, BandPoint};
-use super::super::scan::{Group, RunState};
+use super::super::scan::{Group, Run};
 use super::super::suite::Suite;
 use super::super::tables::{self, serde_name, Family};
-use super::{slug, CellGraph, Figure, HeatPanel, Line, LinePanel, Plot, ScatterPoint};
+use super::{slug, CellGraph, Figure, HeatPanel, Line, LinePanel, Plot, PointSet, ScatterPoint};
 
 /// A group's figure names start with this: `c10-darts-unas-smoke`.
 pub(crate) fn group_slug(g: &Group) -> String {
@@ -93,10 +93,7 @@ fn search_curves(s: &Suite, g: &Group) -> Result<Figure> {
     let train = aggregate::band(lf.clone(), "x", col("loss_train"))?;
     let val = aggregate::band(lf.clone(), "x", col("loss_val"))?;
     let gap = aggregate::band(lf, "x", col("loss_val") - col("loss_train"))?;
-    let n = g
-        .stage_runs("search")
-        .filter(|r| r.state == RunState::Done)
-        .count();
+    let n = g.stage_runs("search").filter(|r| r.done()).count();
     let mut val_line = line("validation", val);
     val_line.dashed = true;
     Ok(figure(
@@ -238,23 +235,44 @@ pub(crate) fn cell_graph(genotype: &serde_json::Value, which: &str) -> Option<Ce
     })
 }
 
-fn cells(g: &Group, stage: &'static str) -> Option<Figure> {
-    let run = g
+/// The cells of the first finished run of `stage` with a genotype; for a random-sampling group, of
+/// every finished training (each drew its own architecture), one figure each.
+fn cells(g: &Group, stage: &'static str) -> Vec<Figure> {
+    let mut done = g
         .stage_runs(stage)
-        .find(|r| r.state == RunState::Done && r.genotype.is_some())?;
+        .filter(|r| r.done() && r.genotype.is_some());
+    if g.config.trains_random() {
+        done.filter_map(|r| cells_of(g, stage, r)).collect()
+    } else {
+        done.next()
+            .and_then(|r| cells_of(g, stage, r))
+            .into_iter()
+            .collect()
+    }
+}
+
+fn cells_of(g: &Group, stage: &'static str, run: &Run) -> Option<Figure> {
     let genotype = run.genotype.as_ref()?;
     let mut normal = cell_graph(genotype, "normal")?;
     let mut reduce = cell_graph(genotype, "reduce")?;
-    let what = if stage == "search" {
-        format!("derived by the search with seed {}", run.seed)
+    let (what, name) = if stage == "search" {
+        (
+            format!("derived by the search with seed {}", run.seed),
+            format!("cells-{}", group_slug(g)),
+        )
+    } else if g.config.trains_random() {
+        (
+            format!("drawn uniformly, training seed {}", run.seed),
+            format!("cells-{}-seed{}", group_slug(g), run.seed),
+        )
     } else {
-        "trained".to_owned()
+        ("trained".to_owned(), format!("cells-{}", group_slug(g)))
     };
     normal.title = format!("normal cell ({what})");
     reduce.title = format!("reduction cell ({what})");
     Some(figure(
-        format!("cells-{}", group_slug(g)),
-        format!("Cells: {} ({} tier)", g.label, g.tier),
+        name,
+        format!("Cells: {} ({} tier, {what})", g.label, g.tier),
         format!(
             "The normal and the reduction cell of {} {what}: inputs c_{{k-2}} and c_{{k-1}} (k-2, k-1), intermediate nodes 0–3 and the output c_{{k}} (k, the concatenation, grey edges); each edge is labelled with its op.",
             g.label
@@ -270,10 +288,7 @@ fn test_accuracy(s: &Suite, g: &Group) -> Result<Figure> {
     let lf = of_group(&s.frames.epochs, g, "train");
     let top1 = aggregate::band(lf.clone(), "epoch", col("acc_test_top1_pct"))?;
     let train = aggregate::band(lf, "epoch", col("acc_train_pct"))?;
-    let n = g
-        .stage_runs("train")
-        .filter(|r| r.state == RunState::Done)
-        .count();
+    let n = g.stage_runs("train").filter(|r| r.done()).count();
     let mut tr = line("train top-1", train);
     tr.dashed = true;
     Ok(figure(
@@ -351,7 +366,7 @@ fn accuracy_latency(s: &Suite) -> Result<Figure> {
         .collect();
     let searched = groups
         .iter()
-        .any(|g| g.stage_runs("search").any(|r| r.state == RunState::Done));
+        .any(|g| g.stage_runs("search").any(|r| r.done()));
     let smoke = groups.iter().any(|g| g.is_smoke());
     let mut points = Vec::new();
     for g in &groups {
@@ -395,6 +410,119 @@ fn accuracy_latency(s: &Suite) -> Result<Figure> {
     );
     f.smoke = smoke;
     Ok(f)
+}
+
+/// One finished training as a point: (parameters in M, latency in ms where measured, test error %).
+type Trained = (f64, Option<f64>, f64);
+
+fn trained_points(s: &Suite, g: &Group) -> Result<Vec<Trained>> {
+    let df = of_group(&s.frames.summary, g, "train")
+        .select([
+            col("params_m").cast(DataType::Float64).alias("p"),
+            col("lat_ms").cast(DataType::Float64).alias("l"),
+            (lit(100.0) - col("acc_test_top1_pct").cast(DataType::Float64)).alias("e"),
+        ])
+        .collect()?;
+    let (p, l, e) = (
+        df.column("p")?.f64()?,
+        df.column("l")?.f64()?,
+        df.column("e")?.f64()?,
+    );
+    Ok((0..df.height())
+        .filter_map(|i| Some((p.get(i)?, l.get(i), e.get(i)?)))
+        .collect())
+}
+
+/// Per paper table and tier: every finished training as a point, parameters (in the ProxylessNAS
+/// space latency, where every point has one) against test error; the random architectures as one
+/// grey cloud, every other experiment its own marker. One tier per figure: runs of two tiers are
+/// never drawn together.
+fn architectures(s: &Suite) -> Result<Vec<Figure>> {
+    let mut out = Vec::new();
+    for (f, table, dataset) in [
+        (Family::Cifar10, "cifar10", "CIFAR-10"),
+        (Family::Cifar100, "cifar100", "CIFAR-100"),
+        (
+            Family::ImagenetDarts,
+            "imagenet_darts",
+            "ImageNet (DARTS space)",
+        ),
+        (
+            Family::Proxyless,
+            "proxyless",
+            "ImageNet (ProxylessNAS space)",
+        ),
+    ] {
+        let groups: Vec<&Group> = s
+            .groups
+            .iter()
+            .filter(|g| g.config.sweep_of.is_none() && g.config.train.is_some())
+            .filter(|g| tables::family(&g.config) == Some(f))
+            .collect();
+        let mut tiers: Vec<&str> = groups.iter().map(|g| g.tier.as_str()).collect();
+        tiers.sort();
+        tiers.dedup();
+        for tier in tiers {
+            let mut sets: Vec<(&Group, Vec<Trained>)> = Vec::new();
+            for g in groups.iter().filter(|g| g.tier == tier) {
+                let pts = trained_points(s, g)?;
+                if !pts.is_empty() {
+                    sets.push((g, pts));
+                }
+            }
+            if sets.is_empty() {
+                continue;
+            }
+            let by_latency =
+                f == Family::Proxyless && sets.iter().all(|(_, p)| p.iter().all(|t| t.1.is_some()));
+            let x_label = if by_latency {
+                "latency (ms, on the device named)"
+            } else {
+                "parameters (M)"
+            };
+            let sets: Vec<PointSet> = sets
+                .into_iter()
+                .map(|(g, pts)| PointSet {
+                    label: if g.config.trains_random() {
+                        format!("random ({})", g.label)
+                    } else {
+                        g.label.clone()
+                    },
+                    points: pts
+                        .iter()
+                        .map(|&(p, l, e)| ScatterPoint {
+                            x: if by_latency { l.unwrap_or(p) } else { p },
+                            y: e,
+                        })
+                        .collect(),
+                    cloud: g.config.trains_random(),
+                })
+                .collect();
+            let mut fig = figure(
+                format!("architectures-{}-{}", slug(table), slug(tier)),
+                format!("Trained architectures: {dataset} ({tier} tier)"),
+                format!(
+                    "Every network trained from scratch for the `{table}` table at the {tier} tier, {} against test error (lower left is better): the architectures drawn uniformly from the space as one grey cloud, every other experiment (search method, ablation or published cell) its own marker; one point per training run.",
+                    if by_latency { "latency" } else { "parameters" }
+                ),
+                None,
+                "train",
+                0.6,
+                Plot::Scatter {
+                    x_label: x_label.into(),
+                    y_label: if f == Family::Proxyless || f == Family::ImagenetDarts {
+                        "top-1 test error (%)".into()
+                    } else {
+                        "test error (%)".into()
+                    },
+                    sets,
+                },
+            );
+            fig.smoke = tier == "smoke";
+            out.push(fig);
+        }
+    }
+    Ok(out)
 }
 
 fn seed_spread(s: &Suite, table: &str) -> Result<Option<Figure>> {
@@ -550,6 +678,7 @@ pub(crate) fn all(s: &Suite) -> Result<Vec<Figure>> {
     }
     out.push(grad_variance(s)?);
     out.push(accuracy_latency(s)?);
+    out.extend(architectures(s)?);
     for t in tables::NAMES {
         if t != "status" {
             out.extend(seed_spread(s, t)?);

@@ -67,6 +67,15 @@ pub(crate) struct ScatterPoint {
     pub y: f64,
 }
 
+/// The points of one kind in a scatter: the random architectures (one grey cloud), or one
+/// experiment's trained networks (a marker and colour of their own).
+#[derive(Clone, Debug)]
+pub(crate) struct PointSet {
+    pub label: String,
+    pub points: Vec<ScatterPoint>,
+    pub cloud: bool,
+}
+
 #[derive(Clone, Debug)]
 pub(crate) enum Plot {
     Lines(Vec<LinePanel>),
@@ -77,6 +86,13 @@ pub(crate) enum Plot {
         x_label: String,
         y_label: String,
         points: Vec<ScatterPoint>,
+    },
+    /// Every trained architecture as a point (lower left is better): random ones as a cloud, each
+    /// other experiment its own marker.
+    Scatter {
+        x_label: String,
+        y_label: String,
+        sets: Vec<PointSet>,
     },
     /// Nothing to draw yet: the message is drawn in the figure.
     Empty(String),
@@ -145,6 +161,11 @@ impl Figure {
                 y_label,
                 points,
             } => draw::pareto(&area, x_label, y_label, points, s),
+            Plot::Scatter {
+                x_label,
+                y_label,
+                sets,
+            } => draw::scatter(&area, x_label, y_label, sets, s),
             Plot::Empty(msg) => draw::empty(&area, msg, s),
         }
         .with_context(|| format!("drawing figure {}", self.name))?;

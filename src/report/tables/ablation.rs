@@ -5,6 +5,7 @@
 
 use crate::config::{Estimator, ObjectiveKind};
 
+use super::super::baseline::{self, RI_COLUMN};
 use super::super::evidence::Metric;
 use super::super::scan::Group;
 use super::super::table::{Align, ReportTable};
@@ -27,7 +28,7 @@ pub(crate) fn estimators(ctx: &Ctx) -> ReportTable {
     let mut t = ReportTable::new(
         "estimators",
         "Gradient estimators",
-        "Each architecture-gradient estimator on CIFAR-10 with the generalisation-gap objective: final search-time validation accuracy, mean architecture-gradient variance over the search phase, test error of the searched cell trained from scratch, and search cost".into(),
+        "Each architecture-gradient estimator on CIFAR-10 with the generalisation-gap objective: final search-time validation accuracy, mean architecture-gradient variance over the search phase, test error of the searched cell trained from scratch, search cost, and the relative improvement over random architectures trained alike".into(),
     );
     for (label, align) in [
         ("estimator", Align::Left),
@@ -37,6 +38,7 @@ pub(crate) fn estimators(ctx: &Ctx) -> ReportTable {
         ("arch.-gradient variance", Align::Right),
         ("test error %", Align::Right),
         ("search cost (h on the device)", Align::Right),
+        (RI_COLUMN, Align::Right),
     ] {
         t.col(label, align);
     }
@@ -61,6 +63,7 @@ pub(crate) fn estimators(ctx: &Ctx) -> ReportTable {
                 String::new(),
                 String::new(),
                 String::new(),
+                String::new(),
             ]);
             t.note(format!(
                 "{}: no runs yet (no experiment searches with it on CIFAR-10 with the gen-gap objective).",
@@ -76,13 +79,37 @@ pub(crate) fn estimators(ctx: &Ctx) -> ReportTable {
                 ctx.cell(g, Metric::GradVar, 4),
                 ctx.cell(g, Metric::TestErr, 2),
                 ctx.cell(g, Metric::SearchHours, 3),
+                baseline::cell(ctx, g),
             ]);
             shown.push(g);
         }
     }
+    // The architectures no search chose: the floor every estimator is measured against.
+    for g in random_cifar10(ctx) {
+        t.push(vec![
+            "random (no search)".into(),
+            g.label.clone(),
+            g.tier.clone(),
+            String::new(),
+            String::new(),
+            ctx.cell(g, Metric::TestErr, 2),
+            String::new(),
+            String::new(),
+        ]);
+        shown.push(g);
+    }
     group_notes(&mut t, ctx, &shown);
+    t.note(baseline::note(ctx, &shown));
     let smoke = shown.iter().any(|g| g.is_smoke());
     t.with_smoke_caption(smoke)
+}
+
+/// The random-sampling groups of CIFAR-10 (the estimator table's `random` rows).
+pub(crate) fn random_cifar10<'a>(ctx: &Ctx<'a>) -> Vec<&'a Group> {
+    ctx.groups
+        .iter()
+        .filter(|g| family(&g.config) == Some(Family::Cifar10) && g.config.trains_random())
+        .collect()
 }
 
 /// The REBAR searches of one objective on one CIFAR dataset.

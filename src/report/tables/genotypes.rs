@@ -9,8 +9,8 @@ use super::{family, group_notes, Ctx, Family};
 pub(crate) fn genotypes(ctx: &Ctx) -> ReportTable {
     let mut t = ReportTable::new(
         "genotypes",
-        "Published cells trained by us",
-        "Each published architecture trained from scratch with its recipe: test error, parameters and multiply-accumulates".into(),
+        "Published and random cells trained by us",
+        "Each published architecture, and the architectures drawn uniformly from the space (`random`, one per training seed; their cells are drawn on the experiment's page), trained from scratch with its recipe: test error, parameters and multiply-accumulates".into(),
     );
     for (label, align) in [
         ("genotype", Align::Left),

@@ -101,6 +101,9 @@ pub(crate) fn family(c: &RunConfig) -> Option<Family> {
 
 /// `mean over searches` or `best of N searches by validation accuracy (seed k)`.
 pub(crate) fn protocol_text(g: &Group, e: &Evidence) -> String {
+    if g.config.trains_random() {
+        return "architectures drawn uniformly from the space, one per training seed unless train.genotype_seed fixes one; mean over them".into();
+    }
     if !g.config.trains_searched() {
         return "published cell".into();
     }
@@ -116,8 +119,12 @@ pub(crate) fn protocol_text(g: &Group, e: &Evidence) -> String {
     }
 }
 
-/// The method a row of ours is: `UNAS (rebar, gengap)` or `UNAS_CIFAR10 (published cell)`.
+/// The method a row of ours is: `UNAS (rebar, gengap)`, `UNAS_CIFAR10 (published cell)` or the
+/// random architectures.
 pub(crate) fn method(g: &Group) -> String {
+    if g.config.trains_random() {
+        return RANDOM_METHOD.into();
+    }
     match (&g.config.search, &g.config.train) {
         (_, Some(t)) if t.genotype != "search" => format!("{} cell, trained by us", t.genotype),
         (Some(s), _) => format!(
@@ -128,6 +135,9 @@ pub(crate) fn method(g: &Group) -> String {
         _ => "ours".into(),
     }
 }
+
+/// What a `genotype: random` row is called.
+pub(crate) const RANDOM_METHOD: &str = "random architectures (uniform in the space), trained by us";
 
 /// The name an enum has in the experiment file (`st_gsm`, `gengap`).
 pub(crate) fn serde_name<T: serde::Serialize>(v: &T) -> String {
@@ -226,10 +236,11 @@ pub(crate) fn members<'a>(ctx: &Ctx<'a>, name: &str) -> Vec<&'a Group> {
         "estimators" => all
             .filter(|g| family(&g.config) == Some(Family::Cifar10))
             .filter(|g| {
-                g.config
-                    .search
-                    .as_ref()
-                    .is_some_and(|s| s.objective.kind == ObjectiveKind::Gengap)
+                g.config.trains_random()
+                    || g.config
+                        .search
+                        .as_ref()
+                        .is_some_and(|s| s.objective.kind == ObjectiveKind::Gengap)
             })
             .collect(),
         "objectives" => all

@@ -3,6 +3,7 @@
 //! space (top-1, latency on the device named, params, MACs). Rows of ours first, then the published
 //! methods with numbers only in their `(published)` columns.
 
+use super::super::baseline::{self, RI_COLUMN};
 use super::super::evidence::Metric;
 use super::super::table::{Align, ReportTable};
 use super::{group_notes, main_groups, method, Ctx, Family, Published};
@@ -47,7 +48,8 @@ fn build(
 ) -> ReportTable {
     let groups = main_groups(ctx, family);
     let published = Published::for_table(ctx.reference, name);
-    let mut t = ReportTable::new(name, title, caption.into());
+    let caption = format!("{caption}; RI: relative improvement over the random architectures of the same tier and recipe");
+    let mut t = ReportTable::new(name, title, caption);
     t.col("method", Align::Left);
     t.col("experiment", Align::Left);
     t.col("tier", Align::Left);
@@ -57,6 +59,7 @@ fn build(
             t.col(&format!("{} (published)", c.label), Align::Right);
         }
     }
+    t.col(RI_COLUMN, Align::Right);
     t.col("device", Align::Left);
     for g in &groups {
         let mut row = vec![method(g), g.label.clone(), g.tier.clone()];
@@ -66,6 +69,7 @@ fn build(
                 row.push(String::new());
             }
         }
+        row.push(baseline::cell(ctx, g));
         row.push(g.devices().join(", "));
         t.push(row);
     }
@@ -77,10 +81,12 @@ fn build(
                 row.push(published.cell(&method, c.reference));
             }
         }
+        row.push(String::new()); // RI: published numbers come from another code base and recipe
         row.push(String::new());
         t.push(row);
     }
     group_notes(&mut t, ctx, &groups);
+    t.note(baseline::note(ctx, &groups));
     published.notes(&mut t);
     t.note("Each cell of ours: mean ± sample std over seeds, N = runs that finished; runs that gave no number are counted in the cell and listed here.".into());
     let smoke = groups.iter().any(|g| g.is_smoke());

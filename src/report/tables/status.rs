@@ -35,8 +35,8 @@ pub(super) fn report_table(ctx: &super::Ctx) -> ReportTable {
                 r.stage.clone(),
                 r.seed.to_string(),
                 r.run_id.chars().take(16).collect(),
-                r.state.label().into(),
-                r.state.detail(),
+                r.label().into(),
+                r.detail(),
                 r.device(),
             ]);
         }
@@ -60,11 +60,12 @@ pub(super) fn report_table(ctx: &super::Ctx) -> ReportTable {
     }
     let count = |state: &str| t.rows.iter().filter(|r| r[5] == state).count();
     let summary = format!(
-        "{} runs: {} done, {} failed, {} diverged, {} running or interrupted; {} missing, {} blocked.",
+        "{} runs: {} done, {} failed, {} diverged, {} damaged, {} running or interrupted; {} missing, {} blocked.",
         t.rows.len(),
         count("done"),
         count("failed"),
         count("diverged"),
+        count("damaged"),
         count("running"),
         count("missing"),
         count("blocked")

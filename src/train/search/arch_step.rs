@@ -3,11 +3,14 @@
 //! (train / val / gen-gap, spec §3) plus the space's own term (DARTS: the pair penalty), per example,
 //! or per sub-batch with one architecture and one forward pass each.
 
+use std::ops::Range;
+
 use anyhow::{Context, Result};
 use tch::{Kind, Tensor};
 
 use crate::config::{self, ObjectiveKind};
 use crate::data::loader::{self, Batch, Loader};
+use crate::dist::Ranks;
 use crate::nas::arch::SampleKind;
 use crate::nas::distribution::Draw;
 use crate::nas::estimator::GradVariance;
@@ -50,10 +53,19 @@ pub(super) fn arch_step<S: SearchSpace>(
         ..
     } = st;
     let arch = *arch;
+    let ranks = crate::dist::ranks();
     let (mut gap, mut pair) = (None, None);
     let mut f = |xs: &[Tensor], kind: SampleKind| -> Tensor {
         let sample = space.sample(xs);
-        let (per, g) = per_sub_batch(&*space, xs, kind, arch, b, val.as_ref(), s);
+        let (per, g) = match per_sub_batch_over(&*space, xs, kind, arch, b, val.as_ref(), s, ranks)
+        {
+            Ok(v) => v,
+            // a peer rank left: f must still return [N]; `ranks.check()` below stops the step
+            Err(_) => {
+                let zeros = Tensor::zeros([arch.samples(b)], (Kind::Float, b.images.device()));
+                (touching(&zeros, &space.distribution().parameters()), None)
+            }
+        };
         if kind != SampleKind::OneHot {
             gap = g.map(|g| g.detach().mean(Kind::Float));
         }
@@ -62,24 +74,25 @@ pub(super) fn arch_step<S: SearchSpace>(
                 if kind != SampleKind::OneHot {
                     pair = Some(p.detach().mean(Kind::Float));
                 }
-                per + p // f + 0.2·P_n
+                per + ranks.once(&p) // f + 0.2·P_n (P from the whole draw: every rank computes it)
             }
             None => per,
         }
     };
     opt_a.zero_grad();
     let dist = space.distribution();
-    let estimate = est
-        .estimate(dist, draw, &mut f, chk)
-        .map_err(|d| d.during(ep.phase, ep.epoch))?;
+    let estimate = est.estimate_over(dist, draw, &mut f, chk, ranks);
+    ranks.check()?;
+    let estimate = estimate.map_err(|d| d.during(ep.phase, ep.epoch))?;
     let (surrogate, lat_ms) = match latency {
         Some(l) => {
             let (s_lat, ms) = l.step(&*space, &b.images, est.estimator, chk)?;
-            (estimate.surrogate + s_lat, Some(ms)) // S = S_acc + S_lat (spec §2.5)
+            // S = S_acc + S_lat (spec §2.5); S_lat is of the whole batch: every rank computes it
+            (estimate.surrogate + ranks.once(&s_lat), Some(ms))
         }
         None => (estimate.surrogate, None),
     };
-    let grads = logit_grads(&surrogate, &dist.parameters()); // ∇_logits S is the estimator
+    let grads = logit_grads(&surrogate, &dist.parameters(), ranks)?; // ∇_logits S is the estimator
     let var = grad_var.observe(&grads);
     opt_a.step();
     terms.extend(estimate.f_discrete.map(|v| (Term::FDiscrete, v)));
@@ -94,9 +107,19 @@ pub(super) fn arch_step<S: SearchSpace>(
 /// ∇_logits S, also left in the logits' `.grad` for the architecture optimiser. Only the logits are
 /// differentiated: the supernet's weights get no gradient in this step (the weight step computes its
 /// own from zero), so autograd skips every weight-gradient kernel of this backward pass — the same
-/// logit gradients as `S.backward()`, for roughly a third less backward work.
-fn logit_grads(surrogate: &Tensor, logits: &[Tensor]) -> Vec<Tensor> {
-    let grads = Tensor::run_backward(&[surrogate], logits, false, false);
+/// logit gradients as `S.backward()`, for roughly a third less backward work. Over ranks, each rank's
+/// S reaches what it computed and the gradients are summed: the one-process gradient.
+fn logit_grads(surrogate: &Tensor, logits: &[Tensor], ranks: &Ranks) -> Result<Vec<Tensor>> {
+    let grads = if ranks.world() > 1 {
+        // a rank's S may reach no logit at all (REINFORCE off rank 0): + 0·Σa keeps them all in
+        let s = touching(surrogate, logits);
+        let grads = Tensor::run_backward(&[&s], logits, false, false);
+        let refs: Vec<&Tensor> = grads.iter().collect();
+        ranks.sum("the architecture-logit gradients", &refs)?;
+        grads
+    } else {
+        Tensor::run_backward(&[surrogate], logits, false, false)
+    };
     // .grad ← g exactly: ∂(Σ a·sg(g))/∂a = g, accumulated into the zeroed (or undefined) .grad
     let carrier = logits
         .iter()
@@ -106,7 +129,14 @@ fn logit_grads(surrogate: &Tensor, logits: &[Tensor]) -> Vec<Tensor> {
     if let Some(c) = carrier {
         c.backward();
     }
-    grads
+    Ok(grads)
+}
+
+/// `s + 0·Σ params`: the value of `s` (exactly), with every parameter in its graph.
+pub(super) fn touching(s: &Tensor, params: &[Tensor]) -> Tensor {
+    params
+        .iter()
+        .fold(s.shallow_clone(), |acc, p| acc + (p * 0.0).sum(s.kind()))
 }
 
 /// The next validation batch. The iterator restarts when exhausted, reshuffled with the official
@@ -139,6 +169,7 @@ pub(super) fn restart_val(val: &mut Loader, global_step: u64, seed: u64) {
 /// example the one-hot b goes through the relaxed path (op-skip still drops unchosen ops), as the
 /// official code evaluates f(b): the discrete fast path would normalise each group of examples with its
 /// own BN statistics.
+#[cfg(test)]
 pub(super) fn per_sub_batch<S: SearchSpace>(
     space: &S,
     xs: &[Tensor],
@@ -148,9 +179,61 @@ pub(super) fn per_sub_batch<S: SearchSpace>(
     val: Option<&Batch>,
     s: &config::Search,
 ) -> (Tensor, Option<Tensor>) {
+    per_sub_batch_over(space, xs, kind, arch, b, val, s, &Ranks::one())
+        .expect("one rank runs no collective")
+}
+
+/// [`per_sub_batch`] over ranks: this rank runs its own sub-batches ([`Ranks::own`]); f and the gap
+/// come back whole, with the other ranks' entries as constants ([`Ranks::assemble`]), so every rank
+/// holds the one-process values and its gradient reaches only what it computed.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn per_sub_batch_over<S: SearchSpace>(
+    space: &S,
+    xs: &[Tensor],
+    kind: SampleKind,
+    arch: ArchPer,
+    b: &Batch,
+    val: Option<&Batch>,
+    s: &config::Search,
+    ranks: &Ranks,
+) -> Result<(Tensor, Option<Tensor>)> {
+    let groups = arch.groups();
+    let own = ranks.own(groups as usize);
+    let (per, gaps) = sub_batches(space, xs, kind, arch, b, val, s, own.clone());
+    // where this rank's entries start in the whole vector, and its length
+    let (start, total) = match arch {
+        ArchPer::Example(_) => {
+            let n = b.images.size()[0];
+            (own.start as i64 * n / groups, n) // sub-batch g starts at ⌊g·n/G⌋
+        }
+        ArchPer::SubBatch(_) => (own.start as i64, groups),
+    };
+    let per = ranks.assemble("the search objective f", &per, start, total)?;
+    let gaps = match gaps {
+        Some(g) => Some(ranks.assemble("the generalisation gap", &g.detach(), start, total)?),
+        None => None,
+    };
+    Ok((per, gaps))
+}
+
+/// f (and the gap) on the sub-batches `which` of `b`, concatenated in order.
+#[allow(clippy::too_many_arguments)]
+fn sub_batches<S: SearchSpace>(
+    space: &S,
+    xs: &[Tensor],
+    kind: SampleKind,
+    arch: ArchPer,
+    b: &Batch,
+    val: Option<&Batch>,
+    s: &config::Search,
+    which: Range<usize>,
+) -> (Tensor, Option<Tensor>) {
     let va = val.map(|v| v.split(arch.groups()));
     let (mut per, mut gaps) = (Vec::new(), Vec::new());
     for (g, (part, rows)) in arch.parts(b, xs).into_iter().enumerate() {
+        if !which.contains(&g) {
+            continue;
+        }
         let path = match arch {
             ArchPer::Example(_) if kind == SampleKind::OneHot && part.images.size()[0] > 1 => {
                 SampleKind::Relaxed
@@ -294,7 +377,7 @@ mod tests {
         for l in &logits {
             let _ = l.grad().zero_();
         }
-        let grads = logit_grads(&surrogate(&space, 7), &logits);
+        let grads = logit_grads(&surrogate(&space, 7), &logits, &Ranks::one()).unwrap();
         for ((l, g), f) in logits.iter().zip(&grads).zip(&full) {
             assert!(f.abs().sum(Kind::Float).double_value(&[]) > 0.0);
             assert_eq!(g, f, "logit gradient differs from the full backward's");

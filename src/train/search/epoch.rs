@@ -7,7 +7,6 @@ use tch::{Kind, Tensor};
 
 use crate::config;
 use crate::data::loader::Loader;
-use crate::nas::estimator::sampler_for;
 use crate::nas::space::SearchSpace;
 use crate::results::diverged::check_finite;
 use crate::results::rows::{ArchRow, EpochRow};
@@ -119,11 +118,10 @@ fn validate<S: SearchSpace>(
     tch::no_grad(|| -> Result<()> {
         for i in 0..nb {
             let b = src.batch(VALIDATION_PASS, i)?;
-            let draw = space.distribution().sample(
-                arch.samples(&b),
-                s.temperature,
-                sampler_for(s.estimator),
-            );
+            let draw =
+                space
+                    .distribution()
+                    .sample(arch.samples(&b), s.temperature, s.estimator.sampler());
             let dist = space.distribution();
             let (xs, kind) = weight_sample(s.estimator, dist, &draw.relaxed);
             let parts = arch.parts(&b, &xs);
@@ -141,7 +139,8 @@ fn validate<S: SearchSpace>(
     Ok((loss, 100.0 * acc))
 }
 
-fn top1_correct(logits: &Tensor, y: &Tensor) -> Tensor {
+/// The number of rows whose arg-max logit is the label.
+pub(super) fn top1_correct(logits: &Tensor, y: &Tensor) -> Tensor {
     logits
         .argmax(-1, false)
         .eq_tensor(y)

@@ -13,11 +13,12 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
+use crate::config::estimator::ControlVariate;
 use crate::config::{self, Estimator, Latency, LatencyMeasure};
 use crate::nas::distribution::{Categoricals, Sampler};
 use crate::nas::estimator::{score_with_surrogate, EmaBaseline};
@@ -73,6 +74,16 @@ pub(super) struct LatencyTerm {
     seed: u64,
 }
 
+/// The control variate the latency term goes through: the estimator's own (spec §2.5).
+fn control_variate_of(estimator: Estimator) -> Result<ControlVariate> {
+    estimator.control_variate().with_context(|| {
+        format!(
+            "the latency term needs a score-function estimator (rebar, relax or reinforce), got {}",
+            estimator.name()
+        )
+    })
+}
+
 /// The results root of a run folder (`<root>/runs/<experiment>/<tier>/<run>`), for the shared cache.
 fn cache_dir_of(dir: &RunDir) -> PathBuf {
     dir.path()
@@ -86,12 +97,7 @@ impl LatencyTerm {
     /// The term of a search with `l`, and the surrogate a previous attempt of this run fitted.
     pub fn open(ctx: &StageCtx, s: &config::Search, l: &Latency, classes: i64) -> Result<Self> {
         let e = &ctx.resolved.experiment;
-        match s.estimator {
-            Estimator::Rebar | Estimator::Relax | Estimator::Reinforce => {}
-            other => bail!(
-                "the latency term needs a score-function estimator (rebar, relax or reinforce), got {other:?}"
-            ),
-        }
+        control_variate_of(s.estimator)?;
         let stamp = DeviceStamp::of(ctx.device);
         let key = SurrogateKey {
             stamp,
@@ -256,11 +262,8 @@ impl LatencyTerm {
         let x = images.narrow(0, 0, self.batch.min(images.size()[0]));
         let surrogate = self.surrogate(space, &x)?.clone();
         let dist = space.distribution();
-        let sampler = match estimator {
-            Estimator::Reinforce => Sampler::Original,
-            _ => Sampler::Rebar,
-        };
-        let second = dist.sample(1, self.temperature, sampler); // S' = alpha(1)
+        let control = control_variate_of(estimator)?;
+        let second = dist.sample(1, self.temperature, estimator.sampler()); // S' = alpha(1)
         let kind_dev = (second.log_prob.kind(), second.log_prob.device());
         let onehot_feat = Self::features(space, &second.onehot)?;
         let predicted_b = tch::no_grad(|| surrogate.predict(&onehot_feat)).double_value(&[0]);
@@ -274,9 +277,9 @@ impl LatencyTerm {
                 .to_device(kind_dev.1),
             step,
         ); // c_t·relu(Lat(b') − T)
-        let s_lat = match estimator {
-            Estimator::Reinforce => self.baseline.surrogate(&second.log_prob, &l_d), // log q(b')·sg(L_d − β) + β
-            _ => {
+        let s_lat = match control {
+            ControlVariate::MovingAverage => self.baseline.surrogate(&second.log_prob, &l_d), // log q(b')·sg(L_d − β) + β
+            ControlVariate::ConditionalRelaxation => {
                 let pred = surrogate.predict(&Self::features(space, &second.relaxed)?); // s(ζ'⋆)
                 let l_c = self.hinge.penalty(&pred, step); // c_t·relu(s(ζ'⋆) − T)
                 score_with_surrogate(&second, &l_d, &l_c, chk)?

@@ -27,6 +27,7 @@ use anyhow::{Context, Result};
 use tch::{nn, Reduction, Tensor};
 
 use crate::autocast::Amp;
+use crate::config::estimator::WeightSample;
 use crate::config::{self, ImageShape, SpaceName};
 use crate::data::{self, loader};
 use crate::nas::arch::SampleKind;
@@ -147,12 +148,12 @@ fn weight_sample(
     dist: &crate::nas::distribution::Categoricals,
     relaxed: &[Tensor],
 ) -> (Vec<Tensor>, SampleKind) {
-    match estimator {
-        config::Estimator::Darts => (
+    match estimator.weight_sample() {
+        WeightSample::Mixture => (
             dist.probabilities(1).iter().map(Tensor::detach).collect(),
             SampleKind::Dense,
         ),
-        _ => (
+        WeightSample::Relaxed => (
             relaxed.iter().map(Tensor::detach).collect(),
             SampleKind::Relaxed,
         ),
@@ -209,7 +210,7 @@ fn search<S: SearchSpace>(
         }
         let mut grad_var = GradVariance::new(0.9);
         loop {
-            if let Some(req) = rec.signal() {
+            if let Some(req) = rec.signal()? {
                 st.checkpoint(&mut rec, st.mark_now())?;
                 stop_if_asked(req, st.meta.epoch)?;
             }
@@ -271,7 +272,7 @@ fn iteration<S: SearchSpace>(
     if !ep.warm() {
         lat_ms = arch_step::arch_step(st, s, ep, b, &draw, &mut chk, seed, grad_var, &mut terms)?;
     }
-    weight_step::weight_step(st, s, ep.warm(), b, &draw, &mut terms);
+    weight_step::weight_step(st, s, ep.warm(), b, &draw, &mut terms)?;
     Ok((terms, chk.take(), lat_ms))
 }
 

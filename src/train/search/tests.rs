@@ -10,6 +10,7 @@ use super::weight_step::weight_gradient;
 use super::ArchPer;
 use crate::config;
 use crate::data::loader::Batch;
+use crate::dist::Ranks;
 use crate::nas::arch::SampleKind;
 use crate::nas::distribution::Sampler;
 use crate::nas::space::darts::{DartsSearch, DartsSearchConfig, StemKind};
@@ -74,7 +75,15 @@ fn a_4x4_weight_step_equals_four_separate_4_image_steps_averaged() {
     let draw = space.distribution().sample(B, 0.4, Sampler::Original);
     let xs: Vec<Tensor> = draw.relaxed.iter().map(Tensor::detach).collect();
     let together = grads(&vs, || {
-        let _ = weight_gradient(&space, ArchPer::Example(G), &b, &xs, SampleKind::Relaxed);
+        let _ = weight_gradient(
+            &space,
+            ArchPer::Example(G),
+            &b,
+            &xs,
+            SampleKind::Relaxed,
+            &Ranks::one(),
+        )
+        .unwrap();
     });
     let mut separate: Vec<Tensor> = together.iter().map(Tensor::zeros_like).collect();
     for (part, rows) in ArchPer::Example(G).parts(&b, &xs) {
@@ -86,7 +95,9 @@ fn a_4x4_weight_step_equals_four_separate_4_image_steps_averaged() {
                 &part,
                 &rows,
                 SampleKind::Relaxed,
-            );
+                &Ranks::one(),
+            )
+            .unwrap();
         });
         for (acc, gi) in separate.iter_mut().zip(&g) {
             *acc += gi / G as f64;
@@ -99,7 +110,15 @@ fn a_4x4_weight_step_equals_four_separate_4_image_steps_averaged() {
     );
     // and it is not the one 16-image step: BatchNorm statistics over 4 images, not 16
     let whole = grads(&vs, || {
-        let _ = weight_gradient(&space, ArchPer::Example(1), &b, &xs, SampleKind::Relaxed);
+        let _ = weight_gradient(
+            &space,
+            ArchPer::Example(1),
+            &b,
+            &xs,
+            SampleKind::Relaxed,
+            &Ranks::one(),
+        )
+        .unwrap();
     });
     assert!(max_diff(&together, &whole) > 1e-4);
 }

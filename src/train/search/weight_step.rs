@@ -4,10 +4,12 @@
 //! gradients; `darts` trains on its softmax mixture instead), gradient-norm clipping, and the step's
 //! loss and top-1 into the epoch's running means.
 
+use anyhow::Result;
 use tch::{Kind, Tensor};
 
 use crate::config;
 use crate::data::loader::Batch;
+use crate::dist::Ranks;
 use crate::nas::arch::SampleKind;
 use crate::nas::distribution::Draw;
 use crate::nas::space::SearchSpace;
@@ -15,10 +17,13 @@ use crate::results::rows::Term;
 use crate::train::clip_grad_norm;
 use crate::train::optim::Optimizer;
 
+use super::epoch::top1_correct;
 use super::state::SearchState;
 use super::{per_example_ce, weight_sample, ArchPer};
 
-/// One weight step on `b`; pushes the loss, the top-1 and the weights' gradient norm.
+/// One weight step on `b`; pushes the loss, the top-1 and the weights' gradient norm. Over ranks,
+/// each runs its own sub-batches and the weights' gradients are summed before the clip and the step,
+/// so every rank takes the one-process step.
 pub(super) fn weight_step<S: SearchSpace>(
     st: &mut SearchState<S>,
     s: &config::Search,
@@ -26,7 +31,8 @@ pub(super) fn weight_step<S: SearchSpace>(
     b: &Batch,
     draw: &Draw,
     terms: &mut Vec<(Term, Tensor)>,
-) {
+) -> Result<()> {
+    let ranks = crate::dist::ranks();
     let (xs, kind) = weight_sample(s.estimator, st.space.distribution(), &draw.relaxed);
     let opt = if warm {
         &mut st.opt_warm
@@ -34,43 +40,87 @@ pub(super) fn weight_step<S: SearchSpace>(
         &mut st.opt_w
     };
     opt.zero_grad();
-    let (loss, logits) = weight_gradient(&st.space, st.arch, b, &xs, kind);
+    let (loss, correct) = weight_gradient(&st.space, st.arch, b, &xs, kind, ranks)?;
+    sum_gradients(&st.weights, ranks)?;
     let gnorm = clip_grad_norm(st.weights.iter().map(|(_, t)| t), s.grad_clip);
     opt.step();
     let bsz = b.images.size()[0] as f64;
-    let correct = logits
-        .argmax(-1, false)
-        .eq_tensor(&b.labels)
-        .to_kind(Kind::Float)
-        .sum(Kind::Float);
     st.loss.add(&loss, bsz);
     st.top1.add(&(&correct * (100.0 / bsz)), bsz);
     terms.push((Term::LossTrain, loss));
     terms.push((Term::AccTrainPct, correct * (100.0 / bsz)));
     terms.push((Term::GradNormWeights, gnorm));
+    Ok(())
 }
 
 /// Accumulates ∇_w (1/G)·Σ_g ℓ_g into the weights' gradients, ℓ_g the mean cross-entropy of
 /// sub-batch g under its rows of `xs` (one forward per sub-batch, its own BN statistics: DDP averages
-/// the GPUs' gradients); returns the mean of the sub-batch means and the logits, detached.
+/// the GPUs' gradients), over this rank's sub-batches ([`Ranks::own`]; all of them for one rank).
+/// Returns the mean of all G sub-batch means and the number of correct top-1 predictions in `b`.
 pub(super) fn weight_gradient<S: SearchSpace>(
     space: &S,
     arch: ArchPer,
     b: &Batch,
     xs: &[Tensor],
     kind: SampleKind,
-) -> (Tensor, Tensor) {
-    let groups = arch.groups() as f64;
-    let (mut losses, mut all) = (Vec::new(), Vec::new());
-    for (part, rows) in arch.parts(b, xs) {
+    ranks: &Ranks,
+) -> Result<(Tensor, Tensor)> {
+    let groups = arch.groups();
+    let own = ranks.own(groups as usize);
+    let (mut losses, mut correct) = (Vec::new(), Vec::new());
+    for (g, (part, rows)) in arch.parts(b, xs).into_iter().enumerate() {
+        if !own.contains(&g) {
+            continue;
+        }
         let logits = space.forward(&part.images, &space.sample(&rows), kind, true);
         let l = per_example_ce(&logits, &part.labels).mean(Kind::Float);
-        (&l / groups).backward(); // ∇ (1/G)·Σ_g ℓ_g
-        losses.push(l.detach());
-        all.push(logits.detach());
+        (&l / groups as f64).backward(); // ∇ (1/G)·Σ_g ℓ_g
+        losses.push(l.detach().reshape([1]));
+        correct.push(top1_correct(&logits.detach(), &part.labels));
     }
-    (
-        Tensor::stack(&losses, 0).mean(Kind::Float),
-        Tensor::cat(&all, 0),
-    )
+    let losses = ranks.assemble(
+        "the sub-batch losses",
+        &Tensor::cat(&losses, 0),
+        own.start as i64,
+        groups,
+    )?;
+    let correct = Tensor::stack(&correct, 0).sum(Kind::Float);
+    ranks.sum("the top-1 count", &[&correct])?;
+    Ok((losses.mean(Kind::Float), correct))
+}
+
+/// `∇w ← Σ_ranks ∇w` for every weight. A weight none of this rank's sub-batches reached has no
+/// gradient yet; if another rank's did, it gets zeros first (so every rank sums the same list, and
+/// holds the gradients the one process would).
+fn sum_gradients(weights: &[(String, Tensor)], ranks: &Ranks) -> Result<()> {
+    if ranks.world() == 1 {
+        return Ok(());
+    }
+    let defined: Vec<f32> = weights
+        .iter()
+        .map(|(_, w)| f32::from(u8::from(w.grad().defined())))
+        .collect();
+    let anywhere = Tensor::from_slice(&defined);
+    ranks.sum("which weights have gradients", &[&anywhere])?;
+    let anywhere = Vec::<f32>::try_from(&anywhere)?;
+    let missing: Vec<&Tensor> = weights
+        .iter()
+        .zip(&anywhere)
+        .filter(|((_, w), any)| **any > 0.0 && !w.grad().defined())
+        .map(|((_, w), _)| w)
+        .collect();
+    if let Some(zero) = missing
+        .iter()
+        .map(|w| (*w * 0.0).sum(Kind::Float))
+        .reduce(|a, b| a + b)
+    {
+        zero.backward(); // ∂(0·Σw)/∂w = 0: defines the missing gradients as zeros
+    }
+    let grads: Vec<Tensor> = weights
+        .iter()
+        .map(|(_, w)| w.grad())
+        .filter(Tensor::defined)
+        .collect();
+    let refs: Vec<&Tensor> = grads.iter().collect();
+    ranks.sum("the weight gradients", &refs)
 }

@@ -2,6 +2,7 @@
 //! evaluation cells with reductions at ⌊L/3⌋ and ⌊2L/3⌋ (width ×2), an auxiliary head after cell
 //! ⌊2L/3⌋, global average pooling and a linear classifier.
 
+use crate::nas::init;
 use crate::nas::space::pass_norm::PassNorm;
 use anyhow::Result;
 use tch::nn;
@@ -93,7 +94,7 @@ impl AuxiliaryHead {
             bn1: batch_norm(&(vs / "bn1"), 128, true),
             conv2: conv(&(vs / "conv2"), 128, 768, 2, ConvGeom::plain(1, 0)),
             bn2: batch_norm(&(vs / "bn2"), 768, true),
-            classifier: nn::linear(vs / "classifier", 768, classes, Default::default()),
+            classifier: init::linear(&(vs / "classifier"), 768, classes),
         }
     }
 
@@ -175,7 +176,7 @@ impl DartsEvalNet {
             cells,
             auxiliary_head,
             aux_cell: cfg.aux_cell() as usize,
-            classifier: nn::linear(vs / "classifier", c_p, cfg.classes, Default::default()),
+            classifier: init::linear(&(vs / "classifier"), c_p, cfg.classes),
             drop_path_prob: cfg.drop_path_prob,
         })
     }

@@ -118,7 +118,8 @@ impl Genotype {
         )
     }
 
-    /// The published genotype a config names; `None` for `search` and the ProxylessNAS-space ones.
+    /// The published genotype a config names; `None` for `search`, `random` and the ProxylessNAS-space
+    /// ones.
     pub fn from_choice(choice: GenotypeChoice) -> Option<Genotype> {
         match choice {
             GenotypeChoice::UnasCifar10 => Some(Genotype::unas_cifar10()),
@@ -126,6 +127,7 @@ impl Genotype {
             GenotypeChoice::UnasImagenet => Some(Genotype::unas_imagenet()),
             GenotypeChoice::DartsV2 => Some(Genotype::darts_v2()),
             GenotypeChoice::Search
+            | GenotypeChoice::Random
             | GenotypeChoice::UnasProxyless
             | GenotypeChoice::ProxylessGpu => None,
         }

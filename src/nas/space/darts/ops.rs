@@ -3,6 +3,7 @@
 //! count. BN is `affine=false` in the search supernet and `affine=true` in the evaluation networks.
 //! All ops map [B, C, H, W] to [B, C, ⌈H/s⌉, ⌈W/s⌉] for stride s ∈ {1, 2}.
 
+use crate::nas::init;
 use crate::nas::space::pass_norm::PassNorm;
 use std::fmt;
 use std::str::FromStr;
@@ -122,7 +123,7 @@ impl ConvGeom {
     }
 }
 
-/// A bias-free 2-d convolution, as every conv of the DARTS networks is.
+/// A bias-free 2-d convolution, as every conv of the DARTS networks is (PyTorch's initialisation).
 pub(crate) fn conv(vs: &nn::Path, c_in: i64, c_out: i64, k: i64, g: ConvGeom) -> nn::Conv2D {
     let cfg = nn::ConvConfig {
         stride: g.stride,
@@ -132,7 +133,7 @@ pub(crate) fn conv(vs: &nn::Path, c_in: i64, c_out: i64, k: i64, g: ConvGeom) ->
         bias: false,
         ..Default::default()
     };
-    nn::conv2d(vs, c_in, c_out, k, cfg)
+    init::conv2d(vs, c_in, c_out, k, cfg)
 }
 
 /// A depthwise k×k convolution on C channels.
@@ -155,12 +156,7 @@ fn depthwise(
 
 /// BatchNorm2d as PyTorch initialises it (γ = 1, β = 0, eps 1e-5, momentum 0.1).
 pub(crate) fn batch_norm(vs: &nn::Path, c: i64, affine: bool) -> PassNorm {
-    let cfg = nn::BatchNormConfig {
-        affine,
-        ws_init: nn::Init::Const(1.0),
-        ..Default::default()
-    };
-    PassNorm::new(vs, c, cfg)
+    PassNorm::new(vs, c, init::batch_norm(affine, 1e-5))
 }
 
 /// ReLU → 1×1 conv → BN (the cell preprocessing of a non-reduced input).

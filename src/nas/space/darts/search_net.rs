@@ -100,7 +100,7 @@ impl DartsSearchNet {
         Ok(DartsSearchNet {
             stem,
             cells,
-            classifier: nn::linear(vs / "classifier", c_p, cfg.classes, Default::default()),
+            classifier: crate::nas::init::linear(&(vs / "classifier"), c_p, cfg.classes),
             num_ops: cfg.num_ops,
             op_skip_threshold: cfg.op_skip_threshold,
         })
@@ -148,6 +148,9 @@ impl DartsSearchNet {
 mod tests {
     use super::*;
     use crate::nas::arch::CellSample;
+    use crate::nas::space::op_skip_check::{
+        assert_input_ignored_only_when_all_skipped, assert_trains_at, LARGEST_THRESHOLD,
+    };
     use tch::nn::VarStore;
     use tch::{Device, Kind};
 
@@ -341,6 +344,33 @@ mod tests {
         };
         assert!(unchosen_grad(SampleKind::Dense) > 0.0);
         assert_eq!(unchosen_grad(SampleKind::Relaxed), 0.0);
+    }
+
+    #[test]
+    fn every_threshold_validation_accepts_trains_and_an_all_skipped_node_outputs_zeros() {
+        tch::manual_seed(11);
+        let x = images(2);
+        let s = sample(1, SampleKind::Relaxed);
+        assert_trains_at(&[0.0, 0.05, 0.9, LARGEST_THRESHOLD], [2, 10], |thr| {
+            let (vs, net) = tiny(thr);
+            let out = net.forward(&x, &s, SampleKind::Relaxed, true);
+            (vs, out)
+        });
+        // at the largest threshold every op of a uniform sample is skipped (every node is zeros),
+        // so the logits no longer depend on the images; at 0 they do
+        let uniform = |k: i64| Tensor::full([2, 1, k], 1.0 / k as f64, (Kind::Float, Device::Cpu));
+        let cell = || CellSample {
+            inputs: (0..4).map(|i| uniform(i + 2)).collect(),
+            ops: (0..4).map(|_| uniform(7)).collect(),
+        };
+        let s = DartsSample {
+            normal: cell(),
+            reduce: cell(),
+        };
+        assert_input_ignored_only_when_all_skipped(&x, |thr, images| {
+            let (_vs, net) = tiny(thr);
+            net.forward(images, &s, SampleKind::Relaxed, false)
+        });
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! C_in = C_out and stride 1; `mic_zero` = the block is skipped. Head: Conv1×1 432→1728 + BN + ReLU6,
 //! global average pool, Linear(1728, classes). BN eps 1e-3; no dropout (§6.3).
 
+use crate::nas::init;
 use crate::nas::space::pass_norm::PassNorm;
 use anyhow::{ensure, Result};
 use tch::{nn, nn::Module, Tensor};
@@ -54,16 +55,11 @@ pub(super) fn conv(
         bias: false,
         ..Default::default()
     };
-    nn::conv2d(vs, c_in, c_out, k, cfg)
+    init::conv2d(vs, c_in, c_out, k, cfg)
 }
 
 pub(super) fn bn(vs: &nn::Path, c: i64) -> PassNorm {
-    let cfg = nn::BatchNormConfig {
-        eps: BN_EPS,
-        ws_init: nn::Init::Const(1.0),
-        ..Default::default()
-    };
-    PassNorm::new(vs, c, cfg)
+    PassNorm::new(vs, c, init::batch_norm(true, BN_EPS))
 }
 
 /// Mobile inverted bottleneck: [1×1 expand, BN, ReLU6] (if e > 1) → [dw k×k, BN, ReLU6] → [1×1, BN].
@@ -167,7 +163,7 @@ impl ProxylessEvalNet {
                 conv(&(vs / "head" / "conv"), last, HEAD, 1, 1, 1),
                 bn(&(vs / "head" / "bn"), HEAD),
             ),
-            classifier: nn::linear(vs / "classifier", HEAD, classes, Default::default()),
+            classifier: init::linear(&(vs / "classifier"), HEAD, classes),
         })
     }
 

@@ -156,7 +156,12 @@ impl ProxylessGenotype {
         match choice {
             GenotypeChoice::UnasProxyless => Some(ProxylessGenotype::unas()),
             GenotypeChoice::ProxylessGpu => Some(ProxylessGenotype::proxyless_gpu()),
-            _ => None,
+            GenotypeChoice::Search
+            | GenotypeChoice::Random
+            | GenotypeChoice::UnasCifar10
+            | GenotypeChoice::UnasCifar100
+            | GenotypeChoice::UnasImagenet
+            | GenotypeChoice::DartsV2 => None,
         }
     }
 

@@ -99,6 +99,14 @@ impl MixedBlock {
         }
     }
 
+    /// The output of a block whose every candidate the op-skip rule dropped: Σ over no ops = zeros
+    /// [B, C_out, H/s, W/s] (the DARTS cell's empty node likewise). The largest weight of a block is
+    /// ≥ 1/K, so this happens only above a threshold of 1/7 (normal) or 1/6 (first of a stage). The
+    /// shape comes from candidate 0 in inference mode, so no BatchNorm statistic moves.
+    fn skipped(&self, x: &Tensor) -> Tensor {
+        tch::no_grad(|| self.op(0, x, false, 0.0)).zeros_like()
+    }
+
     /// The block's weights in the sample, [N, K].
     fn weights(&self, s: &ProxylessSample) -> Tensor {
         if self.reduce {
@@ -178,7 +186,7 @@ impl ProxylessSearchNet {
                 conv(&(vs / "head" / "conv"), last, head_c, 1, 1, 1),
                 bn(&(vs / "head" / "bn"), head_c),
             ),
-            classifier: nn::linear(vs / "classifier", head_c, cfg.classes, Default::default()),
+            classifier: crate::nas::init::linear(&(vs / "classifier"), head_c, cfg.classes),
             cfg: cfg.clone(),
         })
     }
@@ -236,7 +244,7 @@ impl ProxylessSearchNet {
                         * b.op(k, &x, train, self.cfg.zero_dropout)
                 })
                 .reduce(|a, c| a + c)
-                .expect("the largest weight of a block is ≥ 1/7 > any sensible threshold")
+                .unwrap_or_else(|| b.skipped(&x))
         })
     }
 

@@ -1,0 +1,21 @@
+// See README.md. ProcessGroupGloo::GlooStore (defined inline in the header) derives from this and
+// overrides these four; the shim never constructs a GlooStore (libtorch's constructor does, with
+// the real definition), so the class is only parsed here.
+#pragma once
+#include <chrono>
+#include <string>
+#include <vector>
+
+namespace gloo {
+namespace rendezvous {
+class Store {
+ public:
+  virtual ~Store() = default;
+  virtual void set(const std::string& key, const std::vector<char>& data) = 0;
+  virtual std::vector<char> get(const std::string& key) = 0;
+  virtual void wait(const std::vector<std::string>& keys) = 0;
+  virtual void wait(const std::vector<std::string>& keys,
+                    const std::chrono::milliseconds& timeout) = 0;
+};
+}  // namespace rendezvous
+}  // namespace gloo

@@ -1,0 +1,280 @@
+//! `unas run FILE --ranks R`: R local rank processes of this binary run the same command as one run
+//! (`dist` joins them; rank 0 writes the run folder). The ranks meet in a TCPStore on 127.0.0.1;
+//! on the CPU they split the cores, with `--gpus` each gets one GPU. SIGTERM / SIGINT to this
+//! launcher reach every rank (they stop together at the next step, after rank 0's checkpoint). A rank
+//! that dies is noted in a file the others read when their collective fails, so the run's
+//! `interrupted` reason names it.
+
+use std::path::Path;
+use std::process::{Child, Command, ExitCode, ExitStatus, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use tch::Tensor;
+
+use super::execute::{run_caught, JobEnd};
+use super::plan::Job;
+use super::stages::run_stage;
+use crate::config::Resolved;
+use crate::dist::{RankEnv, Ranks, StoreAddr};
+use crate::results::provenance::RankRecord;
+use crate::results::RunDir;
+use crate::stage::StageError;
+
+/// How the launcher starts its ranks.
+pub struct Launch {
+    pub ranks: usize,
+    /// One GPU per rank (`CUDA_VISIBLE_DEVICES`), or the CPU.
+    pub gpus: Vec<String>,
+    pub timeout: Duration,
+}
+
+/// A port on 127.0.0.1 that was free a moment ago (rank 0's store listens there).
+fn free_port() -> Result<u16> {
+    let l =
+        std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port on 127.0.0.1")?;
+    Ok(l.local_addr()?.port())
+}
+
+/// This process's own arguments without `--ranks` and `--gpus` (and their values): what each rank runs.
+fn rank_args() -> Vec<String> {
+    let mut out = Vec::new();
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--ranks" | "--gpus" => {
+                args.next();
+            }
+            _ if a.starts_with("--ranks=") || a.starts_with("--gpus=") => {}
+            _ => out.push(a),
+        }
+    }
+    out
+}
+
+/// Starts the ranks, forwards stop signals to them, waits for all; exits as rank 0 did.
+pub fn launch(how: &Launch) -> Result<ExitCode> {
+    let _signals = crate::train::signals::Signals::install()?;
+    let port = free_port()?;
+    let notes = Scratch::new("ranks")?;
+    let deaths = notes.path().join("deaths");
+    let cores = crate::runner::workers::cores();
+    let threads = (cores / how.ranks).max(1).to_string();
+    let mut children = Vec::with_capacity(how.ranks);
+    for rank in 0..how.ranks {
+        let env = RankEnv {
+            rank,
+            world: how.ranks,
+            store: StoreAddr::Tcp {
+                host: "127.0.0.1".into(),
+                port,
+            },
+            timeout: how.timeout,
+            deaths: Some(deaths.clone()),
+        };
+        children.push(spawn(&env, &threads, how.gpus.get(rank))?);
+    }
+    let statuses = supervise(&mut children, &deaths)?;
+    let code = statuses[0]
+        .code()
+        .unwrap_or(crate::cli::EXIT_RUN_FAILED.into());
+    Ok(ExitCode::from(
+        u8::try_from(code).unwrap_or(crate::cli::EXIT_RUN_FAILED),
+    ))
+}
+
+fn spawn(env: &RankEnv, threads: &str, gpu: Option<&String>) -> Result<Child> {
+    let exe = std::env::current_exe().context("finding the unas binary to start a rank")?;
+    let mut c = Command::new(exe);
+    c.envs(env.vars())
+        .env("OMP_NUM_THREADS", threads)
+        .env("MKL_NUM_THREADS", threads)
+        .args(["--threads", threads]);
+    if let Some(g) = gpu {
+        c.env("CUDA_VISIBLE_DEVICES", g)
+            .args(["--device", "cuda:0"]);
+    }
+    // each rank in a process group of its own: a terminal's Ctrl-C reaches the launcher alone, which
+    // forwards it once (a second SIGINT would make a rank exit without its checkpoint)
+    std::os::unix::process::CommandExt::process_group(&mut c, 0);
+    if env.rank > 0 {
+        // rank 0 speaks for the run; the others' progress would only repeat it
+        c.env("UNAS_PLAIN_PROGRESS", "1").stdout(Stdio::null());
+    }
+    c.args(rank_args());
+    c.spawn()
+        .with_context(|| format!("starting rank {} of {}", env.rank, env.world))
+}
+
+/// Waits for every rank; forwards SIGTERM / SIGINT; writes a note for each rank that died of a
+/// signal or ended while the others still ran.
+fn supervise(children: &mut [Child], deaths: &Path) -> Result<Vec<ExitStatus>> {
+    let mut ended: Vec<Option<ExitStatus>> = vec![None; children.len()];
+    let mut forwarded = false;
+    let host = crate::results::provenance::host_name();
+    loop {
+        if !forwarded {
+            if let Some(sig) = crate::train::signals::stop_requested() {
+                for c in children.iter() {
+                    // SAFETY: kill(2) on a child this process started and has not reaped.
+                    unsafe { libc::kill(c.id() as libc::pid_t, sig.number()) };
+                }
+                forwarded = true;
+            }
+        }
+        for (rank, c) in children.iter_mut().enumerate() {
+            if ended[rank].is_some() {
+                continue;
+            }
+            if let Some(status) = c.try_wait()? {
+                ended[rank] = Some(status);
+                let others_running = ended.iter().any(Option::is_none);
+                if !status.success() && others_running {
+                    note_death(deaths, rank, c.id(), &host, status)?;
+                }
+            }
+        }
+        if ended.iter().all(Option::is_some) {
+            return Ok(ended.into_iter().flatten().collect());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Appends "rank R (pid P on HOST) ended: STATUS" to the notes the surviving ranks read.
+fn note_death(deaths: &Path, rank: usize, pid: u32, host: &str, status: ExitStatus) -> Result<()> {
+    use std::io::Write;
+    let line = format!("rank {rank} (pid {pid} on {host}) ended: {status}\n");
+    tracing::warn!("{}", line.trim_end());
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(deaths)
+        .and_then(|mut f| f.write_all(line.as_bytes()))
+        .with_context(|| format!("writing {}", deaths.display()))
+}
+
+/// Rank 0 tells the other ranks whether it runs the job it just looked at (it holds the lock and the
+/// run is not settled); one rank: nothing to tell.
+pub fn tell(ranks: &Ranks, go: bool) -> Result<()> {
+    let t = Tensor::from_slice(&[i64::from(go)]);
+    ranks.broadcast("rank 0's word on the next job", &[&t])
+}
+
+/// What rank 0 told ([`tell`]).
+fn told(ranks: &Ranks) -> Result<bool> {
+    let t = Tensor::from_slice(&[0i64]);
+    ranks.broadcast("rank 0's word on the next job", &[&t])?;
+    Ok(i64::try_from(&t)? != 0)
+}
+
+/// Every rank's host, pid and device, in rank order (empty for one rank); each rank calls it once
+/// per job, after [`tell`].
+pub fn members(ranks: &Ranks, device: tch::Device) -> Result<Vec<RankRecord>> {
+    if ranks.world() == 1 {
+        return Ok(Vec::new());
+    }
+    const LEN: usize = 256;
+    let me = format!(
+        "{}\t{}\t{}",
+        crate::results::provenance::host_name(),
+        std::process::id(),
+        crate::device::describe(device)
+    );
+    let mut bytes = me.into_bytes();
+    bytes.resize(LEN, 0);
+    let all = ranks.gather("the ranks' identities", &Tensor::from_slice(&bytes))?;
+    let all = Vec::<u8>::try_from(&all.view([-1]))?;
+    Ok(all
+        .chunks(LEN)
+        .enumerate()
+        .map(|(rank, c)| {
+            let text = String::from_utf8_lossy(c).trim_end_matches('\0').to_owned();
+            let mut f = text.split('\t');
+            let mut next = || f.next().unwrap_or("").to_owned();
+            let (host, pid, device) = (next(), next(), next());
+            RankRecord {
+                rank,
+                host,
+                pid: pid.parse().unwrap_or(0),
+                device,
+            }
+        })
+        .collect())
+}
+
+/// A rank other than 0 runs the job rank 0 runs, on a private copy of its run folder: it restores
+/// from rank 0's last checkpoint, and what it writes (the same rows, its own checkpoints) stays in
+/// the copy, removed at the end. Rank 0 alone records the run.
+pub fn follow_job(
+    r: &Resolved,
+    job: &Job,
+    dir: &RunDir,
+    upstream: Option<RunDir>,
+    device: tch::Device,
+    ranks: &Ranks,
+) -> Result<JobEnd> {
+    if !told(ranks)? {
+        return Ok(JobEnd::Taken("rank 0 runs nothing for this job".into()));
+    }
+    members(ranks, device)?;
+    let scratch = Scratch::new(&format!("rank{}", ranks.rank()))?;
+    copy_tree(dir.path(), scratch.path())?;
+    let mine = RunDir(scratch.path().to_path_buf());
+    let result = run_caught(|| run_stage(r, job, &mine, upstream, device));
+    Ok(match result {
+        Ok(()) => JobEnd::Done { skipped: false },
+        Err(StageError::Interrupted(i)) => JobEnd::Interrupted(i.to_string()),
+        Err(e @ StageError::RankLost(_)) => JobEnd::Interrupted(e.to_string()),
+        Err(e) => JobEnd::Failed(e.reason()),
+    })
+}
+
+/// Copies the files under `from` into `to` (a file that vanishes meanwhile, a temporary being
+/// renamed by rank 0, is skipped).
+fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+    let entries = match std::fs::read_dir(from) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", from.display())),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        if entry.file_type()?.is_dir() {
+            std::fs::create_dir_all(&dst)?;
+            copy_tree(&src, &dst)?;
+            continue;
+        }
+        match std::fs::copy(&src, &dst) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("copying {}", src.display())),
+        }
+    }
+    Ok(())
+}
+
+/// A folder of this process's own in the temporary directory, removed when dropped.
+struct Scratch(std::path::PathBuf);
+
+impl Scratch {
+    fn new(what: &str) -> Result<Scratch> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let path = std::env::temp_dir().join(format!("unas-{what}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir(&path).with_context(|| format!("creating {}", path.display()))?;
+        Ok(Scratch(path))
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
