@@ -25,7 +25,8 @@ for r in $(seq "$ROUNDS"); do
     echo "round $r, events $mode: $wall s wall, $c s CPU"
   done
 done
-echo "ratio (events on / off, totals of $ROUNDS rounds): wall $(echo "scale=4; ${total[on]} / ${total[off]}" | bc), CPU $(echo "scale=4; ${cpu[on]} / ${cpu[off]}" | bc)"
+ratio() { if [ "$(echo "$2 > 0" | bc)" = 1 ]; then echo "scale=4; $1 / $2" | bc; else echo "n/a"; fi; }
+echo "ratio (events on / off, totals of $ROUNDS rounds): wall $(ratio "${total[on]}" "${total[off]}"), CPU $(ratio "${cpu[on]}" "${cpu[off]}")"
 echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 # run.log: "time spent writing TensorBoard events in this process seconds=S of_wall_s=W"
 grep -rh "time spent writing TensorBoard events" "$tmp"/on*/runs --include=run.log \
