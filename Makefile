@@ -10,6 +10,7 @@
 #   make reproduce   the paper suite (TIER=smoke|quick|paper, default smoke; WORKERS=N worker processes
 #                    or GPUS=0,1,… one per GPU), then the report
 #   make bench-workers  smoke-suite wall time with --workers 2 against --workers 1, measured in one call
+#   make bench-ranks    one search job on 2 ranks x 1 thread against 1 process x 2 threads and x 1 thread
 #   make report      rebuild results/reports from results/runs
 #   make bench       benchmarks: cargo bench, then ours against our PyTorch reference (bench/compare.py)
 #                    into BENCHMARKS.md; torch into .deps/bench-venv (4.6 GB, not part of make test);
@@ -35,7 +36,7 @@ export LIBTORCH := $(CURDIR)/$(TORCH_DIR)/torch
 UNAS := target/debug/unas
 PIP := $(PYTHON) -m pip install --disable-pip-version-check --no-input --progress-bar off
 
-.PHONY: setup setup-gpu build build-release lint test test-deps reproduce report bench bench-workers clean
+.PHONY: setup setup-gpu build build-release lint test test-deps reproduce report bench bench-workers bench-ranks clean
 
 setup: $(TORCH_STAMP) $(CRT_STAMP)
 
@@ -161,6 +162,9 @@ bench: setup bench-venv bench-unas
 # The smoke suite from scratch with --workers 1, then with --workers 2, in one call (fresh results each).
 bench-workers: build
 	scripts/bench-workers.sh $(UNAS)
+
+bench-ranks: build
+	scripts/bench-ranks.sh $(UNAS)
 
 clean:
 	$(CARGO) clean

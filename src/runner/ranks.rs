@@ -226,12 +226,27 @@ pub fn follow_job(
     copy_tree(dir.path(), scratch.path())?;
     let mine = RunDir(scratch.path().to_path_buf());
     let result = run_caught(|| run_stage(r, job, &mine, upstream, device));
+    log_costs(ranks);
     Ok(match result {
         Ok(()) => JobEnd::Done { skipped: false },
         Err(StageError::Interrupted(i)) => JobEnd::Interrupted(i.to_string()),
         Err(e @ StageError::RankLost(_)) => JobEnd::Interrupted(e.to_string()),
         Err(e) => JobEnd::Failed(e.reason()),
     })
+}
+
+/// Logs what the ranks cost this process: time in collectives and peak memory (`make bench-ranks`
+/// reads these lines).
+pub fn log_costs(ranks: &Ranks) {
+    if ranks.world() > 1 {
+        tracing::info!(
+            "rank {} of {}: {:.3} s in collectives, peak RSS {:.0} MiB",
+            ranks.rank(),
+            ranks.world(),
+            ranks.collective_time().as_secs_f64(),
+            crate::results::provenance::peak_rss_mib().unwrap_or(f64::NAN)
+        );
+    }
 }
 
 /// Copies the files under `from` into `to` (a file that vanishes meanwhile, a temporary being
