@@ -132,6 +132,7 @@ fn supervise(children: &mut [Child], deaths: &Path) -> Result<Vec<ExitStatus>> {
             }
             if let Some(status) = c.try_wait()? {
                 ended[rank] = Some(status);
+                remove_scratch_of(rank, c.id());
                 let others_running = ended.iter().any(Option::is_none);
                 if !status.success() && others_running {
                     note_death(deaths, rank, c.id(), &host, status)?;
@@ -142,6 +143,20 @@ fn supervise(children: &mut [Child], deaths: &Path) -> Result<Vec<ExitStatus>> {
             return Ok(ended.into_iter().flatten().collect());
         }
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Removes what a rank that ended left in the temporary directory (its private run folders: a rank
+/// killed with SIGKILL could not remove them itself).
+fn remove_scratch_of(rank: usize, pid: u32) {
+    let prefix = format!("unas-rank{rank}-{pid}-");
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for e in entries.flatten() {
+        if e.file_name().to_string_lossy().starts_with(&prefix) {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
     }
 }
 
