@@ -15,6 +15,7 @@
 #   make bench-workers  smoke-suite wall time with --workers 2 against --workers 1, measured in one call
 #   make bench-tensorboard  a smoke search with TensorBoard event files against --no-tensorboard, in one
 #                    call, and the time the recorders spent on events (ROUNDS=N, default 2)
+#   make bench-ranks    one search job on 2 ranks x 1 thread against 1 process x 2 threads and x 1 thread
 #   make report      rebuild results/reports from results/runs
 #   make bench       benchmarks: cargo bench, then ours against our PyTorch reference (bench/compare.py)
 #                    into BENCHMARKS.md; torch into .deps/bench-venv (4.6 GB, not part of make test);
@@ -40,7 +41,7 @@ export LIBTORCH := $(CURDIR)/$(TORCH_DIR)/torch
 UNAS := target/debug/unas
 PIP := $(PYTHON) -m pip install --disable-pip-version-check --no-input --progress-bar off
 
-.PHONY: setup setup-gpu build build-release lint test test-deps reproduce report bench bench-workers bench-tensorboard clean
+.PHONY: setup setup-gpu build build-release lint test test-deps reproduce report bench bench-workers bench-tensorboard bench-ranks clean
 
 setup: $(TORCH_STAMP) $(CRT_STAMP)
 
@@ -196,6 +197,9 @@ bench-workers: build
 # experiments/paper/c10-darts-unas.yaml at the smoke tier with and without event files, alternated.
 bench-tensorboard: build
 	scripts/bench-tensorboard.sh $(UNAS)
+
+bench-ranks: build
+	scripts/bench-ranks.sh $(UNAS)
 
 clean:
 	$(CARGO) clean

@@ -149,5 +149,32 @@ else
   fi
 fi
 
+# 6. Two ranks (unas run --ranks 2, Gloo: NCCL is not bound yet) on this device: the smoke search of
+#    section 3 again, each rank on its own GPU where there are two (--gpus 0,1), both on the one GPU
+#    otherwise (--gpus 0,0); on the CPU two ranks splitting the cores. Its genotype must be section 3's.
+if [ "$quick" = 1 ]; then
+  record "2 ranks (gloo)" skipped "--quick: tests/ranks.rs covers ranks on the CPU"
+else
+  gpus=()
+  if [ "$device" != cpu ]; then
+    n=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true)
+    if [ "${n:-0}" -ge 2 ]; then gpus=(--gpus 0,1); where="one GPU each (0,1)"; else gpus=(--gpus 0,0); where="both on GPU 0"; fi
+  else
+    where="CPU, cores split"
+  fi
+  if "$bin" --results "$out/results-ranks" run experiments/paper/c10-darts-unas.yaml --tier smoke \
+      --set train.sub_batches=2 --ranks 2 "${gpus[@]}" --rank-timeout 120 > "$out/ranks-run.log" 2>&1; then
+    one=$(find "$out/results" -path '*search-*' -name genotype.json | head -1)
+    two=$(find "$out/results-ranks" -path '*search-*' -name genotype.json | head -1)
+    if [ -n "$one" ] && cmp -s "$one" "$two"; then
+      record "2 ranks (gloo)" ok "$where; the genotype of the one-process search"
+    else
+      record "2 ranks (gloo)" FAIL "$where; genotype differs from section 3's ($one vs $two)"
+    fi
+  else
+    record "2 ranks (gloo)" FAIL "$where; see $out/ranks-run.log"
+  fi
+fi
+
 column -t -s $'\t' "$summary" 2>/dev/null || cat "$summary"
 exit "$failed"

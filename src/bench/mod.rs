@@ -14,17 +14,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 
 use crate::config::{self, Tier};
+use crate::results::provenance::peak_rss_mib;
 use crate::results::{parquet, ResultsRoot, Table};
 use crate::runner::{self, JobEnd};
 use crate::text_table::TextTable;
-
-/// Peak resident memory of this process (VmHWM), MiB.
-fn peak_rss_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1024.0)
-}
 
 fn median(mut v: Vec<f64>) -> Option<f64> {
     if v.is_empty() {

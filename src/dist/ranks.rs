@@ -149,6 +149,8 @@ pub struct Ranks {
     /// `None` for one rank.
     group: Option<Mutex<Group>>,
     deaths: Option<PathBuf>,
+    /// Time spent in collectives so far (waiting for the others included).
+    spent: Mutex<Duration>,
     /// The first collective that failed: the group is then unusable, and every later collective
     /// fails at once with this (so a step can finish its arithmetic and report it at its end).
     lost: Mutex<Option<PeerLost>>,
@@ -162,6 +164,7 @@ impl Ranks {
             world: 1,
             group: None,
             deaths: None,
+            spent: Mutex::new(Duration::ZERO),
             lost: Mutex::new(None),
         }
     }
@@ -186,6 +189,7 @@ impl Ranks {
             world: env.world,
             group: Some(Mutex::new(group)),
             deaths: env.deaths.clone(),
+            spent: Mutex::new(Duration::ZERO),
             lost: Mutex::new(None),
         })
     }
@@ -234,7 +238,10 @@ impl Ranks {
         };
         self.check()?;
         let g = g.lock().unwrap_or_else(|p| p.into_inner());
-        f(&g).map(Some).map_err(|e| {
+        let start = std::time::Instant::now();
+        let out = f(&g);
+        *self.spent.lock().unwrap_or_else(|p| p.into_inner()) += start.elapsed();
+        out.map(Some).map_err(|e| {
             let lost = PeerLost {
                 rank: self.rank,
                 world: self.world,
@@ -264,6 +271,11 @@ impl Ranks {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Time this rank has spent in collectives (waiting for the others included).
+    pub fn collective_time(&self) -> Duration {
+        *self.spent.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The first failed collective, if any.

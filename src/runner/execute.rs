@@ -307,6 +307,7 @@ fn run_job(
     let members = ranks::members(ranks, device)?;
     crate::progress::stage_begin(&label, epochs_of(r, job));
     let end = record_and_run(r, job, dir, upstream, device, members);
+    ranks::log_costs(ranks);
     crate::progress::stage_end();
     if let Ok(end) = &end {
         tracing::info!("run end: {} {}", end.word(), end.detail());

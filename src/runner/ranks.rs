@@ -132,6 +132,7 @@ fn supervise(children: &mut [Child], deaths: &Path) -> Result<Vec<ExitStatus>> {
             }
             if let Some(status) = c.try_wait()? {
                 ended[rank] = Some(status);
+                remove_scratch_of(rank, c.id());
                 let others_running = ended.iter().any(Option::is_none);
                 if !status.success() && others_running {
                     note_death(deaths, rank, c.id(), &host, status)?;
@@ -142,6 +143,20 @@ fn supervise(children: &mut [Child], deaths: &Path) -> Result<Vec<ExitStatus>> {
             return Ok(ended.into_iter().flatten().collect());
         }
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Removes what a rank that ended left in the temporary directory (its private run folders: a rank
+/// killed with SIGKILL could not remove them itself).
+fn remove_scratch_of(rank: usize, pid: u32) {
+    let prefix = format!("unas-rank{rank}-{pid}-");
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for e in entries.flatten() {
+        if e.file_name().to_string_lossy().starts_with(&prefix) {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
     }
 }
 
@@ -226,12 +241,27 @@ pub fn follow_job(
     copy_tree(dir.path(), scratch.path())?;
     let mine = RunDir(scratch.path().to_path_buf());
     let result = run_caught(|| run_stage(r, job, &mine, upstream, device));
+    log_costs(ranks);
     Ok(match result {
         Ok(()) => JobEnd::Done { skipped: false },
         Err(StageError::Interrupted(i)) => JobEnd::Interrupted(i.to_string()),
         Err(e @ StageError::RankLost(_)) => JobEnd::Interrupted(e.to_string()),
         Err(e) => JobEnd::Failed(e.reason()),
     })
+}
+
+/// Logs what the ranks cost this process: time in collectives and peak memory (`make bench-ranks`
+/// reads these lines).
+pub fn log_costs(ranks: &Ranks) {
+    if ranks.world() > 1 {
+        tracing::info!(
+            "rank {} of {}: {:.3} s in collectives, peak RSS {:.0} MiB",
+            ranks.rank(),
+            ranks.world(),
+            ranks.collective_time().as_secs_f64(),
+            crate::results::provenance::peak_rss_mib().unwrap_or(f64::NAN)
+        );
+    }
 }
 
 /// Copies the files under `from` into `to` (a file that vanishes meanwhile, a temporary being
