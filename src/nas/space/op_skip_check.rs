@@ -31,7 +31,7 @@ pub fn assert_trains_at(
     }
 }
 
-/// An all-skipped network ignores its input: with `forward(threshold, images)` (inference mode), the
+/// An all-skipped network ignores its input: with `forward(threshold, images)` (each net built from the same seed), the
 /// logits of `x` and of `x` mirrored are equal at [`LARGEST_THRESHOLD`] and differ at 0.
 pub fn assert_input_ignored_only_when_all_skipped(
     x: &Tensor,
