@@ -90,6 +90,44 @@ fn chromium() -> Option<PathBuf> {
         .find(|p| p.exists())
 }
 
+/// Appended to a copy of a page: after layout, lists every table wider than the box it sits in
+/// (`name:table px>box px`) in the body's `data-too-wide`.
+const MEASURE_TABLES: &str = "<script>window.addEventListener('load', () => { const wide = []; \
+for (const t of document.querySelectorAll('table')) { const box = t.parentElement; \
+if (t.offsetWidth > box.clientWidth + 1) { wide.push((t.closest('[data-table]')?.dataset.table || '?') \
++ ':' + t.offsetWidth + '>' + box.clientWidth); } } \
+document.body.setAttribute('data-too-wide', wide.join(' ')); });</script>";
+
+/// The tables of `page` wider than their container in a 1400-px window (the text column is 68rem).
+fn tables_too_wide(browser: &Path, page: &Path) -> String {
+    let html = std::fs::read_to_string(page).unwrap();
+    let probe = page.with_file_name(".measure-tables.html");
+    std::fs::write(
+        &probe,
+        html.replace("</body>", &format!("{MEASURE_TABLES}</body>")),
+    )
+    .unwrap();
+    let url = format!("file://{}", probe.canonicalize().unwrap().display());
+    let dom = Command::new(browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--window-size=1400,2000",
+        ])
+        .arg("--dump-dom")
+        .arg(&url)
+        .output()
+        .unwrap();
+    std::fs::remove_file(&probe).unwrap();
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    let at = dom
+        .find("data-too-wide=\"")
+        .unwrap_or_else(|| panic!("{url}: the measuring script did not run"))
+        + "data-too-wide=\"".len();
+    dom[at..].split('"').next().unwrap().replace("&gt;", ">")
+}
+
 fn check_pages_in_chromium(reports: &Path, manifest: &serde_json::Value) {
     let Some(browser) = chromium() else {
         eprintln!(
@@ -152,6 +190,11 @@ fn check_pages_in_chromium(reports: &Path, manifest: &serde_json::Value) {
         assert!(
             dom.matches("<svg").count() >= figures.len(),
             "{url}: fewer SVGs than figures"
+        );
+        let wide = tables_too_wide(&browser, &page);
+        assert!(
+            wide.is_empty(),
+            "{url}: tables wider than their container at 1400 px: {wide}"
         );
     }
 }

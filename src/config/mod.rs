@@ -4,6 +4,7 @@
 pub mod error;
 pub mod estimator;
 pub mod identity;
+pub mod limits;
 pub mod load;
 pub mod path;
 pub mod positions;

@@ -304,7 +304,7 @@ fn proxyless_space(o: &mut Problems, s: &Space) {
         },
     );
     if let Some(r) = s.resolution {
-        let stride = crate::nas::space::proxyless::search_net::TOTAL_STRIDE;
+        let stride = super::limits::TOTAL_STRIDE;
         check(
             o,
             r >= stride && r % stride == 0,
@@ -475,7 +475,7 @@ fn latency(o: &mut Problems, s: &Space, sr: &Search, l: &Latency) {
         10_000,
         "latency is the median of the repeats; the paper uses 10",
     );
-    let min = crate::nas::latency::surrogate::MIN_SAMPLES as u64;
+    let min = super::limits::MIN_SAMPLES as u64;
     check(
         o,
         l.surrogate_samples as u64 >= min,

@@ -11,7 +11,7 @@ use super::scan::Group;
 use super::table::{Align, ReportTable};
 
 const CSS: &str = r#"
-body { font-family: "DejaVu Sans", Verdana, sans-serif; max-width: 60rem; margin: 2rem auto; padding: 0 1rem; color: #222; line-height: 1.45; }
+body { font-family: "DejaVu Sans", Verdana, sans-serif; max-width: 68rem; margin: 2rem auto; padding: 0 1rem; color: #222; line-height: 1.45; }
 h1 { font-size: 1.6rem; } h2 { font-size: 1.25rem; margin-top: 2rem; border-bottom: 1px solid #ccc; }
 .cell { display: grid; grid-template-columns: 5.5rem 1fr; gap: .4rem; margin: 1rem 0; }
 .prompt { font-family: monospace; color: #307fc1; text-align: right; padding-top: .3rem; font-size: .85rem; }
@@ -20,10 +20,12 @@ h1 { font-size: 1.6rem; } h2 { font-size: 1.25rem; margin-top: 2rem; border-bott
 .input pre, .markdown { background: #f7f7f7; border: 1px solid #e0e0e0; border-radius: 3px; padding: .5rem .8rem; }
 pre { overflow-x: auto; font-size: .82rem; margin: 0; }
 td code { white-space: nowrap; }
+td code.cmd { white-space: normal; overflow-wrap: anywhere; }
+table[data-table="provenance"] { font-size: .72rem; }
 table { border-collapse: collapse; font-size: .82rem; margin: .3rem 0; }
-th, td { border-bottom: 1px solid #ddd; padding: .25rem .5rem; vertical-align: top; }
+th, td { border-bottom: 1px solid #ddd; padding: .25rem .4rem; vertical-align: top; }
 thead th { border-bottom: 2px solid #444; text-align: left; }
-td.r, th.r { text-align: right; white-space: nowrap; }
+td.r, th.r { text-align: right; }
 caption { caption-side: top; text-align: left; font-style: italic; padding-bottom: .3rem; }
 ol.notes { font-size: .75rem; color: #444; padding-left: 1.4rem; }
 div.table { overflow-x: auto; }
@@ -137,7 +139,7 @@ pub(crate) fn provenance(g: &Group) -> Markup {
             thead { tr {
                 th { "stage" } th { "seed" } th { "run id" } th { "state" } th { "device" }
                 th { "git commit" } th { "unas / tch / libtorch" } th { "host (cpus)" }
-                th { "deterministic" } th { "started" } th { "ended" } th { "command line" }
+                th { "deterministic" } th { "started, ended" } th { "command line" }
             } }
             tbody {
                 @for r in &g.runs {
@@ -150,11 +152,10 @@ pub(crate) fn provenance(g: &Group) -> Markup {
                             td { (p.unas_version) " / " (p.tch_version) " / " (p.libtorch_version) }
                             td { (p.host) " (" (p.cpus) ")" }
                             td { (p.deterministic) }
-                            td { (p.started_at) }
-                            td { (p.ended_at.as_deref().unwrap_or("—")) }
-                            td { code { (p.command_line.join(" ")) } }
+                            td { (p.started_at) br; (p.ended_at.as_deref().unwrap_or("—")) }
+                            td { code.cmd { (p.command_line.join(" ")) } }
                         } @else {
-                            td colspan="7" { "no provenance.json" }
+                            td colspan="6" { "no provenance.json" }
                         }
                     }
                 }

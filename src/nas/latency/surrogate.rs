@@ -29,8 +29,7 @@ pub struct Surrogate {
     pub fit: FitReport,
 }
 
-/// The smallest sample count whose 20 % split holds two architectures (an R² needs two).
-pub const MIN_SAMPLES: usize = 10;
+pub use crate::config::limits::MIN_SAMPLES;
 
 impl Surrogate {
     /// Fits on rows `x` (features) and latencies `y` (ms); the 80/20 split is a permutation seeded by

@@ -14,6 +14,11 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use super::style::{color, Scale};
 use super::CellGraph;
 
+/// Size of the op on an edge and of a node's name, in points. The SVG is 7 in wide and shown unscaled
+/// in the page's text column, and plotters writes a font of p pt at 96 dpi as 1.075·p px: 10 pt is
+/// 10.75 px there, near the page's .82rem tables (5 pt, the size before, was 5.4 px: unreadable).
+pub(crate) const LABEL_PT: f64 = 10.0;
+
 fn err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
     anyhow!("{e:?}")
 }
@@ -80,10 +85,10 @@ pub(crate) fn draw<DB: DrawingBackend>(
 }
 
 fn one<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, g: &CellGraph, s: Scale) -> Result<()> {
-    let title_h = s.px(12.0);
+    let title_h = s.px(15.0);
     area.draw_text(
         &g.title,
-        &TextStyle::from(s.font(8.0)).color(&BLACK),
+        &TextStyle::from(s.font(LABEL_PT + 1.0)).color(&BLACK),
         (s.px(4.0) as i32, s.px(2.0) as i32),
     )
     .map_err(err)?;
@@ -108,7 +113,7 @@ fn one<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, g: &CellGraph, s: Scal
         *parallel.entry((*f, *t)).or_default() += 1;
     }
     let mut seen: BTreeMap<(usize, usize), usize> = BTreeMap::new();
-    let label_style = TextStyle::from(s.font(5.0))
+    let label_style = TextStyle::from(s.font(LABEL_PT))
         .color(&BLACK)
         .pos(Pos::new(HPos::Center, VPos::Center));
     for (f, t, op) in &g.edges {
@@ -150,8 +155,8 @@ fn one<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, g: &CellGraph, s: Scal
             .map_err(err)?;
     }
     // Nodes on top.
-    let r = s.px(9.0) as i32;
-    let node_style = TextStyle::from(s.font(6.0))
+    let r = s.px(11.0) as i32;
+    let node_style = TextStyle::from(s.font(LABEL_PT))
         .color(&BLACK)
         .pos(Pos::new(HPos::Center, VPos::Center));
     for (i, p) in pos.iter().enumerate() {
@@ -205,5 +210,47 @@ mod tests {
             concat: vec![2, 3, 4, 5],
         };
         assert_eq!(layers(&g), vec![0, 0, 1, 2, 1, 3, 4]);
+    }
+
+    #[test]
+    fn edge_and_node_labels_are_at_least_ten_pixels_in_the_page_svg() {
+        let g = CellGraph {
+            title: "normal cell".into(),
+            edges: vec![(0, 2, "sep_conv_3x3".into()), (1, 2, "skip_connect".into())],
+            nodes: 1,
+            concat: vec![2],
+        };
+        let (w, h) = super::super::style::pixels(super::super::style::PAGE_IN, 0.6, 96.0);
+        crate::report::font::register();
+        let mut svg = String::new();
+        {
+            let root = SVGBackend::with_string(&mut svg, (w, h)).into_drawing_area();
+            draw(&root, &[g], Scale::SVG).unwrap();
+        }
+        // the font size (px) of every <text>, by its content
+        let sizes: Vec<(String, f64)> = svg
+            .split("<text")
+            .skip(1)
+            .map(|t| {
+                let at = t.find("font-size=\"").unwrap() + "font-size=\"".len();
+                let num: String = t[at..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_digit() || *c == '.')
+                    .collect();
+                let open = t.find('>').unwrap() + 1;
+                let text = t[open..t.find("</text>").unwrap()].trim().to_owned();
+                (text, num.parse().unwrap())
+            })
+            .collect();
+        let size_of = |label: &str| {
+            sizes
+                .iter()
+                .find(|(t, _)| t == label)
+                .unwrap_or_else(|| panic!("no text {label} in {sizes:?}"))
+                .1
+        };
+        for label in ["sep_conv_3x3", "skip_connect", "k-2", "k-1", "k"] {
+            assert!(size_of(label) >= 10.0, "{label}: {} px", size_of(label));
+        }
     }
 }

@@ -32,8 +32,7 @@ const STAGES: [(i64, usize, i64); 6] = [
     (432, 1, 1),
 ];
 const HEAD: i64 = 1728;
-/// Total stride of the skeleton: the stem and four stages halve the side.
-pub const TOTAL_STRIDE: u32 = 32;
+pub use crate::config::limits::TOTAL_STRIDE;
 
 /// Shape of the search supernet.
 #[derive(Clone, Debug, PartialEq)]
