@@ -104,12 +104,15 @@ pub(super) fn finish<S: SearchSpace>(
                 ctx.seed,
                 s.temperature,
             )?;
-            let mut df = candidates_frame(&rows)?;
-            parquet::write(
-                &ctx.dir.table(Table::Candidates),
-                Table::Candidates,
-                &mut df,
-            )?;
+            // every rank scores every candidate (the same numbers); the first writes the table
+            if crate::dist::ranks().is_first() {
+                let mut df = candidates_frame(&rows)?;
+                parquet::write(
+                    &ctx.dir.table(Table::Candidates),
+                    Table::Candidates,
+                    &mut df,
+                )?;
+            }
             let g: serde_json::Value = serde_json::from_str(&rows[chosen].genotype)?;
             serde_json::to_string_pretty(&g)?
         }
