@@ -227,7 +227,14 @@ fn a_smoke_slice_becomes_tables_figures_and_pages_that_render_in_a_browser() {
             .unwrap_or_else(|| panic!("no estimators row for {e}: {est:?}"));
         assert!(row.contains("(N=1) [smoke]"), "{row}");
     }
-    assert_eq!(est.len(), 6, "one row per estimator: {est:?}");
+    // one row per estimator (random_ws included: its row stays empty, no RS-WS experiment in this
+    // slice), and no "random (no search)" row: no random-sampling experiment ran either
+    assert_eq!(
+        est.len(),
+        unas::config::estimator::Estimator::ALL.len(),
+        "one row per estimator: {est:?}"
+    );
+    assert!(est.iter().any(|r| r.starts_with("random_ws,,")), "{est:?}");
     let status = csv_rows(&tables.join("status.csv"));
     assert_eq!(
         status.iter().filter(|r| r.contains(",done,")).count(),

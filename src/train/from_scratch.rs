@@ -319,7 +319,9 @@ fn train_step(
     let mut body = |x: &Tensor, y: &Tensor| step_body(t, built, params, opt, x, y);
     let out = match graph {
         Some(g) => g.step(drop_path, &b.images, &b.labels, train_loader, &mut body)?,
-        None if t.sub_batches > 1 => {
+        // An epoch's last batch with fewer images than G slices (DDP would pad it) runs whole, as
+        // one slice: every rank computes the same step from the step's own seed, so no all-reduce.
+        None if t.sub_batches > 1 && b.images.size()[0] >= i64::from(t.sub_batches) => {
             let ranks = crate::dist::ranks();
             sub_batch_step(t, built, params, buffers, opt, b, slices, ranks)?
         }
@@ -408,11 +410,7 @@ fn sub_batch_step(
 ) -> Result<StepOut> {
     let groups = i64::from(t.sub_batches);
     let own = ranks.own(groups as usize);
-    let n = b.images.size()[0];
-    anyhow::ensure!(
-        n >= groups,
-        "a batch of {n} images cannot be cut into train.sub_batches = {groups} slices"
-    );
+    let n = b.images.size()[0]; // ≥ G: a smaller last batch runs whole (train_step)
     opt.zero_grad();
     let (mut losses, mut correct, mut after_first) = (Vec::new(), Vec::new(), None);
     for (g, part) in b.split(groups).into_iter().enumerate() {
