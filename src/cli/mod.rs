@@ -22,7 +22,7 @@ use args::{Args, BenchSpace, BenchWhat, Command, DataCommand, DiagnoseCommand, F
 pub use experiments::experiment_files;
 
 pub const EXIT_OK: u8 = 0;
-pub const EXIT_RUN_FAILED: u8 = 1;
+pub const EXIT_RUN_FAILED: u8 = crate::runner::EXIT_RUN_FAILED;
 pub const EXIT_CONFIG: u8 = crate::runner::EXIT_CONFIG;
 
 /// Bad input (a config file, an override, a suite folder): printed as it is, exit code 2.

@@ -6,7 +6,7 @@
 
 use super::evidence::Metric;
 use super::scan::Group;
-use super::tables::{family, Ctx};
+use super::tables::ctx::{family, Ctx};
 
 /// The header of the RI column of every table that has one.
 pub(crate) const RI_COLUMN: &str = "RI vs random (%)";

@@ -18,3 +18,7 @@ pub use execute::{run_experiment, JobEnd, JobReport, Options};
 /// with it could not start its job. The CLI's `EXIT_CONFIG` is this value (defined here so the runner
 /// reads its workers' exits without importing the CLI).
 pub const EXIT_CONFIG: u8 = 2;
+
+/// The exit status of `unas` when a run failed: a rank process that exits with it failed its job. The
+/// CLI's `EXIT_RUN_FAILED` is this value (here so the rank launcher reads it without importing the CLI).
+pub const EXIT_RUN_FAILED: u8 = 1;

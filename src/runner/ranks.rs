@@ -77,11 +77,9 @@ pub fn launch(how: &Launch) -> Result<ExitCode> {
         children.push(spawn(&env, threads.as_deref(), how.gpus.get(rank))?);
     }
     let statuses = supervise(&mut children, &deaths)?;
-    let code = statuses[0]
-        .code()
-        .unwrap_or(crate::cli::EXIT_RUN_FAILED.into());
+    let code = statuses[0].code().unwrap_or(super::EXIT_RUN_FAILED.into());
     Ok(ExitCode::from(
-        u8::try_from(code).unwrap_or(crate::cli::EXIT_RUN_FAILED),
+        u8::try_from(code).unwrap_or(super::EXIT_RUN_FAILED),
     ))
 }
 

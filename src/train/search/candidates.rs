@@ -17,9 +17,12 @@ use crate::results::Phase;
 use crate::train::metrics::DeviceMean;
 use crate::train::rng::{derive_seed, Stream};
 
-use super::epoch::VALIDATION_PASS;
 use super::{per_example_ce, ArchPer};
 use crate::train::metrics::top1_correct;
+
+/// The end-of-epoch validation pass (and the scoring of candidates, which sees the same images) reads
+/// the held-out split in one fixed order: the order of an epoch index that no iterator reaches.
+pub(super) const VALIDATION_PASS: u64 = u64::MAX;
 
 /// The epoch index of the candidates' draws and of their scoring passes in the run's random
 /// streams: after every epoch a search can have.

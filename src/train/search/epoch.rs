@@ -23,9 +23,7 @@ use super::candidates;
 use super::state::SearchState;
 use super::{per_example_ce, weight_sample, ArchPer, EpochPlan};
 
-/// The end-of-epoch pass reads the held-out split in one fixed order: the order of an epoch index
-/// that no iterator reaches.
-pub(super) const VALIDATION_PASS: u64 = u64::MAX;
+use super::candidates::VALIDATION_PASS;
 
 /// Validation, the epoch's rows, a checkpoint. Returns the validation top-1 (%).
 pub(super) fn end_of_epoch<S: SearchSpace>(

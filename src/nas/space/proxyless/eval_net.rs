@@ -6,12 +6,11 @@
 //! C_in = C_out and stride 1; `mic_zero` = the block is skipped. Head: Conv1×1 432→1728 + BN + ReLU6,
 //! global average pool, Linear(1728, classes). BN eps 1e-3; no dropout (§6.3).
 
-use crate::nas::init;
-use crate::nas::space::pass_norm::PassNorm;
 use anyhow::{ensure, Result};
-use tch::{nn, nn::Module, Tensor};
+use tch::{nn, Tensor};
 
 use super::genotype::{BlockOp, ProxylessGenotype};
+use super::mbconv::MbConv;
 use super::skeleton::Skeleton;
 
 /// Stem width, first-block width, stage widths, head width (`C` of spec §5.2, width multiplier 1.0).
@@ -26,7 +25,6 @@ pub const STAGES: [(i64, usize, i64); 6] = [
     (432, 1, 1),
 ];
 pub const HEAD: i64 = 1728;
-pub(super) const BN_EPS: f64 = 1e-3;
 
 /// (C_in, C_out, stride) of every searchable block 1..=21.
 pub fn skeleton() -> Vec<(i64, i64, i64)> {
@@ -39,72 +37,6 @@ pub fn skeleton() -> Vec<(i64, i64, i64)> {
         }
     }
     out
-}
-
-pub(super) fn conv(
-    vs: &nn::Path,
-    c_in: i64,
-    c_out: i64,
-    k: i64,
-    stride: i64,
-    groups: i64,
-) -> nn::Conv2D {
-    let cfg = nn::ConvConfig {
-        stride,
-        padding: k / 2,
-        groups,
-        bias: false,
-        ..Default::default()
-    };
-    init::conv2d(vs, c_in, c_out, k, cfg)
-}
-
-pub(super) fn bn(vs: &nn::Path, c: i64) -> PassNorm {
-    PassNorm::new(vs, c, init::batch_norm(true, BN_EPS))
-}
-
-/// Mobile inverted bottleneck: [1×1 expand, BN, ReLU6] (if e > 1) → [dw k×k, BN, ReLU6] → [1×1, BN].
-#[derive(Debug)]
-pub(super) struct MbConv {
-    expand: Option<(nn::Conv2D, PassNorm)>,
-    depthwise: (nn::Conv2D, PassNorm),
-    project: (nn::Conv2D, PassNorm),
-}
-
-impl MbConv {
-    pub(super) fn new(vs: &nn::Path, c_in: i64, c_out: i64, k: i64, e: i64, stride: i64) -> MbConv {
-        let mid = c_in * e; // feature_dim = round(C_in · e)
-        MbConv {
-            expand: (e > 1).then(|| {
-                (
-                    conv(&(vs / "expand" / "conv"), c_in, mid, 1, 1, 1),
-                    bn(&(vs / "expand" / "bn"), mid),
-                )
-            }),
-            depthwise: (
-                conv(&(vs / "depthwise" / "conv"), mid, mid, k, stride, mid),
-                bn(&(vs / "depthwise" / "bn"), mid),
-            ),
-            project: (
-                conv(&(vs / "project" / "conv"), mid, c_out, 1, 1, 1),
-                bn(&(vs / "project" / "bn"), c_out),
-            ),
-        }
-    }
-
-    pub(super) fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        let x = match &self.expand {
-            Some((c, b)) => c.forward(x).apply_t(b, train).relu6(),
-            None => x.shallow_clone(),
-        };
-        let x = self
-            .depthwise
-            .0
-            .forward(&x)
-            .apply_t(&self.depthwise.1, train)
-            .relu6();
-        self.project.0.forward(&x).apply_t(&self.project.1, train)
-    }
 }
 
 #[derive(Debug)]

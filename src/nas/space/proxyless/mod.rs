@@ -6,6 +6,7 @@ pub mod count;
 pub mod eval_net;
 pub mod genotype;
 pub(crate) mod inspect;
+mod mbconv;
 pub mod search_net;
 pub mod search_space;
 mod skeleton;

@@ -14,8 +14,8 @@
 use anyhow::{ensure, Context, Result};
 use tch::{nn, Kind, Tensor};
 
-use super::eval_net::MbConv;
 use super::genotype::{reduction_primitives, starts_stage, BlockOp, BLOCKS, BLOCK_PRIMITIVES};
+use super::mbconv::MbConv;
 use super::skeleton::Skeleton;
 use crate::nas::arch::{ProxylessSample, SampleKind};
 

@@ -5,7 +5,7 @@
 
 use tch::{nn, nn::Module, Tensor};
 
-use super::eval_net::{bn, conv, MbConv};
+use super::mbconv::{bn, conv, MbConv};
 use crate::nas::space::pass_norm::PassNorm;
 
 /// The skeleton's layers (the blocks belong to the network that holds it).
