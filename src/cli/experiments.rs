@@ -11,7 +11,7 @@ use crate::results::ResultsRoot;
 use crate::runner::{self, JobEnd, JobReport};
 use crate::text_table::TextTable;
 
-use super::{BadInput, EXIT_OK, EXIT_RUN_FAILED};
+use super::exit::{BadInput, EXIT_OK, EXIT_RUN_FAILED};
 
 /// Files that live among the experiments but are not experiments.
 fn special_kind(path: &Path) -> Option<&'static str> {
@@ -205,7 +205,7 @@ pub struct RunHow {
 impl RunHow {
     /// From `reproduce`'s flags: `--gpus` (one worker per GPU), `--workers N`, or this process.
     pub fn new(retry_failed: bool, workers: Option<u16>, gpus: &[String]) -> RunHow {
-        let cores = runner::workers::cores();
+        let cores = runner::threads::cores();
         let workers = match (workers, gpus.is_empty()) {
             (_, false) => Some(runner::workers::Pool::gpus(gpus, cores)),
             (Some(n), true) => Some(runner::workers::Pool::cpu(usize::from(n), cores)),

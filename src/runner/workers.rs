@@ -14,10 +14,11 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 
 use crate::config::{DeviceChoice, Resolved};
-use crate::results::{atomic::RunLock, read_state, ResultsRoot, RunDir, State, Status};
+use crate::results::{read_state, ResultsRoot, RunDir, State, Status};
 use crate::train::signals;
 
-use super::execute::{self, announce, blocked_by, job_dir, JobEnd, JobReport, Options};
+use super::execute::{self, announce, blocked_by, job_dir, JobReport, Options};
+use super::job_end::{record_interrupted, JobEnd};
 use super::plan::{plan, Job};
 
 /// One worker's place: a GPU (by its index as the machine numbers them) or a share of the CPU cores.
@@ -32,11 +33,6 @@ pub struct Slot {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Pool {
     pub slots: Vec<Slot>,
-}
-
-/// Cores of this machine (or of the cgroup / affinity mask it runs in).
-pub fn cores() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 impl Pool {
@@ -307,13 +303,7 @@ fn worker_died(dir: &RunDir, pid: u32, status: ExitStatus) -> JobEnd {
     let why = format!(
         "its worker (pid {pid}) ended ({status}) in the middle of the run; it resumes from its last checkpoint at the next `unas reproduce`"
     );
-    let recorded = RunLock::acquire(dir.path()).and_then(|_lock| {
-        Status::now(State::Interrupted {
-            reason: why.clone(),
-        })
-        .write(dir.path())
-    });
-    match recorded {
+    match record_interrupted(dir.path(), &why) {
         Ok(()) => JobEnd::Failed(why),
         Err(e) => JobEnd::Failed(format!("{why} (and recording that failed: {e:#})")),
     }
