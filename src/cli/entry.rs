@@ -90,9 +90,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             retry_failed,
             workers,
             gpus,
+            ranks_per_run,
             data,
         } => {
-            let how = experiments::RunHow::new(retry_failed, workers, &gpus);
+            let how =
+                experiments::RunHow::new(retry_failed, workers, &gpus, usize::from(ranks_per_run))?;
             experiments::reproduce(&suite, tier, data.as_deref(), &root, device, &how)
         }
         Command::Status { tier, suite, json } => status::run(&suite, tier, &root, json),
