@@ -355,7 +355,16 @@ pub fn run(
             ))
             .into());
         }
-        return runner::ranks::launch(launch);
+        let runs: Vec<_> = all
+            .iter()
+            .flat_map(|r| {
+                let jobs = runner::execute::selected_jobs(r, &opts).unwrap_or_default();
+                jobs.into_iter()
+                    .map(|j| runner::execute::job_dir(root, r, &j))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        return runner::ranks::launch(launch, &runs);
     }
     crate::dist::init()?;
     if let Some(id) = &opts.only {
