@@ -550,3 +550,46 @@ fn a_killed_rank_0_leaves_the_run_interrupted_naming_it_not_running_and_the_reru
     let status = std::fs::read_to_string(dir.join("status.json")).unwrap();
     assert!(status.contains("done"), "{status}");
 }
+
+/// Ranks are how a run executes, not what it computes: a two-rank search cut after its first
+/// checkpoint (rank 1 killed) resumes as one process, and a one-process search cut there (killed)
+/// resumes as two ranks; both end equal to the uninterrupted one-process run within the bound above
+/// (the reduction order is all that differs). The cut is a kill after the end-of-warm-up checkpoint,
+/// not a SIGTERM: SIGTERM checkpoints mid-epoch, and the search loop does not checkpoint the moving
+/// averages of `grad_var_arch` (a logged diagnostic, restarted at 0 after such a resume).
+#[test]
+fn a_run_cut_with_two_ranks_resumes_with_one_and_the_reverse_ending_as_the_uninterrupted_run() {
+    let name = "ranks-switch";
+    let (_suite, file) = one_experiment(name, "estimator: rebar, objective: {kind: gengap}");
+    let two = ["--ranks", "2", "--rank-timeout", "120"];
+    let whole = tempfile::tempdir().unwrap();
+    ok(&run(whole.path(), &file, &[]).output().unwrap());
+    let whole = search_dir(whole.path(), name);
+    for (first, then) in [(&two[..], &[][..]), (&[][..], &two[..])] {
+        let results = tempfile::tempdir().unwrap();
+        // slow steps: the kill lands before the search epoch's end, whatever the machine's load
+        let mut launcher = run(results.path(), &file, first)
+            .env("UNAS_TEST_SLOW_STEP_MS", "300")
+            .spawn()
+            .unwrap();
+        let (dir, prov) = first_checkpoint(results.path(), name, &mut launcher);
+        let victim = match prov["ranks"][1]["pid"].as_i64() {
+            Some(rank1) => rank1 as libc::pid_t,
+            None => launcher.id() as libc::pid_t,
+        };
+        // SAFETY: SIGKILL to the process this test started, or to its rank 1.
+        assert_eq!(unsafe { libc::kill(victim, libc::SIGKILL) }, 0);
+        let out = launcher.wait_with_output().unwrap();
+        assert!(!out.status.success());
+        ok(&run(results.path(), &file, then).output().unwrap());
+        assert_eq!(status_of(&dir)["state"], "done");
+        let log = std::fs::read_to_string(dir.join("run.log")).unwrap();
+        assert!(log.contains("resuming from a checkpoint"), "{log}");
+        let world = if then.is_empty() { 1 } else { 2 };
+        let prov: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("provenance.json")).unwrap())
+                .unwrap();
+        assert_eq!(prov["world_size"], world, "the resumed run's ranks");
+        assert_same_numbers(&whole, &dir, TOLERANCE);
+    }
+}
