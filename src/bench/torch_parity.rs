@@ -251,7 +251,7 @@ fn search_meta(ctx: &StageCtx) -> Result<serde_json::Value> {
 
 fn train_meta(ctx: &StageCtx) -> Result<serde_json::Value> {
     let e = &ctx.resolved.experiment;
-    let t = TrainRecipe::of(e.train.as_ref().context("no train section")?)?;
+    let t = TrainRecipe::of(e.train.as_ref().context("no train section")?);
     let genotype = match t.genotype {
         GenotypeChoice::Search => bail!("the parity check trains a published genotype"),
         other => Genotype::from_choice(other).context("not a DARTS-space genotype")?,
