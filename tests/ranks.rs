@@ -405,3 +405,79 @@ fn ranks_that_do_not_divide_the_sub_batches_are_refused_before_anything_runs() {
     );
     assert!(!results.path().join("runs").exists(), "nothing ran");
 }
+
+/// `unas reproduce --ranks-per-run 2`: the search (G = 2) runs as two ranks, the training of its
+/// genotype (G = 1, nothing to split) as one process; `--ranks-per-run 3`, which does not divide the
+/// search's G, is refused before anything runs, naming the experiment.
+#[test]
+fn reproduce_with_two_ranks_per_run_runs_each_job_as_its_g_allows_and_refuses_what_r_does_not_divide(
+) {
+    let name = "ranks-suite";
+    let text = experiment(name, "estimator: gsm, objective: {kind: train}")
+        .replace(", sub_batches: 2}\nseeds", "}\nseeds");
+    assert!(!text.contains("layers: 3, sub_batches"), "{text}");
+    let suite = common::suite(&[(name, text)]);
+    let results = tempfile::tempdir().unwrap();
+    let reproduce = |r: &str| {
+        common::unas(
+            results.path(),
+            &[
+                "reproduce",
+                "--suite",
+                suite.path().to_str().unwrap(),
+                "--tier",
+                "paper",
+                "--ranks-per-run",
+                r,
+            ],
+        )
+        .output()
+        .unwrap()
+    };
+    let bad = reproduce("3");
+    assert_eq!(bad.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains(name)
+            && err.contains("search.sub_batches is 2")
+            && err.contains("--ranks-per-run 3"),
+        "{err}"
+    );
+    assert!(!results.path().join("runs").exists(), "nothing ran");
+
+    ok(&reproduce("2"));
+    let base = results.path().join(format!("runs/{name}/paper"));
+    let mut worlds: Vec<(String, u64, String)> = std::fs::read_dir(&base)
+        .unwrap()
+        .map(|e| {
+            let d = e.unwrap().path();
+            let prov: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(d.join("provenance.json")).unwrap())
+                    .unwrap();
+            let stage = d
+                .file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .split('-')
+                .next()
+                .unwrap()
+                .to_owned();
+            let state = std::fs::read_to_string(d.join("status.json")).unwrap();
+            (stage, prov["world_size"].as_u64().unwrap(), state)
+        })
+        .collect();
+    worlds.sort();
+    assert_eq!(worlds.len(), 2, "{worlds:?}");
+    assert_eq!(
+        (worlds[0].0.as_str(), worlds[0].1),
+        ("search", 2),
+        "{worlds:?}"
+    );
+    assert_eq!(
+        (worlds[1].0.as_str(), worlds[1].1),
+        ("train", 1),
+        "{worlds:?}"
+    );
+    assert!(worlds.iter().all(|w| w.2.contains("done")), "{worlds:?}");
+}

@@ -10,7 +10,7 @@ use crate::config::Tier;
 use crate::results::ResultsRoot;
 use crate::runner::slurm::{submit, SlurmOptions};
 
-use super::EXIT_OK;
+use super::exit::EXIT_OK;
 
 /// `unas submit`'s options.
 #[derive(clap::Args, Debug)]

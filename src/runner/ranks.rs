@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use tch::Tensor;
 
-use super::execute::{run_caught, JobEnd};
+use super::job_end::{run_caught, JobEnd};
 use super::plan::Job;
 use super::stages::run_stage;
 use crate::config::Resolved;
@@ -59,7 +59,7 @@ pub fn launch(how: &Launch) -> Result<ExitCode> {
     let notes = Scratch::new("ranks")?;
     let deaths = notes.path().join("deaths");
     // the cores split between the ranks, unless the command gave --threads (each rank then has that)
-    let cores = crate::runner::workers::cores();
+    let cores = super::threads::cores();
     let given = std::env::args().any(|a| a == "--threads" || a.starts_with("--threads="));
     let threads = (!given).then(|| (cores / how.ranks).max(1).to_string());
     let mut children = Vec::with_capacity(how.ranks);
