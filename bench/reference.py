@@ -278,13 +278,15 @@ class SearchNet(nn.Module):
         self.cells = nn.ModuleList(cells)
         self.classifier = nn.Linear(c_p, classes)
 
-    def forward(self, x, sample):
-        """sample: {'normal'|'reduce': (inputs [4 × [2, N, i+2]], ops [4 × [2, N, K]])}."""
+    def forward(self, x, sample, dense=False):
+        """sample: {'normal'|'reduce': (inputs [4 × [2, N, i+2]], ops [4 × [2, N, K]])}; dense: every
+        op of every edge runs (no op-skip: DARTS's mixture, the straight-through sample)."""
+        threshold = 0.0 if dense else self.threshold
         with autocast(x):
             s0 = s1 = self.stem(x)
             for cell in self.cells:
                 inputs, ops = sample["reduce" if cell.reduction else "normal"]
-                s0, s1 = s1, cell(s0, s1, inputs, ops, self.threshold)
+                s0, s1 = s1, cell(s0, s1, inputs, ops, threshold)
             logits = self.classifier(F.adaptive_avg_pool2d(s1, 1).flatten(1))
         return count_forward(out_of_autocast(logits))
 
@@ -349,6 +351,10 @@ class Categoricals:
         log_prob = sum((b * t).sum((0, 2)) for b, t in zip(onehot, thetas))  # log q(b) [N]
         return Draw(relaxed, onehot, log_prob)
 
+    def probabilities(self, n):
+        """q̃ = softmax(ã) expanded to [S, n, K]: DARTS's mixture."""
+        return [t.exp().expand(t.shape[0], n, t.shape[2]) for t in self.log_q()]
+
     def entropy(self):
         """H(q) summed over selectors (logged only, as officially)."""
         return sum(-(t.exp() * t).sum((0, 2)).mean() for t in self.log_q())
@@ -387,18 +393,18 @@ def per_example_ce(logits, y):
     return F.cross_entropy(logits, y, reduction="none")
 
 
-def objective(net, objective_kind, xs, batch, val, log=None):
+def objective(net, objective_kind, xs, batch, val, log=None, dense=False):
     """f per example [N] of sample xs (group tensors [S, N, K]) on the training batch (and val); the
-    means of the gap and of the pair penalty into `log` when given."""
+    means of the gap and of the pair penalty into `log` when given; `dense`: no op-skip."""
     sample = DartsAlphas.to_sample(xs)
     (x, y), (xv, yv) = batch, val
     if objective_kind == "train":
-        f = per_example_ce(net(x, sample), y)  # f = ℓ_tr
+        f = per_example_ce(net(x, sample, dense), y)  # f = ℓ_tr
     elif objective_kind == "val":
-        f = per_example_ce(net(xv, sample), yv)  # f = ℓ_va (official --val_arch_update)
+        f = per_example_ce(net(xv, sample, dense), yv)  # f = ℓ_va (official --val_arch_update)
     else:
-        l_tr = per_example_ce(net(x, sample), y)
-        l_va = per_example_ce(net(xv, sample), yv)
+        l_tr = per_example_ce(net(x, sample, dense), y)
+        l_va = per_example_ce(net(xv, sample, dense), yv)
         gap = (l_va - l_tr).abs()
         f = l_tr + GEN_GAP_LAMBDA * gap  # f = ℓ_tr + λ·|ℓ_va − ℓ_tr|
         if log is not None:
@@ -409,11 +415,85 @@ def objective(net, objective_kind, xs, batch, val, log=None):
     return f + pair  # f + 0.2·P_n
 
 
-def surrogate(estimator, draw, f, baseline):
-    """S whose gradient w.r.t. the logits is the estimator; returns (S, mean f(b), mean f(ζ))."""
+# The estimators of the paper's ablation. The official code implements gsm (its `default`), reinforce
+# and rebar; st_gsm, darts and relax are not in it (spec §2.6–2.8) and follow unas's definitions
+# (`src/nas/estimator.rs`), written here again from their formulas.
+ESTIMATORS = ("gsm", "st_gsm", "darts", "reinforce", "rebar", "relax")
+
+
+def sampler_of(estimator):
+    """`rebar` and `relax` force gsm_type = rebar (spec §2); the others draw with `original`."""
+    return "rebar" if estimator in ("rebar", "relax") else "original"
+
+
+def weight_sample(estimator, alphas, draw):
+    """What the weight step trains on: (group tensors, dense). DARTS: its mixture softmax(a) (one for
+    the batch, every op); the others: the relaxed sample, detached, with op-skip (official)."""
+    if estimator == "darts":
+        return [t.detach() for t in alphas.probabilities(1)], True
+    return [t.detach() for t in draw.relaxed], False
+
+
+def flatten_per_example(xs):
+    """[S, N, K] per group → [N, Σ S·K]: RELAX's input, in the groups' order."""
+    return torch.cat([x.permute(1, 0, 2).reshape(x.shape[1], -1) for x in xs], 1)
+
+
+RELAX_HIDDEN, RELAX_LR = 64, 1e-3  # unas's RELAX_HIDDEN, RELAX_LR (not in the official code)
+
+
+class RelaxCV(nn.Module):
+    """RELAX's learned term r_φ(ζ) = Linear(H, 1)(tanh(Linear(D, H)(ζ))) (Grathwohl et al., 2018),
+    PyTorch's default init, its own Adam (today's torch.optim.Adam, ε after the bias correction)."""
+
+    def __init__(self, dim, hidden=RELAX_HIDDEN):
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.fc2 = nn.Linear(hidden, 1)
+
+    def forward(self, x):
+        return self.fc2(torch.tanh(self.fc1(x))).squeeze(-1)  # r_φ(x) [N]
+
+
+def relax_surrogate(draw, f, logits, cv, opt_cv):
+    """RELAX: ĝ = [f(b) − f(ζ̃) − r_φ(ζ̃)]∇log q(b) + ∇f(ζ) − ∇f(ζ̃) + ∇r_φ(ζ) − ∇r_φ(ζ̃) (through ζ⋆),
+    then one Adam step on φ down ∇_φ‖ĝ‖²; S has gradient ĝ (φ before its step) and value mean f(ζ)."""
+    with torch.no_grad():
+        f_d = f(draw.onehot)
+    f_c = f(draw.relaxed)
+    x = flatten_per_example(draw.relaxed)  # ζ⋆ [N, D]
+    r, r_coef = cv(x), cv(x.detach())
+    s_rebar = (draw.log_prob * (f_d - f_c).detach()).mean() + f_c.mean()
+    s_phi = (-draw.log_prob * r_coef + r).mean()
+    g_rebar = torch.autograd.grad(s_rebar, logits, retain_graph=True)
+    g_phi = torch.autograd.grad(s_phi, logits, retain_graph=True, create_graph=True)
+    g_hat = [a + b for a, b in zip(g_rebar, g_phi)]
+    proxy = sum((g ** 2).sum() for g in g_hat)  # ‖ĝ‖²
+    opt_cv.zero_grad()
+    grads = torch.autograd.grad(proxy, list(cv.parameters()))
+    for p, g in zip(cv.parameters(), grads):
+        p.grad = g
+    opt_cv.step()
+    linear = sum((a * g.detach()).sum() for a, g in zip(logits, g_hat))
+    s = f_c.mean().detach() + linear - linear.detach()  # value mean f(ζ), gradient ĝ
+    return s, f_d.mean(), f_c.detach().mean()
+
+
+def surrogate(estimator, draw, f, baseline, alphas=None, relax=None):
+    """S whose gradient w.r.t. the logits is the estimator; returns (S, mean f(b), mean f(ζ)).
+    f(xs, dense=False); `alphas` for darts, `relax` = (cv, its Adam) for relax."""
     if estimator == "gsm":  # S = mean f(ζ)
         f_c = f(draw.relaxed)
         return f_c.mean(), None, f_c.detach().mean()
+    if estimator == "st_gsm":  # x = b − sg(ζ) + ζ, S = mean f(x), every op run
+        x = [b - z.detach() + z for b, z in zip(draw.onehot, draw.relaxed)]
+        f_st = f(x, dense=True)
+        return f_st.mean(), f_st.detach().mean(), None
+    if estimator == "darts":  # S = mean f(softmax(a)), every op run
+        f_c = f(alphas.probabilities(draw.log_prob.shape[0]), dense=True)
+        return f_c.mean(), None, f_c.detach().mean()
+    if estimator == "relax":
+        return relax_surrogate(draw, f, alphas.logits, *relax)
     if estimator == "reinforce":  # S = mean[log q(b)·sg(f(b) − β)] + β, then β ← 0.1β + 0.9 mean f(b)
         with torch.no_grad():
             f_d = f(draw.onehot)
@@ -475,13 +555,20 @@ class SearchState:
         self.opt_a = adam(self.alphas.logits, lr=LR_A, weight_decay=WD_A)
         self.estimator, self.objective = args.estimator, args.objective
         self.baseline = {"value": 0.0}
+        self.relax = None
+        if args.estimator == "relax":
+            dim = sum(a.shape[0] * a.shape[-1] for a in self.alphas.logits)
+            cv = RelaxCV(dim).to(device)
+            self.relax = (cv, torch.optim.Adam(cv.parameters(), lr=RELAX_LR))
 
 
-def weight_step(st, opt, x, y, relaxed):
-    """Adam on the weights with the detached relaxed sample; + 0·Σ params gives every weight a
-    gradient (official); clip 5. Returns the loss and the gradient norm before clipping."""
+def weight_step(st, opt, x, y, draw):
+    """Adam on the weights with the estimator's weight sample (the detached relaxed sample; DARTS: its
+    mixture); + 0·Σ params gives every weight a gradient (official); clip 5. Returns the loss and the
+    gradient norm before clipping."""
     opt.zero_grad()
-    logits = st.net(x, DartsAlphas.to_sample([t.detach() for t in relaxed]))
+    xs, dense = weight_sample(st.estimator, st.alphas, draw)
+    logits = st.net(x, DartsAlphas.to_sample(xs), dense)
     params = list(st.net.parameters())
     loss = F.cross_entropy(logits, y) + 0 * sum(p.sum() for p in params)
     backward(loss)
@@ -494,30 +581,30 @@ def warmup_step(st, batch):
     """One warm-up step (spec §1.4, official `train_init`): a relaxed sample per example from the frozen
     logits, drawn without gradient, and a weight step with the warm-up's own Adam."""
     x, y = batch
-    sampler = "rebar" if st.estimator == "rebar" else "original"
     with torch.no_grad():
-        draw = st.alphas.sample(x.shape[0], TAU, sampler)
-    loss, gnorm = weight_step(st, st.opt_warm, x, y, draw.relaxed)
+        draw = st.alphas.sample(x.shape[0], TAU, sampler_of(st.estimator))
+    loss, gnorm = weight_step(st, st.opt_warm, x, y, draw)
     return {"loss_w": loss, "grad_norm": gnorm}
 
 
 def search_step(st, batch, val):
     """One architecture step then one weight step on the same batch (spec §1.3)."""
     x, y = batch
-    sampler = "rebar" if st.estimator == "rebar" else "original"
-    draw = st.alphas.sample(x.shape[0], TAU, sampler)  # one architecture per example
+    draw = st.alphas.sample(x.shape[0], TAU, sampler_of(st.estimator))  # one architecture per example
     st.opt_a.zero_grad()
     logged = {}
 
-    def f(xs):
-        # the gap and the pair penalty are logged from the relaxed pass, as unas logs them
-        return objective(st.net, st.objective, xs, batch, val, logged if xs is draw.relaxed else None)
+    def f(xs, dense=False):
+        # the gap and the pair penalty are logged from the pass that is not the one-hot b's, as unas
+        # logs them
+        return objective(st.net, st.objective, xs, batch, val,
+                         None if xs is draw.onehot else logged, dense)
 
-    s, f_d, f_c = surrogate(st.estimator, draw, f, st.baseline)
+    s, f_d, f_c = surrogate(st.estimator, draw, f, st.baseline, st.alphas, st.relax)
     backward(s)  # ∇_logits S is the estimator (the net's weights get gradients too: discarded)
     st.opt_a.step()
     entropy = st.alphas.entropy().detach()  # logged only
-    loss, gnorm = weight_step(st, st.opt_w, x, y, draw.relaxed)
+    loss, gnorm = weight_step(st, st.opt_w, x, y, draw)
     return {"loss_w": loss, "f_b": f_d, "f_zeta": f_c, "entropy": entropy, "grad_norm": gnorm,
             "gap": logged.get("gap"), "pair": logged.get("pair")}
 
@@ -793,6 +880,20 @@ def load_module(module, tensors, prefix):
             v.copy_(tensors[prefix + k])
 
 
+def load_relax(cv, tensors, prefix):
+    """φ from unas, whose layers keep W as [in, out] (r = x·W + b): nn.Linear's weight is its transpose."""
+    with torch.no_grad():
+        for name, p in cv.named_parameters():
+            v = tensors[prefix + name]
+            p.copy_(v.t() if name.endswith("weight") else v)
+
+
+def relax_state(cv, prefix, of):
+    """of(p) of every parameter of φ in unas's layout (weights transposed back to [in, out])."""
+    return {prefix + name: (of(p).t() if name.endswith("weight") else of(p)).detach().clone()
+            for name, p in cv.named_parameters()}
+
+
 def module_state(module, prefix):
     return {prefix + k: v.detach().clone() for k, v in module.state_dict().items()
             if not k.endswith("num_batches_tracked")}
@@ -846,6 +947,8 @@ def parity_search_steps(m, t):
     with torch.no_grad():
         for i, a in enumerate(st.alphas.logits):
             a.copy_(t[f"init/alpha/{i:02}"])
+    if st.relax is not None:
+        load_relax(st.relax[0], t, "init/relax/")
     out = {}
     set_lr(st.opt_warm, t["warm/lr_w"])
     replay(t, "warm/noise/")
@@ -857,6 +960,8 @@ def parity_search_steps(m, t):
     out.update(module_state(st.net, "warm/w/"))
     set_lr(st.opt_w, t["search/lr_w"])
     set_lr(st.opt_a, t["search/lr_a"])
+    if st.relax is not None:
+        set_lr(st.relax[1], t["search/relax/lr"])
     replay(t, "search/noise/")
     r = search_step(st, (t["search/x"], t["search/y"]), (t["search/xv"], t["search/yv"]))
     consumed("search step")
@@ -871,6 +976,9 @@ def parity_search_steps(m, t):
     for i, a in enumerate(st.alphas.logits):
         out[f"search/alpha_grad/{i:02}"] = a.grad.detach().clone()
         out[f"search/alpha/{i:02}"] = a.detach().clone()
+    if st.relax is not None:
+        out.update(relax_state(st.relax[0], "search/relax/w/", lambda p: p))
+        out.update(relax_state(st.relax[0], "search/relax/grad/", lambda p: p.grad))
     out["fresh/search_loss"] = fresh_search_losses(m, t)
     return out
 
@@ -888,8 +996,9 @@ def fresh_search_losses(m, t):
         alphas = DartsAlphas(m["num_ops"], torch.device("cpu"))
         replay(t, "warm/noise/")
         with torch.no_grad():
-            draw = alphas.sample(t["warm/x"].shape[0], TAU, "rebar" if m["estimator"] == "rebar" else "original")
-            losses.append(F.cross_entropy(net(t["warm/x"], DartsAlphas.to_sample(draw.relaxed)), t["warm/y"]))
+            draw = alphas.sample(t["warm/x"].shape[0], TAU, sampler_of(m["estimator"]))
+            xs, dense = weight_sample(m["estimator"], alphas, draw)
+            losses.append(F.cross_entropy(net(t["warm/x"], DartsAlphas.to_sample(xs), dense), t["warm/y"]))
         consumed("fresh supernet")
     return torch.stack(losses).double()
 
@@ -1113,7 +1222,7 @@ def parse_args(argv):
 
     s = sub.add_parser("search", help="one UNAS search step in the DARTS space")
     common(s, 8, 16, 32)
-    s.add_argument("--estimator", choices=["gsm", "reinforce", "rebar"], default="rebar")
+    s.add_argument("--estimator", choices=ESTIMATORS, default="rebar")
     s.add_argument("--objective", choices=["train", "val", "gengap"], default="gengap")
     t = sub.add_parser("train", help="one from-scratch training step of a genotype")
     common(t, 20, 36, 128)

@@ -1,5 +1,5 @@
-//! `unas diagnose parity-torch` against the PyTorch reference (bench/reference.py), for each of the
-//! reference's estimators: one warm-up step, one search step (per-example, gen-gap + pair penalty) and
+//! `unas diagnose parity-torch` against the PyTorch reference (bench/reference.py), for each
+//! estimator with an architecture step (all but random_ws): one warm-up step, one search step (per-example, gen-gap + pair penalty) and
 //! one training step from the same state, every number within its bound. Needs the full torch wheel
 //! (`make bench-venv`, 4.6 GB installed), so it is `#[ignore]`d in `make test` and run by `make parity`.
 
@@ -52,10 +52,22 @@ fn parity(estimator: &str) -> serde_json::Value {
     doc
 }
 
+/// Which of f(b), f(ζ) each estimator evaluates (and logs), and whether it has a relaxed or dense
+/// pass (the gap and the pair penalty are logged from it): (estimator, f(b), f(ζ), gap/penalty).
+const ESTIMATORS: [(&str, bool, bool, bool); 6] = [
+    ("gsm", false, true, true),
+    // the straight-through pass's value is f(b): logged as f_discrete
+    ("st_gsm", true, false, true),
+    ("darts", false, true, true),
+    ("reinforce", true, false, false),
+    ("rebar", true, true, true),
+    ("relax", true, true, true),
+];
+
 #[test]
 #[ignore = "needs the full torch wheel: make parity"]
 fn every_number_of_the_three_steps_matches_the_pytorch_reference() {
-    for estimator in ["rebar", "gsm", "reinforce"] {
+    for (estimator, f_b, f_zeta, relaxed_pass) in ESTIMATORS {
         let doc = parity(estimator);
         let compared = doc["compared"].as_array().unwrap();
         // every kind of number was compared, in all three steps
@@ -81,24 +93,18 @@ fn every_number_of_the_three_steps_matches_the_pytorch_reference() {
                 "{estimator}: too few numbers of the {prefix} step"
             );
         }
-        // the relaxed pass's terms (REINFORCE has no relaxed pass), f(b)'s (GSM evaluates no b)
-        for key in [
-            "search/term/f_relaxed",
-            "search/term/gen_gap",
-            "search/term/pair_penalty",
-        ] {
-            assert_eq!(
-                compared.iter().any(|c| c["key"] == key),
-                estimator != "reinforce",
-                "{estimator}: {key}"
-            );
+        let has = |key: &str| compared.iter().any(|c| c["key"] == key);
+        for key in ["search/term/gen_gap", "search/term/pair_penalty"] {
+            assert_eq!(has(key), relaxed_pass, "{estimator}: {key}");
         }
-        assert_eq!(
-            compared
-                .iter()
-                .any(|c| c["key"] == "search/term/f_discrete"),
-            estimator != "gsm",
-            "{estimator}: f(b)"
-        );
+        assert_eq!(has("search/term/f_discrete"), f_b, "{estimator}: f(b)");
+        assert_eq!(has("search/term/f_relaxed"), f_zeta, "{estimator}: f(ζ)");
+        // RELAX's control variate: its gradient and its Adam step, every parameter
+        for p in ["fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"] {
+            for what in ["grad", "w"] {
+                let key = format!("search/relax/{what}/{p}");
+                assert_eq!(has(&key), estimator == "relax", "{estimator}: {key}");
+            }
+        }
     }
 }

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::numbers;
+use common::{checkpoint_tensors, numbers};
 use unas::results::Table;
 
 const TOLERANCE: f64 = 1e-5;
@@ -81,25 +81,10 @@ fn search_dir(results: &Path, name: &str) -> PathBuf {
         .expect("a search run")
 }
 
-/// The tensors of the run's last checkpoint, BatchNorm running statistics left out.
-fn last_checkpoint(dir: &Path) -> Vec<(String, tch::Tensor)> {
-    let ckpts = dir.join("checkpoints");
-    let mut epochs: Vec<PathBuf> = std::fs::read_dir(&ckpts)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    epochs.sort();
-    let last = epochs.last().expect("a checkpoint");
-    let mut t = tch::Tensor::read_safetensors(last.join("tensors.safetensors")).unwrap();
-    t.retain(|(name, _)| !name.contains("running_") && !name.contains("num_batches_tracked"));
-    t.sort_by(|a, b| a.0.cmp(&b.0));
-    t
-}
-
 /// Every checkpoint tensor, and every number of the steps and epochs tables, within `tol` of the
 /// other run's, relative to max(1, |x|) (`tol` 0: bit-identical).
 fn assert_same_numbers(a: &Path, b: &Path, tol: f64) {
-    let (ta, tb) = (last_checkpoint(a), last_checkpoint(b));
+    let (ta, tb) = (checkpoint_tensors(a, true), checkpoint_tensors(b, true));
     assert_eq!(ta.len(), tb.len());
     assert!(ta.iter().any(|(n, _)| n.starts_with("w/")), "weights saved");
     assert!(ta.iter().any(|(n, _)| n.contains("alpha")), "logits saved");
@@ -110,26 +95,7 @@ fn assert_same_numbers(a: &Path, b: &Path, tol: f64) {
         let over = ((&xa - &xb).abs() - bound).max().double_value(&[]);
         assert!(over <= 0.0, "{na}: differs by more than {tol} relative");
     }
-    for t in [Table::Steps, Table::Epochs] {
-        let (da, db) = (numbers(a, t), numbers(b, t));
-        assert_eq!(da.height(), db.height(), "{t:?} rows");
-        for c in da.get_column_names() {
-            let (cx, cy) = (da.column(c).unwrap(), db.column(c).unwrap());
-            let (Ok(x), Ok(y)) = (cx.f64(), cy.f64()) else {
-                assert!(cx.equals_missing(cy), "{t:?} column {c} differs");
-                continue;
-            };
-            for i in 0..x.len() {
-                match (x.get(i), y.get(i)) {
-                    (Some(p), Some(q)) => assert!(
-                        (p - q).abs() <= tol * p.abs().max(1.0),
-                        "{t:?} {c} row {i}: {p} vs {q}"
-                    ),
-                    (p, q) => assert_eq!(p.is_none(), q.is_none(), "{t:?} {c} row {i}"),
-                }
-            }
-        }
-    }
+    common::assert_tables_close(a, b, &[Table::Steps, Table::Epochs], tol);
 }
 
 /// Waits (at most 120 s) for the end-of-warm-up checkpoint of the run `name` that `launcher` runs;

@@ -21,7 +21,13 @@
 //! - weights after Adam's first step, w′ = w − lr·g/(|g| + ε′) with g = ∇ + wd·w: a gradient known
 //!   to ±δ moves each weight by at most lr·min(2, 2δ/|g|), plus 4u·(|w| + lr) of rounding, plus (the
 //!   search step's weights) the bound of the warm-up's weights it started from;
-//! - weights after SGD's first step, w′ = w − lr·(∇ + wd·w): lr·δ + 4u·(|w| + lr).
+//! - weights after SGD's first step, w′ = w − lr·(∇ + wd·w): lr·δ + 4u·(|w| + lr);
+//! - RELAX's control variate φ: its gradient ∇_φ‖ĝ‖² = 2Σ ĝ·∂ĝ/∂φ is known to ĝ's relative bound
+//!   (the largest architecture-gradient bound over the largest |ĝ|) plus ε_g of its own backward pass;
+//!   φ after its first Adam step (today's Adam, w′ = w − lr·g/(|g| + ε), no weight decay) as above.
+//!
+//! Estimators: gsm, st_gsm, darts, reinforce, rebar and relax (random_ws takes no architecture step;
+//! its weight steps train per-example one-hot architectures, which no official code path does).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -33,6 +39,7 @@ use tch::{Kind, Tensor};
 
 use super::reference_names;
 use super::step::{with_ctx, StepOptions, StepWhat};
+use crate::config::estimator::Selection;
 use crate::config::{DeviceChoice, Estimator, GenotypeChoice, Precision, TrainRecipe};
 use crate::nas::space::darts::Genotype;
 use crate::stage::StageCtx;
@@ -60,7 +67,7 @@ pub struct TorchParityOptions {
     /// Search batch.
     #[arg(long, default_value_t = 16)]
     pub batch: u32,
-    /// rebar, gsm or reinforce (the reference's estimators).
+    /// gsm, st_gsm, darts, reinforce, rebar or relax (random_ws takes no architecture step).
     #[arg(long, value_enum, default_value_t = Estimator::Rebar)]
     pub estimator: Estimator,
     /// Evaluation-network cells.
@@ -177,6 +184,11 @@ fn depth(layers: u32) -> u32 {
 
 /// Our key (our variable names) → the reference's.
 fn rename(key: &str, net: fn(&str) -> Result<String>) -> Result<String> {
+    for p in ["init/relax/", "search/relax/w/", "search/relax/grad/"] {
+        if let Some(var) = key.strip_prefix(p) {
+            return Ok(format!("{p}{}", reference_names::relax(var)?));
+        }
+    }
     for p in [
         "init/w/",
         "warm/w/",
@@ -206,6 +218,7 @@ fn is_input(key: &str) -> bool {
         .or_else(|| k.strip_prefix("search/"));
     k.starts_with("init/")
         || k.starts_with("noise/")
+        || k == "search/relax/lr"
         || step.is_some_and(|s| s.starts_with("noise/"))
         || matches!(
             step.unwrap_or(k),
@@ -251,7 +264,7 @@ fn search_meta(ctx: &StageCtx) -> Result<serde_json::Value> {
 
 fn train_meta(ctx: &StageCtx) -> Result<serde_json::Value> {
     let e = &ctx.resolved.experiment;
-    let t = TrainRecipe::of(e.train.as_ref().context("no train section")?)?;
+    let t = TrainRecipe::of(e.train.as_ref().context("no train section")?);
     let genotype = match t.genotype {
         GenotypeChoice::Search => bail!("the parity check trains a published genotype"),
         other => Genotype::from_choice(other).context("not a DARTS-space genotype")?,
@@ -298,6 +311,20 @@ impl Bounds<'_> {
         Ok(self.get(key)?.double_value(&[0]))
     }
 
+    /// The architecture gradient's bound relative to its size: max over groups of the bound over
+    /// max over groups of |ĝ| (what RELAX's φ is trained on).
+    fn arch_relative(&self) -> Result<f64> {
+        let (mut bound, mut size) = (0.0f64, 0.0f64);
+        for (k, g) in self.ours {
+            if k.starts_with("search/alpha_grad/") {
+                bound = bound.max(max_abs(&self.of(k, g)?.1));
+                size = size.max(max_abs(g));
+            }
+        }
+        ensure!(size > 0.0, "no architecture gradient recorded");
+        Ok(bound / size)
+    }
+
     /// (quantity, elementwise bound) of output `key`.
     fn of(&self, key: &str, value: &Tensor) -> Result<(Quantity, Tensor)> {
         let d = |t: &Tensor| t.to_kind(Kind::Double);
@@ -307,6 +334,24 @@ impl Bounds<'_> {
         };
         let eps_g = 2.0 * eps_f;
         let flat = |b: f64| value.to_kind(Kind::Double).zeros_like() + b;
+        if key.starts_with("search/relax/grad/") {
+            // ∇_φ‖ĝ‖² = 2Σ ĝ·∂ĝ/∂φ: ĝ's relative bound, plus a backward pass of its own
+            return Ok((
+                Quantity::WeightGrad,
+                flat((self.arch_relative()? + eps_g) * max_abs(value)),
+            ));
+        }
+        if let Some(v) = key.strip_prefix("search/relax/w/") {
+            // φ after its first Adam step (today's Adam: w′ = w − lr·g/(|g| + ε), no weight decay)
+            let grad_key = format!("search/relax/grad/{v}");
+            let grad = self.get(&grad_key)?;
+            let (_, delta) = self.of(&grad_key, grad)?;
+            let before = d(self.get(&format!("init/relax/{v}"))?);
+            let lr = self.scalar("search/relax/lr")?;
+            let rounding = (before.abs() + lr) * (4.0 * u);
+            let adam = (delta * 2.0 / (d(grad).abs() + 1e-30)).clamp_max(2.0) * lr;
+            return Ok((Quantity::AdamUpdate, adam + rounding));
+        }
         let var = key.split_once("/w/").or_else(|| key.split_once("/grad/"));
         let is_stat = key.ends_with("running_mean") || key.ends_with("running_var");
         if key.contains("/term/") {
@@ -412,6 +457,13 @@ pub fn run(o: &TorchParityOptions) -> Result<TorchParity> {
         o.python.is_file(),
         "{} not found: `make bench-venv` installs the full torch wheel the reference needs",
         o.python.display()
+    );
+    ensure!(
+        o.estimator.selection() == Selection::Mode,
+        "--estimator {}: random search takes no architecture step, and its weight steps train \
+         per-example one-hot architectures, which the official code never does; pick one of the \
+         other six",
+        o.estimator.name()
     );
     let cpu = Some(DeviceChoice::Cpu);
     let search_sets = [

@@ -181,8 +181,7 @@ pub fn epochs_of(r: &Resolved, job: &Job) -> u64 {
         Stage::Train => e
             .train
             .as_ref()
-            .and_then(|t| crate::config::TrainRecipe::of(t).ok())
-            .map_or(0, |t| u64::from(t.epochs)),
+            .map_or(0, |t| u64::from(crate::config::TrainRecipe::of(t).epochs)),
     }
 }
 

@@ -193,7 +193,7 @@ pub fn rough_cost_m_images(r: &Resolved) -> f64 {
         } else {
             e.seeds.train.len()
         };
-        let epochs = crate::config::TrainRecipe::of(t).map_or(0, |r| r.epochs);
+        let epochs = crate::config::TrainRecipe::of(t).epochs;
         total += train_n as f64 * f64::from(epochs) * trainings as f64;
     }
     total / 1e6

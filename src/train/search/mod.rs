@@ -46,7 +46,7 @@ use crate::train::batches;
 use crate::train::metrics::StepInfo;
 use crate::train::optim::Optimizer;
 use crate::train::recorder::{stop_if_asked, Recorder};
-use crate::train::rng::{derive_seed, seed_step, Determinism, Stream, INIT_STEP};
+use crate::train::rng::{derive_seed, seed_step, Determinism, StepStreams, Stream, INIT_STEP};
 
 pub(crate) use bench_step::time_steps;
 pub(crate) use parity_step::record_steps;
@@ -278,11 +278,17 @@ fn iteration<S: SearchSpace>(
     let mut terms: Vec<(Term, Tensor)> = Vec::new();
     let mut lat_ms = None;
     let mut chk = Finite::deferred(step);
+    let at = StepStreams {
+        run_seed: seed,
+        phase: ep.phase,
+        epoch: ep.epoch,
+        step,
+    };
     // random search has no architecture step: its logits stay at the uniform initialisation
     if !ep.warm() && s.estimator.selection() == Selection::Mode {
-        lat_ms = arch_step::arch_step(st, s, ep, b, &draw, &mut chk, seed, grad_var, &mut terms)?;
+        lat_ms = arch_step::arch_step(st, s, ep, b, &draw, &mut chk, &at, grad_var, &mut terms)?;
     }
-    weight_step::weight_step(st, s, ep.warm(), b, &draw, &mut terms)?;
+    weight_step::weight_step(st, s, ep.warm(), b, &draw, &at, &mut terms)?;
     Ok((terms, chk.take(), lat_ms))
 }
 

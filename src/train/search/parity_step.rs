@@ -13,7 +13,9 @@
 //! - `{warm,search}/term/{column}`: the step's logged terms (loss, f(b), f(ζ), gap, pair penalty, …);
 //! - `{warm,search}/grad/{var}`: the weights' clipped gradients, `search/alpha_grad/{group}` the
 //!   estimator; `{warm,search}/w/{var}`, `search/alpha/{group}`: the state after the step (the
-//!   warm-up leaves the logits alone).
+//!   warm-up leaves the logits alone);
+//! - `relax`: `init/relax/{w1,b1,w2,b2}` φ before, `search/relax/{w,grad}/{…}` φ after its Adam step
+//!   and that step's gradient ∇_φ‖ĝ‖².
 
 use anyhow::{ensure, Context, Result};
 use tch::{Kind, Tensor};
@@ -130,9 +132,15 @@ pub(crate) fn record_steps(ctx: &StageCtx) -> Result<Vec<(String, Tensor)>> {
         let mut a = a.shallow_clone();
         tch::no_grad(|| a.set_data(&a.to_kind(Kind::Double)));
     }
+    if let Some(cv) = &mut st.est.relax {
+        cv.to_kind(Kind::Double);
+    }
     st.restore(ctx)?;
     let mut out = copies("init/w", &all_variables(&st.vs));
     out.extend(copies("init/alpha", &st.alpha_params));
+    if let Some(cv) = &st.est.relax {
+        out.extend(copies("init/relax", &cv.named_parameters()));
+    }
 
     let ep = begin_epoch(&mut st, s); // epoch 0: the warm-up
     out.extend(recorded_step(ctx, &mut st, s, &ep, "warm")?);
@@ -169,5 +177,13 @@ pub(crate) fn record_steps(ctx: &StageCtx) -> Result<Vec<(String, Tensor)>> {
         .map(|(n, t)| (n.clone(), t.grad()))
         .collect();
     out.extend(copies("search/alpha_grad", &alpha_grads));
+    if let Some(cv) = &st.est.relax {
+        out.extend(copies("search/relax/w", &cv.named_parameters()));
+        let grads = cv
+            .first_step_gradients()
+            .context("RELAX's φ took more than the search step's one Adam step")?;
+        out.extend(copies("search/relax/grad", &grads));
+        out.push(scalar("search/relax/lr".into(), cv.lr));
+    }
     Ok(out)
 }

@@ -82,6 +82,7 @@ fn a_4x4_weight_step_equals_four_separate_4_image_steps_averaged() {
             &xs,
             SampleKind::Relaxed,
             &Ranks::one(),
+            None,
         )
         .unwrap();
     });
@@ -96,6 +97,7 @@ fn a_4x4_weight_step_equals_four_separate_4_image_steps_averaged() {
                 &rows,
                 SampleKind::Relaxed,
                 &Ranks::one(),
+                None,
             )
             .unwrap();
         });
@@ -117,6 +119,7 @@ fn a_4x4_weight_step_equals_four_separate_4_image_steps_averaged() {
             &xs,
             SampleKind::Relaxed,
             &Ranks::one(),
+            None,
         )
         .unwrap();
     });
