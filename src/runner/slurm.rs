@@ -81,7 +81,11 @@ fn task(r: &Resolved, job: &Job, ranks: usize) -> Result<Task> {
             .with_context(|| format!("finding {}", r.source.display()))?,
         tier: r.tier.as_str().into(),
         run_id: job.run_id.clone(),
-        ranks: if job.sub_batches(r).1 == 1 { 1 } else { ranks },
+        ranks: if job.sub_batches(r).1 == 1 {
+            1
+        } else {
+            ranks.max(1)
+        },
         label: format!(
             "{} {} seed {}",
             r.experiment.name,
@@ -125,13 +129,9 @@ pub fn script(
     sb("--requeue".into());
     sb("--open-mode=append".into());
     sb(format!("--output={}/wave{k}-%A_%a.out", out_dir.display()));
-    let device = if o.gpus_per_task.is_some() {
-        " --device cuda:0"
-    } else {
-        ""
-    };
+    // the device is the experiment's (`auto`: the task's GPU, which Slurm binds to it)
     let unas = format!(
-        r#"{} --results {}{device} --threads "${{SLURM_CPUS_PER_TASK:-1}}""#,
+        r#"{} --results {} --threads "${{SLURM_CPUS_PER_TASK:-1}}""#,
         shell_quote(unas),
         shell_quote(results)
     );
@@ -332,7 +332,7 @@ mod tests {
         for line in [
             "#SBATCH --ntasks=2",
             "#SBATCH --gpus-per-task=1",
-            r#"srun --ntasks="$ranks" --kill-on-bad-exit=0 '/bin/unas' --results '/r' --device cuda:0"#,
+            r#"srun --ntasks="$ranks" --kill-on-bad-exit=0 '/bin/unas' --results '/r' --threads"#,
             r#"--job "$job" --slurm-ranks &"#,
             r#"scancel --signal=TERM "$SLURM_JOB_ID""#,
             "read -r file tier job ranks label",
