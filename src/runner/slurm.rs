@@ -136,22 +136,7 @@ pub fn script(
         shell_quote(results)
     );
     let run = r#"run "$file" --tier "$tier" --job "$job""#;
-    // One rank: unas itself. R ranks: an srun step of R tasks that meet through Slurm's environment,
-    // stopped by SIGTERM to the step (scancel signals every step of the job, not this script).
-    let (start, stop) = if o.ranks_per_run > 1 {
-        (
-            format!(
-                r#"if [ "$ranks" -gt 1 ]; then
-  srun --ntasks="$ranks" --kill-on-bad-exit=0 {unas} {run} --slurm-ranks &
-else
-  {unas} {run} &
-fi"#
-            ),
-            r#"if [ "$ranks" -gt 1 ]; then scancel --signal=TERM "$SLURM_JOB_ID"; else kill -TERM "$pid"; fi"#,
-        )
-    } else {
-        (format!("{unas} {run} &"), r#"kill -TERM "$pid""#)
-    };
+    let (start, stop) = start_and_stop(o.ranks_per_run, &unas, run);
     let _ = write!(
         s,
         r#"set -u
@@ -176,6 +161,26 @@ wait "$pid"
         list = shell_quote(list),
     );
     s
+}
+
+/// The script's lines that start unas in the background (`pid=$!` after them) and that stop it.
+fn start_and_stop(ranks_per_run: usize, unas: &str, run: &str) -> (String, &'static str) {
+    // One rank: unas itself. R ranks: an srun step of R tasks that meet through Slurm's environment,
+    // stopped by SIGTERM to the step (scancel signals every step of the job, not this script).
+    if ranks_per_run > 1 {
+        (
+            format!(
+                r#"if [ "$ranks" -gt 1 ]; then
+  srun --ntasks="$ranks" --kill-on-bad-exit=0 {unas} {run} --slurm-ranks &
+else
+  {unas} {run} &
+fi"#
+            ),
+            r#"if [ "$ranks" -gt 1 ]; then scancel --signal=TERM "$SLURM_JOB_ID"; else kill -TERM "$pid"; fi"#,
+        )
+    } else {
+        (format!("{unas} {run} &"), r#"kill -TERM "$pid""#)
+    }
 }
 
 fn shell_quote(p: &Path) -> String {
