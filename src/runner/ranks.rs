@@ -3,7 +3,9 @@
 //! on the CPU they split the cores, with `--gpus` each gets one GPU. SIGTERM / SIGINT to this
 //! launcher reach every rank (they stop together at the next step, after rank 0's checkpoint). A rank
 //! that dies is noted in a file the others read when their collective fails, so the run's
-//! `interrupted` reason names it.
+//! `interrupted` reason names it; a rank 0 that dies (it records the run) has its run recorded
+//! `interrupted` by the launcher. A rank other than 0 whose stage fails with an error leaves the error
+//! in the run folder (`rank-R.failed`, under Slurm too), and rank 0 records the run `failed` with it.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, ExitStatus, Stdio};
