@@ -8,6 +8,7 @@ pub mod onednn;
 pub mod plan;
 pub mod ranks;
 pub mod slurm;
+pub mod slurm_env;
 pub mod stages;
 pub mod survey;
 pub mod threads;
