@@ -17,6 +17,7 @@ pub(crate) mod inspect;
 pub mod loader;
 pub mod presence;
 pub mod rng;
+pub mod share;
 pub mod split;
 pub mod synthetic;
 
