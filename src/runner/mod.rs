@@ -3,7 +3,6 @@
 
 pub mod execute;
 pub mod heap;
-pub mod onednn;
 pub mod plan;
 pub mod ranks;
 pub mod slurm;
