@@ -11,10 +11,18 @@ requires a gradient, three forward + backward passes. This is the stride-2 1x1 c
 FactorizedReduce on the first ImageNet cell (`mb2_ic12oc6_ih56oh28kh1sh2`, the last primitive before
 the crash in `tests/imagenet_folder.rs`). Seen with torch 2.11.0 (oneDNN v3.10.2) on an AMD EPYC with
 AVX-512: channels-last crashes (SIGSEGV or SIGABRT, glibc's "double free or corruption") for IC < 16
-under every ISA (`jit_1x1:avx512_core`) and for IC < 8 under ONEDNN_MAX_CPU_ISA=AVX2 (`jit_1x1:avx2`);
+under every AVX-512 level (`jit_1x1:avx512_core`) and for IC < 8 under ONEDNN_MAX_CPU_ISA=AVX2 (`jit_1x1:avx2`);
 contiguous NCHW never does. This matches uxlfoundation/oneDNN#6035 ("1x1 convolution backward_weights
 writes past the rtus workspace (nhwc, IC < ic_block)"): the strided source is first copied to a
-unit-stride workspace whose per-pixel stride is the channel block, not IC, for an NHWC source.
+unit-stride workspace sized for IC channels a pixel but indexed by the channel block. valgrind (which
+hides AVX-512, so oneDNN takes its AVX2 kernel) shows the write, then dies itself (about 4 minutes):
+
+    ONEDNN_MAX_CPU_ISA=AVX2 valgrind --undef-value-errors=no .deps/bench-venv/bin/python \
+        bench/onednn_repro.py --case channels_last 4
+
+"Invalid write of size 8" from the JIT code run by `jit_avx2_1x1_convolution_bwd_weights_t::
+execute_backward_weights`, "0 bytes after a block of size 12,672" allocated by ideep inside
+`mkldnn_convolution_backward_weights`.
 
 Exit status 1 if a contiguous (NCHW) case crashed: the layout `unas` relies on would be unsafe too.
 """

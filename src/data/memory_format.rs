@@ -9,8 +9,12 @@
 //! or corruption" when `mkldnn_convolution_backward_weights` frees its buffers) or the process dies
 //! with SIGSEGV. PyTorch alone does it: `bench/onednn_repro.py` (one `Conv2d(IC, 6, 1, stride 2)` on a
 //! `[2, IC, 56, 56]` channels-last input, one thread) crashes for IC 4 and 12 with no cap, for IC 4
-//! with `ONEDNN_MAX_CPU_ISA=AVX2`, and never on contiguous NCHW. It is uxlfoundation/oneDNN#6035 (the
-//! strided source is copied into a unit-stride workspace indexed by the channel block, not by IC).
+//! with `ONEDNN_MAX_CPU_ISA=AVX2`, and never on contiguous NCHW. Under valgrind (which hides AVX-512,
+//! so oneDNN takes its AVX2 kernel) IC 4 shows the write: "Invalid write of size 8" from the JIT code
+//! that `jit_avx2_1x1_convolution_bwd_weights_t::execute_backward_weights` runs, 0 bytes after a
+//! 12,672-byte block ideep allocated inside `mkldnn_convolution_backward_weights` (then valgrind itself
+//! dies). It is uxlfoundation/oneDNN#6035: the strided source is first copied into a unit-stride
+//! workspace sized for IC channels a pixel but indexed by the channel block.
 //! In `unas` it was the ImageNet loader's NHWC batches reaching DARTS's FactorizedReduce on the first
 //! cell (`mb2_ic12oc6_ih56oh28kh1sh2`, the last line of `ONEDNN_VERBOSE=1` before the crash): with the
 //! AVX2 cap lifted (`ONEDNN_MAX_CPU_ISA=ALL`), `cargo test --test imagenet_folder` before this change
