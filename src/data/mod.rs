@@ -15,6 +15,7 @@ pub mod identity;
 pub mod imagenet;
 pub(crate) mod inspect;
 pub mod loader;
+pub mod memory_format;
 pub mod presence;
 pub mod rng;
 pub mod share;
