@@ -15,7 +15,7 @@ under every AVX-512 level (`jit_1x1:avx512_core`) and for IC < 8 under ONEDNN_MA
 contiguous NCHW never does. This matches uxlfoundation/oneDNN#6035 ("1x1 convolution backward_weights
 writes past the rtus workspace (nhwc, IC < ic_block)"): the strided source is first copied to a
 unit-stride workspace sized for IC channels a pixel but indexed by the channel block. valgrind (which
-hides AVX-512, so oneDNN takes its AVX2 kernel) shows the write, then dies itself (about 4 minutes):
+hides AVX-512, so oneDNN takes its AVX2 kernel) shows the write, then dies itself (a few minutes):
 
     ONEDNN_MAX_CPU_ISA=AVX2 valgrind --undef-value-errors=no .deps/bench-venv/bin/python \
         bench/onednn_repro.py --case channels_last 4
