@@ -52,6 +52,28 @@ fn parity(space: &str, estimator: &str) -> serde_json::Value {
         "{space}/{estimator}: {fresh:#?}"
     );
     assert!(o.status.success(), "{}", common::show(&o));
+    // the figures `make parity` reports (README's table)
+    let worst = doc["compared"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["ratio_to_bound"].as_f64().unwrap())
+        .fold(0.0, f64::max);
+    eprintln!(
+        "{space}/{estimator}: {} numbers, worst |Δ|/bound {worst:.3}; initial losses {}",
+        doc["compared"].as_array().unwrap().len(),
+        fresh
+            .iter()
+            .map(|l| format!(
+                "{} {:.3} vs {:.3} ± {:.3}",
+                l["network"].as_str().unwrap(),
+                l["ours"].as_f64().unwrap(),
+                l["reference_mean"].as_f64().unwrap(),
+                l["reference_sd"].as_f64().unwrap()
+            ))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     doc
 }
 

@@ -15,7 +15,9 @@
 //!   estimator; `{warm,search}/w/{var}`, `search/alpha/{group}`: the state after the step (the
 //!   warm-up leaves the logits alone);
 //! - `relax`: `init/relax/{w1,b1,w2,b2}` φ before, `search/relax/{w,grad}/{…}` φ after its Adam step
-//!   and that step's gradient ∇_φ‖ĝ‖².
+//!   and that step's gradient ∇_φ‖ĝ‖², `search/relax/lr`;
+//! - with a latency term (ProxylessNAS space): the surrogate it was fitted to before the search step,
+//!   `search/latency/{weights,bias}`, and `search/term/latency_ms`, L(b′) of the step's second sample.
 
 use anyhow::{ensure, Context, Result};
 use tch::{Kind, Tensor};
