@@ -328,7 +328,7 @@ fn search_meta(ctx: &StageCtx) -> Result<serde_json::Value> {
 
 fn train_meta(ctx: &StageCtx) -> Result<serde_json::Value> {
     let e = &ctx.resolved.experiment;
-    let t = TrainRecipe::of(e.train.as_ref().context("no train section")?)?;
+    let t = TrainRecipe::of(e.train.as_ref().context("no train section")?);
     let genotype = match (e.space.name, t.genotype) {
         (_, GenotypeChoice::Search) => bail!("the parity check trains a published genotype"),
         (SpaceName::Darts, other) => {
@@ -353,7 +353,7 @@ fn train_meta(ctx: &StageCtx) -> Result<serde_json::Value> {
 /// images: the search without `mic_zero`'s dropout (its mask is not a replayable uniform draw) and,
 /// for the score-function estimators, with the latency term measured by the surrogate (so both sides
 /// see the same L(b′)) at full strength from the first step (no ramp, target 1 µs); the published
-/// network trained in one slice.
+/// network trained in its recipe's slices (8).
 fn proxyless_sets(o: &TorchParityOptions) -> (Vec<String>, Vec<String>) {
     let data = |batch: u32| {
         vec![
@@ -395,10 +395,7 @@ fn proxyless_sets(o: &TorchParityOptions) -> (Vec<String>, Vec<String>) {
         search.push("search.objective.latency=null".to_owned());
     }
     let mut train = data(o.train_batch);
-    train.extend([
-        format!("train.batch={}", o.train_batch),
-        "train.sub_batches=1".to_owned(),
-    ]);
+    train.push(format!("train.batch={}", o.train_batch));
     (search, train)
 }
 

@@ -33,6 +33,11 @@ pub enum Stream {
     /// (its drop-path draw), step index step·G + g: each slice draws as its own GPU would, whichever
     /// rank runs it (slice 0 keeps the step's own stream).
     SubBatch,
+    /// The global generator at the start of slice g of one forward pass of a search step (or of a
+    /// search-time validation batch), and before the latency term's second sample ([`StepStreams`]):
+    /// the ProxylessNAS zero op's dropout of a slice draws the same numbers whichever rank runs it,
+    /// and what a step draws after its slices does not depend on which of them this rank ran.
+    Slice,
 }
 
 impl Stream {
@@ -43,6 +48,7 @@ impl Stream {
             Stream::Validation => 3,
             Stream::Eval => 4,
             Stream::SubBatch => 5,
+            Stream::Slice => 6,
         }
     }
 }
@@ -59,12 +65,19 @@ fn phase_tag(p: Phase) -> u8 {
 /// blake3("unas-seed-v1" ‖ run seed ‖ stream ‖ phase ‖ epoch ‖ step), little-endian, top bit cleared
 /// (libtorch takes an `i64`). Stable across platforms and versions of this crate.
 pub fn derive_seed(run_seed: u64, stream: Stream, phase: Phase, epoch: u32, step: u64) -> i64 {
+    hashed_seed(run_seed, stream, phase, epoch, &[step])
+}
+
+/// blake3("unas-seed-v1" ‖ run seed ‖ stream ‖ phase ‖ epoch ‖ words…), as [`derive_seed`].
+fn hashed_seed(run_seed: u64, stream: Stream, phase: Phase, epoch: u32, words: &[u64]) -> i64 {
     let mut h = blake3::Hasher::new();
     h.update(b"unas-seed-v1");
     h.update(&run_seed.to_le_bytes());
     h.update(&[stream.tag(), phase_tag(phase)]);
     h.update(&epoch.to_le_bytes());
-    h.update(&step.to_le_bytes());
+    for w in words {
+        h.update(&w.to_le_bytes());
+    }
     let bytes: [u8; 8] = h.finalize().as_bytes()[..8].try_into().expect("8 bytes");
     (u64::from_le_bytes(bytes) >> 1) as i64
 }
@@ -76,6 +89,55 @@ pub const INIT_STEP: u64 = u64::MAX;
 /// `phase`. Call it at the start of every step, before anything random is drawn.
 pub fn seed_step(run_seed: u64, phase: Phase, epoch: u32, step: u64) {
     tch::manual_seed(derive_seed(run_seed, Stream::Step, phase, epoch, step));
+}
+
+/// A forward pass of a search step whose slices may draw random numbers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pass {
+    /// The k-th evaluation of the search objective f in the architecture step (k from 0).
+    Objective(u32),
+    /// The weight step's forward.
+    Weights,
+    /// The latency term's second sample (one draw of the whole step, "slice" 0).
+    LatencySample,
+    /// A search-time validation batch (the step is the batch's index).
+    Validation,
+}
+
+impl Pass {
+    fn word(self) -> u64 {
+        match self {
+            Pass::Objective(k) => u64::from(k),
+            Pass::Weights => u64::MAX,
+            Pass::LatencySample => u64::MAX - 1,
+            Pass::Validation => u64::MAX - 2,
+        }
+    }
+}
+
+/// The random streams of one step's slices: slice g of pass p reseeds the global generator from
+/// (run seed, [`Stream::Slice`], phase, epoch, step, p, g) before it runs. A slice then draws the
+/// same numbers (dropout) in one process as on whichever rank runs it, and a draw after the slices
+/// (the latency term's second sample) is the same on every rank.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StepStreams {
+    pub run_seed: u64,
+    pub phase: Phase,
+    pub epoch: u32,
+    pub step: u64,
+}
+
+impl StepStreams {
+    /// The seed of slice `slice` of `pass`.
+    pub fn seed_of(&self, pass: Pass, slice: usize) -> i64 {
+        let words = [self.step, pass.word(), slice as u64];
+        hashed_seed(self.run_seed, Stream::Slice, self.phase, self.epoch, &words)
+    }
+
+    /// Seeds libtorch's global generators for slice `slice` of `pass`.
+    pub fn seed(&self, pass: Pass, slice: usize) {
+        tch::manual_seed(self.seed_of(pass, slice));
+    }
 }
 
 /// What the determinism switch did, as recorded in provenance.
@@ -236,6 +298,32 @@ mod tests {
             "{}",
             derive_seed(0, Stream::Step, Phase::Warmup, 0, 0)
         );
+    }
+
+    #[test]
+    fn slice_streams_differ_by_pass_slice_and_step_and_from_the_step_stream() {
+        let at = StepStreams {
+            run_seed: 0,
+            phase: Phase::Search,
+            epoch: 3,
+            step: 100,
+        };
+        let base = at.seed_of(Pass::Objective(0), 0);
+        assert_eq!(base, at.seed_of(Pass::Objective(0), 0));
+        let next = StepStreams { step: 101, ..at };
+        let others = [
+            at.seed_of(Pass::Objective(1), 0),
+            at.seed_of(Pass::Objective(0), 1),
+            at.seed_of(Pass::Weights, 0),
+            at.seed_of(Pass::LatencySample, 0),
+            at.seed_of(Pass::Validation, 0),
+            next.seed_of(Pass::Objective(0), 0),
+            derive_seed(0, Stream::Step, Phase::Search, 3, 100),
+        ];
+        for (i, o) in others.iter().enumerate() {
+            assert_ne!(*o, base, "coordinate {i}");
+            assert!(*o >= 0);
+        }
     }
 
     #[test]

@@ -182,3 +182,46 @@ pub fn numbers(dir: &Path, t: Table) -> DataFrame {
         .collect();
     df.select(keep).unwrap()
 }
+
+/// The tensors of a run folder's first (`last` false) or last checkpoint, sorted by name, BatchNorm
+/// running statistics left out (over ranks each rank's see only its sub-batches, as each GPU's under
+/// DDP; the search never reads them).
+pub fn checkpoint_tensors(dir: &Path, last: bool) -> Vec<(String, tch::Tensor)> {
+    let mut epochs: Vec<PathBuf> = std::fs::read_dir(dir.join("checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    epochs.sort();
+    let at = if last { epochs.last() } else { epochs.first() };
+    let file = at.expect("a checkpoint").join("tensors.safetensors");
+    let mut t = tch::Tensor::read_safetensors(file).unwrap();
+    t.retain(|(name, _)| !name.contains("running_") && !name.contains("num_batches_tracked"));
+    t.sort_by(|a, b| a.0.cmp(&b.0));
+    t
+}
+
+/// Every number of `tables` of run folder `a` within `tol` of `b`'s, relative to max(1, |x|) (`tol`
+/// 0: bit-identical); the other columns equal.
+pub fn assert_tables_close(a: &Path, b: &Path, tables: &[Table], tol: f64) {
+    for &t in tables {
+        let (da, db) = (numbers(a, t), numbers(b, t));
+        assert!(da.height() > 0, "{t:?} has rows");
+        assert_eq!(da.height(), db.height(), "{t:?} rows");
+        for c in da.get_column_names() {
+            let (cx, cy) = (da.column(c).unwrap(), db.column(c).unwrap());
+            let (Ok(x), Ok(y)) = (cx.f64(), cy.f64()) else {
+                assert!(cx.equals_missing(cy), "{t:?} column {c} differs");
+                continue;
+            };
+            for i in 0..x.len() {
+                match (x.get(i), y.get(i)) {
+                    (Some(p), Some(q)) => assert!(
+                        (p - q).abs() <= tol * p.abs().max(1.0),
+                        "{t:?} {c} row {i}: {p} vs {q}"
+                    ),
+                    (p, q) => assert_eq!(p.is_none(), q.is_none(), "{t:?} {c} row {i}"),
+                }
+            }
+        }
+    }
+}

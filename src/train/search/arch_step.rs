@@ -19,6 +19,7 @@ use crate::nas::space::{pass_norm, SearchSpace};
 use crate::results::diverged::Finite;
 use crate::results::rows::Term;
 use crate::train::optim::Optimizer;
+use crate::train::rng::{Pass, StepStreams};
 
 use super::state::SearchState;
 use super::{per_example_ce, ArchPer, EpochPlan};
@@ -34,15 +35,17 @@ pub(super) fn arch_step<S: SearchSpace>(
     b: &Batch,
     draw: &Draw,
     chk: &mut Finite,
-    seed: u64,
+    at: &StepStreams,
     grad_var: &mut GradVariance,
     terms: &mut Vec<(Term, Tensor)>,
 ) -> Result<Option<f64>> {
     let val = match s.objective.kind {
         ObjectiveKind::Train => None,
-        ObjectiveKind::Val | ObjectiveKind::Gengap => {
-            Some(next_val(&mut st.val_loader, st.meta.search_steps, seed)?)
-        }
+        ObjectiveKind::Val | ObjectiveKind::Gengap => Some(next_val(
+            &mut st.val_loader,
+            st.meta.search_steps,
+            at.run_seed,
+        )?),
     };
     let SearchState {
         space,
@@ -54,11 +57,13 @@ pub(super) fn arch_step<S: SearchSpace>(
     } = st;
     let arch = *arch;
     let ranks = crate::dist::ranks();
-    let (mut gap, mut pair) = (None, None);
+    let (mut gap, mut pair, mut evaluations) = (None, None, 0);
     let mut f = |xs: &[Tensor], kind: SampleKind| -> Tensor {
         let sample = space.sample(xs);
-        let (per, g) = match per_sub_batch_over(&*space, xs, kind, arch, b, val.as_ref(), s, ranks)
-        {
+        let streams = Some((*at, Pass::Objective(evaluations)));
+        evaluations += 1;
+        let over = per_sub_batch_over(&*space, xs, kind, arch, b, val.as_ref(), s, ranks, streams);
+        let (per, g) = match over {
             Ok(v) => v,
             // a peer rank left: f must still return [N]; `ranks.check()` below stops the step
             Err(_) => {
@@ -86,6 +91,7 @@ pub(super) fn arch_step<S: SearchSpace>(
     let estimate = estimate.map_err(|d| d.during(ep.phase, ep.epoch))?;
     let (surrogate, lat_ms) = match latency {
         Some(l) => {
+            at.seed(Pass::LatencySample, 0); // the same second sample on every rank
             let (s_lat, ms) = l.step(&*space, &b.images, est.estimator, chk)?;
             // S = S_acc + S_lat (spec §2.5); S_lat is of the whole batch: every rank computes it
             (estimate.surrogate + ranks.once(&s_lat), Some(ms))
@@ -179,13 +185,14 @@ pub(super) fn per_sub_batch<S: SearchSpace>(
     val: Option<&Batch>,
     s: &config::Search,
 ) -> (Tensor, Option<Tensor>) {
-    per_sub_batch_over(space, xs, kind, arch, b, val, s, &Ranks::one())
+    per_sub_batch_over(space, xs, kind, arch, b, val, s, &Ranks::one(), None)
         .expect("one rank runs no collective")
 }
 
 /// [`per_sub_batch`] over ranks: this rank runs its own sub-batches ([`Ranks::own`]); f and the gap
 /// come back whole, with the other ranks' entries as constants ([`Ranks::assemble`]), so every rank
-/// holds the one-process values and its gradient reaches only what it computed.
+/// holds the one-process values and its gradient reaches only what it computed. With `streams`, each
+/// sub-batch draws from its own stream of that pass ([`StepStreams`]).
 #[allow(clippy::too_many_arguments)]
 pub(super) fn per_sub_batch_over<S: SearchSpace>(
     space: &S,
@@ -196,10 +203,11 @@ pub(super) fn per_sub_batch_over<S: SearchSpace>(
     val: Option<&Batch>,
     s: &config::Search,
     ranks: &Ranks,
+    streams: Option<(StepStreams, Pass)>,
 ) -> Result<(Tensor, Option<Tensor>)> {
     let groups = arch.groups();
     let own = ranks.own(groups as usize);
-    let (per, gaps) = sub_batches(space, xs, kind, arch, b, val, s, own.clone());
+    let (per, gaps) = sub_batches(space, xs, kind, arch, b, val, s, own.clone(), streams);
     // where this rank's entries start in the whole vector, and its length
     let (start, total) = match arch {
         ArchPer::Example(_) => {
@@ -216,7 +224,7 @@ pub(super) fn per_sub_batch_over<S: SearchSpace>(
     Ok((per, gaps))
 }
 
-/// f (and the gap) on the sub-batches `which` of `b`, concatenated in order.
+/// f (and the gap) on the sub-batches `which` of `b`, concatenated in order (each from its stream).
 #[allow(clippy::too_many_arguments)]
 fn sub_batches<S: SearchSpace>(
     space: &S,
@@ -227,6 +235,7 @@ fn sub_batches<S: SearchSpace>(
     val: Option<&Batch>,
     s: &config::Search,
     which: Range<usize>,
+    streams: Option<(StepStreams, Pass)>,
 ) -> (Tensor, Option<Tensor>) {
     let va = val.map(|v| v.split(arch.groups()));
     let (mut per, mut gaps) = (Vec::new(), Vec::new());
@@ -241,6 +250,9 @@ fn sub_batches<S: SearchSpace>(
             _ => kind,
         };
         let v = va.as_ref().map(|v| &v[g]);
+        if let Some((at, pass)) = streams {
+            at.seed(pass, g);
+        }
         let (p, gap) = objective_of(space, &rows, path, &part, v, s);
         match arch {
             ArchPer::Example(_) => {

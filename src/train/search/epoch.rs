@@ -6,7 +6,7 @@ use anyhow::Result;
 use tch::Kind;
 
 use crate::config::{self, estimator::Selection, Estimator};
-use crate::data::loader::Loader;
+use crate::data::loader::{self, Loader};
 use crate::nas::space::SearchSpace;
 use crate::results::candidate_rows::candidates_frame;
 use crate::results::diverged::check_finite;
@@ -17,7 +17,7 @@ use crate::stage::StageCtx;
 use crate::train::checkpoint::Mark;
 use crate::train::metrics::{top1_correct, DeviceMean};
 use crate::train::recorder::{summary_row, Finish, Recorder};
-use crate::train::rng::{derive_seed, Stream};
+use crate::train::rng::{derive_seed, Pass, StepStreams, Stream};
 
 use super::candidates;
 use super::state::SearchState;
@@ -34,17 +34,16 @@ pub(super) fn end_of_epoch<S: SearchSpace>(
     ep: &EpochPlan,
 ) -> Result<f64> {
     rec.flush_steps()?;
-    tch::manual_seed(derive_seed(
-        ctx.seed,
-        Stream::Validation,
-        ep.phase,
-        ep.epoch,
-        0,
-    ));
-    let (loss_val, acc_val) = validate(&st.space, &st.val_loader, s, st.arch)?;
+    let at = StepStreams {
+        run_seed: ctx.seed,
+        phase: ep.phase,
+        epoch: ep.epoch,
+        step: 0,
+    };
+    let (loss_val, acc_val) = validate(&st.space, &st.val_loader, s, st.arch, at)?;
     if let Some(l) = &mut st.latency {
         // the mode architecture, timed on the held-out split's first images
-        let b = st.val_loader.source().batch(VALIDATION_PASS, 0)?;
+        let b = loader::settled(&*st.val_loader.source(), VALIDATION_PASS, 0)?;
         let step = st.meta.search_steps;
         let row = l.end_of_epoch(
             &st.space,
@@ -133,12 +132,14 @@ pub(super) fn finish<S: SearchSpace>(
 /// Loss and top-1 (%) on the whole validation split with relaxed samples (no gradient), one sample per
 /// example or per sub-batch and one forward per sub-batch as in training (`darts`: its mixture). Over
 /// ranks each runs its own sub-batches of every batch (the draw is the whole batch's, on every rank)
-/// and the sums are added up.
+/// and the sums are added up. Batch i draws its samples from the validation stream at step i of the
+/// epoch `at` names, and its sub-batch g runs on the stream ([`Pass::Validation`], g) of step i.
 fn validate<S: SearchSpace>(
     space: &S,
     val: &Loader,
     s: &config::Search,
     arch: ArchPer,
+    at: StepStreams,
 ) -> Result<(f64, f64)> {
     let src = val.source();
     let nb = src.batches_per_epoch();
@@ -149,7 +150,18 @@ fn validate<S: SearchSpace>(
     let own = ranks.own(arch.groups() as usize);
     tch::no_grad(|| -> Result<()> {
         for i in 0..nb {
-            let b = src.batch(VALIDATION_PASS, i)?;
+            let b = loader::settled(&*src, VALIDATION_PASS, i)?;
+            let batch = StepStreams {
+                step: i as u64,
+                ..at
+            };
+            tch::manual_seed(derive_seed(
+                at.run_seed,
+                Stream::Validation,
+                at.phase,
+                at.epoch,
+                batch.step,
+            ));
             let draw =
                 space
                     .distribution()
@@ -157,11 +169,12 @@ fn validate<S: SearchSpace>(
             let dist = space.distribution();
             let (xs, kind) = weight_sample(s.estimator, dist, &draw);
             let parts = arch.parts(&b, &xs);
-            for (_, (part, xs)) in parts
+            for (g, (part, xs)) in parts
                 .into_iter()
                 .enumerate()
                 .filter(|(g, _)| own.contains(g))
             {
+                batch.seed(Pass::Validation, g);
                 let sample = space.sample(&xs);
                 let logits = space.forward(&part.images, &sample, kind, true);
                 let n = part.images.size()[0] as f64;

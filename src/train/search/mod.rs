@@ -31,6 +31,7 @@ use tch::{nn, Reduction, Tensor};
 use crate::autocast::Amp;
 use crate::config::estimator::{Selection, WeightSample};
 use crate::config::{self, ImageShape, SpaceName};
+use crate::data::share::Share;
 use crate::data::{self, loader};
 use crate::nas::arch::SampleKind;
 use crate::nas::distribution::Draw;
@@ -46,7 +47,7 @@ use crate::train::batches;
 use crate::train::metrics::StepInfo;
 use crate::train::optim::Optimizer;
 use crate::train::recorder::{stop_if_asked, Recorder};
-use crate::train::rng::{derive_seed, seed_step, Determinism, Stream, INIT_STEP};
+use crate::train::rng::{derive_seed, seed_step, Determinism, StepStreams, Stream, INIT_STEP};
 
 pub(crate) use bench_step::time_steps;
 pub(crate) use parity_step::record_steps;
@@ -287,11 +288,17 @@ fn iteration<S: SearchSpace>(
     let mut terms: Vec<(Term, Tensor)> = Vec::new();
     let mut lat_ms = None;
     let mut chk = Finite::deferred(step);
+    let at = StepStreams {
+        run_seed: seed,
+        phase: ep.phase,
+        epoch: ep.epoch,
+        step,
+    };
     // random search has no architecture step: its logits stay at the uniform initialisation
     if !ep.warm() && s.estimator.selection() == Selection::Mode {
-        lat_ms = arch_step::arch_step(st, s, ep, b, &draw, &mut chk, seed, grad_var, &mut terms)?;
+        lat_ms = arch_step::arch_step(st, s, ep, b, &draw, &mut chk, &at, grad_var, &mut terms)?;
     }
-    weight_step::weight_step(st, s, ep.warm(), b, &draw, &mut terms)?;
+    weight_step::weight_step(st, s, ep.warm(), b, &draw, &at, &mut terms)?;
     Ok((terms, chk.take(), lat_ms))
 }
 
@@ -310,12 +317,19 @@ fn open_state<S: SearchSpace>(
         shuffle: true,
         seed: derive_seed(ctx.seed, stream, Phase::Search, 0, 0) as u64,
     };
+    // this rank loads only the images of its sub-batches
+    let groups = s.sub_batches.max(1) as usize;
+    let share = Share {
+        own: crate::dist::ranks().own(groups),
+        groups,
+    };
     let loaders = batches::search_loaders(
         &ds,
         &e.dataset,
         batching(Stream::Shuffle),
         batching(Stream::Validation),
         ctx.device,
+        &share,
     )?;
     // Initial weights come from the run's seed (a stream of their own), so two runs start alike.
     tch::manual_seed(derive_seed(

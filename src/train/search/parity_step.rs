@@ -54,6 +54,7 @@ fn double(b: &Batch) -> Batch {
     Batch {
         images: b.images.to_kind(Kind::Double),
         labels: b.labels.shallow_clone(),
+        pending: None,
     }
 }
 
@@ -72,6 +73,7 @@ impl BatchSource for OneBatch {
         Ok(Batch {
             images: self.1.images.shallow_clone(),
             labels: self.1.labels.shallow_clone(),
+            pending: None,
         })
     }
 }

@@ -39,6 +39,7 @@ fn batch(seed: i64) -> Batch {
     Batch {
         images: Tensor::randn([B, 3, 16, 16], (Kind::Float, Device::Cpu)),
         labels: Tensor::randint(10, [B], (Kind::Int64, Device::Cpu)),
+        pending: None,
     }
 }
 
@@ -82,6 +83,7 @@ fn a_4x4_weight_step_equals_four_separate_4_image_steps_averaged() {
             &xs,
             SampleKind::Relaxed,
             &Ranks::one(),
+            None,
         )
         .unwrap();
     });
@@ -96,6 +98,7 @@ fn a_4x4_weight_step_equals_four_separate_4_image_steps_averaged() {
                 &rows,
                 SampleKind::Relaxed,
                 &Ranks::one(),
+                None,
             )
             .unwrap();
         });
@@ -117,6 +120,7 @@ fn a_4x4_weight_step_equals_four_separate_4_image_steps_averaged() {
             &xs,
             SampleKind::Relaxed,
             &Ranks::one(),
+            None,
         )
         .unwrap();
     });

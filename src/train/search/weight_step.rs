@@ -17,6 +17,7 @@ use crate::results::rows::Term;
 use crate::train::clip_grad_norm;
 use crate::train::metrics::top1_correct;
 use crate::train::optim::Optimizer;
+use crate::train::rng::{Pass, StepStreams};
 
 use super::state::SearchState;
 use super::{per_example_ce, weight_sample, ArchPer};
@@ -30,6 +31,7 @@ pub(super) fn weight_step<S: SearchSpace>(
     warm: bool,
     b: &Batch,
     draw: &Draw,
+    at: &StepStreams,
     terms: &mut Vec<(Term, Tensor)>,
 ) -> Result<()> {
     let ranks = crate::dist::ranks();
@@ -40,7 +42,7 @@ pub(super) fn weight_step<S: SearchSpace>(
         &mut st.opt_w
     };
     opt.zero_grad();
-    let (loss, correct) = weight_gradient(&st.space, st.arch, b, &xs, kind, ranks)?;
+    let (loss, correct) = weight_gradient(&st.space, st.arch, b, &xs, kind, ranks, Some(at))?;
     crate::train::variables::sum_gradients(&st.weights, ranks)?;
     let gnorm = clip_grad_norm(st.weights.iter().map(|(_, t)| t), s.grad_clip);
     opt.step();
@@ -56,7 +58,8 @@ pub(super) fn weight_step<S: SearchSpace>(
 /// Accumulates ∇_w (1/G)·Σ_g ℓ_g into the weights' gradients, ℓ_g the mean cross-entropy of
 /// sub-batch g under its rows of `xs` (one forward per sub-batch, its own BN statistics: DDP averages
 /// the GPUs' gradients), over this rank's sub-batches ([`Ranks::own`]; all of them for one rank).
-/// Returns the mean of all G sub-batch means and the number of correct top-1 predictions in `b`.
+/// With `streams`, sub-batch g draws from its own stream ([`Pass::Weights`], g). Returns the mean of
+/// all G sub-batch means and the number of correct top-1 predictions in `b`.
 pub(super) fn weight_gradient<S: SearchSpace>(
     space: &S,
     arch: ArchPer,
@@ -64,6 +67,7 @@ pub(super) fn weight_gradient<S: SearchSpace>(
     xs: &[Tensor],
     kind: SampleKind,
     ranks: &Ranks,
+    streams: Option<&StepStreams>,
 ) -> Result<(Tensor, Tensor)> {
     let groups = arch.groups();
     let own = ranks.own(groups as usize);
@@ -71,6 +75,9 @@ pub(super) fn weight_gradient<S: SearchSpace>(
     for (g, (part, rows)) in arch.parts(b, xs).into_iter().enumerate() {
         if !own.contains(&g) {
             continue;
+        }
+        if let Some(at) = streams {
+            at.seed(Pass::Weights, g);
         }
         let logits = space.forward(&part.images, &space.sample(&rows), kind, true);
         let l = per_example_ce(&logits, &part.labels).mean(Kind::Float);
