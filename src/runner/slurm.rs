@@ -81,7 +81,11 @@ fn task(r: &Resolved, job: &Job, ranks: usize) -> Result<Task> {
             .with_context(|| format!("finding {}", r.source.display()))?,
         tier: r.tier.as_str().into(),
         run_id: job.run_id.clone(),
-        ranks: if job.sub_batches(r).1 == 1 { 1 } else { ranks },
+        ranks: if job.sub_batches(r).1 == 1 {
+            1
+        } else {
+            ranks.max(1)
+        },
         label: format!(
             "{} {} seed {}",
             r.experiment.name,
@@ -125,33 +129,14 @@ pub fn script(
     sb("--requeue".into());
     sb("--open-mode=append".into());
     sb(format!("--output={}/wave{k}-%A_%a.out", out_dir.display()));
-    let device = if o.gpus_per_task.is_some() {
-        " --device cuda:0"
-    } else {
-        ""
-    };
+    // the device is the experiment's (`auto`: the task's GPU, which Slurm binds to it)
     let unas = format!(
-        r#"{} --results {}{device} --threads "${{SLURM_CPUS_PER_TASK:-1}}""#,
+        r#"{} --results {} --threads "${{SLURM_CPUS_PER_TASK:-1}}""#,
         shell_quote(unas),
         shell_quote(results)
     );
     let run = r#"run "$file" --tier "$tier" --job "$job""#;
-    // One rank: unas itself. R ranks: an srun step of R tasks that meet through Slurm's environment,
-    // stopped by SIGTERM to the step (scancel signals every step of the job, not this script).
-    let (start, stop) = if o.ranks_per_run > 1 {
-        (
-            format!(
-                r#"if [ "$ranks" -gt 1 ]; then
-  srun --ntasks="$ranks" --kill-on-bad-exit=0 {unas} {run} --slurm-ranks &
-else
-  {unas} {run} &
-fi"#
-            ),
-            r#"if [ "$ranks" -gt 1 ]; then scancel --signal=TERM "$SLURM_JOB_ID"; else kill -TERM "$pid"; fi"#,
-        )
-    } else {
-        (format!("{unas} {run} &"), r#"kill -TERM "$pid""#)
-    };
+    let (start, stop) = start_and_stop(o.ranks_per_run, &unas, run);
     let _ = write!(
         s,
         r#"set -u
@@ -176,6 +161,26 @@ wait "$pid"
         list = shell_quote(list),
     );
     s
+}
+
+/// The script's lines that start unas in the background (`pid=$!` after them) and that stop it.
+fn start_and_stop(ranks_per_run: usize, unas: &str, run: &str) -> (String, &'static str) {
+    // One rank: unas itself. R ranks: an srun step of R tasks that meet through Slurm's environment,
+    // stopped by SIGTERM to the step (scancel signals every step of the job, not this script).
+    if ranks_per_run > 1 {
+        (
+            format!(
+                r#"if [ "$ranks" -gt 1 ]; then
+  srun --ntasks="$ranks" --kill-on-bad-exit=0 {unas} {run} --slurm-ranks &
+else
+  {unas} {run} &
+fi"#
+            ),
+            r#"if [ "$ranks" -gt 1 ]; then scancel --signal=TERM "$SLURM_JOB_ID"; else kill -TERM "$pid"; fi"#,
+        )
+    } else {
+        (format!("{unas} {run} &"), r#"kill -TERM "$pid""#)
+    }
 }
 
 fn shell_quote(p: &Path) -> String {
@@ -332,7 +337,7 @@ mod tests {
         for line in [
             "#SBATCH --ntasks=2",
             "#SBATCH --gpus-per-task=1",
-            r#"srun --ntasks="$ranks" --kill-on-bad-exit=0 '/bin/unas' --results '/r' --device cuda:0"#,
+            r#"srun --ntasks="$ranks" --kill-on-bad-exit=0 '/bin/unas' --results '/r' --threads"#,
             r#"--job "$job" --slurm-ranks &"#,
             r#"scancel --signal=TERM "$SLURM_JOB_ID""#,
             "read -r file tier job ranks label",
