@@ -22,9 +22,9 @@ use rayon::prelude::*;
 use tch::{Device, Kind, Tensor};
 
 use crate::config::DatasetName;
+use crate::data::batch::{Pending, Share};
 use crate::data::loader::{Batch, BatchSource, Batching, OrderCache};
 use crate::data::rng::{Purpose, SplitMix64};
-use crate::data::share::{Pending, Share};
 use crate::data::{fingerprint, Dataset, Normalization, Splits};
 
 /// Output side of the train and eval crops.
@@ -619,7 +619,8 @@ mod tests {
     /// 7 readable images (rank 1 decodes row 3, which its slice gained, then).
     #[test]
     fn a_rank_decodes_only_its_slices_and_settles_to_the_rows_one_process_gives_them() {
-        use crate::data::share::{settle, Share};
+        use crate::data::batch::Share;
+        use crate::data::share::settle;
         let tmp = folder();
         fs::write(tmp.path().join("train/n02/n02_2.JPEG"), b"not a jpeg").unwrap();
         let list = ImageList::scan(&tmp.path().join("train"), tmp.path()).unwrap();

@@ -6,6 +6,7 @@
 //! (shuffled per epoch from the run's seed, augmented on the device, resumable at (epoch, position)).
 
 pub mod augment;
+pub mod batch;
 pub(crate) mod bench;
 pub mod cifar;
 pub(crate) mod cli;

@@ -11,8 +11,8 @@ use tch::{nn, Kind, Reduction, Tensor};
 
 use crate::config::TrainRecipe;
 use crate::data;
+use crate::data::batch::Share;
 use crate::data::loader::{self, BatchSource, Loader};
-use crate::data::share::Share;
 use crate::nas::noise;
 use crate::nas::space::trained_net::{self, Built};
 use crate::results::diverged::check_finite;

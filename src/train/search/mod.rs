@@ -31,7 +31,7 @@ use tch::{nn, Reduction, Tensor};
 use crate::autocast::Amp;
 use crate::config::estimator::{Selection, WeightSample};
 use crate::config::{self, ImageShape, SpaceName};
-use crate::data::share::Share;
+use crate::data::batch::Share;
 use crate::data::{self, loader};
 use crate::nas::arch::SampleKind;
 use crate::nas::distribution::Draw;
