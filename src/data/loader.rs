@@ -14,11 +14,13 @@ use anyhow::{anyhow, bail, Result};
 use serde::{Deserialize, Serialize};
 use tch::{Device, Tensor};
 
+use crate::data::augment::AugmentSpec;
 pub use crate::data::batch::Batch;
 use crate::data::batch::{placed, Share};
+use crate::data::normalization::Normalization;
 use crate::data::rng::{Purpose, SplitMix64};
 use crate::data::share;
-use crate::data::{AugmentSpec, Normalization, TensorSplit};
+use crate::data::tensor_split::TensorSplit;
 
 /// Where a loader stands: `position` batches of `epoch` have been handed out.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
