@@ -160,7 +160,7 @@ pub(crate) fn with_experiment<T>(
 }
 
 /// `unas diagnose cuda-graphs`: the training step eager and as CUDA-graph replays from the same
-/// state ([`crate::train::from_scratch::GraphParity`]); exit status 1 when it does not pass.
+/// state ([`crate::train::bench_train::GraphParity`]); exit status 1 when it does not pass.
 pub fn graph_parity(a: &StepOptions, device: Option<DeviceChoice>) -> Result<bool> {
     let a = StepOptions {
         what: StepWhat::Train,
@@ -168,7 +168,7 @@ pub fn graph_parity(a: &StepOptions, device: Option<DeviceChoice>) -> Result<boo
         ..a.clone()
     };
     let r = with_ctx(&a, device, &[], |ctx| {
-        crate::train::from_scratch::graph_parity(ctx, a.steps)
+        crate::train::bench_train::graph_parity(ctx, a.steps)
     })?;
     if a.json {
         println!("{}", serde_json::to_string(&r)?);
@@ -197,7 +197,7 @@ pub fn run(a: &StepOptions, device: Option<DeviceChoice>) -> Result<()> {
     let (ms, batch, dev) = with_ctx(a, device, &[], |ctx| {
         let ms = match a.what {
             StepWhat::Search => crate::train::search::time_steps(ctx, a.warmup_steps, a.steps),
-            StepWhat::Train => crate::train::from_scratch::time_steps(ctx, a.warmup_steps, a.steps),
+            StepWhat::Train => crate::train::bench_train::time_steps(ctx, a.warmup_steps, a.steps),
         }?;
         let e = &ctx.resolved.experiment;
         let batch = match a.what {

@@ -1,7 +1,7 @@
 //! `unas diagnose parity-torch`: one warm-up step, one search step and one training step of the real
 //! loops, checked number for number against `bench/reference.py` (our PyTorch port of the official
 //! code) from the same state. Ours run first and are recorded (`train::search::record_steps`,
-//! `train::from_scratch::record_step`: the initial weights, the batches, every uniform draw, the
+//! `train::bench_train::record_step`: the initial weights, the batches, every uniform draw, the
 //! learning rates, then the losses, estimator terms, gradients and updated weights); the state, the
 //! batches and the draws go to the reference under its names ([`super::reference_names`]), which redoes
 //! the steps; every number it returns is compared with ours within the bound below. Each step starts
@@ -623,7 +623,7 @@ pub fn run(o: &TorchParityOptions) -> Result<TorchParity> {
         |ctx: &StageCtx| Ok((crate::train::search::record_steps(ctx)?, search_meta(ctx)?));
     let record_train = |ctx: &StageCtx| {
         Ok((
-            crate::train::from_scratch::record_step(ctx)?,
+            crate::train::bench_train::record_step(ctx)?,
             train_meta(ctx)?,
         ))
     };

@@ -1,7 +1,7 @@
 //! ImageNet (ILSVRC2012) as a folder: `train/<wnid>/*.JPEG`, `val/<wnid>/*.JPEG`; classes are the sorted
 //! wnids. Too big for memory, so batches are decoded on demand: JPEG decode (image/zune-jpeg) and the
 //! geometric transform run in parallel on the CPU (rayon), colour jitter and normalisation run as tensor
-//! ops on the run's device; a prefetching [`crate::data::Loader`] keeps the GPU fed.
+//! ops on the run's device; a prefetching [`crate::data::loader::Loader`] keeps the GPU fed.
 //!
 //! * train (spec §6.2): RandomResizedCrop 224 (scale 0.08–1, ratio 3/4–4/3) → HFlip →
 //!   ColorJitter(0.4, 0.4, 0.4, 0.2) → Normalize.
@@ -22,101 +22,19 @@ use rayon::prelude::*;
 use tch::{Device, Kind, Tensor};
 
 use crate::config::DatasetName;
+use crate::data::batch::{Pending, Share};
+use crate::data::dataset::{Dataset, Splits};
+use crate::data::fingerprint;
+use crate::data::image_list::{layout, ImageList};
 use crate::data::loader::{Batch, BatchSource, Batching, OrderCache};
 use crate::data::memory_format;
+use crate::data::normalization::Normalization;
 use crate::data::rng::{Purpose, SplitMix64};
-use crate::data::share::{Pending, Share};
-use crate::data::{fingerprint, Dataset, Normalization, Splits};
 
 /// Output side of the train and eval crops.
 pub const CROP: u32 = 224;
 /// Shorter side after the eval resize.
 pub const RESIZE: u32 = 256;
-
-pub fn layout(root: &Path) -> String {
-    format!(
-        "expected ImageNet (ILSVRC2012) in the folder layout\n  {r}/train/<wnid>/*.JPEG   e.g. {r}/train/n01440764/n01440764_10026.JPEG (one folder per class)\n  {r}/val/<wnid>/*.JPEG     the 50 000 validation images sorted into the same class folders",
-        r = root.display()
-    )
-}
-
-/// The images of one split: `items[i]` = (file, class index into `wnids`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ImageList {
-    pub wnids: Vec<String>,
-    pub items: Vec<(PathBuf, i64)>,
-}
-
-fn is_jpeg(p: &Path) -> bool {
-    p.extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| e.eq_ignore_ascii_case("jpeg") || e.eq_ignore_ascii_case("jpg"))
-}
-
-impl ImageList {
-    /// Lists `dir/<wnid>/*.JPEG` with classes from the sorted wnids; `root` is only for the message.
-    pub fn scan(dir: &Path, root: &Path) -> Result<ImageList> {
-        if !dir.is_dir() {
-            bail!("{} is missing; {}", dir.display(), layout(root));
-        }
-        let mut wnids: Vec<String> = fs::read_dir(dir)
-            .with_context(|| format!("listing {}", dir.display()))?
-            .filter_map(|e| e.ok())
-            .filter(|e| e.path().is_dir())
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .collect();
-        wnids.sort();
-        if wnids.is_empty() {
-            bail!("{} has no class folders; {}", dir.display(), layout(root));
-        }
-        let mut items = Vec::new();
-        for (label, wnid) in wnids.iter().enumerate() {
-            let mut files: Vec<PathBuf> = fs::read_dir(dir.join(wnid))
-                .with_context(|| format!("listing {}", dir.join(wnid).display()))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.is_file() && is_jpeg(p))
-                .collect();
-            if files.is_empty() {
-                bail!(
-                    "{} holds no .JPEG files; {}",
-                    dir.join(wnid).display(),
-                    layout(root)
-                );
-            }
-            files.sort();
-            items.extend(files.into_iter().map(|f| (f, label as i64)));
-        }
-        Ok(ImageList { wnids, items })
-    }
-
-    pub fn len(&self) -> usize {
-        self.items.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
-    }
-
-    /// The images at `indices` (a search split), same classes.
-    pub fn select(&self, indices: &[i64]) -> ImageList {
-        ImageList {
-            wnids: self.wnids.clone(),
-            items: indices
-                .iter()
-                .map(|&i| self.items[i as usize].clone())
-                .collect(),
-        }
-    }
-
-    /// Images per class.
-    pub fn class_counts(&self) -> Vec<i64> {
-        let mut c = vec![0; self.wnids.len()];
-        for (_, l) in &self.items {
-            c[*l as usize] += 1;
-        }
-        c
-    }
-}
 
 /// Scans `root/train` and `root/val` (same wnids) and fingerprints every file.
 pub fn open(root: &Path) -> Result<Dataset> {
@@ -620,7 +538,8 @@ mod tests {
     /// 7 readable images (rank 1 decodes row 3, which its slice gained, then).
     #[test]
     fn a_rank_decodes_only_its_slices_and_settles_to_the_rows_one_process_gives_them() {
-        use crate::data::share::{settle, Share};
+        use crate::data::batch::Share;
+        use crate::data::share::settle;
         let tmp = folder();
         fs::write(tmp.path().join("train/n02/n02_2.JPEG"), b"not a jpeg").unwrap();
         let list = ImageList::scan(&tmp.path().join("train"), tmp.path()).unwrap();

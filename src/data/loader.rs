@@ -6,7 +6,6 @@
 //! a checkpoint stores; resuming from it yields exactly the batches an uninterrupted run would have seen.
 //! With `prefetch > 0` a worker thread computes the next batches while the caller trains (ImageNet).
 
-use std::ops::Range;
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -15,19 +14,13 @@ use anyhow::{anyhow, bail, Result};
 use serde::{Deserialize, Serialize};
 use tch::{Device, Tensor};
 
+use crate::data::augment::AugmentSpec;
+pub use crate::data::batch::Batch;
+use crate::data::batch::{placed, Share};
+use crate::data::normalization::Normalization;
 use crate::data::rng::{Purpose, SplitMix64};
-use crate::data::share::{self, Pending, Share};
-use crate::data::{AugmentSpec, Normalization, TensorSplit};
-
-/// One batch on the run's device: `images` float `[B,3,H,W]` normalised, `labels` int64 `[B]`. A
-/// source with a [`Share`] fills only the rows of its slices (the others are zeros), and a folder
-/// batch is `pending` until the ranks have agreed on its unreadable images ([`settled`]).
-#[derive(Debug)]
-pub struct Batch {
-    pub images: Tensor,
-    pub labels: Tensor,
-    pub pending: Option<Pending>,
-}
+use crate::data::share;
+use crate::data::tensor_split::TensorSplit;
 
 /// Where a loader stands: `position` batches of `epoch` have been handed out.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -122,30 +115,6 @@ impl BatchSource for Box<dyn BatchSource> {
     }
 }
 
-impl Batch {
-    /// Examples [start, start + len) of the batch.
-    pub fn narrow(&self, start: i64, len: i64) -> Batch {
-        Batch {
-            images: self.images.narrow(0, start, len),
-            labels: self.labels.narrow(0, start, len),
-            pending: None,
-        }
-    }
-
-    /// `parts` consecutive sub-batches whose sizes differ by at most one (a batch that lost an
-    /// unreadable image still splits into `parts`); `parts` must not exceed the batch size.
-    pub fn split(&self, parts: i64) -> Vec<Batch> {
-        let n = self.images.size()[0];
-        (0..parts)
-            .map(|g| {
-                // part g covers [⌊g·n/P⌋, ⌊(g+1)·n/P⌋)
-                let (a, b) = (g * n / parts, (g + 1) * n / parts);
-                self.narrow(a, b - a)
-            })
-            .collect()
-    }
-}
-
 /// Batch `index` of `epoch` of `src`, settled with the other ranks ([`share::settle`]): what the
 /// loops read.
 pub fn settled(src: &dyn BatchSource, epoch: u64, index: usize) -> Result<Batch> {
@@ -160,18 +129,6 @@ fn settle(b: Batch, decode: impl FnOnce(u64, usize, &[i64]) -> Result<Batch>) ->
         |mask| ranks.sum("which images of the batch are unreadable", &[mask]),
         decode,
     )
-}
-
-/// Rows `rows` of `full` (`[n, …]`) computed by `part` on those rows alone; the others zeros: the
-/// rows of a share, in a batch of the full size.
-pub fn placed(full: &[i64], rows: Range<usize>, part: &Tensor) -> Tensor {
-    if rows.start == 0 && rows.end as i64 == full[0] {
-        return part.shallow_clone();
-    }
-    let out = Tensor::zeros(full, (part.kind(), part.device()));
-    out.narrow(0, rows.start as i64, rows.len() as i64)
-        .copy_(part);
-    out
 }
 
 /// Caches the order of the last epoch asked for (a permutation of N is recomputed once per epoch).

@@ -7,9 +7,9 @@ use tch::Device;
 
 use crate::config::{self, ImageShape};
 use crate::data::augment::AugmentSpec;
+use crate::data::batch::Share;
 use crate::data::imagenet::{ImageNetSource, ImageNetTransform};
 use crate::data::loader::{BatchSource, Batching, Loader, ResidentSource};
-use crate::data::share::Share;
 use crate::data::{split, Dataset, Splits};
 
 /// Batches decoded ahead of the step on the ImageNet worker (resident data needs none).

@@ -17,7 +17,8 @@ use crate::results::Phase;
 use crate::train::metrics::DeviceMean;
 use crate::train::rng::{derive_seed, Pass, StepStreams, Stream};
 
-use super::{per_example_ce, ArchPer};
+use super::arch_per::ArchPer;
+use super::loss::per_example_ce;
 use crate::train::metrics::top1_correct;
 
 /// The end-of-epoch validation pass (and the scoring of candidates, which sees the same images) reads

@@ -19,9 +19,12 @@ use crate::train::metrics::{top1_correct, DeviceMean};
 use crate::train::recorder::{summary_row, Finish, Recorder};
 use crate::train::rng::{derive_seed, Pass, StepStreams, Stream};
 
+use super::arch_per::ArchPer;
 use super::candidates;
+use super::loss::per_example_ce;
+use super::plan::EpochPlan;
 use super::state::SearchState;
-use super::{per_example_ce, weight_sample, ArchPer, EpochPlan};
+use super::weight_step::weight_sample;
 
 use super::candidates::VALIDATION_PASS;
 

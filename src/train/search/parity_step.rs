@@ -29,10 +29,11 @@ use crate::stage::StageCtx;
 use crate::train::rng::seed_step;
 use crate::train::variables::{all_variables, copies, scalar};
 
+use super::arch_step;
+use super::iteration::iteration;
+use super::plan::{begin_epoch, EpochPlan};
+use super::run::{darts_builder, open_state, proxyless_builder};
 use super::state::SearchState;
-use super::{
-    arch_step, begin_epoch, darts_builder, iteration, open_state, proxyless_builder, EpochPlan,
-};
 use crate::config::SpaceName;
 use crate::nas::space::SearchSpace;
 
