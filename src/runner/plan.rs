@@ -53,8 +53,7 @@ impl Job {
             Stage::Train => e
                 .train
                 .as_ref()
-                .and_then(|t| crate::config::TrainRecipe::of(t).ok())
-                .map_or(1, |t| t.sub_batches),
+                .map_or(1, |t| crate::config::TrainRecipe::of(t).sub_batches),
         };
         (self.stage.as_str(), g.max(1) as usize)
     }
