@@ -8,7 +8,7 @@
 #   make test-deps   Chromium (browser test of the report) and Slurm + munge (tests/slurm.rs): apt, only
 #                    if missing and root; the tensorboard package (tests/tensorboard.rs) into .deps/tb-venv
 #   make reproduce   the paper suite (TIER=smoke|quick|paper, default smoke; WORKERS=N worker processes
-#                    or GPUS=0,1,… one per GPU), then the report
+#                    or GPUS=0,1,… one per GPU; RANKS=R each job on R ranks), then the report
 #   make parity      one warm-up, search and training step of ours against the PyTorch reference from the
 #                    same state, noise and batches (unas diagnose parity-torch; torch into .deps/bench-venv
 #                    as for make bench: not part of make test, which would pass its 15-minute budget)
@@ -133,7 +133,8 @@ DATA ?=
 WORKERS ?=
 GPUS ?=
 REPRO_UNAS := $(if $(filter paper,$(TIER)),target/release/unas,$(UNAS))
-REPRODUCE_FLAGS := --tier $(TIER) $(if $(DATA),--data $(DATA)) $(if $(WORKERS),--workers $(WORKERS)) $(if $(GPUS),--gpus $(GPUS))
+RANKS ?=
+REPRODUCE_FLAGS := --tier $(TIER) $(if $(DATA),--data $(DATA)) $(if $(WORKERS),--workers $(WORKERS)) $(if $(GPUS),--gpus $(GPUS)) $(if $(RANKS),--ranks-per-run $(RANKS))
 reproduce: $(if $(filter paper,$(TIER)),build-release,build)
 	status=0; $(REPRO_UNAS) reproduce $(REPRODUCE_FLAGS) || status=$$?; $(REPRO_UNAS) report; exit $$status
 

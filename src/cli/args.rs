@@ -88,6 +88,11 @@ pub enum Command {
         /// as interrupted (a rank died or hung).
         #[arg(long, value_name = "SECONDS", default_value_t = crate::dist::DEFAULT_TIMEOUT.as_secs_f64())]
         rank_timeout: f64,
+        /// This process is one task of an `srun` step: its rank, the world and where the ranks meet
+        /// come from Slurm's environment (SLURM_PROCID, SLURM_NTASKS, SLURM_STEP_NODELIST,
+        /// SLURM_JOB_ID, SLURM_LOCALID); the scripts of `unas submit --slurm --ranks-per-run R` use it.
+        #[arg(long, conflicts_with_all = ["ranks", "gpus"])]
+        slurm_ranks: bool,
     },
     /// Run the paper suite (default: experiments/paper at the smoke tier).
     Reproduce {

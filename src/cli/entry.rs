@@ -17,7 +17,6 @@ pub fn main() -> ExitCode {
     // SAFETY: restoring a signal's default disposition before any thread starts.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     crate::runner::heap::keep_tensor_blocks();
-    crate::runner::onednn::cap_isa();
     let args = Args::parse();
     logging::init(args.verbose);
     match run(args) {
@@ -72,15 +71,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             ranks,
             gpus,
             rank_timeout,
+            slurm_ranks,
         } => {
             let only = crate::runner::Options {
                 retry_failed,
                 only: job,
             };
+            let timeout = std::time::Duration::from_secs_f64(rank_timeout.max(0.001));
+            if slurm_ranks {
+                crate::runner::slurm_env::adopt(timeout).map_err(|e| BadInput(format!("{e:#}")))?;
+            }
             let launch = crate::runner::ranks::Launch {
                 ranks: usize::from(ranks),
                 gpus,
-                timeout: std::time::Duration::from_secs_f64(rank_timeout.max(0.001)),
+                timeout,
             };
             experiments::run(&file, tier, &sets, &root, device, only, &launch)
         }

@@ -355,7 +355,16 @@ pub fn run(
             ))
             .into());
         }
-        return runner::ranks::launch(launch);
+        let runs: Vec<_> = all
+            .iter()
+            .flat_map(|r| {
+                let jobs = runner::execute::selected_jobs(r, &opts).unwrap_or_default();
+                jobs.into_iter()
+                    .map(|j| runner::execute::job_dir(root, r, &j))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        return runner::ranks::launch(launch, &runs);
     }
     crate::dist::init()?;
     if let Some(id) = &opts.only {
@@ -382,17 +391,18 @@ pub fn run(
 
 /// What R ranks do with a job whose G (`sub_batches`) is 1.
 #[derive(Clone, Copy, Debug, PartialEq)]
-enum OneSlice {
+pub(super) enum OneSlice {
     /// Refuse it, as any G that R does not divide (`unas run --ranks R` asks for R ranks for it).
     Refuse,
-    /// Run it as one process (`reproduce --ranks-per-run R`: the suite's one-slice trainings).
+    /// Run it as one process (`reproduce` and `submit` with `--ranks-per-run R`: the suite's
+    /// one-slice trainings).
     RunAlone,
 }
 
 /// R ranks run G sub-batches as G/R each: the `sub_batches` of every stage that will run (all of
 /// them, or the one `--job` names) must be divisible by R (bad input, before anything runs, naming the
 /// experiment, the stage, G and R).
-fn check_ranks(
+pub(super) fn check_ranks(
     all: &[Resolved],
     ranks: usize,
     opts: &runner::Options,

@@ -6,22 +6,27 @@
 //! a checkpoint stores; resuming from it yields exactly the batches an uninterrupted run would have seen.
 //! With `prefetch > 0` a worker thread computes the next batches while the caller trains (ImageNet).
 
+use std::ops::Range;
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, bail, Result};
 use serde::{Deserialize, Serialize};
 use tch::{Device, Tensor};
 
 use crate::data::rng::{Purpose, SplitMix64};
+use crate::data::share::{self, Pending, Share};
 use crate::data::{AugmentSpec, Normalization, TensorSplit};
 
-/// One batch on the run's device: `images` float `[B,3,H,W]` normalised, `labels` int64 `[B]`.
+/// One batch on the run's device: `images` float `[B,3,H,W]` normalised, `labels` int64 `[B]`. A
+/// source with a [`Share`] fills only the rows of its slices (the others are zeros), and a folder
+/// batch is `pending` until the ranks have agreed on its unreadable images ([`settled`]).
 #[derive(Debug)]
 pub struct Batch {
     pub images: Tensor,
     pub labels: Tensor,
+    pub pending: Option<Pending>,
 }
 
 /// Where a loader stands: `position` batches of `epoch` have been handed out.
@@ -76,8 +81,15 @@ pub trait BatchSource: Send {
     /// Samples in the split.
     fn len(&self) -> usize;
     fn batching(&self) -> &Batching;
-    /// Batch `index` (< `batches_per_epoch()`) of `epoch`.
+    /// Batch `index` (< `batches_per_epoch()`) of `epoch` (a folder batch with a share: pending,
+    /// see [`settled`]).
     fn batch(&self, epoch: u64, index: usize) -> Result<Batch>;
+    /// Rows `rows` (of the nominal batch `index` of `epoch`, before any was skipped) alone, decoded:
+    /// the rows a rank's slices gained when another rank's image was unreadable.
+    fn rows(&self, epoch: u64, index: usize, rows: &[i64]) -> Result<Batch> {
+        let _ = (epoch, index, rows);
+        bail!("this source loads every row of its batches")
+    }
 
     fn is_empty(&self) -> bool {
         self.len() == 0
@@ -102,6 +114,9 @@ impl BatchSource for Box<dyn BatchSource> {
     fn batch(&self, epoch: u64, index: usize) -> Result<Batch> {
         (**self).batch(epoch, index)
     }
+    fn rows(&self, epoch: u64, index: usize, rows: &[i64]) -> Result<Batch> {
+        (**self).rows(epoch, index, rows)
+    }
     fn unreadable(&self) -> u64 {
         (**self).unreadable()
     }
@@ -113,6 +128,7 @@ impl Batch {
         Batch {
             images: self.images.narrow(0, start, len),
             labels: self.labels.narrow(0, start, len),
+            pending: None,
         }
     }
 
@@ -128,6 +144,34 @@ impl Batch {
             })
             .collect()
     }
+}
+
+/// Batch `index` of `epoch` of `src`, settled with the other ranks ([`share::settle`]): what the
+/// loops read.
+pub fn settled(src: &dyn BatchSource, epoch: u64, index: usize) -> Result<Batch> {
+    settle(src.batch(epoch, index)?, |e, i, rows| src.rows(e, i, rows))
+}
+
+/// [`share::settle`] over this process's ranks.
+fn settle(b: Batch, decode: impl FnOnce(u64, usize, &[i64]) -> Result<Batch>) -> Result<Batch> {
+    let ranks = crate::dist::ranks();
+    share::settle(
+        b,
+        |mask| ranks.sum("which images of the batch are unreadable", &[mask]),
+        decode,
+    )
+}
+
+/// Rows `rows` of `full` (`[n, …]`) computed by `part` on those rows alone; the others zeros: the
+/// rows of a share, in a batch of the full size.
+pub fn placed(full: &[i64], rows: Range<usize>, part: &Tensor) -> Tensor {
+    if rows.start == 0 && rows.end as i64 == full[0] {
+        return part.shallow_clone();
+    }
+    let out = Tensor::zeros(full, (part.kind(), part.device()));
+    out.narrow(0, rows.start as i64, rows.len() as i64)
+        .copy_(part);
+    out
 }
 
 /// Caches the order of the last epoch asked for (a permutation of N is recomputed once per epoch).
@@ -155,6 +199,7 @@ pub struct ResidentSource {
     augment: AugmentSpec,
     norm: Normalization,
     order: OrderCache,
+    share: Option<Share>,
 }
 
 impl ResidentSource {
@@ -171,7 +216,14 @@ impl ResidentSource {
             augment,
             norm,
             order: OrderCache::default(),
+            share: None,
         }
+    }
+
+    /// Only the rows of `share`'s slices are gathered and augmented (the others are zeros).
+    pub fn sharing(self, share: Share) -> Self {
+        let share = Some(share).filter(|s| !s.whole());
+        ResidentSource { share, ..self }
     }
 
     pub fn device(&self) -> Device {
@@ -188,7 +240,12 @@ impl BatchSource for ResidentSource {
     }
     fn batch(&self, epoch: u64, index: usize) -> Result<Batch> {
         let order = self.order.get(&self.batching, epoch, self.len());
-        let ids = self.batching.slice(&order, index);
+        let all = self.batching.slice(&order, index);
+        let rows = match &self.share {
+            Some(s) => s.rows(all.len()),
+            None => 0..all.len(),
+        };
+        let ids = &all[rows.clone()];
         let dev = self.device();
         let idx = Tensor::from_slice(ids).to_device(dev);
         let images = self.split.images.index_select(0, &idx);
@@ -196,9 +253,14 @@ impl BatchSource for ResidentSource {
         let draws = self
             .augment
             .draw(self.batching.seed, epoch, ids, size[2], size[3]);
+        let images = self.augment.apply(&images, &draws, &self.norm);
+        let mut full = images.size();
+        full[0] = all.len() as i64;
+        let every = Tensor::from_slice(all).to_device(dev);
         Ok(Batch {
-            images: self.augment.apply(&images, &draws, &self.norm),
-            labels: self.split.labels.index_select(0, &idx),
+            images: placed(&full, rows, &images),
+            labels: self.split.labels.index_select(0, &every),
+            pending: None,
         })
     }
 }
@@ -284,16 +346,18 @@ impl Loader {
             return Ok(None);
         }
         let batch = if self.prefetch == 0 {
-            self.source().batch(epoch, position as usize)?
+            settled(&*self.source(), epoch, position as usize)?
         } else {
             let worker = match &self.worker {
                 Some(w) => w,
                 None => self.start_worker(),
             };
-            worker
+            let batch = worker
                 .rx
                 .recv()
-                .map_err(|_| anyhow!("the prefetch worker stopped unexpectedly"))??
+                .map_err(|_| anyhow!("the prefetch worker stopped unexpectedly"))??;
+            // in this thread: the ranks settle their batches in the loop's order
+            settle(batch, |e, i, rows| self.source().rows(e, i, rows))?
         };
         self.state.position += 1;
         Ok(Some(batch))
@@ -394,6 +458,7 @@ mod tests {
             let b = Batch {
                 images: Tensor::arange(n, (tch::Kind::Float, Device::Cpu)).view([n, 1, 1, 1]),
                 labels: Tensor::arange(n, (tch::Kind::Int64, Device::Cpu)),
+                pending: None,
             };
             let split = b.split(parts);
             assert_eq!(split.len(), parts as usize);

@@ -15,8 +15,10 @@ pub mod identity;
 pub mod imagenet;
 pub(crate) mod inspect;
 pub mod loader;
+pub mod memory_format;
 pub mod presence;
 pub mod rng;
+pub mod share;
 pub mod split;
 pub mod synthetic;
 

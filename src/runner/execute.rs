@@ -253,6 +253,9 @@ fn run_job(
         job.stage.as_str(),
         job.seed
     );
+    if ranks.world() > 1 {
+        ranks::clear_failure_notes(dir.path());
+    }
     ranks::tell(ranks, true)?;
     let members = ranks::members(ranks, device)?;
     crate::progress::stage_begin(&label, epochs_of(r, job));
@@ -316,6 +319,14 @@ fn record_and_run(
             Ok(JobEnd::Done { skipped: false })
         }
         Err(e) => {
+            // a peer that left because its stage failed with an error: the run failed with that error
+            let e = match e {
+                StageError::RankLost(lost) => match ranks::peer_failure(dir.path()) {
+                    Some(why) => StageError::Failed(anyhow::anyhow!(why)),
+                    None => StageError::RankLost(lost),
+                },
+                e => e,
+            };
             // A non-finite value is `diverged` (with the step and the term), a signal `interrupted`.
             Status::now(e.state()).write(dir.path())?;
             Ok(match e {

@@ -4,10 +4,10 @@
 pub mod execute;
 pub mod heap;
 pub mod job_end;
-pub mod onednn;
 pub mod plan;
 pub mod ranks;
 pub mod slurm;
+pub mod slurm_env;
 pub mod stages;
 pub mod survey;
 pub mod threads;

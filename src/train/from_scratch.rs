@@ -12,6 +12,7 @@ use tch::{nn, Kind, Reduction, Tensor};
 use crate::config::TrainRecipe;
 use crate::data;
 use crate::data::loader::{self, BatchSource, Loader};
+use crate::data::share::Share;
 use crate::nas::noise;
 use crate::nas::space::trained_net::{self, Built};
 use crate::results::diverged::check_finite;
@@ -115,12 +116,19 @@ impl TrainState {
             seed: derive_seed(seed, Stream::Shuffle, Phase::Train, 0, 0) as u64,
         };
         let cutout = i64::from(t.cutout);
+        // this rank loads only the images of its slices
+        let groups = t.sub_batches.max(1) as usize;
+        let share = Share {
+            own: crate::dist::ranks().own(groups),
+            groups,
+        };
         let (train_loader, test_source) = batches::train_loaders(
             &ds,
             &e.dataset,
             batching,
             (cutout > 0).then_some(cutout),
             device,
+            &share,
         )?;
         // Initial weights come from the run's seed (a stream of their own), so two runs start alike.
         tch::manual_seed(derive_seed(seed, Stream::Step, Phase::Train, 0, INIT_STEP));

@@ -31,6 +31,7 @@ use tch::{nn, Reduction, Tensor};
 use crate::autocast::Amp;
 use crate::config::estimator::{Selection, WeightSample};
 use crate::config::{self, ImageShape, SpaceName};
+use crate::data::share::Share;
 use crate::data::{self, loader};
 use crate::nas::arch::SampleKind;
 use crate::nas::distribution::Draw;
@@ -307,12 +308,19 @@ fn open_state<S: SearchSpace>(
         shuffle: true,
         seed: derive_seed(ctx.seed, stream, Phase::Search, 0, 0) as u64,
     };
+    // this rank loads only the images of its sub-batches
+    let groups = s.sub_batches.max(1) as usize;
+    let share = Share {
+        own: crate::dist::ranks().own(groups),
+        groups,
+    };
     let loaders = batches::search_loaders(
         &ds,
         &e.dataset,
         batching(Stream::Shuffle),
         batching(Stream::Validation),
         ctx.device,
+        &share,
     )?;
     // Initial weights come from the run's seed (a stream of their own), so two runs start alike.
     tch::manual_seed(derive_seed(

@@ -50,6 +50,7 @@ fn double(b: &Batch) -> Batch {
     Batch {
         images: b.images.to_kind(Kind::Double),
         labels: b.labels.shallow_clone(),
+        pending: None,
     }
 }
 
@@ -68,6 +69,7 @@ impl BatchSource for OneBatch {
         Ok(Batch {
             images: self.1.images.shallow_clone(),
             labels: self.1.labels.shallow_clone(),
+            pending: None,
         })
     }
 }

@@ -39,6 +39,7 @@ fn batch(seed: i64) -> Batch {
     Batch {
         images: Tensor::randn([B, 3, 16, 16], (Kind::Float, Device::Cpu)),
         labels: Tensor::randint(10, [B], (Kind::Int64, Device::Cpu)),
+        pending: None,
     }
 }
 
