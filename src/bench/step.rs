@@ -118,9 +118,6 @@ pub(crate) fn with_ctx<T>(
     extra: &[String],
     f: impl FnOnce(&StageCtx) -> Result<T>,
 ) -> Result<T> {
-    if a.threads > 0 {
-        tch::set_num_threads(a.threads as i32);
-    }
     let device_choice = device.unwrap_or(DeviceChoice::Cpu);
     let file = match a.what {
         StepWhat::Search => "experiments/paper/c10-darts-unas.yaml",
@@ -128,15 +125,30 @@ pub(crate) fn with_ctx<T>(
     };
     let mut sets = overrides(a, device_choice);
     sets.extend(extra.iter().cloned());
-    let r =
-        config::load(Path::new(file), Tier::Paper, &sets).map_err(|e| anyhow::anyhow!("{e}"))?;
+    with_experiment(Path::new(file), &sets, a.threads, a.seed, device_choice, f)
+}
+
+/// [`with_ctx`] for experiment `file` at the paper tier with `sets` (every override, the device's
+/// included), on `threads` intra-op threads (0: as they are).
+pub(crate) fn with_experiment<T>(
+    file: &Path,
+    sets: &[String],
+    threads: usize,
+    seed: u64,
+    device_choice: DeviceChoice,
+    f: impl FnOnce(&StageCtx) -> Result<T>,
+) -> Result<T> {
+    if threads > 0 {
+        tch::set_num_threads(threads as i32);
+    }
+    let r = config::load(file, Tier::Paper, sets).map_err(|e| anyhow::anyhow!("{e}"))?;
     let dev = crate::device::resolve(device_choice)?;
     let tmp = tempdir()?;
     let dir = RunDir(ResultsRoot(tmp.clone()).runs().join("bench-step"));
     std::fs::create_dir_all(dir.path()).with_context(|| format!("creating {}", dir.0.display()))?;
     let ctx = StageCtx {
         resolved: &r,
-        seed: a.seed,
+        seed,
         run_id: "bench-step",
         dir: &dir,
         device: dev,
@@ -148,7 +160,7 @@ pub(crate) fn with_ctx<T>(
 }
 
 /// `unas diagnose cuda-graphs`: the training step eager and as CUDA-graph replays from the same
-/// state ([`crate::train::from_scratch::GraphParity`]); exit status 1 when it does not pass.
+/// state ([`crate::train::bench_train::GraphParity`]); exit status 1 when it does not pass.
 pub fn graph_parity(a: &StepOptions, device: Option<DeviceChoice>) -> Result<bool> {
     let a = StepOptions {
         what: StepWhat::Train,
@@ -156,7 +168,7 @@ pub fn graph_parity(a: &StepOptions, device: Option<DeviceChoice>) -> Result<boo
         ..a.clone()
     };
     let r = with_ctx(&a, device, &[], |ctx| {
-        crate::train::from_scratch::graph_parity(ctx, a.steps)
+        crate::train::bench_train::graph_parity(ctx, a.steps)
     })?;
     if a.json {
         println!("{}", serde_json::to_string(&r)?);
@@ -185,7 +197,7 @@ pub fn run(a: &StepOptions, device: Option<DeviceChoice>) -> Result<()> {
     let (ms, batch, dev) = with_ctx(a, device, &[], |ctx| {
         let ms = match a.what {
             StepWhat::Search => crate::train::search::time_steps(ctx, a.warmup_steps, a.steps),
-            StepWhat::Train => crate::train::from_scratch::time_steps(ctx, a.warmup_steps, a.steps),
+            StepWhat::Train => crate::train::bench_train::time_steps(ctx, a.warmup_steps, a.steps),
         }?;
         let e = &ctx.resolved.experiment;
         let batch = match a.what {

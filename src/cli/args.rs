@@ -197,11 +197,13 @@ pub enum DiagnoseCommand {
         #[arg(long)]
         json: bool,
     },
-    /// One warm-up step, one search step (per-example, gen-gap + pair penalty) and one training step of
-    /// ours, redone by the PyTorch reference (bench/reference.py, needs `make bench-venv`) from the same
-    /// weights, batches and noise: losses, estimator terms, gradients and updated weights compared
-    /// within the bound derived in src/bench/torch_parity.rs (CPU; the search steps in float64, the
-    /// training step in float32).
+    /// One warm-up step, one search step (gen-gap; DARTS: per-example, + pair penalty; ProxylessNAS:
+    /// per sub-batch, + the latency term through the surrogate) and one training step of ours, redone
+    /// by the PyTorch reference (bench/reference.py, needs `make bench-venv`) from the same weights,
+    /// batches and noise, for --space darts|proxyless and any --estimator but random_ws: losses,
+    /// estimator terms (RELAX's φ too), gradients and updated weights compared within the bound derived
+    /// in src/bench/torch_parity.rs (CPU; the search steps in float64, the training step in float32),
+    /// and the initial losses among those of fresh reference networks.
     ParityTorch(crate::bench::torch_parity::TorchParityOptions),
     /// The from-scratch training step eagerly (twice) and as CUDA-graph replays (`train.cuda_graphs`)
     /// from the same weights and seeds: the weights after --steps steps, compared (CUDA only).

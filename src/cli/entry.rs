@@ -17,7 +17,6 @@ pub fn main() -> ExitCode {
     // SAFETY: restoring a signal's default disposition before any thread starts.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     crate::runner::heap::keep_tensor_blocks();
-    crate::runner::onednn::cap_isa();
     let args = Args::parse();
     logging::init(args.verbose);
     match run(args) {

@@ -37,8 +37,10 @@ macro_rules! recipe_table {
             }
 
             /// The section as a resolved config writes it: every field spelt out (so a value written
-            /// or defaulted gives one id), except one slice, which is written as nothing (the run
-            /// ids of one-slice trainings do not name `sub_batches`).
+            /// or defaulted gives one id), except one slice where one slice is the recipe's default,
+            /// which is written as nothing (the run ids of one-slice CIFAR trainings do not name
+            /// `sub_batches`); one slice on a recipe whose default is more stays written, or reading
+            /// the config back would give the default again.
             pub fn written(&self) -> Train {
                 let all = Train {
                     recipe: self.recipe,
@@ -47,8 +49,9 @@ macro_rules! recipe_table {
                     cuda_graphs: self.cuda_graphs,
                     $($field: Some(self.$field),)*
                 };
+                let default_g = TrainRecipe::of(&Train { sub_batches: None, ..all.clone() }).sub_batches;
                 Train {
-                    sub_batches: all.sub_batches.filter(|&g| g != 1),
+                    sub_batches: all.sub_batches.filter(|&g| g != 1 || default_g != 1),
                     ..all
                 }
             }
@@ -151,6 +154,20 @@ mod tests {
             None,
             "one slice is written as nothing"
         );
+        for recipe in [Recipe::ImagenetDarts, Recipe::ImagenetProxyless] {
+            t.recipe = recipe;
+            let back = t.resolved();
+            assert_eq!(
+                back.sub_batches,
+                Some(1),
+                "{recipe:?}: one slice stays written"
+            );
+            assert_eq!(
+                TrainRecipe::of(&back).sub_batches,
+                1,
+                "{recipe:?}: and reads back as 1"
+            );
+        }
     }
 
     #[test]

@@ -7,8 +7,8 @@
 
 use tch::{Kind, Tensor};
 
+use crate::data::normalization::Normalization;
 use crate::data::rng::{Purpose, SplitMix64};
-use crate::data::Normalization;
 
 /// Which augmentations a batch source applies before normalising.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -10,10 +10,13 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use tch::{Device, Kind, Tensor};
 
-use crate::data::imagenet::{self, ImageList, ImageNetTransform};
+use crate::data::augment::AugmentSpec;
+use crate::data::image_list::ImageList;
+use crate::data::imagenet::{self, ImageNetTransform};
 use crate::data::loader::{BatchSource, Batching, ResidentSource};
+use crate::data::normalization::Normalization;
 use crate::data::rng::{Purpose, SplitMix64};
-use crate::data::{AugmentSpec, Normalization, TensorSplit};
+use crate::data::tensor_split::TensorSplit;
 
 fn cifar_images_per_s(device: Device, augment: AugmentSpec, n: i64) -> Result<f64> {
     let images = Tensor::randint(256, [n, 3, 32, 32], (Kind::Uint8, Device::Cpu));

@@ -16,7 +16,10 @@ use anyhow::{bail, Context, Result};
 use tch::{Device, Tensor};
 
 use crate::config::DatasetName;
-use crate::data::{fingerprint, Dataset, Normalization, Splits, TensorSplit};
+use crate::data::dataset::{Dataset, Splits};
+use crate::data::fingerprint;
+use crate::data::normalization::Normalization;
+use crate::data::tensor_split::TensorSplit;
 
 /// Pixel bytes per image: 3 planes × 32 × 32.
 pub const PIXELS: usize = 3 * 32 * 32;
@@ -375,10 +378,10 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(cfg.statistics(), crate::config::Statistics::Cifar10);
-        let ds = crate::data::open(&cfg, Device::Cpu).unwrap();
+        let ds = crate::data::open::open(&cfg, Device::Cpu).unwrap();
         assert_eq!(ds.norm, Normalization::CIFAR10);
         cfg.statistics = Some(crate::config::Statistics::Cifar100);
-        let ds = crate::data::open(&cfg, Device::Cpu).unwrap();
+        let ds = crate::data::open::open(&cfg, Device::Cpu).unwrap();
         assert_eq!(ds.norm, Normalization::CIFAR100);
     }
 

@@ -1,5 +1,5 @@
 //! A dataset's fingerprint without loading it: what run ids and `provenance.json` carry, so a changed
-//! dataset never reuses finished runs. The same value [`super::open`] computes (synthetic: the
+//! dataset never reuses finished runs. The same value [`super::open::open`] computes (synthetic: the
 //! generator's parameters; CIFAR and ImageNet folders: blake3 over the files, cached on disk by
 //! [`super::fingerprint`]), and memoised per process, so planning a suite costs one look per dataset.
 
@@ -10,7 +10,7 @@ use std::sync::{Mutex, OnceLock};
 use anyhow::{bail, Result};
 
 use crate::config::{self, DatasetName};
-use crate::data::{cifar, fingerprint, imagenet, synthetic};
+use crate::data::{cifar, fingerprint, image_list, synthetic};
 
 fn memo() -> &'static Mutex<HashMap<String, String>> {
     static MEMO: OnceLock<Mutex<HashMap<String, String>>> = OnceLock::new();
@@ -49,8 +49,8 @@ fn compute(cfg: &config::Dataset) -> Result<String> {
         }
         DatasetName::Imagenet => {
             let root = &cfg.root;
-            let train = imagenet::ImageList::scan(&root.join("train"), root)?;
-            let val = imagenet::ImageList::scan(&root.join("val"), root)?;
+            let train = image_list::ImageList::scan(&root.join("train"), root)?;
+            let val = image_list::ImageList::scan(&root.join("val"), root)?;
             let files: Vec<PathBuf> = train
                 .items
                 .iter()
@@ -72,7 +72,7 @@ mod tests {
             "name": "synthetic", "synthetic": {"classes": 3, "train": 12, "test": 6}
         }))
         .unwrap();
-        let opened = crate::data::open(&cfg, tch::Device::Cpu).unwrap();
+        let opened = crate::data::open::open(&cfg, tch::Device::Cpu).unwrap();
         assert_eq!(fingerprint(&cfg).unwrap(), opened.fingerprint);
         cfg.synthetic.train = 13;
         assert_ne!(fingerprint(&cfg).unwrap(), opened.fingerprint);

@@ -1,7 +1,7 @@
 //! ImageNet (ILSVRC2012) as a folder: `train/<wnid>/*.JPEG`, `val/<wnid>/*.JPEG`; classes are the sorted
 //! wnids. Too big for memory, so batches are decoded on demand: JPEG decode (image/zune-jpeg) and the
 //! geometric transform run in parallel on the CPU (rayon), colour jitter and normalisation run as tensor
-//! ops on the run's device; a prefetching [`crate::data::Loader`] keeps the GPU fed.
+//! ops on the run's device; a prefetching [`crate::data::loader::Loader`] keeps the GPU fed.
 //!
 //! * train (spec §6.2): RandomResizedCrop 224 (scale 0.08–1, ratio 3/4–4/3) → HFlip →
 //!   ColorJitter(0.4, 0.4, 0.4, 0.2) → Normalize.
@@ -22,99 +22,19 @@ use rayon::prelude::*;
 use tch::{Device, Kind, Tensor};
 
 use crate::config::DatasetName;
+use crate::data::batch::{Pending, Share};
+use crate::data::dataset::{Dataset, Splits};
+use crate::data::fingerprint;
+use crate::data::image_list::{layout, ImageList};
 use crate::data::loader::{Batch, BatchSource, Batching, OrderCache};
+use crate::data::memory_format;
+use crate::data::normalization::Normalization;
 use crate::data::rng::{Purpose, SplitMix64};
-use crate::data::{fingerprint, Dataset, Normalization, Splits};
 
 /// Output side of the train and eval crops.
 pub const CROP: u32 = 224;
 /// Shorter side after the eval resize.
 pub const RESIZE: u32 = 256;
-
-pub fn layout(root: &Path) -> String {
-    format!(
-        "expected ImageNet (ILSVRC2012) in the folder layout\n  {r}/train/<wnid>/*.JPEG   e.g. {r}/train/n01440764/n01440764_10026.JPEG (one folder per class)\n  {r}/val/<wnid>/*.JPEG     the 50 000 validation images sorted into the same class folders",
-        r = root.display()
-    )
-}
-
-/// The images of one split: `items[i]` = (file, class index into `wnids`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ImageList {
-    pub wnids: Vec<String>,
-    pub items: Vec<(PathBuf, i64)>,
-}
-
-fn is_jpeg(p: &Path) -> bool {
-    p.extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| e.eq_ignore_ascii_case("jpeg") || e.eq_ignore_ascii_case("jpg"))
-}
-
-impl ImageList {
-    /// Lists `dir/<wnid>/*.JPEG` with classes from the sorted wnids; `root` is only for the message.
-    pub fn scan(dir: &Path, root: &Path) -> Result<ImageList> {
-        if !dir.is_dir() {
-            bail!("{} is missing; {}", dir.display(), layout(root));
-        }
-        let mut wnids: Vec<String> = fs::read_dir(dir)
-            .with_context(|| format!("listing {}", dir.display()))?
-            .filter_map(|e| e.ok())
-            .filter(|e| e.path().is_dir())
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .collect();
-        wnids.sort();
-        if wnids.is_empty() {
-            bail!("{} has no class folders; {}", dir.display(), layout(root));
-        }
-        let mut items = Vec::new();
-        for (label, wnid) in wnids.iter().enumerate() {
-            let mut files: Vec<PathBuf> = fs::read_dir(dir.join(wnid))
-                .with_context(|| format!("listing {}", dir.join(wnid).display()))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.is_file() && is_jpeg(p))
-                .collect();
-            if files.is_empty() {
-                bail!(
-                    "{} holds no .JPEG files; {}",
-                    dir.join(wnid).display(),
-                    layout(root)
-                );
-            }
-            files.sort();
-            items.extend(files.into_iter().map(|f| (f, label as i64)));
-        }
-        Ok(ImageList { wnids, items })
-    }
-
-    pub fn len(&self) -> usize {
-        self.items.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
-    }
-
-    /// The images at `indices` (a search split), same classes.
-    pub fn select(&self, indices: &[i64]) -> ImageList {
-        ImageList {
-            wnids: self.wnids.clone(),
-            items: indices
-                .iter()
-                .map(|&i| self.items[i as usize].clone())
-                .collect(),
-        }
-    }
-
-    /// Images per class.
-    pub fn class_counts(&self) -> Vec<i64> {
-        let mut c = vec![0; self.wnids.len()];
-        for (_, l) in &self.items {
-            c[*l as usize] += 1;
-        }
-        c
-    }
-}
 
 /// Scans `root/train` and `root/val` (same wnids) and fingerprints every file.
 pub fn open(root: &Path) -> Result<Dataset> {
@@ -320,7 +240,11 @@ pub struct ImageNetSource {
     unreadable: AtomicU64,
     last_error: Mutex<Option<String>>,
     order: OrderCache,
+    share: Option<Share>,
 }
+
+/// A decoded image: its pixels (HWC bytes), its colour jitter, its label.
+type Decoded = (Vec<u8>, Jitter, i64);
 
 impl ImageNetSource {
     pub fn new(
@@ -339,26 +263,28 @@ impl ImageNetSource {
             unreadable: AtomicU64::new(0),
             last_error: Mutex::new(None),
             order: OrderCache::default(),
+            share: None,
         }
     }
-}
 
-impl BatchSource for ImageNetSource {
-    /// JPEGs skipped so far because they could not be read or decoded (for the run record).
-    fn unreadable(&self) -> u64 {
-        self.unreadable.load(Ordering::Relaxed)
+    /// Only the rows of `share`'s slices are decoded; the batches are then pending ([`settled`]).
+    pub fn sharing(self, share: Share) -> Self {
+        let share = Some(share).filter(|s| !s.whole());
+        ImageNetSource { share, ..self }
     }
-    fn len(&self) -> usize {
-        self.list.len()
-    }
-    fn batching(&self) -> &Batching {
-        &self.batching
-    }
-    fn batch(&self, epoch: u64, index: usize) -> Result<Batch> {
+
+    /// The dataset indices of batch `index` of `epoch`, before any was skipped.
+    fn ids(&self, epoch: u64, index: usize) -> Vec<i64> {
         let order = self.order.get(&self.batching, epoch, self.len());
         let start = (index * self.batching.batch_size).min(order.len());
         let end = (start + self.batching.batch_size).min(order.len());
-        let decoded: Vec<Option<(Vec<u8>, Jitter, i64)>> = order[start..end]
+        order[start..end].to_vec()
+    }
+
+    /// Decodes images `ids` in parallel (`None`: unreadable, counted and logged); an error once more
+    /// than `max_unreadable` were.
+    fn decode(&self, epoch: u64, ids: &[i64]) -> Result<Vec<Option<Decoded>>> {
+        let decoded: Vec<Option<Decoded>> = ids
             .par_iter()
             .map(|&i| {
                 let (path, label) = &self.list.items[i as usize];
@@ -390,21 +316,22 @@ impl BatchSource for ImageNetSource {
                 self.max_unreadable
             );
         }
-        let good: Vec<_> = decoded.into_iter().flatten().collect();
+        Ok(decoded)
+    }
+
+    /// The images `[n,3,224,224]` of decoded `good`, jittered (training) and normalised, on the device.
+    fn images(&self, good: &[&Decoded]) -> Tensor {
         let n = good.len() as i64;
         let side = CROP as i64;
         let pixels: Vec<u8> = good
             .iter()
             .flat_map(|(p, _, _)| p.iter().copied())
             .collect();
-        let labels: Vec<i64> = good.iter().map(|g| g.2).collect();
         let jitter: Vec<Jitter> = good.iter().map(|g| g.1).collect();
         let x = Tensor::from_slice(&pixels)
             .view([n, side, side, 3])
-            .to_device(self.device)
-            .permute([0, 3, 1, 2])
-            .to_kind(Kind::Float)
-            / 255.0;
+            .to_device(self.device);
+        let x = memory_format::nchw(&x).to_kind(Kind::Float) / 255.0;
         let x = match self.transform {
             ImageNetTransform::Train => color_jitter(&x, &jitter),
             ImageNetTransform::Eval => x,
@@ -416,9 +343,83 @@ impl BatchSource for ImageNetSource {
         let std = Tensor::from_slice(&norm.std)
             .to_device(self.device)
             .view([1, 3, 1, 1]);
+        (x - mean) / std
+    }
+}
+
+impl BatchSource for ImageNetSource {
+    /// JPEGs skipped so far because they could not be read or decoded (for the run record).
+    fn unreadable(&self) -> u64 {
+        self.unreadable.load(Ordering::Relaxed)
+    }
+    fn len(&self) -> usize {
+        self.list.len()
+    }
+    fn batching(&self) -> &Batching {
+        &self.batching
+    }
+    /// Without a share: the batch's readable images. With one: the batch at its full size, the rows
+    /// of the share's slices decoded (the unreadable ones zeros), the others zeros, every label; its
+    /// unreadable rows pending until the ranks agree on them ([`settled`]).
+    fn batch(&self, epoch: u64, index: usize) -> Result<Batch> {
+        let ids = self.ids(epoch, index);
+        let Some(share) = self.share.clone() else {
+            let decoded = self.decode(epoch, &ids)?;
+            let good: Vec<&Decoded> = decoded.iter().flatten().collect();
+            let labels: Vec<i64> = good.iter().map(|g| g.2).collect();
+            return Ok(Batch {
+                images: self.images(&good),
+                labels: Tensor::from_slice(&labels).to_device(self.device),
+                pending: None,
+            });
+        };
+        let rows = share.rows(ids.len());
+        let decoded = self.decode(epoch, &ids[rows.clone()])?;
+        let good: Vec<&Decoded> = decoded.iter().flatten().collect();
+        let at: Vec<i64> = (rows.start..rows.end)
+            .zip(&decoded)
+            .filter(|(_, d)| d.is_some())
+            .map(|(r, _)| r as i64)
+            .collect();
+        let unreadable: Vec<i64> = (rows.start..rows.end)
+            .zip(&decoded)
+            .filter(|(_, d)| d.is_none())
+            .map(|(r, _)| r as i64)
+            .collect();
+        let side = CROP as i64;
+        let n = ids.len() as i64;
+        let mut images = Tensor::zeros([n, 3, side, side], (Kind::Float, self.device));
+        if !good.is_empty() {
+            let at = Tensor::from_slice(&at).to_device(self.device);
+            let _ = images.index_copy_(0, &at, &self.images(&good));
+        }
+        let labels: Vec<i64> = ids.iter().map(|&i| self.list.items[i as usize].1).collect();
         Ok(Batch {
-            images: (x - mean) / std,
+            images,
             labels: Tensor::from_slice(&labels).to_device(self.device),
+            pending: Some(Pending {
+                epoch,
+                index,
+                share,
+                decoded: rows,
+                unreadable,
+            }),
+        })
+    }
+    fn rows(&self, epoch: u64, index: usize, rows: &[i64]) -> Result<Batch> {
+        let ids = self.ids(epoch, index);
+        let wanted: Vec<i64> = rows.iter().map(|&r| ids[r as usize]).collect();
+        let decoded = self.decode(epoch, &wanted)?;
+        let good: Vec<&Decoded> = decoded.iter().flatten().collect();
+        anyhow::ensure!(
+            good.len() == wanted.len(),
+            "an image another rank read could not be read here"
+        );
+        let labels: Vec<i64> = good.iter().map(|g| g.2).collect();
+        Ok(Batch {
+            images: self.images(&good),
+            labels: Tensor::from_slice(&labels).to_device(self.device),
+            pending: None,
         })
     }
 }
@@ -502,6 +503,8 @@ mod tests {
             let a = s.batch(1, 0).unwrap();
             assert_eq!(a.images.size(), [4, 3, 224, 224]);
             assert_eq!(a.images.kind(), Kind::Float);
+            // contiguous NCHW, never channels-last: see data/memory_format.rs for the oneDNN crash
+            assert!(a.images.is_contiguous(), "{t:?}");
             let b = s.batch(1, 0).unwrap();
             assert!(a.images.equal(&b.images) && a.labels.equal(&b.labels));
             assert_eq!(s.batches_per_epoch(), 3);
@@ -528,6 +531,76 @@ mod tests {
             err.contains("n01_1.JPEG") && err.contains("limit of 0"),
             "{err}"
         );
+    }
+
+    /// Two ranks of two slices: each decodes only its half of a batch of 8 whose row 5 is unreadable;
+    /// settled with the other's mask, each holds exactly the rows one process gives its slice of the
+    /// 7 readable images (rank 1 decodes row 3, which its slice gained, then).
+    #[test]
+    fn a_rank_decodes_only_its_slices_and_settles_to_the_rows_one_process_gives_them() {
+        use crate::data::batch::Share;
+        use crate::data::share::settle;
+        let tmp = folder();
+        fs::write(tmp.path().join("train/n02/n02_2.JPEG"), b"not a jpeg").unwrap();
+        let list = ImageList::scan(&tmp.path().join("train"), tmp.path()).unwrap();
+        let plain = Batching {
+            shuffle: false,
+            batch_size: 8,
+            ..batching()
+        };
+        let source = || {
+            ImageNetSource::new(
+                list.clone(),
+                plain,
+                ImageNetTransform::Train,
+                Device::Cpu,
+                5,
+            )
+        };
+        let one = source().batch(0, 0).unwrap();
+        assert_eq!(one.labels.size(), [7], "row 5 skipped");
+        let whole = one.split(2);
+        for (rank, want) in whole.iter().enumerate() {
+            let s = source().sharing(Share {
+                own: rank..rank + 1,
+                groups: 2,
+            });
+            let raw = s.batch(0, 0).unwrap();
+            assert_eq!(raw.labels.size(), [8], "the nominal batch, before settling");
+            // the other half was never decoded: zeros, and the bad image never seen by rank 0
+            let other = if rank == 0 {
+                raw.images.narrow(0, 4, 4)
+            } else {
+                raw.images.narrow(0, 0, 4)
+            };
+            assert_eq!(other.abs().sum(Kind::Float).double_value(&[]), 0.0);
+            assert_eq!(
+                s.unreadable(),
+                rank as u64,
+                "rank {rank} decoded row 5 or not"
+            );
+            let others_mask = |m: &Tensor| {
+                if rank == 0 {
+                    let _ = m.get(5).fill_(1.0); // what rank 1 reports
+                }
+                Ok(())
+            };
+            let mut decoded_later = Vec::new();
+            let settled = settle(raw, others_mask, |e, i, rows| {
+                decoded_later.extend_from_slice(rows);
+                s.rows(e, i, rows)
+            })
+            .unwrap();
+            assert_eq!(settled.labels.size(), [7]);
+            let mine = &settled.split(2)[rank];
+            assert!(mine.images.equal(&want.images), "rank {rank}'s images");
+            assert!(mine.labels.equal(&want.labels), "rank {rank}'s labels");
+            let gained: &[i64] = if rank == 1 { &[3] } else { &[] };
+            assert_eq!(
+                decoded_later, gained,
+                "rank {rank} decoded what its slice gained"
+            );
+        }
     }
 
     #[test]

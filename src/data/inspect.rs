@@ -8,7 +8,8 @@ use serde::Serialize;
 use tch::Device;
 
 use crate::config::{DatasetName, SyntheticSpec};
-use crate::data::{cifar, imagenet, synthetic, Dataset, Splits};
+use crate::data::dataset::{Dataset, Splits};
+use crate::data::{cifar, imagenet, synthetic};
 
 #[derive(Debug, Serialize)]
 pub struct SplitReport {

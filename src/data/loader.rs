@@ -10,19 +10,17 @@ use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, bail, Result};
 use serde::{Deserialize, Serialize};
 use tch::{Device, Tensor};
 
+use crate::data::augment::AugmentSpec;
+pub use crate::data::batch::Batch;
+use crate::data::batch::{placed, Share};
+use crate::data::normalization::Normalization;
 use crate::data::rng::{Purpose, SplitMix64};
-use crate::data::{AugmentSpec, Normalization, TensorSplit};
-
-/// One batch on the run's device: `images` float `[B,3,H,W]` normalised, `labels` int64 `[B]`.
-#[derive(Debug)]
-pub struct Batch {
-    pub images: Tensor,
-    pub labels: Tensor,
-}
+use crate::data::share;
+use crate::data::tensor_split::TensorSplit;
 
 /// Where a loader stands: `position` batches of `epoch` have been handed out.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,8 +74,15 @@ pub trait BatchSource: Send {
     /// Samples in the split.
     fn len(&self) -> usize;
     fn batching(&self) -> &Batching;
-    /// Batch `index` (< `batches_per_epoch()`) of `epoch`.
+    /// Batch `index` (< `batches_per_epoch()`) of `epoch` (a folder batch with a share: pending,
+    /// see [`settled`]).
     fn batch(&self, epoch: u64, index: usize) -> Result<Batch>;
+    /// Rows `rows` (of the nominal batch `index` of `epoch`, before any was skipped) alone, decoded:
+    /// the rows a rank's slices gained when another rank's image was unreadable.
+    fn rows(&self, epoch: u64, index: usize, rows: &[i64]) -> Result<Batch> {
+        let _ = (epoch, index, rows);
+        bail!("this source loads every row of its batches")
+    }
 
     fn is_empty(&self) -> bool {
         self.len() == 0
@@ -102,32 +107,28 @@ impl BatchSource for Box<dyn BatchSource> {
     fn batch(&self, epoch: u64, index: usize) -> Result<Batch> {
         (**self).batch(epoch, index)
     }
+    fn rows(&self, epoch: u64, index: usize, rows: &[i64]) -> Result<Batch> {
+        (**self).rows(epoch, index, rows)
+    }
     fn unreadable(&self) -> u64 {
         (**self).unreadable()
     }
 }
 
-impl Batch {
-    /// Examples [start, start + len) of the batch.
-    pub fn narrow(&self, start: i64, len: i64) -> Batch {
-        Batch {
-            images: self.images.narrow(0, start, len),
-            labels: self.labels.narrow(0, start, len),
-        }
-    }
+/// Batch `index` of `epoch` of `src`, settled with the other ranks ([`share::settle`]): what the
+/// loops read.
+pub fn settled(src: &dyn BatchSource, epoch: u64, index: usize) -> Result<Batch> {
+    settle(src.batch(epoch, index)?, |e, i, rows| src.rows(e, i, rows))
+}
 
-    /// `parts` consecutive sub-batches whose sizes differ by at most one (a batch that lost an
-    /// unreadable image still splits into `parts`); `parts` must not exceed the batch size.
-    pub fn split(&self, parts: i64) -> Vec<Batch> {
-        let n = self.images.size()[0];
-        (0..parts)
-            .map(|g| {
-                // part g covers [⌊g·n/P⌋, ⌊(g+1)·n/P⌋)
-                let (a, b) = (g * n / parts, (g + 1) * n / parts);
-                self.narrow(a, b - a)
-            })
-            .collect()
-    }
+/// [`share::settle`] over this process's ranks.
+fn settle(b: Batch, decode: impl FnOnce(u64, usize, &[i64]) -> Result<Batch>) -> Result<Batch> {
+    let ranks = crate::dist::ranks();
+    share::settle(
+        b,
+        |mask| ranks.sum("which images of the batch are unreadable", &[mask]),
+        decode,
+    )
 }
 
 /// Caches the order of the last epoch asked for (a permutation of N is recomputed once per epoch).
@@ -155,6 +156,7 @@ pub struct ResidentSource {
     augment: AugmentSpec,
     norm: Normalization,
     order: OrderCache,
+    share: Option<Share>,
 }
 
 impl ResidentSource {
@@ -171,7 +173,14 @@ impl ResidentSource {
             augment,
             norm,
             order: OrderCache::default(),
+            share: None,
         }
+    }
+
+    /// Only the rows of `share`'s slices are gathered and augmented (the others are zeros).
+    pub fn sharing(self, share: Share) -> Self {
+        let share = Some(share).filter(|s| !s.whole());
+        ResidentSource { share, ..self }
     }
 
     pub fn device(&self) -> Device {
@@ -188,7 +197,12 @@ impl BatchSource for ResidentSource {
     }
     fn batch(&self, epoch: u64, index: usize) -> Result<Batch> {
         let order = self.order.get(&self.batching, epoch, self.len());
-        let ids = self.batching.slice(&order, index);
+        let all = self.batching.slice(&order, index);
+        let rows = match &self.share {
+            Some(s) => s.rows(all.len()),
+            None => 0..all.len(),
+        };
+        let ids = &all[rows.clone()];
         let dev = self.device();
         let idx = Tensor::from_slice(ids).to_device(dev);
         let images = self.split.images.index_select(0, &idx);
@@ -196,9 +210,14 @@ impl BatchSource for ResidentSource {
         let draws = self
             .augment
             .draw(self.batching.seed, epoch, ids, size[2], size[3]);
+        let images = self.augment.apply(&images, &draws, &self.norm);
+        let mut full = images.size();
+        full[0] = all.len() as i64;
+        let every = Tensor::from_slice(all).to_device(dev);
         Ok(Batch {
-            images: self.augment.apply(&images, &draws, &self.norm),
-            labels: self.split.labels.index_select(0, &idx),
+            images: placed(&full, rows, &images),
+            labels: self.split.labels.index_select(0, &every),
+            pending: None,
         })
     }
 }
@@ -284,16 +303,18 @@ impl Loader {
             return Ok(None);
         }
         let batch = if self.prefetch == 0 {
-            self.source().batch(epoch, position as usize)?
+            settled(&*self.source(), epoch, position as usize)?
         } else {
             let worker = match &self.worker {
                 Some(w) => w,
                 None => self.start_worker(),
             };
-            worker
+            let batch = worker
                 .rx
                 .recv()
-                .map_err(|_| anyhow!("the prefetch worker stopped unexpectedly"))??
+                .map_err(|_| anyhow!("the prefetch worker stopped unexpectedly"))??;
+            // in this thread: the ranks settle their batches in the loop's order
+            settle(batch, |e, i, rows| self.source().rows(e, i, rows))?
         };
         self.state.position += 1;
         Ok(Some(batch))
@@ -394,6 +415,7 @@ mod tests {
             let b = Batch {
                 images: Tensor::arange(n, (tch::Kind::Float, Device::Cpu)).view([n, 1, 1, 1]),
                 labels: Tensor::arange(n, (tch::Kind::Int64, Device::Cpu)),
+                pending: None,
             };
             let split = b.split(parts);
             assert_eq!(split.len(), parts as usize);

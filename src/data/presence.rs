@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::config::{self, DatasetName};
-use crate::data::{cifar, imagenet};
+use crate::data::{cifar, image_list};
 
 /// One dataset that is not where an experiment expects it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -59,7 +59,7 @@ pub fn missing(cfg: &config::Dataset) -> Option<Missing> {
                 if !has_class_folder(&d) {
                     return gone(
                         format!("{} is missing or has no class folders", d.display()),
-                        imagenet::layout(&cfg.root),
+                        image_list::layout(&cfg.root),
                     );
                 }
             }

@@ -16,8 +16,11 @@ use rayon::prelude::*;
 use tch::{Device, Tensor};
 
 use crate::config::{DatasetName, ImageShape, SyntheticSpec};
+use crate::data::dataset::{Dataset, Splits};
+use crate::data::fingerprint;
+use crate::data::normalization::Normalization;
 use crate::data::rng::{Purpose, SplitMix64};
-use crate::data::{fingerprint, Dataset, Normalization, Splits, TensorSplit};
+use crate::data::tensor_split::TensorSplit;
 
 /// Bump when the images a seed produces change: it is part of the fingerprint.
 pub const GENERATOR_VERSION: u32 = 1;

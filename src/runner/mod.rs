@@ -4,7 +4,6 @@
 pub mod execute;
 pub mod heap;
 pub mod job_end;
-pub mod onednn;
 pub mod plan;
 pub mod ranks;
 pub mod slurm;

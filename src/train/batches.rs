@@ -7,6 +7,7 @@ use tch::Device;
 
 use crate::config::{self, ImageShape};
 use crate::data::augment::AugmentSpec;
+use crate::data::batch::Share;
 use crate::data::imagenet::{ImageNetSource, ImageNetTransform};
 use crate::data::loader::{BatchSource, Batching, Loader, ResidentSource};
 use crate::data::{split, Dataset, Splits};
@@ -22,13 +23,15 @@ pub fn unreadable_limit(images: usize) -> u64 {
 /// The search's two loaders over the official split of the training set (`train_portion`, fixed
 /// permutation seed 0): CIFAR-shaped data gets RandomCrop + flip on both, ImageNet-shaped data none
 /// (Resize 256 → CenterCrop 224, as the official ImageNet search). Folder batches are decoded on the
-/// CPU and moved to `device`; resident data is there already.
+/// CPU and moved to `device`; resident data is there already. Both load only the rows of `share`'s
+/// slices of every batch.
 pub fn search_loaders(
     ds: &Dataset,
     cfg: &config::Dataset,
     train_batching: Batching,
     val_batching: Batching,
     device: Device,
+    share: &Share,
 ) -> Result<(Loader, Loader)> {
     let batch = train_batching.batch_size;
     let check = |train: usize, valid: usize| -> Result<()> {
@@ -49,9 +52,12 @@ pub fn search_loaders(
             };
             let tr = train.select(&split.train);
             let va = train.select(&split.valid);
+            let source = |split, batching| {
+                ResidentSource::new(split, batching, augment, ds.norm).sharing(share.clone())
+            };
             Ok((
-                Loader::new(ResidentSource::new(tr, train_batching, augment, ds.norm), 0),
-                Loader::new(ResidentSource::new(va, val_batching, augment, ds.norm), 0),
+                Loader::new(source(tr, train_batching), 0),
+                Loader::new(source(va, val_batching), 0),
             ))
         }
         Splits::Folder { train, .. } => {
@@ -61,6 +67,7 @@ pub fn search_loaders(
                 let list = train.select(idx);
                 let limit = unreadable_limit(list.len());
                 ImageNetSource::new(list, batching, ImageNetTransform::Eval, device, limit)
+                    .sharing(share.clone())
             };
             Ok((
                 Loader::new(source(&split.train, train_batching), FOLDER_PREFETCH),
@@ -73,13 +80,16 @@ pub fn search_loaders(
 /// Training's loader and its test source: CIFAR-shaped data trains with RandomCrop + flip (+ Cutout if
 /// asked), the ImageNet folder with RandomResizedCrop + flip + ColorJitter and tests on `val` with
 /// Resize 256 → CenterCrop 224. The synthetic ImageNet stand-in is already 224×224 and trains with flip
-/// only (the crop and jitter belong to the JPEG decode path).
+/// only (the crop and jitter belong to the JPEG decode path). The training loader loads only the rows
+/// of `share`'s slices of every batch; the test source whole batches (the ranks split the test pass
+/// by batches).
 pub fn train_loaders(
     ds: &Dataset,
     cfg: &config::Dataset,
     batching: Batching,
     cutout: Option<i64>,
     device: Device,
+    share: &Share,
 ) -> Result<(Loader, Box<dyn BatchSource>)> {
     let test_batching = Batching {
         shuffle: false,
@@ -101,7 +111,8 @@ pub fn train_loaders(
             };
             Ok((
                 Loader::new(
-                    ResidentSource::new(train.shallow(), batching, augment, ds.norm),
+                    ResidentSource::new(train.shallow(), batching, augment, ds.norm)
+                        .sharing(share.clone()),
                     0,
                 ),
                 Box::new(ResidentSource::new(
@@ -119,7 +130,8 @@ pub fn train_loaders(
                 ImageNetTransform::Train,
                 device,
                 unreadable_limit(train.len()),
-            );
+            )
+            .sharing(share.clone());
             let te = ImageNetSource::new(
                 val.clone(),
                 test_batching,

@@ -11,20 +11,20 @@ use tch::{nn, Kind, Reduction, Tensor};
 
 use crate::config::TrainRecipe;
 use crate::data;
+use crate::data::batch::Share;
 use crate::data::loader::{self, BatchSource, Loader};
-use crate::nas::noise;
 use crate::nas::space::trained_net::{self, Built};
 use crate::results::diverged::check_finite;
 use crate::results::rows::{EpochRow, Term};
 use crate::stage::{Outcome, StageCtx};
 use crate::train::checkpoint::{prefixed, Mark};
-use crate::train::graphed_step::{Counts, GraphedStep, StepOut};
+use crate::train::graphed_step::{GraphedStep, StepOut};
 use crate::train::metrics::{top1_correct, DeviceMean, ResumePoint, StepInfo};
 use crate::train::optim::{Optimizer, ParamGroup, Sgd};
 use crate::train::recorder::{stop_if_asked, summary_row, Finish, Recorder, RunMeta};
 use crate::train::rng::{derive_seed, seed_step, Determinism, Stream, INIT_STEP};
 use crate::train::schedule::{drop_path_prob, WarmupCosine};
-use crate::train::variables::{all_variables, copies, define_zero_grads, scalar, shallow};
+use crate::train::variables::{all_variables, define_zero_grads, shallow};
 use crate::train::{batches, clip_grad_norm, Phase};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -72,7 +72,7 @@ pub fn run(ctx: &StageCtx) -> Outcome {
 }
 
 /// The experiment's `train` section with the recipe's defaults filled in.
-fn recipe(ctx: &StageCtx) -> Result<TrainRecipe> {
+pub(super) fn recipe(ctx: &StageCtx) -> Result<TrainRecipe> {
     let t = ctx
         .resolved
         .experiment
@@ -88,23 +88,23 @@ fn smoothed_ce(logits: &Tensor, y: &Tensor, smoothing: f64) -> Tensor {
 }
 
 /// A training run's live state: the network, its optimiser, the data, the epoch's running means.
-struct TrainState {
-    vs: nn::VarStore,
-    built: Built,
-    params: Vec<(String, Tensor)>,
+pub(super) struct TrainState {
+    pub(super) vs: nn::VarStore,
+    pub(super) built: Built,
+    pub(super) params: Vec<(String, Tensor)>,
     /// The BatchNorm running statistics (every variable that is not a parameter).
-    buffers: Vec<Tensor>,
-    opt: Sgd,
-    sched: WarmupCosine,
-    train_loader: Loader,
-    test_source: Box<dyn BatchSource>,
-    loss: DeviceMean,
-    top1: DeviceMean,
+    pub(super) buffers: Vec<Tensor>,
+    pub(super) opt: Sgd,
+    pub(super) sched: WarmupCosine,
+    pub(super) train_loader: Loader,
+    pub(super) test_source: Box<dyn BatchSource>,
+    pub(super) loss: DeviceMean,
+    pub(super) top1: DeviceMean,
     meta: TrainMeta,
 }
 
 impl TrainState {
-    fn new(ctx: &StageCtx, t: &TrainRecipe) -> Result<TrainState> {
+    pub(super) fn new(ctx: &StageCtx, t: &TrainRecipe) -> Result<TrainState> {
         let e = &ctx.resolved.experiment;
         let (device, seed) = (ctx.device, ctx.seed);
         let ds = data::open(&e.dataset, device)?;
@@ -115,12 +115,19 @@ impl TrainState {
             seed: derive_seed(seed, Stream::Shuffle, Phase::Train, 0, 0) as u64,
         };
         let cutout = i64::from(t.cutout);
+        // this rank loads only the images of its slices
+        let groups = t.sub_batches.max(1) as usize;
+        let share = Share {
+            own: crate::dist::ranks().own(groups),
+            groups,
+        };
         let (train_loader, test_source) = batches::train_loaders(
             &ds,
             &e.dataset,
             batching,
             (cutout > 0).then_some(cutout),
             device,
+            &share,
         )?;
         // Initial weights come from the run's seed (a stream of their own), so two runs start alike.
         tch::manual_seed(derive_seed(seed, Stream::Step, Phase::Train, 0, INIT_STEP));
@@ -168,7 +175,7 @@ impl TrainState {
     }
 
     /// Restores the newest checkpoint of the run, if there is one.
-    fn restore(&mut self, ctx: &StageCtx) -> Result<()> {
+    pub(super) fn restore(&mut self, ctx: &StageCtx) -> Result<()> {
         if let Some(loaded) = Recorder::latest::<TrainMeta>(ctx.dir)? {
             tracing::info!(
                 checkpoint = loaded.mark.folder_name(),
@@ -188,7 +195,7 @@ impl TrainState {
 
     /// The CUDA graph of the training step, when `train.cuda_graphs` asks for one (`strict`: refuse
     /// rather than ignore it on the CPU). η then lives on the device, where a replay reads it.
-    fn graphed_step(
+    pub(super) fn graphed_step(
         &mut self,
         ctx: &StageCtx,
         t: &TrainRecipe,
@@ -290,7 +297,7 @@ fn train(ctx: &StageCtx, t: &TrainRecipe) -> Result<()> {
 
 /// One SGD step on batch `b` at (epoch, position in the epoch, drop-path rate): lr from the
 /// schedule, the step (eager, or a replay of its CUDA graph), and the step's terms into the log.
-fn train_step(
+pub(super) fn train_step(
     ctx: &StageCtx,
     t: &TrainRecipe,
     st: &mut TrainState,
@@ -497,202 +504,6 @@ fn end_of_epoch(
     st.meta.epoch += 1;
     st.checkpoint(rec, Mark::epoch_end(u64::from(st.meta.epoch)))?;
     Ok((Some(t1), t5))
-}
-
-/// `unas bench step train`: milliseconds of each of `steps` training steps after `warmup` untimed
-/// ones, the loop's own [`train_step`] on one resident batch, drop-path at its final rate p (so the
-/// step does the drop-path work); the device is synchronised after every step. With
-/// `train.cuda_graphs` the timed steps are replays (at least two untimed: warm-up, capture).
-pub(crate) fn time_steps(ctx: &StageCtx, warmup: usize, steps: usize) -> Result<Vec<f64>> {
-    let t = recipe(ctx)?;
-    let (mut st, mut rec, mut graph) = fresh_steps(ctx, &t, true)?;
-    // with a graph: the eager warm-up step and the capture stay out of the timed steps
-    let warmup = if graph.is_some() {
-        warmup.max(2)
-    } else {
-        warmup
-    };
-    let b = st
-        .train_loader
-        .next_batch()?
-        .context("the training split yields no batch")?;
-    let mut ms = Vec::with_capacity(steps);
-    for i in 0..warmup + steps {
-        let start = std::time::Instant::now();
-        let at = (0, i as u64, t.drop_path);
-        let _ = train_step(ctx, &t, &mut st, graph.as_mut(), &mut rec, &b, at)?;
-        let _ = st.loss.mean(); // one read waits for the device
-        if i >= warmup {
-            ms.push(start.elapsed().as_secs_f64() * 1e3);
-        }
-    }
-    Ok(ms)
-}
-
-/// `unas diagnose parity-torch`: the loop's first training step from a fresh state, recorded with
-/// every uniform draw it makes (drop-path at its final rate p): `init/w/{var}`, `x`, `y`, `lr`,
-/// `noise/{i}`, `term/loss_train`, `grad/{var}` (clipped), `w/{var}` after the step.
-pub(crate) fn record_step(ctx: &StageCtx) -> Result<Vec<(String, Tensor)>> {
-    let t = recipe(ctx)?;
-    let (mut st, mut rec, _) = fresh_steps(ctx, &t, false)?;
-    let b = st
-        .train_loader
-        .next_batch()?
-        .context("the training split yields no batch")?;
-    let per_epoch = st.train_loader.batches_per_epoch() as u64;
-    let mut out = copies("init/w", &all_variables(&st.vs));
-    out.push(("x".into(), b.images.copy()));
-    out.push(("y".into(), b.labels.copy()));
-    out.push(scalar("lr".into(), st.sched.lr(0, 0, per_epoch)));
-    let (res, draws) =
-        noise::recorded(|| train_step(ctx, &t, &mut st, None, &mut rec, &b, (0, 0, t.drop_path)));
-    let step = res?;
-    out.extend(
-        draws
-            .iter()
-            .enumerate()
-            .map(|(i, u)| (format!("noise/{i:03}"), u.copy())),
-    );
-    out.push((
-        "term/loss_train".into(),
-        step.loss.to_kind(Kind::Double).reshape([1]),
-    ));
-    out.push((
-        "term/grad_norm_weights".into(),
-        step.gnorm.to_kind(Kind::Double).reshape([1]),
-    ));
-    let grads: Vec<(String, Tensor)> = st
-        .params
-        .iter()
-        .map(|(n, p)| (n.clone(), p.grad()))
-        .collect();
-    out.extend(copies("grad", &grads));
-    out.extend(copies("w", &all_variables(&st.vs)));
-    Ok(out)
-}
-
-/// A fresh training state in `ctx.dir` for steps outside the loop (benchmark, diagnostic): its
-/// recorder from step 0, drop-path at its final rate p (so the steps do the drop-path work), and the
-/// CUDA graph of the step when `graphed` and `train.cuda_graphs` (refused on the CPU).
-fn fresh_steps(
-    ctx: &StageCtx,
-    t: &TrainRecipe,
-    graphed: bool,
-) -> Result<(TrainState, Recorder, Option<GraphedStep>)> {
-    let mut st = TrainState::new(ctx, t)?;
-    st.restore(ctx)?;
-    let at = ResumePoint {
-        phase: Phase::Train,
-        epoch: 0,
-        step: 0,
-    };
-    let rec = Recorder::open(ctx.dir, ctx.seed, at, 0.0, false)?;
-    let graph = if graphed {
-        st.graphed_step(ctx, t, true)?
-    } else {
-        None
-    };
-    st.built.net.set_drop_path(t.drop_path);
-    Ok((st, rec, graph))
-}
-
-/// `unas diagnose cuda-graphs`: the same `steps` training steps (the loop's own, over its loader, the
-/// smaller last batch of an epoch included) run eagerly twice and once with `train.cuda_graphs`, from
-/// the same initial weights and seeds; the weights after them compared.
-#[derive(Debug, Serialize)]
-pub struct GraphParity {
-    pub device: String,
-    pub steps: usize,
-    pub batch: u32,
-    pub captures: u64,
-    pub replays: u64,
-    pub eager: u64,
-    /// Every variable (BatchNorm statistics included) and every step's loss equal bit for bit.
-    pub bit_identical: bool,
-    /// max |w_graphed − w_eager| over every variable.
-    pub max_abs_diff: f64,
-    /// max |w_eager′ − w_eager| of the second eager run: the device's own run-to-run noise.
-    pub eager_repeat_max_abs_diff: f64,
-    pub loss_max_abs_diff: f64,
-    /// The pass bound on max_abs_diff: max(2 × the eager repeat's, 1e-5 × max |w|).
-    pub tolerance: f64,
-    pub pass: bool,
-}
-
-pub(crate) fn graph_parity(ctx: &StageCtx, steps: usize) -> Result<GraphParity> {
-    let t = recipe(ctx)?;
-    anyhow::ensure!(steps > 0, "no steps to compare (--steps 0)");
-    let run = |name: &str, graphed: bool| -> Result<(Vec<f64>, Vec<Tensor>, Counts)> {
-        let dir = crate::results::RunDir(ctx.dir.path().join(name));
-        std::fs::create_dir_all(dir.path())?;
-        let sub = StageCtx {
-            dir: &dir,
-            upstream: ctx.upstream.clone(),
-            ..*ctx
-        };
-        let (mut st, mut rec, mut graph) = fresh_steps(&sub, &t, graphed)?;
-        anyhow::ensure!(
-            st.train_loader.batches_per_epoch() > 0,
-            "the training split yields no batch"
-        );
-        let mut losses = Vec::with_capacity(steps);
-        for _ in 0..steps {
-            let (state, b) = loop {
-                let state = st.train_loader.state();
-                if let Some(b) = st.train_loader.next_batch()? {
-                    break (state, b);
-                }
-            };
-            let at = (state.epoch as u32, state.position, t.drop_path);
-            let out = train_step(&sub, &t, &mut st, graph.as_mut(), &mut rec, &b, at)?;
-            losses.push(out.loss.double_value(&[]));
-        }
-        let weights = all_variables(&st.vs)
-            .into_iter()
-            .map(|(_, v)| v.detach().to_device(tch::Device::Cpu).to_kind(Kind::Double))
-            .collect();
-        Ok((losses, weights, graph.map(|g| g.counts).unwrap_or_default()))
-    };
-    let (loss_a, w_a, _) = run("eager", false)?;
-    let (_, w_a2, _) = run("eager-again", false)?;
-    let (loss_b, w_b, counts) = run("graphed", true)?;
-    let max_diff = |x: &[Tensor], y: &[Tensor]| {
-        x.iter()
-            .zip(y)
-            .map(|(a, b)| (a - b).abs().max().double_value(&[]))
-            .fold(0.0, f64::max)
-    };
-    let max_abs_diff = max_diff(&w_a, &w_b);
-    let eager_repeat_max_abs_diff = max_diff(&w_a, &w_a2);
-    let scale = w_a
-        .iter()
-        .map(|w| w.abs().max().double_value(&[]))
-        .fold(0.0, f64::max);
-    let loss_max_abs_diff = loss_a
-        .iter()
-        .zip(&loss_b)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0, f64::max);
-    let bit_identical = w_a.iter().zip(&w_b).all(|(a, b)| a.equal(b))
-        && loss_a
-            .iter()
-            .zip(&loss_b)
-            .all(|(a, b)| a.to_bits() == b.to_bits());
-    let tolerance = (2.0 * eager_repeat_max_abs_diff).max(1e-5 * scale);
-    Ok(GraphParity {
-        device: crate::device::describe(ctx.device),
-        steps,
-        batch: t.batch,
-        captures: counts.captures,
-        replays: counts.replays,
-        eager: counts.eager,
-        bit_identical,
-        max_abs_diff,
-        eager_repeat_max_abs_diff,
-        loss_max_abs_diff,
-        tolerance,
-        pass: bit_identical || max_abs_diff <= tolerance,
-    })
 }
 
 /// The ImageNet recipes keep the best epoch's weights, as the official `train_eval_imagenet.py` and

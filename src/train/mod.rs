@@ -30,6 +30,7 @@
 //!   and stop, SIGUSR1 → checkpoint and continue.
 
 pub(crate) mod batches;
+pub mod bench_train;
 pub mod checkpoint;
 pub mod clip;
 pub mod from_scratch;

@@ -12,7 +12,6 @@ use crate::config::{self, ObjectiveKind};
 use crate::data::loader::{self, Batch, Loader};
 use crate::dist::Ranks;
 use crate::nas::arch::SampleKind;
-use crate::nas::distribution::Draw;
 use crate::nas::estimator::GradVariance;
 use crate::nas::objective;
 use crate::nas::space::{pass_norm, SearchSpace};
@@ -21,24 +20,23 @@ use crate::results::rows::Term;
 use crate::train::optim::Optimizer;
 use crate::train::rng::{Pass, StepStreams};
 
+use super::arch_per::ArchPer;
+use super::loss::per_example_ce;
+use super::plan::StepContext;
 use super::state::SearchState;
-use super::{per_example_ce, ArchPer, EpochPlan};
 
 /// One architecture step on training batch `b` (and, for `val`/`gen-gap`, the next validation batch)
 /// with `draw`; pushes f(b), f(ζ), the gap, the penalty, the gradient variance and the entropy. With a
 /// latency objective, S also holds the latency term of a second sample; returns that sample's latency.
-#[allow(clippy::too_many_arguments)]
 pub(super) fn arch_step<S: SearchSpace>(
     st: &mut SearchState<S>,
-    s: &config::Search,
-    ep: &EpochPlan,
-    b: &Batch,
-    draw: &Draw,
+    cx: &StepContext,
     chk: &mut Finite,
-    at: &StepStreams,
     grad_var: &mut GradVariance,
     terms: &mut Vec<(Term, Tensor)>,
 ) -> Result<Option<f64>> {
+    let StepContext { s, ep, b, draw, at } = *cx;
+    let at = &at;
     let val = match s.objective.kind {
         ObjectiveKind::Train => None,
         ObjectiveKind::Val | ObjectiveKind::Gengap => Some(next_val(
@@ -260,8 +258,9 @@ fn sub_batches<S: SearchSpace>(
                 gaps.extend(gap);
             }
             ArchPer::SubBatch(_) => {
-                per.push(p.mean(Kind::Float).reshape([1]));
-                gaps.extend(gap.map(|x| x.mean(Kind::Float).reshape([1])));
+                // in f's own precision (float64 in the parity check, which a float32 mean rounded)
+                per.push(p.mean(p.kind()).reshape([1]));
+                gaps.extend(gap.map(|x| x.mean(x.kind()).reshape([1])));
             }
         }
     }

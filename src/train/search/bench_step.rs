@@ -13,7 +13,9 @@ use crate::stage::StageCtx;
 use crate::train::optim::Optimizer;
 use crate::train::rng::seed_step;
 
-use super::{darts_builder, iteration, open_state, EpochPlan};
+use super::iteration::iteration;
+use super::plan::EpochPlan;
+use super::run::{darts_builder, open_state};
 
 /// Milliseconds of each of `steps` search iterations after `warmup` untimed ones (first search epoch's
 /// learning rates; the device is synchronised after every iteration).

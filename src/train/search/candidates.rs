@@ -8,16 +8,17 @@
 use anyhow::Result;
 use tch::Kind;
 
-use crate::data::loader::Loader;
+use crate::data::loader::{self, Loader};
 use crate::nas::arch::SampleKind;
 use crate::nas::distribution::Sampler;
 use crate::nas::space::SearchSpace;
 use crate::results::candidate_rows::CandidateRow;
 use crate::results::Phase;
 use crate::train::metrics::DeviceMean;
-use crate::train::rng::{derive_seed, Stream};
+use crate::train::rng::{derive_seed, Pass, StepStreams, Stream};
 
-use super::{per_example_ce, ArchPer};
+use super::arch_per::ArchPer;
+use super::loss::per_example_ce;
 use crate::train::metrics::top1_correct;
 
 /// The end-of-epoch validation pass (and the scoring of candidates, which sees the same images) reads
@@ -101,7 +102,8 @@ pub(super) fn search<S: SearchSpace>(
 
 /// Loss and top-1 (%) of one architecture (`onehot`, per-group [S, 1, K]) on the validation split,
 /// no gradient, one forward per sub-batch as in training; every candidate sees the same batches and
-/// the same random stream per batch (dropout of the ProxylessNAS zero op).
+/// the same random stream per sub-batch (dropout of the ProxylessNAS zero op). Over ranks each scores its
+/// own sub-batches of every batch and the sums are added up.
 fn score<S: SearchSpace>(
     space: &S,
     val: &Loader,
@@ -112,17 +114,21 @@ fn score<S: SearchSpace>(
     let src = val.source();
     let device = space.distribution().groups[0].logits.device();
     let (mut loss, mut acc) = (DeviceMean::new(device), DeviceMean::new(device));
+    let ranks = crate::dist::ranks();
+    let own = ranks.own(arch.groups() as usize);
     tch::no_grad(|| -> Result<()> {
         for i in 0..src.batches_per_epoch() {
-            tch::manual_seed(derive_seed(
-                seed,
-                Stream::Eval,
-                Phase::Search,
-                SCORING,
-                i as u64,
-            ));
-            let b = src.batch(VALIDATION_PASS, i)?;
-            for (part, xs) in arch.parts(&b, onehot) {
+            let b = loader::settled(&*src, VALIDATION_PASS, i)?;
+            // sub-batch g of batch i: its own stream, the same for every candidate and every rank
+            let batch = StepStreams {
+                run_seed: seed,
+                phase: Phase::Search,
+                epoch: SCORING,
+                step: i as u64,
+            };
+            let parts = arch.parts(&b, onehot).into_iter().enumerate();
+            for (g, (part, xs)) in parts.filter(|(g, _)| own.contains(g)) {
+                batch.seed(Pass::Validation, g);
                 let sample = space.sample(&xs);
                 let logits = space.forward(&part.images, &sample, SampleKind::OneHot, true);
                 let n = part.images.size()[0] as f64;
@@ -132,6 +138,8 @@ fn score<S: SearchSpace>(
         }
         Ok(())
     })?;
+    loss.sum_over(ranks, "a candidate's validation loss")?;
+    acc.sum_over(ranks, "a candidate's validation top-1")?;
     Ok(Score {
         loss_val: loss.mean().unwrap_or(f64::NAN),
         acc_val_pct: 100.0 * acc.mean().unwrap_or(0.0),

@@ -6,7 +6,7 @@ use anyhow::Result;
 use tch::Kind;
 
 use crate::config::{self, estimator::Selection, Estimator};
-use crate::data::loader::Loader;
+use crate::data::loader::{self, Loader};
 use crate::nas::space::SearchSpace;
 use crate::results::candidate_rows::candidates_frame;
 use crate::results::diverged::check_finite;
@@ -19,9 +19,12 @@ use crate::train::metrics::{top1_correct, DeviceMean};
 use crate::train::recorder::{summary_row, Finish, Recorder};
 use crate::train::rng::{derive_seed, Pass, StepStreams, Stream};
 
+use super::arch_per::ArchPer;
 use super::candidates;
+use super::loss::per_example_ce;
+use super::plan::EpochPlan;
 use super::state::SearchState;
-use super::{per_example_ce, weight_sample, ArchPer, EpochPlan};
+use super::weight_step::weight_sample;
 
 use super::candidates::VALIDATION_PASS;
 
@@ -43,7 +46,7 @@ pub(super) fn end_of_epoch<S: SearchSpace>(
     let (loss_val, acc_val) = validate(&st.space, &st.val_loader, s, st.arch, at)?;
     if let Some(l) = &mut st.latency {
         // the mode architecture, timed on the held-out split's first images
-        let b = st.val_loader.source().batch(VALIDATION_PASS, 0)?;
+        let b = loader::settled(&*st.val_loader.source(), VALIDATION_PASS, 0)?;
         let step = st.meta.search_steps;
         let row = l.end_of_epoch(
             &st.space,
@@ -150,7 +153,7 @@ fn validate<S: SearchSpace>(
     let own = ranks.own(arch.groups() as usize);
     tch::no_grad(|| -> Result<()> {
         for i in 0..nb {
-            let b = src.batch(VALIDATION_PASS, i)?;
+            let b = loader::settled(&*src, VALIDATION_PASS, i)?;
             let batch = StepStreams {
                 step: i as u64,
                 ..at

@@ -21,7 +21,7 @@ use crate::train::recorder::{Recorder, RunMeta};
 use crate::train::schedule::{search_cosine, Cosine};
 use crate::train::variables::{all_variables, define_zero_grads, shallow};
 
-use super::ArchPer;
+use super::arch_per::ArchPer;
 
 /// Where a run is; saved as the checkpoint's metadata (written last: the commit marker).
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -5,9 +5,9 @@
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 
+use super::arch_per::ArchPer;
 use super::arch_step::per_sub_batch;
 use super::weight_step::weight_gradient;
-use super::ArchPer;
 use crate::config;
 use crate::data::loader::Batch;
 use crate::dist::Ranks;
@@ -39,6 +39,7 @@ fn batch(seed: i64) -> Batch {
     Batch {
         images: Tensor::randn([B, 3, 16, 16], (Kind::Float, Device::Cpu)),
         labels: Tensor::randint(10, [B], (Kind::Int64, Device::Cpu)),
+        pending: None,
     }
 }
 

@@ -8,6 +8,7 @@ use anyhow::Result;
 use tch::{Kind, Tensor};
 
 use crate::config;
+use crate::config::estimator::WeightSample;
 use crate::data::loader::Batch;
 use crate::dist::Ranks;
 use crate::nas::arch::SampleKind;
@@ -19,21 +20,20 @@ use crate::train::metrics::top1_correct;
 use crate::train::optim::Optimizer;
 use crate::train::rng::{Pass, StepStreams};
 
+use super::arch_per::ArchPer;
+use super::loss::per_example_ce;
+use super::plan::StepContext;
 use super::state::SearchState;
-use super::{per_example_ce, weight_sample, ArchPer};
 
 /// One weight step on `b`; pushes the loss, the top-1 and the weights' gradient norm. Over ranks,
 /// each runs its own sub-batches and the weights' gradients are summed before the clip and the step,
 /// so every rank takes the one-process step.
 pub(super) fn weight_step<S: SearchSpace>(
     st: &mut SearchState<S>,
-    s: &config::Search,
-    warm: bool,
-    b: &Batch,
-    draw: &Draw,
-    at: &StepStreams,
+    cx: &StepContext,
     terms: &mut Vec<(Term, Tensor)>,
 ) -> Result<()> {
+    let (s, warm, b, draw, at) = (cx.s, cx.ep.warm(), cx.b, cx.draw, &cx.at);
     let ranks = crate::dist::ranks();
     let (xs, kind) = weight_sample(s.estimator, st.space.distribution(), draw);
     let opt = if warm {
@@ -86,4 +86,28 @@ pub(super) fn weight_gradient<S: SearchSpace>(
         correct.push(top1_correct(&logits.detach(), &part.labels));
     }
     ranks.slice_totals(&losses, &correct, own.start, groups)
+}
+
+/// What the weight step (and the search-time validation) trains on: a draw's relaxed sample ζ
+/// (official), for `darts` the softmax mixture q̃ itself with every op run (first-order DARTS), for
+/// `random_ws` the draw's one-hot architectures (only their ops run).
+pub(super) fn weight_sample(
+    estimator: config::Estimator,
+    dist: &crate::nas::distribution::Categoricals,
+    draw: &Draw,
+) -> (Vec<Tensor>, SampleKind) {
+    match estimator.weight_sample() {
+        WeightSample::Mixture => (
+            dist.probabilities(1).iter().map(Tensor::detach).collect(),
+            SampleKind::Dense,
+        ),
+        WeightSample::Relaxed => (
+            draw.relaxed.iter().map(Tensor::detach).collect(),
+            SampleKind::Relaxed,
+        ),
+        WeightSample::Discrete => (
+            draw.onehot.iter().map(Tensor::detach).collect(),
+            SampleKind::OneHot,
+        ),
+    }
 }
