@@ -520,9 +520,8 @@ fn a_killed_rank_0_leaves_the_run_interrupted_naming_it_not_running_and_the_reru
 /// Ranks are how a run executes, not what it computes: a two-rank search cut after its first
 /// checkpoint (rank 1 killed) resumes as one process, and a one-process search cut there (killed)
 /// resumes as two ranks; both end equal to the uninterrupted one-process run within the bound above
-/// (the reduction order is all that differs). The cut is a kill after the end-of-warm-up checkpoint,
-/// not a SIGTERM: SIGTERM checkpoints mid-epoch, and the search loop does not checkpoint the moving
-/// averages of `grad_var_arch` (a logged diagnostic, restarted at 0 after such a resume).
+/// (the reduction order is all that differs). The cut is a kill after the end-of-warm-up checkpoint
+/// (a SIGTERM's mid-epoch checkpoint is `tests/run_resume.rs`'s).
 #[test]
 fn a_run_cut_with_two_ranks_resumes_with_one_and_the_reverse_ending_as_the_uninterrupted_run() {
     let name = "ranks-switch";

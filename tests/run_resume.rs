@@ -225,3 +225,55 @@ fn smoke_search_then_train_writes_every_table_and_resumes_after_sigkill_to_the_s
         );
     }
 }
+
+/// A search stopped by SIGTERM in the middle of its search epoch (a checkpoint between two steps,
+/// not at an epoch's end) and run again logs every step as the uninterrupted search does, bit for bit:
+/// the epoch's running estimate of the architecture gradient's variance (`grad_var_arch`) is in the
+/// checkpoint with the rest, not restarted at the resume.
+#[test]
+fn a_search_stopped_mid_epoch_by_sigterm_resumes_to_the_uninterrupted_steps_bit_for_bit() {
+    let name = "mid-epoch";
+    // rebar: an estimator with an architecture step, so grad_var_arch moves every search step
+    let yaml = common::tiny(name).replace("estimator: gsm", "estimator: rebar");
+    let suite = common::suite(&[(name, yaml)]);
+    let file = suite.path().join(format!("{name}.yaml"));
+    let file = file.to_str().unwrap();
+    let search = |results: &Path| common::dir_of(results, name, "search").expect("a search run");
+
+    let whole = tempfile::tempdir().unwrap();
+    let o = common::output(common::unas(whole.path(), &["run", file]));
+    assert!(o.status.success(), "{}", common::show(&o));
+
+    let cut = tempfile::tempdir().unwrap();
+    let mut c = common::unas(cut.path(), &["--progress-every", "0", "run", file]);
+    c.env("UNAS_TEST_SLOW_STEP_MS", "300");
+    let mut child = common::spawn(c);
+    let log_says = |what: &str| {
+        common::dir_of(cut.path(), name, "search")
+            .and_then(|d| std::fs::read_to_string(d.join("run.log")).ok())
+            .is_some_and(|l| l.contains(what))
+    };
+    // the search epoch's first step is done: the signal lands in its second (of 3)
+    common::wait_for(
+        &mut child,
+        Duration::from_secs(300),
+        "a search step",
+        || log_says("search epoch 0, step 1/3"),
+    );
+    common::signal(child.id(), libc::SIGTERM);
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success(), "stopped by the signal");
+    let dir = search(cut.path());
+    let mid: Vec<String> = std::fs::read_dir(dir.join("checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("-step-"))
+        .collect();
+    assert!(!mid.is_empty(), "a checkpoint between two steps");
+
+    let o = common::output(common::unas(cut.path(), &["run", file]));
+    assert!(o.status.success(), "{}", common::show(&o));
+    let log = std::fs::read_to_string(dir.join("run.log")).unwrap();
+    assert!(log.contains("resuming from a checkpoint"), "{log}");
+    common::assert_tables_close(&search(whole.path()), &dir, &[Table::Steps], 0.0);
+}

@@ -466,6 +466,31 @@ impl GradVariance {
     pub fn variance(&self) -> f64 {
         self.variance_tensor().double_value(&[])
     }
+
+    /// The two moving averages as checkpoint tensors under `prefix/` (none before the first step).
+    pub fn state_tensors(&self, prefix: &str) -> Vec<(String, Tensor)> {
+        match (&self.mean, &self.mean_sq) {
+            (Some(m), Some(m_sq)) => vec![
+                (format!("{prefix}/mean"), m.shallow_clone()),
+                (format!("{prefix}/mean_sq"), m_sq.shallow_clone()),
+            ],
+            _ => Vec::new(),
+        }
+    }
+
+    /// Back from [`GradVariance::state_tensors`]; a checkpoint without them (taken before the
+    /// first step, or by an older `unas`) starts the averages afresh.
+    pub fn load_state_tensors(
+        &mut self,
+        prefix: &str,
+        tensors: &std::collections::BTreeMap<String, Tensor>,
+    ) {
+        let get = |k: &str| tensors.get(&format!("{prefix}/{k}")).map(|t| t.copy());
+        (self.mean, self.mean_sq) = match (get("mean"), get("mean_sq")) {
+            (Some(m), Some(m_sq)) => (Some(m), Some(m_sq)),
+            _ => (None, None),
+        };
+    }
 }
 
 #[cfg(test)]

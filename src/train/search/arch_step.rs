@@ -12,7 +12,6 @@ use crate::config::{self, ObjectiveKind};
 use crate::data::loader::{self, Batch, Loader};
 use crate::dist::Ranks;
 use crate::nas::arch::SampleKind;
-use crate::nas::estimator::GradVariance;
 use crate::nas::objective;
 use crate::nas::space::{pass_norm, SearchSpace};
 use crate::results::diverged::Finite;
@@ -32,7 +31,6 @@ pub(super) fn arch_step<S: SearchSpace>(
     st: &mut SearchState<S>,
     cx: &StepContext,
     chk: &mut Finite,
-    grad_var: &mut GradVariance,
     terms: &mut Vec<(Term, Tensor)>,
 ) -> Result<Option<f64>> {
     let StepContext { s, ep, b, draw, at } = *cx;
@@ -51,6 +49,7 @@ pub(super) fn arch_step<S: SearchSpace>(
         opt_a,
         arch,
         latency,
+        grad_var,
         ..
     } = st;
     let arch = *arch;

@@ -7,7 +7,6 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 
-use crate::nas::estimator::GradVariance;
 use crate::results::Phase;
 use crate::stage::StageCtx;
 use crate::train::optim::Optimizer;
@@ -38,13 +37,11 @@ pub(crate) fn time_steps(ctx: &StageCtx, warmup: usize, steps: usize) -> Result<
         .train_loader
         .next_batch()?
         .context("the training split yields no batch")?;
-    let mut grad_var = GradVariance::new(0.9);
     let mut ms = Vec::with_capacity(steps);
     for step in 0..(warmup + steps) as u64 {
         let start = Instant::now();
         seed_step(ctx.seed, ep.phase, ep.epoch, step);
-        let (terms, _checks, _lat_ms) =
-            iteration(&mut st, s, &ep, &b, step, ctx.seed, &mut grad_var)?;
+        let (terms, _checks, _lat_ms) = iteration(&mut st, s, &ep, &b, step, ctx.seed)?;
         // one read of the step's last term waits for the device (and checks the step ran)
         let last = terms.last().context("the step logged no term")?;
         let _ = last.1.double_value(&[]);

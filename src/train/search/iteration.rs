@@ -5,7 +5,6 @@ use tch::Tensor;
 
 use crate::config::{self, estimator::Selection};
 use crate::data::loader;
-use crate::nas::estimator::GradVariance;
 use crate::nas::space::SearchSpace;
 use crate::results::diverged::{Checks, Finite};
 use crate::results::rows::Term;
@@ -26,7 +25,6 @@ pub(super) fn iteration<S: SearchSpace>(
     b: &loader::Batch,
     step: u64,
     seed: u64,
-    grad_var: &mut GradVariance,
 ) -> Result<(StepTerms, Checks, Option<f64>)> {
     let n = st.arch.samples(b);
     let sampler = st.est.sampler();
@@ -53,7 +51,7 @@ pub(super) fn iteration<S: SearchSpace>(
     };
     // random search has no architecture step: its logits stay at the uniform initialisation
     if !ep.warm() && s.estimator.selection() == Selection::Mode {
-        lat_ms = arch_step::arch_step(st, &cx, &mut chk, grad_var, &mut terms)?;
+        lat_ms = arch_step::arch_step(st, &cx, &mut chk, &mut terms)?;
     }
     weight_step::weight_step(st, &cx, &mut terms)?;
     Ok((terms, chk.take(), lat_ms))

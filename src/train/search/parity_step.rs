@@ -23,7 +23,6 @@ use anyhow::{ensure, Context, Result};
 use tch::{Kind, Tensor};
 
 use crate::data::loader::{Batch, BatchSource, Batching, Loader};
-use crate::nas::estimator::GradVariance;
 use crate::nas::noise;
 use crate::stage::StageCtx;
 use crate::train::rng::seed_step;
@@ -104,8 +103,7 @@ fn recorded_step<S: SearchSpace>(
     }
     let step = st.meta.steps_in(ep.phase);
     seed_step(ctx.seed, ep.phase, ep.epoch, step);
-    let mut grad_var = GradVariance::new(0.9);
-    let (res, draws) = noise::recorded(|| iteration(st, s, ep, &b, step, ctx.seed, &mut grad_var));
+    let (res, draws) = noise::recorded(|| iteration(st, s, ep, &b, step, ctx.seed));
     let (terms, _checks, lat) = res?;
     // the latency L(b') of the step's second sample (the surrogate's prediction: `measure: surrogate`)
     out.extend(lat.map(|ms| scalar(format!("{prefix}/term/latency_ms"), ms)));

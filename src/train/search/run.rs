@@ -8,7 +8,6 @@ use crate::autocast::Amp;
 use crate::config::{self, ImageShape, SpaceName};
 use crate::data::batch::Share;
 use crate::data::{self, loader};
-use crate::nas::estimator::GradVariance;
 use crate::nas::space::darts::{DartsSearch, DartsSearchConfig, StemKind};
 use crate::nas::space::proxyless::{ProxylessSearch, ProxylessSearchConfig};
 use crate::nas::space::SearchSpace;
@@ -102,7 +101,9 @@ fn search<S: SearchSpace>(
             // validation iterator (a run resumed mid-epoch keeps the checkpointed iterator)
             arch_step::restart_val(&mut st.val_loader, st.meta.search_steps, ctx.seed);
         }
-        let mut grad_var = GradVariance::new(0.9);
+        if st.train_loader.state().position == 0 {
+            st.restart_grad_var(); // a run resumed mid-epoch keeps the checkpointed estimate
+        }
         loop {
             if let Some(req) = rec.signal()? {
                 st.checkpoint(&mut rec, st.mark_now())?;
@@ -116,8 +117,7 @@ fn search<S: SearchSpace>(
                 l.prepare(&st.space, &b.images)?; // the latency surrogate, once
             }
             seed_step(ctx.seed, ep.phase, ep.epoch, step);
-            let (terms, checks, lat_ms) =
-                iteration(&mut st, s, &ep, &b, step, ctx.seed, &mut grad_var)?;
+            let (terms, checks, lat_ms) = iteration(&mut st, s, &ep, &b, step, ctx.seed)?;
             let refs: Vec<(Term, &Tensor)> = terms.iter().map(|(t, v)| (*t, v)).collect();
             let info = StepInfo {
                 phase: ep.phase,

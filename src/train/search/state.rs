@@ -9,7 +9,7 @@ use tch::{nn, Tensor};
 
 use crate::config::{self, LrScale, Sampling};
 use crate::data::loader::{self, Loader};
-use crate::nas::estimator::{EmaBaseline, EstimatorState};
+use crate::nas::estimator::{EmaBaseline, EstimatorState, GradVariance};
 use crate::nas::relax_cv::RelaxControlVariate;
 use crate::nas::space::SearchSpace;
 use crate::results::{Phase, RunDir};
@@ -102,6 +102,9 @@ impl Rates {
     }
 }
 
+/// The decay of the gradient-variance moving averages.
+const GRAD_VAR_DECAY: f64 = 0.9;
+
 pub(super) struct SearchState<S: SearchSpace> {
     pub space: S,
     pub vs: nn::VarStore,
@@ -124,6 +127,9 @@ pub(super) struct SearchState<S: SearchSpace> {
     pub arch: ArchPer,
     /// The latency term of a search with a latency objective.
     pub latency: Option<super::latency::LatencyTerm>,
+    /// The epoch's running estimate of the architecture gradient's variance (a logged diagnostic;
+    /// checkpointed, so that a run resumed mid-epoch logs what the uninterrupted one does).
+    pub grad_var: GradVariance,
 }
 
 impl<S: SearchSpace> SearchState<S> {
@@ -197,7 +203,13 @@ impl<S: SearchSpace> SearchState<S> {
             },
             arch,
             latency: None,
+            grad_var: GradVariance::new(GRAD_VAR_DECAY),
         }
+    }
+
+    /// At an epoch's first step: the gradient-variance estimate starts afresh.
+    pub fn restart_grad_var(&mut self) {
+        self.grad_var = GradVariance::new(GRAD_VAR_DECAY);
     }
 
     /// Everything a checkpoint holds as tensors.
@@ -222,6 +234,7 @@ impl<S: SearchSpace> SearchState<S> {
         }
         t.extend(self.loss.state_tensors("acc_loss"));
         t.extend(self.top1.state_tensors("acc_top1"));
+        t.extend(self.grad_var.state_tensors("grad_var"));
         t
     }
 
@@ -263,6 +276,8 @@ impl<S: SearchSpace> SearchState<S> {
             }
             self.loss.load_state_tensors("acc_loss", &loaded.tensors)?;
             self.top1.load_state_tensors("acc_top1", &loaded.tensors)?;
+            self.grad_var
+                .load_state_tensors("grad_var", &loaded.tensors);
             self.train_loader.resume(self.meta.train_loader);
             self.val_loader.resume(self.meta.val_loader);
         }
