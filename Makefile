@@ -8,10 +8,11 @@
 #   make test-deps   Chromium (browser test of the report) and Slurm + munge (tests/slurm.rs): apt, only
 #                    if missing and root; the tensorboard package (tests/tensorboard.rs) into .deps/tb-venv
 #   make reproduce   the paper suite (TIER=smoke|quick|paper, default smoke; WORKERS=N worker processes
-#                    or GPUS=0,1,… one per GPU), then the report
+#                    or GPUS=0,1,… one per GPU; RANKS=R each job on R ranks), then the report
 #   make parity      one warm-up, search and training step of ours against the PyTorch reference from the
-#                    same state, noise and batches (unas diagnose parity-torch; torch into .deps/bench-venv
-#                    as for make bench: not part of make test, which would pass its 15-minute budget)
+#                    same state, noise and batches, both spaces × six estimators (unas diagnose
+#                    parity-torch; torch into .deps/bench-venv as for make bench: not part of make test,
+#                    which would pass its 15-minute budget)
 #   make bench-workers  smoke-suite wall time with --workers 2 against --workers 1, measured in one call
 #   make bench-tensorboard  a smoke search with TensorBoard event files against --no-tensorboard, in one
 #                    call, and the time the recorders spent on events (ROUNDS=N, default 2)
@@ -133,7 +134,8 @@ DATA ?=
 WORKERS ?=
 GPUS ?=
 REPRO_UNAS := $(if $(filter paper,$(TIER)),target/release/unas,$(UNAS))
-REPRODUCE_FLAGS := --tier $(TIER) $(if $(DATA),--data $(DATA)) $(if $(WORKERS),--workers $(WORKERS)) $(if $(GPUS),--gpus $(GPUS))
+RANKS ?=
+REPRODUCE_FLAGS := --tier $(TIER) $(if $(DATA),--data $(DATA)) $(if $(WORKERS),--workers $(WORKERS)) $(if $(GPUS),--gpus $(GPUS)) $(if $(RANKS),--ranks-per-run $(RANKS))
 reproduce: $(if $(filter paper,$(TIER)),build-release,build)
 	status=0; $(REPRO_UNAS) reproduce $(REPRODUCE_FLAGS) || status=$$?; $(REPRO_UNAS) report; exit $$status
 
@@ -186,9 +188,10 @@ bench: setup bench-venv bench-unas
 	  --profile $(BENCH_PROFILE) $(BENCH_ARGS)
 
 # `make parity`: tests/parity_torch.rs (ignored in `make test`) runs `unas diagnose parity-torch` for
-# each of the reference's estimators (rebar, gsm, reinforce) and fails on any number beyond its bound.
+# both spaces (darts, proxyless) × six estimators (gsm, st_gsm, darts, reinforce, rebar, relax) and
+# fails on any number beyond its bound (16 min on the 2-core machine: 12 runs of 40–110 s and the build).
 parity: setup bench-venv
-	$(CARGO) test --test parity_torch -- --ignored
+	$(CARGO) test --test parity_torch -- --ignored --nocapture
 
 # The smoke suite from scratch with --workers 1, then with --workers 2, in one call (fresh results each).
 bench-workers: build

@@ -480,21 +480,8 @@ def check_paths(args):
                  "(installs torch into .deps/bench-venv), or pass --python PATH")
 
 
-def cap_onednn():
-    """The cap `unas` sets itself on an AVX-512 CPU (src/runner/onednn.rs), for both sides alike."""
-    if "ONEDNN_MAX_CPU_ISA" in os.environ or "DNNL_MAX_CPU_ISA" in os.environ:
-        return
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return
-    if " avx512f" in flags:
-        os.environ["ONEDNN_MAX_CPU_ISA"] = "AVX2"
-
-
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    cap_onednn()
     whats = ["search", "train"] if args.what == "both" else [args.what]
     if args.dry_run:
         for what in whats:

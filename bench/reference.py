@@ -278,13 +278,15 @@ class SearchNet(nn.Module):
         self.cells = nn.ModuleList(cells)
         self.classifier = nn.Linear(c_p, classes)
 
-    def forward(self, x, sample):
-        """sample: {'normal'|'reduce': (inputs [4 × [2, N, i+2]], ops [4 × [2, N, K]])}."""
+    def forward(self, x, sample, dense=False):
+        """sample: {'normal'|'reduce': (inputs [4 × [2, N, i+2]], ops [4 × [2, N, K]])}; dense: every
+        op of every edge runs (no op-skip: DARTS's mixture, the straight-through sample)."""
+        threshold = 0.0 if dense else self.threshold
         with autocast(x):
             s0 = s1 = self.stem(x)
             for cell in self.cells:
                 inputs, ops = sample["reduce" if cell.reduction else "normal"]
-                s0, s1 = s1, cell(s0, s1, inputs, ops, self.threshold)
+                s0, s1 = s1, cell(s0, s1, inputs, ops, threshold)
             logits = self.classifier(F.adaptive_avg_pool2d(s1, 1).flatten(1))
         return count_forward(out_of_autocast(logits))
 
@@ -328,12 +330,21 @@ def gsm_rebar(theta, tau, u=None):
 class Categoricals:
     """Independent categoricals: logit leaves [S, K] (or per-example [S, N, K]), ε = 0."""
 
-    def __init__(self, logits):
-        self.logits = logits
+    def __init__(self, logits, eps=0.0):
+        self.logits, self.eps = logits, eps
 
     def log_q(self):
-        """θ = log softmax(a), [S, 1, K] (shared) or [S, N, K] (per-example leaves)."""
-        return [(a.unsqueeze(1) if a.dim() == 2 else a).log_softmax(-1) for a in self.logits]
+        """θ = log softmax(a), [S, 1, K] (shared) or [S, N, K] (per-example leaves); softened (ε > 0):
+        ã = log(softmax(a) + ε), θ = ã − logsumexp(ã)."""
+        out = []
+        for a in self.logits:
+            a = a.unsqueeze(1) if a.dim() == 2 else a
+            if self.eps > 0:
+                a_soft = (a.softmax(-1) + self.eps).log()
+                out.append(a_soft - a_soft.logsumexp(-1, keepdim=True))
+            else:
+                out.append(a.log_softmax(-1))
+        return out
 
     def sample(self, n, tau, sampler, u=None):
         relaxed, onehot = [], []
@@ -348,6 +359,10 @@ class Categoricals:
             onehot.append(b)
         log_prob = sum((b * t).sum((0, 2)) for b, t in zip(onehot, thetas))  # log q(b) [N]
         return Draw(relaxed, onehot, log_prob)
+
+    def probabilities(self, n):
+        """q̃ = softmax(ã) expanded to [S, n, K]: DARTS's mixture."""
+        return [t.exp().expand(t.shape[0], n, t.shape[2]) for t in self.log_q()]
 
     def entropy(self):
         """H(q) summed over selectors (logged only, as officially)."""
@@ -387,18 +402,18 @@ def per_example_ce(logits, y):
     return F.cross_entropy(logits, y, reduction="none")
 
 
-def objective(net, objective_kind, xs, batch, val, log=None):
+def objective(net, objective_kind, xs, batch, val, log=None, dense=False):
     """f per example [N] of sample xs (group tensors [S, N, K]) on the training batch (and val); the
-    means of the gap and of the pair penalty into `log` when given."""
+    means of the gap and of the pair penalty into `log` when given; `dense`: no op-skip."""
     sample = DartsAlphas.to_sample(xs)
     (x, y), (xv, yv) = batch, val
     if objective_kind == "train":
-        f = per_example_ce(net(x, sample), y)  # f = ℓ_tr
+        f = per_example_ce(net(x, sample, dense), y)  # f = ℓ_tr
     elif objective_kind == "val":
-        f = per_example_ce(net(xv, sample), yv)  # f = ℓ_va (official --val_arch_update)
+        f = per_example_ce(net(xv, sample, dense), yv)  # f = ℓ_va (official --val_arch_update)
     else:
-        l_tr = per_example_ce(net(x, sample), y)
-        l_va = per_example_ce(net(xv, sample), yv)
+        l_tr = per_example_ce(net(x, sample, dense), y)
+        l_va = per_example_ce(net(xv, sample, dense), yv)
         gap = (l_va - l_tr).abs()
         f = l_tr + GEN_GAP_LAMBDA * gap  # f = ℓ_tr + λ·|ℓ_va − ℓ_tr|
         if log is not None:
@@ -409,11 +424,85 @@ def objective(net, objective_kind, xs, batch, val, log=None):
     return f + pair  # f + 0.2·P_n
 
 
-def surrogate(estimator, draw, f, baseline):
-    """S whose gradient w.r.t. the logits is the estimator; returns (S, mean f(b), mean f(ζ))."""
+# The estimators of the paper's ablation. The official code implements gsm (its `default`), reinforce
+# and rebar; st_gsm, darts and relax are not in it (spec §2.6–2.8) and follow unas's definitions
+# (`src/nas/estimator.rs`), written here again from their formulas.
+ESTIMATORS = ("gsm", "st_gsm", "darts", "reinforce", "rebar", "relax")
+
+
+def sampler_of(estimator):
+    """`rebar` and `relax` force gsm_type = rebar (spec §2); the others draw with `original`."""
+    return "rebar" if estimator in ("rebar", "relax") else "original"
+
+
+def weight_sample(estimator, alphas, draw):
+    """What the weight step trains on: (group tensors, dense). DARTS: its mixture softmax(a) (one for
+    the batch, every op); the others: the relaxed sample, detached, with op-skip (official)."""
+    if estimator == "darts":
+        return [t.detach() for t in alphas.probabilities(1)], True
+    return [t.detach() for t in draw.relaxed], False
+
+
+def flatten_per_example(xs):
+    """[S, N, K] per group → [N, Σ S·K]: RELAX's input, in the groups' order."""
+    return torch.cat([x.permute(1, 0, 2).reshape(x.shape[1], -1) for x in xs], 1)
+
+
+RELAX_HIDDEN, RELAX_LR = 64, 1e-3  # unas's RELAX_HIDDEN, RELAX_LR (not in the official code)
+
+
+class RelaxCV(nn.Module):
+    """RELAX's learned term r_φ(ζ) = Linear(H, 1)(tanh(Linear(D, H)(ζ))) (Grathwohl et al., 2018),
+    PyTorch's default init, its own Adam (today's torch.optim.Adam, ε after the bias correction)."""
+
+    def __init__(self, dim, hidden=RELAX_HIDDEN):
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.fc2 = nn.Linear(hidden, 1)
+
+    def forward(self, x):
+        return self.fc2(torch.tanh(self.fc1(x))).squeeze(-1)  # r_φ(x) [N]
+
+
+def relax_surrogate(draw, f, logits, cv, opt_cv):
+    """RELAX: ĝ = [f(b) − f(ζ̃) − r_φ(ζ̃)]∇log q(b) + ∇f(ζ) − ∇f(ζ̃) + ∇r_φ(ζ) − ∇r_φ(ζ̃) (through ζ⋆),
+    then one Adam step on φ down ∇_φ‖ĝ‖²; S has gradient ĝ (φ before its step) and value mean f(ζ)."""
+    with torch.no_grad():
+        f_d = f(draw.onehot)
+    f_c = f(draw.relaxed)
+    x = flatten_per_example(draw.relaxed)  # ζ⋆ [N, D]
+    r, r_coef = cv(x), cv(x.detach())
+    s_rebar = (draw.log_prob * (f_d - f_c).detach()).mean() + f_c.mean()
+    s_phi = (-draw.log_prob * r_coef + r).mean()
+    g_rebar = torch.autograd.grad(s_rebar, logits, retain_graph=True)
+    g_phi = torch.autograd.grad(s_phi, logits, retain_graph=True, create_graph=True)
+    g_hat = [a + b for a, b in zip(g_rebar, g_phi)]
+    proxy = sum((g ** 2).sum() for g in g_hat)  # ‖ĝ‖²
+    opt_cv.zero_grad()
+    grads = torch.autograd.grad(proxy, list(cv.parameters()))
+    for p, g in zip(cv.parameters(), grads):
+        p.grad = g
+    opt_cv.step()
+    linear = sum((a * g.detach()).sum() for a, g in zip(logits, g_hat))
+    s = f_c.mean().detach() + linear - linear.detach()  # value mean f(ζ), gradient ĝ
+    return s, f_d.mean(), f_c.detach().mean()
+
+
+def surrogate(estimator, draw, f, baseline, alphas=None, relax=None):
+    """S whose gradient w.r.t. the logits is the estimator; returns (S, mean f(b), mean f(ζ)).
+    f(xs, dense=False); `alphas` for darts, `relax` = (cv, its Adam) for relax."""
     if estimator == "gsm":  # S = mean f(ζ)
         f_c = f(draw.relaxed)
         return f_c.mean(), None, f_c.detach().mean()
+    if estimator == "st_gsm":  # x = b − sg(ζ) + ζ, S = mean f(x), every op run
+        x = [b - z.detach() + z for b, z in zip(draw.onehot, draw.relaxed)]
+        f_st = f(x, dense=True)
+        return f_st.mean(), f_st.detach().mean(), None
+    if estimator == "darts":  # S = mean f(softmax(a)), every op run
+        f_c = f(alphas.probabilities(draw.log_prob.shape[0]), dense=True)
+        return f_c.mean(), None, f_c.detach().mean()
+    if estimator == "relax":
+        return relax_surrogate(draw, f, alphas.logits, *relax)
     if estimator == "reinforce":  # S = mean[log q(b)·sg(f(b) − β)] + β, then β ← 0.1β + 0.9 mean f(b)
         with torch.no_grad():
             f_d = f(draw.onehot)
@@ -475,13 +564,20 @@ class SearchState:
         self.opt_a = adam(self.alphas.logits, lr=LR_A, weight_decay=WD_A)
         self.estimator, self.objective = args.estimator, args.objective
         self.baseline = {"value": 0.0}
+        self.relax = None
+        if args.estimator == "relax":
+            dim = sum(a.shape[0] * a.shape[-1] for a in self.alphas.logits)
+            cv = RelaxCV(dim).to(device)
+            self.relax = (cv, torch.optim.Adam(cv.parameters(), lr=RELAX_LR))
 
 
-def weight_step(st, opt, x, y, relaxed):
-    """Adam on the weights with the detached relaxed sample; + 0·Σ params gives every weight a
-    gradient (official); clip 5. Returns the loss and the gradient norm before clipping."""
+def weight_step(st, opt, x, y, draw):
+    """Adam on the weights with the estimator's weight sample (the detached relaxed sample; DARTS: its
+    mixture); + 0·Σ params gives every weight a gradient (official); clip 5. Returns the loss and the
+    gradient norm before clipping."""
     opt.zero_grad()
-    logits = st.net(x, DartsAlphas.to_sample([t.detach() for t in relaxed]))
+    xs, dense = weight_sample(st.estimator, st.alphas, draw)
+    logits = st.net(x, DartsAlphas.to_sample(xs), dense)
     params = list(st.net.parameters())
     loss = F.cross_entropy(logits, y) + 0 * sum(p.sum() for p in params)
     backward(loss)
@@ -494,30 +590,30 @@ def warmup_step(st, batch):
     """One warm-up step (spec §1.4, official `train_init`): a relaxed sample per example from the frozen
     logits, drawn without gradient, and a weight step with the warm-up's own Adam."""
     x, y = batch
-    sampler = "rebar" if st.estimator == "rebar" else "original"
     with torch.no_grad():
-        draw = st.alphas.sample(x.shape[0], TAU, sampler)
-    loss, gnorm = weight_step(st, st.opt_warm, x, y, draw.relaxed)
+        draw = st.alphas.sample(x.shape[0], TAU, sampler_of(st.estimator))
+    loss, gnorm = weight_step(st, st.opt_warm, x, y, draw)
     return {"loss_w": loss, "grad_norm": gnorm}
 
 
 def search_step(st, batch, val):
     """One architecture step then one weight step on the same batch (spec §1.3)."""
     x, y = batch
-    sampler = "rebar" if st.estimator == "rebar" else "original"
-    draw = st.alphas.sample(x.shape[0], TAU, sampler)  # one architecture per example
+    draw = st.alphas.sample(x.shape[0], TAU, sampler_of(st.estimator))  # one architecture per example
     st.opt_a.zero_grad()
     logged = {}
 
-    def f(xs):
-        # the gap and the pair penalty are logged from the relaxed pass, as unas logs them
-        return objective(st.net, st.objective, xs, batch, val, logged if xs is draw.relaxed else None)
+    def f(xs, dense=False):
+        # the gap and the pair penalty are logged from the pass that is not the one-hot b's, as unas
+        # logs them
+        return objective(st.net, st.objective, xs, batch, val,
+                         None if xs is draw.onehot else logged, dense)
 
-    s, f_d, f_c = surrogate(st.estimator, draw, f, st.baseline)
+    s, f_d, f_c = surrogate(st.estimator, draw, f, st.baseline, st.alphas, st.relax)
     backward(s)  # ∇_logits S is the estimator (the net's weights get gradients too: discarded)
     st.opt_a.step()
     entropy = st.alphas.entropy().detach()  # logged only
-    loss, gnorm = weight_step(st, st.opt_w, x, y, draw.relaxed)
+    loss, gnorm = weight_step(st, st.opt_w, x, y, draw)
     return {"loss_w": loss, "f_b": f_d, "f_zeta": f_c, "entropy": entropy, "grad_norm": gnorm,
             "gap": logged.get("gap"), "pair": logged.get("pair")}
 
@@ -649,6 +745,366 @@ def train_step(st, batch):
     gnorm = nn.utils.clip_grad_norm_(st.net.parameters(), CLIP)
     st.opt.step()
     return {"loss": loss.detach(), "grad_norm": gnorm}
+
+
+# ------------------------------------------------------------------------------------------------
+# The ProxylessNAS space (spec §1.2, §2.5, §4, §5.2): the MBConv supernet at a width multiplier, its
+# distribution (normal [15, 7] with mic_zero, reduce [6, 6]), one architecture per sub-batch (the
+# official one per GPU, --same_alpha_minibatch), the latency term through the ridge surrogate, and the
+# evaluation network of a genotype. Modules carry unas's variable names (`src/nas/space/proxyless/`).
+
+PROXYLESS_STEM, PROXYLESS_FIRST, PROXYLESS_HEAD = 40, 24, 1728
+PROXYLESS_STAGES = [(32, 4, 2), (56, 4, 2), (112, 4, 2), (128, 4, 1), (256, 4, 2), (432, 1, 1)]
+STAGE_STARTS = (1, 5, 9, 13, 17, 21)  # blocks (1-based) that start a stage: no mic_zero
+BLOCK_PRIMITIVES = ["mic_zero", "mic_3x3_e3", "mic_3x3_e6", "mic_5x5_e3", "mic_5x5_e6", "mic_7x7_e3",
+                    "mic_7x7_e6"]
+PROXYLESS_BN_EPS = 1e-3
+
+
+def make_divisible(v, d=8):
+    """The nearest multiple of 8, never below 8 nor more than 10% below v."""
+    rounded = max(int(v + d / 2) // d * d, d)
+    return rounded + d if rounded < 0.9 * v else rounded
+
+
+def proxyless_skeleton(width):
+    """(stem, first, head) widths and (C_in, C_out, stride) of the 21 blocks at `width`."""
+    w = lambda c: make_divisible(c * width)  # noqa: E731
+    blocks, c_in = [], w(PROXYLESS_FIRST)
+    for c, repeats, stride in PROXYLESS_STAGES:
+        for r in range(repeats):
+            blocks.append((c_in, w(c), stride if r == 0 else 1))
+            c_in = w(c)
+    return (w(PROXYLESS_STEM), w(PROXYLESS_FIRST), w(PROXYLESS_HEAD)), blocks
+
+
+def kernel_expand(name):
+    """mic_{k}x{k}_e{e} → (k, e)."""
+    k, e = name[len("mic_"):].split("_e")
+    return int(k.split("x")[0]), int(e)
+
+
+class ConvBn(nn.Module):
+    """k×k conv (padding k//2, no bias) → BN (eps 1e-3)."""
+
+    def __init__(self, c_in, c_out, k, stride=1, groups=1):
+        super().__init__()
+        self.conv = nn.Conv2d(c_in, c_out, k, stride=stride, padding=k // 2, groups=groups, bias=False)
+        self.bn = nn.BatchNorm2d(c_out, eps=PROXYLESS_BN_EPS)
+
+    def forward(self, x):
+        return self.bn(self.conv(x))
+
+
+class MBConv(nn.Module):
+    """[1×1 expand, BN, ReLU6] (e > 1) → [dw k×k stride s, BN, ReLU6] → [1×1, BN]."""
+
+    def __init__(self, c_in, c_out, k, e, stride):
+        super().__init__()
+        mid = c_in * e
+        self.expand = ConvBn(c_in, mid, 1) if e > 1 else None
+        self.depthwise = ConvBn(mid, mid, k, stride, mid)
+        self.project = ConvBn(mid, c_out, 1)
+
+    def forward(self, x):
+        if self.expand is not None:
+            x = F.relu6(self.expand(x))
+        return self.project(F.relu6(self.depthwise(x)))
+
+
+class ProxylessSkeleton(nn.Module):
+    """Stem Conv3×3 s2 + BN + ReLU6, MBConv(k3, e1), the blocks (the subclass's), head Conv1×1 + BN +
+    ReLU6, global average pool, Linear."""
+
+    def build_skeleton(self, widths, last, classes):
+        stem_c, first_c, head_c = widths
+        self.stem = ConvBn(3, stem_c, 3, 2)
+        self.first = MBConv(stem_c, first_c, 3, 1, 1)
+        self.head = ConvBn(last, head_c, 1)
+        self.classifier = nn.Linear(head_c, classes)
+
+    def start(self, x):
+        return self.first(F.relu6(self.stem(x)))
+
+    def end(self, x):
+        return self.classifier(F.adaptive_avg_pool2d(F.relu6(self.head(x)), 1).flatten(1))
+
+
+class ProxylessSearchNet(ProxylessSkeleton):
+    """Every candidate of every block; block(x) = Σ_k w[:, k]·op_k(x) (op_k includes the block's
+    shortcut; mic_zero = identity, its dropout off here), op k skipped when max_n w[n, k] < op_skip;
+    a one-hot sample of one architecture runs only the chosen op (·w_k = 1)."""
+
+    def __init__(self, width, resolution, classes, op_skip):
+        super().__init__()
+        widths, skeleton = proxyless_skeleton(width)
+        self.resolution, self.op_skip = resolution, op_skip
+        self.blocks = nn.ModuleList()
+        self.layout = []  # per block: (reduce, row, shortcut, candidate names, C_out, stride)
+        rows = {False: 0, True: 0}
+        for i, (c_in, c_out, stride) in enumerate(skeleton):
+            reduce = (i + 1) in STAGE_STARTS
+            names = BLOCK_PRIMITIVES[1:] if reduce else BLOCK_PRIMITIVES
+            self.blocks.append(nn.ModuleDict(
+                {n: MBConv(c_in, c_out, *kernel_expand(n), stride) for n in names if n != "mic_zero"}))
+            self.layout.append((reduce, rows[reduce], c_in == c_out and stride == 1, names, c_out, stride))
+            rows[reduce] += 1
+        self.build_skeleton(widths, skeleton[-1][1], classes)
+
+    def op(self, i, k, x):
+        _, _, shortcut, names, _, _ = self.layout[i]
+        if names[k] == "mic_zero":
+            return x
+        y = self.blocks[i][names[k]](x)
+        return y + x if shortcut else y
+
+    def forward(self, x, sample, kind):
+        """sample: (normal [15, N, 7], reduce [6, N, 6]); kind: relaxed | onehot | dense."""
+        normal, reduce = sample
+        r = self.resolution
+        if x.shape[2] > r:
+            x = F.adaptive_avg_pool2d(x, r)
+        elif x.shape[2] < r:
+            x = F.interpolate(x, size=(r, r), mode="bilinear", align_corners=False)
+        x = self.start(x)
+        one_arch = normal.shape[1] == 1
+        thr = {"relaxed": self.op_skip, "onehot": sys.float_info.min, "dense": 0.0}[kind]
+        for i in range(len(self.blocks)):
+            is_reduce, row, _, names, c_out, stride = self.layout[i]
+            w = (reduce if is_reduce else normal)[row]  # [N, K]
+            if kind == "onehot" and one_arch:
+                k = int(w[0].argmax())
+                x = self.op(i, k, x) * w[0, k]
+                continue
+            w_max = w.detach().amax(0).tolist()  # one host read per block
+            COUNT["host_reads"] += 1
+            out = None
+            for k in range(len(names)):
+                if thr > 0 and w_max[k] < thr:
+                    continue
+                term = w[:, k].reshape(-1, 1, 1, 1) * self.op(i, k, x)
+                out = term if out is None else out + term
+            if out is None:  # every candidate skipped: zeros of the block's output
+                side = (x.shape[2] - 1) // stride + 1
+                out = x.new_zeros(x.shape[0], c_out, side, side)
+            x = out
+        return count_forward(self.end(x))
+
+
+class ProxylessAlphas(Categoricals):
+    """normal [15, 7], reduce [6, 6], zeros, softened by ε."""
+
+    def __init__(self, eps, device):
+        super().__init__([torch.zeros(15, 7, device=device, requires_grad=True),
+                          torch.zeros(6, 6, device=device, requires_grad=True)], eps)
+
+
+class ProxylessEvalNet(ProxylessSkeleton):
+    """The genotype's network at width 1.0: block i = its MBConv (+ x where C_in = C_out, stride 1),
+    mic_zero = the block skipped."""
+
+    def __init__(self, blocks, classes):
+        super().__init__()
+        widths, skeleton = proxyless_skeleton(1.0)
+        self.blocks = nn.ModuleDict()
+        self.shortcut = []
+        for i, (name, (c_in, c_out, stride)) in enumerate(zip(blocks, skeleton)):
+            if name != "mic_zero":
+                self.blocks[str(i)] = MBConv(c_in, c_out, *kernel_expand(name), stride)
+            self.shortcut.append(c_in == c_out and stride == 1)
+        self.build_skeleton(widths, skeleton[-1][1], classes)
+
+    def forward(self, x):
+        x = self.start(x)
+        for i, shortcut in enumerate(self.shortcut):
+            if str(i) in self.blocks:
+                y = self.blocks[str(i)](x)
+                x = y + x if shortcut else y
+        return count_forward(self.end(x))
+
+
+def split_parts(n, groups):
+    """Sub-batch g covers [⌊g·n/G⌋, ⌊(g+1)·n/G⌋)."""
+    return [(g * n // groups, (g + 1) * n // groups) for g in range(groups)]
+
+
+def rows_of(xs, g):
+    """Sub-batch g's architecture: row g of every group tensor [S, G, K] (a mixture, N = 1, as is)."""
+    return [x if x.shape[1] == 1 else x[:, g:g + 1] for x in xs]
+
+
+class ProxylessSearch:
+    """The supernet, its logits, the optimisers (Adam11, the official code's) and the settings of a
+    parity run (all from unas's meta, `m`)."""
+
+    def __init__(self, m, device):
+        self.m = m
+        self.net = ProxylessSearchNet(m["width_multiplier"], m["resolution"], m["classes"],
+                                      m["op_skip"]).to(device)
+        self.alphas = ProxylessAlphas(m["soften_eps"], device)
+        self.opt_warm = Adam11(self.net.parameters(), lr=0.0, weight_decay=m["wd_w"])
+        self.opt_w = Adam11(self.net.parameters(), lr=0.0, weight_decay=m["wd_w"])
+        self.opt_a = Adam11(self.alphas.logits, lr=0.0, weight_decay=m["wd_a"])
+        self.estimator, self.groups = m["estimator"], m["sub_batches"]
+        self.baseline = {"value": 0.0}
+        self.relax = None
+        if self.estimator == "relax":
+            cv = RelaxCV(15 * 7 + 6 * 6).to(device)
+            self.relax = (cv, torch.optim.Adam(cv.parameters(), lr=RELAX_LR))
+
+    def kind_of(self, xs, draw, dense):
+        return "dense" if dense else ("onehot" if xs is draw.onehot else "relaxed")
+
+    def f(self, xs, kind, batch, val, log):
+        """f per sub-batch [G]: the mean over its examples of ℓ_tr + λ|ℓ_va − ℓ_tr| (gen-gap), of ℓ_tr
+        (train) or of ℓ_va (val), each sub-batch a forward pass with its own architecture."""
+        (x, y), (xv, yv) = batch, val
+        kind_obj, lam = self.m["objective"], self.m["lambda"]
+        fs, gaps = [], []
+        parts_v = split_parts(xv.shape[0], self.groups) if xv is not None else None
+        for g, (a, b) in enumerate(split_parts(x.shape[0], self.groups)):
+            rows = rows_of(xs, g)
+            loss = lambda xx, yy: per_example_ce(self.net(xx, rows, kind), yy)  # noqa: E731
+            if kind_obj == "train":
+                fs.append(loss(x[a:b], y[a:b]).mean().reshape(1))
+                continue
+            c, d = parts_v[g]
+            if kind_obj == "val":
+                fs.append(loss(xv[c:d], yv[c:d]).mean().reshape(1))
+                continue
+            l_tr, l_va = loss(x[a:b], y[a:b]), loss(xv[c:d], yv[c:d])
+            gap = (l_va - l_tr).abs()
+            fs.append((l_tr + lam * gap).mean().reshape(1))  # f = ℓ_tr + λ·|ℓ_va − ℓ_tr|
+            gaps.append(gap.mean().reshape(1))
+        if log is not None and gaps:
+            log["gap"] = torch.cat(gaps).detach().mean()
+        return torch.cat(fs)
+
+    def weight_step(self, opt, batch, draw):
+        """Adam11 on the weights with the weight sample, ∇ of the mean of the sub-batch means (each
+        sub-batch its own forward); every weight a gradient (the official + 0·Σ params); clip."""
+        x, y = batch
+        opt.zero_grad()
+        xs, dense = weight_sample(self.estimator, self.alphas, draw)
+        kind = "dense" if dense else "relaxed"
+        losses = []
+        for g, (a, b) in enumerate(split_parts(x.shape[0], self.groups)):
+            l = F.cross_entropy(self.net(x[a:b], rows_of(xs, g), kind), y[a:b])
+            backward(l / self.groups)  # ∇ (1/G)·Σ_g ℓ_g
+            losses.append(l.detach().reshape(1))
+        for p in self.net.parameters():
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+        gnorm = nn.utils.clip_grad_norm_(list(self.net.parameters()), self.m["clip"])
+        opt.step()
+        return torch.cat(losses).mean(), gnorm
+
+    def warmup_step(self, batch):
+        with torch.no_grad():
+            draw = self.alphas.sample(self.groups, self.m["tau"], sampler_of(self.estimator))
+        loss, gnorm = self.weight_step(self.opt_warm, batch, draw)
+        return {"loss_w": loss, "grad_norm": gnorm}
+
+    def latency_term(self, t):
+        """S_lat of a second sample b′, ζ′⋆ (spec §2.5) with L(b′) = s(b′), the surrogate unas fitted:
+        L_d = c·relu(s(b′) − T), and L_c = c·relu(s(ζ′⋆) − T) (rebar, relax) or the latency's own moving
+        average (reinforce, β = 0 at the first step)."""
+        lat = self.m["latency"]
+        assert lat["ramp_steps"] == 0 and lat["measure"] == "surrogate", lat
+        w, b0 = t["search/latency/weights"], t["search/latency/bias"]
+        predict = lambda xs: flatten_per_example(xs) @ w + b0  # noqa: E731  s(x) = w·x + b₀
+        second = self.alphas.sample(1, self.m["tau"], sampler_of(self.estimator))
+        with torch.no_grad():
+            ms = predict(second.onehot)
+        l_d = (ms - lat["target_ms"]).relu() * lat["coeff"]  # c·relu(L(b′) − T)
+        if self.estimator == "reinforce":
+            return (second.log_prob * l_d).mean(), ms  # log q(b′)·sg(L_d − β) + β, β = 0
+        l_c = (predict(second.relaxed) - lat["target_ms"]).relu() * lat["coeff"]
+        return (second.log_prob * (l_d - l_c).detach() + l_c).mean(), ms
+
+    def search_step(self, batch, val, t):
+        draw = self.alphas.sample(self.groups, self.m["tau"], sampler_of(self.estimator))
+        self.opt_a.zero_grad()
+        logged = {}
+
+        def f(xs, dense=False):
+            kind = self.kind_of(xs, draw, dense)
+            return self.f(xs, kind, batch, val, None if kind == "onehot" else logged)
+
+        s, f_d, f_c = surrogate(self.estimator, draw, f, self.baseline, self.alphas, self.relax)
+        ms = None
+        if self.m["latency"] is not None:
+            s_lat, ms = self.latency_term(t)
+            s = s + s_lat  # S = S_acc + S_lat
+        backward(s)
+        self.opt_a.step()
+        entropy = self.alphas.entropy().detach()
+        loss, gnorm = self.weight_step(self.opt_w, batch, draw)
+        return {"loss_w": loss, "f_b": f_d, "f_zeta": f_c, "entropy": entropy, "grad_norm": gnorm,
+                "gap": logged.get("gap"), "latency_ms": ms}
+
+
+def proxyless_parity_search(m, t):
+    st = ProxylessSearch(m, torch.device("cpu"))
+    out = two_steps(st, t, st.warmup_step, lambda b, v: st.search_step(b, v, t))
+    losses = []
+    for seed in range(FRESH_SEEDS):  # the warm-up step's loss of supernets initialised here
+        torch.manual_seed(seed)
+        fresh = ProxylessSearch(m, torch.device("cpu"))
+        replay(t, "warm/noise/")
+        with torch.no_grad():
+            draw = fresh.alphas.sample(fresh.groups, m["tau"], sampler_of(fresh.estimator))
+            xs, dense = weight_sample(fresh.estimator, fresh.alphas, draw)
+            x, y = t["warm/x"], t["warm/y"]
+            parts = split_parts(x.shape[0], fresh.groups)
+            losses.append(torch.stack([
+                F.cross_entropy(fresh.net(x[a:b], rows_of(xs, g), "dense" if dense else "relaxed"), y[a:b])
+                for g, (a, b) in enumerate(parts)]).mean())
+        consumed("fresh supernet")
+    out["fresh/search_loss"] = torch.stack(losses).double()
+    return out
+
+
+def proxyless_parity_train(m, t):
+    """One SGD step of the genotype's network on G slices of the batch (the official 8 GPUs): ∇ of
+    the mean of the slices' label-smoothed losses, each slice its own forward and BN statistics, the
+    running statistics those of slice 0 (DDP broadcasts rank 0's buffers)."""
+    assert m["drop_path"] == 0 and m["aux_weight"] == 0, m
+    net = ProxylessEvalNet(m["genotype"], m["classes"]).train()
+    load_module(net, t, "train/init/w/")
+    opt = torch.optim.SGD(net.parameters(), lr=0.0, momentum=m["momentum"], weight_decay=m["wd_sgd"])
+    set_lr(opt, t["train/lr"])
+    x, y, ls = t["train/x"], t["train/y"], m["label_smoothing"]
+    groups = m["sub_batches"] if x.shape[0] >= m["sub_batches"] else 1
+    replay(t, "train/noise/")
+    opt.zero_grad()
+    losses, after_first = [], None
+    for g, (a, b) in enumerate(split_parts(x.shape[0], groups)):
+        loss = F.cross_entropy(net(x[a:b]), y[a:b], label_smoothing=ls)
+        backward(loss / groups)  # ∇ (1/G)·Σ_g ℓ_g
+        losses.append(loss.detach().reshape(1))
+        if g == 0:
+            after_first = {k: v.clone() for k, v in net.state_dict().items() if "running" in k}
+    with torch.no_grad():
+        for k, v in net.state_dict().items():
+            if k in after_first:
+                v.copy_(after_first[k])
+    gnorm = nn.utils.clip_grad_norm_(net.parameters(), m["clip"])
+    opt.step()
+    consumed("training step")
+    out = {"train/term/loss_train": torch.cat(losses).mean().double().reshape(1),
+           "train/term/grad_norm_weights": gnorm.double().reshape(1)}
+    out.update(module_grads(net, "train/grad/"))
+    out.update(module_state(net, "train/w/"))
+    losses = []
+    for seed in range(FRESH_SEEDS):
+        torch.manual_seed(seed)
+        fresh = ProxylessEvalNet(m["genotype"], m["classes"]).train()
+        with torch.no_grad():
+            losses.append(torch.stack([F.cross_entropy(fresh(x[a:b]), y[a:b], label_smoothing=ls)
+                                       for a, b in split_parts(x.shape[0], groups)]).mean())
+    out["fresh/train_loss"] = torch.stack(losses).double()
+    return out
 
 
 # ------------------------------------------------------------------------------------------------
@@ -793,6 +1249,20 @@ def load_module(module, tensors, prefix):
             v.copy_(tensors[prefix + k])
 
 
+def load_relax(cv, tensors, prefix):
+    """φ from unas, whose layers keep W as [in, out] (r = x·W + b): nn.Linear's weight is its transpose."""
+    with torch.no_grad():
+        for name, p in cv.named_parameters():
+            v = tensors[prefix + name]
+            p.copy_(v.t() if name.endswith("weight") else v)
+
+
+def relax_state(cv, prefix, of):
+    """of(p) of every parameter of φ in unas's layout (weights transposed back to [in, out])."""
+    return {prefix + name: (of(p).t() if name.endswith("weight") else of(p)).detach().clone()
+            for name, p in cv.named_parameters()}
+
+
 def module_state(module, prefix):
     return {prefix + k: v.detach().clone() for k, v in module.state_dict().items()
             if not k.endswith("num_batches_tracked")}
@@ -832,37 +1302,45 @@ def parity_search(m, t):
     """The warm-up and the search step, in float64 when unas recorded them so (`dtype`)."""
     torch.set_default_dtype(torch.float64 if m.get("dtype") == "f64" else torch.float32)
     try:
+        if m.get("space") == "proxyless":
+            return proxyless_parity_search(m, t)
         return parity_search_steps(m, t)
     finally:
         torch.set_default_dtype(torch.float32)
 
 
-def parity_search_steps(m, t):
-    device = torch.device("cpu")
-    args = argparse.Namespace(channels=m["channels"], layers=m["layers"], estimator=m["estimator"],
-                              objective=m["objective"])
-    st = SearchState(args, device, adam=Adam11, classes=m["classes"], num_ops=m["num_ops"])
+def two_steps(st, t, warmup, search):
+    """The warm-up step, then the search step from unas's weights after its warm-up, of state `st`
+    (either space: .net, .alphas, .relax, .opt_warm/.opt_w/.opt_a) loaded from unas's initial state;
+    every number both steps produce, under unas's keys."""
     load_module(st.net, t, "init/w/")
     with torch.no_grad():
         for i, a in enumerate(st.alphas.logits):
             a.copy_(t[f"init/alpha/{i:02}"])
+    if st.relax is not None:
+        load_relax(st.relax[0], t, "init/relax/")
     out = {}
     set_lr(st.opt_warm, t["warm/lr_w"])
     replay(t, "warm/noise/")
-    r = warmup_step(st, (t["warm/x"], t["warm/y"]))
+    r = warmup((t["warm/x"], t["warm/y"]))
     consumed("warm-up step")
     out["warm/term/loss_train"] = r["loss_w"].double().reshape(1)
     out["warm/term/grad_norm_weights"] = r["grad_norm"].double().reshape(1)
     out.update(module_grads(st.net, "warm/grad/"))
     out.update(module_state(st.net, "warm/w/"))
+    # the search step from unas's state after its warm-up (what this step did is compared above):
+    # each step from the same state, so a difference of one does not carry into the next
+    load_module(st.net, t, "warm/w/")
     set_lr(st.opt_w, t["search/lr_w"])
     set_lr(st.opt_a, t["search/lr_a"])
+    if st.relax is not None:
+        set_lr(st.relax[1], t["search/relax/lr"])
     replay(t, "search/noise/")
-    r = search_step(st, (t["search/x"], t["search/y"]), (t["search/xv"], t["search/yv"]))
+    r = search((t["search/x"], t["search/y"]), (t["search/xv"], t["search/yv"]))
     consumed("search step")
     terms = {"loss_train": r["loss_w"], "f_discrete": r["f_b"], "f_relaxed": r["f_zeta"],
-             "gen_gap": r["gap"], "pair_penalty": r["pair"], "entropy_nats": r["entropy"],
-             "grad_norm_weights": r["grad_norm"]}
+             "gen_gap": r["gap"], "pair_penalty": r.get("pair"), "entropy_nats": r["entropy"],
+             "grad_norm_weights": r["grad_norm"], "latency_ms": r.get("latency_ms")}
     for k, v in terms.items():
         if v is not None:
             out[f"search/term/{k}"] = v.double().reshape(1)
@@ -871,6 +1349,18 @@ def parity_search_steps(m, t):
     for i, a in enumerate(st.alphas.logits):
         out[f"search/alpha_grad/{i:02}"] = a.grad.detach().clone()
         out[f"search/alpha/{i:02}"] = a.detach().clone()
+    if st.relax is not None:
+        out.update(relax_state(st.relax[0], "search/relax/w/", lambda p: p))
+        out.update(relax_state(st.relax[0], "search/relax/grad/", lambda p: p.grad))
+    return out
+
+
+def parity_search_steps(m, t):
+    device = torch.device("cpu")
+    args = argparse.Namespace(channels=m["channels"], layers=m["layers"], estimator=m["estimator"],
+                              objective=m["objective"])
+    st = SearchState(args, device, adam=Adam11, classes=m["classes"], num_ops=m["num_ops"])
+    out = two_steps(st, t, lambda b: warmup_step(st, b), lambda b, v: search_step(st, b, v))
     out["fresh/search_loss"] = fresh_search_losses(m, t)
     return out
 
@@ -888,8 +1378,9 @@ def fresh_search_losses(m, t):
         alphas = DartsAlphas(m["num_ops"], torch.device("cpu"))
         replay(t, "warm/noise/")
         with torch.no_grad():
-            draw = alphas.sample(t["warm/x"].shape[0], TAU, "rebar" if m["estimator"] == "rebar" else "original")
-            losses.append(F.cross_entropy(net(t["warm/x"], DartsAlphas.to_sample(draw.relaxed)), t["warm/y"]))
+            draw = alphas.sample(t["warm/x"].shape[0], TAU, sampler_of(m["estimator"]))
+            xs, dense = weight_sample(m["estimator"], alphas, draw)
+            losses.append(F.cross_entropy(net(t["warm/x"], DartsAlphas.to_sample(xs), dense), t["warm/y"]))
         consumed("fresh supernet")
     return torch.stack(losses).double()
 
@@ -920,6 +1411,8 @@ def from_unas_genotype(g):
 
 
 def parity_train(m, t):
+    if m.get("space") == "proxyless":
+        return proxyless_parity_train(m, t)
     genotype = from_unas_genotype(m["genotype"])
     args = argparse.Namespace(genotype=genotype, channels=m["channels"],
                               layers=m["layers"], aux_weight=m["aux_weight"], drop_path=m["drop_path"])
@@ -942,7 +1435,8 @@ def cmd_parity(args):
     with open(args.meta) as fh:
         meta = json.load(fh)
     for part in ("search", "train"):
-        if part in meta:
+        # the DARTS space runs at this file's constants; the ProxylessNAS space takes unas's settings
+        if part in meta and meta[part].get("space") != "proxyless":
             check_official(meta[part])
     t = read_safetensors(args.input)
     out = {}
@@ -1113,7 +1607,7 @@ def parse_args(argv):
 
     s = sub.add_parser("search", help="one UNAS search step in the DARTS space")
     common(s, 8, 16, 32)
-    s.add_argument("--estimator", choices=["gsm", "reinforce", "rebar"], default="rebar")
+    s.add_argument("--estimator", choices=ESTIMATORS, default="rebar")
     s.add_argument("--objective", choices=["train", "val", "gengap"], default="gengap")
     t = sub.add_parser("train", help="one from-scratch training step of a genotype")
     common(t, 20, 36, 128)

@@ -7,7 +7,8 @@
 //! imports the runner or the report layer, and the report layer reads only what runs wrote.
 //!
 //! The public surface is what a researcher's own tool builds on: the experiment format (`config`), the
-//! datasets (`data`), the method (`nas`: spaces, distributions, estimators, objectives), the results
+//! datasets (`data`), the method (`nas`: spaces, distributions, estimators, objectives; what differs
+//! between the estimators is a property of `config::Estimator`), the results
 //! schema and run folders (`results`), and the command line (`cli`). Everything else is crate-private.
 
 pub mod cli;

@@ -935,7 +935,7 @@ mod builds {
         }
         if let Some(t) = &e.train {
             let vs = nn::VarStore::new(Device::Cpu);
-            let recipe = unas::config::TrainRecipe::of(t)?;
+            let recipe = unas::config::TrainRecipe::of(t);
             let built =
                 unas::nas::space::trained_net::build(&vs.root(), e, &recipe, None, classes, 0)?;
             let batch = t.batch.unwrap() as u64;

@@ -88,7 +88,13 @@ fn train_fields_left_out_take_the_recipe_values() {
     let t = r.experiment.train.unwrap();
     assert_eq!(
         (t.epochs, t.batch, t.lr, t.channels, t.layers),
-        (Some(600), Some(128), Some(0.05), Some(36), Some(20))
+        (
+            Some(600),
+            Some(128),
+            Some(0.05),
+            Some(Width::Fixed(36)),
+            Some(20)
+        )
     );
     assert_eq!(t.cutout, Some(16));
     // Writing a recipe default explicitly gives the same id.
@@ -99,6 +105,45 @@ fn train_fields_left_out_take_the_recipe_values() {
     assert_eq!(
         resolve_text(&explicit, Tier::Paper, &[]).unwrap().id,
         resolve_text(BASE, Tier::Paper, &[]).unwrap().id
+    );
+}
+
+const IMAGENET_TRAIN: &str = "\
+name: t
+dataset: {name: synthetic, synthetic: {like: imagenet}}
+space: {name: darts, layers: 3, channels: 4}
+train: {recipe: imagenet_darts, genotype: UNAS_IMAGENET, channels: WIDTH}
+seeds: {search: [0], train: [0]}
+";
+
+#[test]
+fn automatic_width_is_written_auto_or_0_and_a_bad_width_is_refused_at_its_line() {
+    let with = |w: &str| resolve_text(&IMAGENET_TRAIN.replace("WIDTH", w), Tier::Paper, &[]);
+    let auto = with("auto").unwrap();
+    assert_eq!(auto.experiment.train.unwrap().channels, Some(Width::Auto));
+    assert_eq!(
+        auto.id,
+        with("0").unwrap().id,
+        "`auto` and 0: one width, one id"
+    );
+    assert_ne!(auto.id, with("48").unwrap().id);
+    for bad in ["wide", "-2", "36.5"] {
+        let e = with(bad).unwrap_err();
+        let i = &e.issues[0];
+        assert_eq!(i.field.as_ref().unwrap().to_string(), "train.channels");
+        assert_eq!(i.pos.expect("position").line, 4, "{bad}");
+        assert!(
+            i.message.contains("`auto` or a whole number of channels"),
+            "{bad}: {e}"
+        );
+    }
+    let e = resolve_text(BASE, Tier::Paper, &["train.channels=auto"])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("field `train.channels`: must be ≥ 1")
+            && e.contains("only for recipe imagenet_darts"),
+        "{e}"
     );
 }
 

@@ -36,6 +36,18 @@ device: cpu
     )
 }
 
+/// A suite folder holding the one [`experiment`] `name`, and its file.
+fn one_experiment(name: &str, search: &str) -> (tempfile::TempDir, PathBuf) {
+    let suite = common::suite(&[(name, experiment(name, search))]);
+    let file = suite.path().join(format!("{name}.yaml"));
+    (suite, file)
+}
+
+/// A run folder's `status.json`.
+fn status_of(dir: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("status.json")).unwrap()).unwrap()
+}
+
 fn run(results: &Path, file: &Path, extra: &[&str]) -> std::process::Command {
     let mut args = vec!["run", file.to_str().unwrap()];
     args.extend_from_slice(extra);
@@ -132,8 +144,7 @@ fn one_process_and_two_ranks(file: &Path) -> (tempfile::TempDir, tempfile::TempD
 /// One process with `sub_batches: 2`, then two ranks of one sub-batch each: the same run id, the
 /// same numbers within the bound, and the ranks in provenance.
 fn two_ranks_equal_one_process(name: &str, search: &str) {
-    let suite = common::suite(&[(name, experiment(name, search))]);
-    let file = suite.path().join(format!("{name}.yaml"));
+    let (suite, file) = one_experiment(name, search);
     let (one, two) = one_process_and_two_ranks(&file);
     let (a, b) = (search_dir(one.path(), name), search_dir(two.path(), name));
     assert_eq!(
@@ -259,11 +270,7 @@ device: cpu
 #[test]
 fn a_killed_rank_leaves_the_run_interrupted_naming_it_and_the_rerun_ends_as_an_uninterrupted_one() {
     let name = "ranks-kill";
-    let suite = common::suite(&[(
-        name,
-        experiment(name, "estimator: rebar, objective: {kind: gengap}"),
-    )]);
-    let file = suite.path().join(format!("{name}.yaml"));
+    let (_suite, file) = one_experiment(name, "estimator: rebar, objective: {kind: gengap}");
     let args = ["--ranks", "2", "--rank-timeout", "120"];
     let whole = tempfile::tempdir().unwrap();
     ok(&run(whole.path(), &file, &args).output().unwrap());
@@ -310,11 +317,7 @@ fn a_killed_rank_leaves_the_run_interrupted_naming_it_and_the_rerun_ends_as_an_u
 #[test]
 fn sigterm_to_the_launcher_stops_every_rank_after_a_checkpoint_and_the_rerun_finishes() {
     let name = "ranks-term";
-    let suite = common::suite(&[(
-        name,
-        experiment(name, "estimator: gsm, objective: {kind: train}"),
-    )]);
-    let file = suite.path().join(format!("{name}.yaml"));
+    let (_suite, file) = one_experiment(name, "estimator: gsm, objective: {kind: train}");
     let args = ["--ranks", "2", "--rank-timeout", "120"];
     let results = tempfile::tempdir().unwrap();
     let mut launcher = run(results.path(), &file, &args).spawn().unwrap();
@@ -354,11 +357,7 @@ fn sigterm_to_the_launcher_stops_every_rank_after_a_checkpoint_and_the_rerun_fin
 #[test]
 fn ranks_that_do_not_divide_the_sub_batches_are_refused_before_anything_runs() {
     let name = "ranks-bad";
-    let suite = common::suite(&[(
-        name,
-        experiment(name, "estimator: gsm, objective: {kind: train}"),
-    )]);
-    let file = suite.path().join(format!("{name}.yaml"));
+    let (_suite, file) = one_experiment(name, "estimator: gsm, objective: {kind: train}");
     let results = tempfile::tempdir().unwrap();
     let out = run(results.path(), &file, &["--ranks", "3"])
         .output()
@@ -370,4 +369,193 @@ fn ranks_that_do_not_divide_the_sub_batches_are_refused_before_anything_runs() {
         "{err}"
     );
     assert!(!results.path().join("runs").exists(), "nothing ran");
+}
+
+/// `unas reproduce --ranks-per-run 2`: the search (G = 2) runs as two ranks, the training of its
+/// genotype (G = 1, nothing to split) as one process; `--ranks-per-run 3`, which does not divide the
+/// search's G, is refused before anything runs, naming the experiment.
+#[test]
+fn reproduce_with_two_ranks_per_run_runs_each_job_as_its_g_allows_and_refuses_what_r_does_not_divide(
+) {
+    let name = "ranks-suite";
+    let text = experiment(name, "estimator: gsm, objective: {kind: train}")
+        .replace(", sub_batches: 2}\nseeds", "}\nseeds");
+    assert!(!text.contains("layers: 3, sub_batches"), "{text}");
+    let suite = common::suite(&[(name, text)]);
+    let results = tempfile::tempdir().unwrap();
+    let reproduce = |r: &str| {
+        common::unas(
+            results.path(),
+            &[
+                "reproduce",
+                "--suite",
+                suite.path().to_str().unwrap(),
+                "--tier",
+                "paper",
+                "--ranks-per-run",
+                r,
+            ],
+        )
+        .output()
+        .unwrap()
+    };
+    let bad = reproduce("3");
+    assert_eq!(bad.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains(name)
+            && err.contains("search.sub_batches is 2")
+            && err.contains("--ranks-per-run 3"),
+        "{err}"
+    );
+    assert!(!results.path().join("runs").exists(), "nothing ran");
+
+    ok(&reproduce("2"));
+    let base = results.path().join(format!("runs/{name}/paper"));
+    let mut worlds: Vec<(String, u64, String)> = std::fs::read_dir(&base)
+        .unwrap()
+        .map(|e| {
+            let d = e.unwrap().path();
+            let prov: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(d.join("provenance.json")).unwrap())
+                    .unwrap();
+            let stage = d
+                .file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .split('-')
+                .next()
+                .unwrap()
+                .to_owned();
+            let state = std::fs::read_to_string(d.join("status.json")).unwrap();
+            (stage, prov["world_size"].as_u64().unwrap(), state)
+        })
+        .collect();
+    worlds.sort();
+    assert_eq!(worlds.len(), 2, "{worlds:?}");
+    assert_eq!(
+        (worlds[0].0.as_str(), worlds[0].1),
+        ("search", 2),
+        "{worlds:?}"
+    );
+    assert_eq!(
+        (worlds[1].0.as_str(), worlds[1].1),
+        ("train", 1),
+        "{worlds:?}"
+    );
+    assert!(worlds.iter().all(|w| w.2.contains("done")), "{worlds:?}");
+}
+
+/// Rank 1's stage fails with an error (injected at its first search step): rank 0 leaves
+/// its collective and records the run `failed` with rank 1's error, not `interrupted`.
+#[test]
+fn a_rank_that_fails_with_an_error_records_the_run_failed_with_that_error() {
+    let name = "ranks-fail";
+    let (_suite, file) = one_experiment(name, "estimator: gsm, objective: {kind: train}");
+    let results = tempfile::tempdir().unwrap();
+    let t0 = Instant::now();
+    let out = run(
+        results.path(),
+        &file,
+        &["--ranks", "2", "--rank-timeout", "120"],
+    )
+    .env("UNAS_TEST_FAIL_RANK", "1")
+    .output()
+    .unwrap();
+    assert!(
+        t0.elapsed() < Duration::from_secs(100),
+        "took {:?}",
+        t0.elapsed()
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dir = search_dir(results.path(), name);
+    let status = status_of(&dir);
+    assert_eq!(status["state"], "failed", "{status}");
+    let reason = status["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("rank 1 of 2 (pid")
+            && reason.contains("a failure injected for tests (UNAS_TEST_FAIL_RANK) at search step"),
+        "{reason}"
+    );
+    assert!(
+        !dir.join("rank-1.failed").exists(),
+        "the note became the run's reason"
+    );
+}
+
+/// Rank 0 (which records the run) is killed: its launcher records the run `interrupted`, naming
+/// rank 0, its host and the signal, and the rerun finishes it.
+#[test]
+fn a_killed_rank_0_leaves_the_run_interrupted_naming_it_not_running_and_the_rerun_finishes() {
+    let name = "ranks-kill0";
+    let (_suite, file) = one_experiment(name, "estimator: gsm, objective: {kind: train}");
+    let args = ["--ranks", "2", "--rank-timeout", "120"];
+    let results = tempfile::tempdir().unwrap();
+    let mut launcher = run(results.path(), &file, &args).spawn().unwrap();
+    let (dir, prov) = first_checkpoint(results.path(), name, &mut launcher);
+    let pid = prov["ranks"][0]["pid"].as_i64().unwrap();
+    // SAFETY: SIGKILL to rank 0, a child of the launcher this test started.
+    assert_eq!(unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) }, 0);
+    let out = launcher.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    let status = status_of(&dir);
+    assert_eq!(status["state"], "interrupted", "{status}");
+    let reason = status["reason"].as_str().unwrap();
+    let host = prov["ranks"][0]["host"].as_str().unwrap();
+    assert!(
+        reason.contains(&format!("rank 0 (pid {pid} on {host})")) && reason.contains("SIGKILL"),
+        "{reason}"
+    );
+    ok(&run(results.path(), &file, &args).output().unwrap());
+    let status = std::fs::read_to_string(dir.join("status.json")).unwrap();
+    assert!(status.contains("done"), "{status}");
+}
+
+/// Ranks are how a run executes, not what it computes: a two-rank search cut after its first
+/// checkpoint (rank 1 killed) resumes as one process, and a one-process search cut there (killed)
+/// resumes as two ranks; both end equal to the uninterrupted one-process run within the bound above
+/// (the reduction order is all that differs). The cut is a kill after the end-of-warm-up checkpoint,
+/// not a SIGTERM: SIGTERM checkpoints mid-epoch, and the search loop does not checkpoint the moving
+/// averages of `grad_var_arch` (a logged diagnostic, restarted at 0 after such a resume).
+#[test]
+fn a_run_cut_with_two_ranks_resumes_with_one_and_the_reverse_ending_as_the_uninterrupted_run() {
+    let name = "ranks-switch";
+    let (_suite, file) = one_experiment(name, "estimator: rebar, objective: {kind: gengap}");
+    let two = ["--ranks", "2", "--rank-timeout", "120"];
+    let whole = tempfile::tempdir().unwrap();
+    ok(&run(whole.path(), &file, &[]).output().unwrap());
+    let whole = search_dir(whole.path(), name);
+    for (first, then) in [(&two[..], &[][..]), (&[][..], &two[..])] {
+        let results = tempfile::tempdir().unwrap();
+        // slow steps: the kill lands before the search epoch's end, whatever the machine's load
+        let mut launcher = run(results.path(), &file, first)
+            .env("UNAS_TEST_SLOW_STEP_MS", "300")
+            .spawn()
+            .unwrap();
+        let (dir, prov) = first_checkpoint(results.path(), name, &mut launcher);
+        let victim = match prov["ranks"][1]["pid"].as_i64() {
+            Some(rank1) => rank1 as libc::pid_t,
+            None => launcher.id() as libc::pid_t,
+        };
+        // SAFETY: SIGKILL to the process this test started, or to its rank 1.
+        assert_eq!(unsafe { libc::kill(victim, libc::SIGKILL) }, 0);
+        let out = launcher.wait_with_output().unwrap();
+        assert!(!out.status.success());
+        ok(&run(results.path(), &file, then).output().unwrap());
+        assert_eq!(status_of(&dir)["state"], "done");
+        let log = std::fs::read_to_string(dir.join("run.log")).unwrap();
+        assert!(log.contains("resuming from a checkpoint"), "{log}");
+        let world = if then.is_empty() { 1 } else { 2 };
+        let prov: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("provenance.json")).unwrap())
+                .unwrap();
+        assert_eq!(prov["world_size"], world, "the resumed run's ranks");
+        assert_same_numbers(&whole, &dir, TOLERANCE);
+    }
 }

@@ -82,8 +82,10 @@ fn a_second_ctrl_c_exits_at_once_and_leaves_a_folder_status_reads() {
     let results = tempfile::tempdir().unwrap();
     let r = results.path();
     let mut child = spawn(reproduce(r, suite.path(), &[]));
+    // started and recorded `running` (run.log says "run start" a moment before status.json is written)
     wait_for(&mut child, LIMIT, "the run's start", || {
-        dir_of(r, "t-a", "search").is_some_and(|d| starts(&d) == 1)
+        dir_of(r, "t-a", "search")
+            .is_some_and(|d| starts(&d) == 1 && d.join("status.json").is_file())
     });
     signal(child.id(), libc::SIGINT);
     // Apart, so the kernel does not merge them into one pending signal, and close together, so that

@@ -4,6 +4,8 @@
 //! pre-emption warning (SIGUSR1 to its batch script) once it has a checkpoint, checkpoints, requeues
 //! itself and resumes; every stage lands in the shared results folder and the report builds. Where
 //! Slurm is not installed or does not start, the test says so loudly and only `--dry-run` is checked.
+//! With `--ranks-per-run 2` every task is an `srun` step of two ranks that meet through Slurm's
+//! environment: the search is requeued the same way and resumes, the training finishes.
 
 mod common;
 
@@ -54,7 +56,11 @@ impl Cluster {
             .unwrap()
             .trim()
             .to_owned();
-        let port = 20000 + (std::process::id() % 20000) as u16;
+        // ports of its own for each cluster of this process, below the 20000–31999 where the
+        // ranks of a job meet (20000 + job id mod 12000)
+        static CLUSTERS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = CLUSTERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 2;
+        let port = (10000 + (std::process::id() % 2500) * 4 + n * 2) as u16;
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
         let conf = format!(
             "ClusterName=unastest\nSlurmctldHost={host}\nSlurmctldPort={port}\nSlurmdPort={}\n\
@@ -250,31 +256,13 @@ fn a_suite_submitted_as_job_arrays_lands_every_stage_and_a_requeued_task_resumes
     let out = submit(r, suite.path(), &[], Some(&cluster.conf()));
     assert!(out.status.success(), "{}", show(&out));
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let ids: Vec<String> = text
-        .lines()
-        .filter_map(|l| l.split("submitted as job ").nth(1))
-        .map(|l| l.split(':').next().unwrap().to_owned())
-        .collect();
+    let ids = job_ids(&text);
     assert_eq!(ids.len(), 2, "{text}");
 
     // Slurm's warning to the t-a search's task once it has a checkpoint.
     let t0 = Instant::now();
     let limit = Duration::from_secs(400);
-    let a_search = loop {
-        if let Some(d) = dir_of(r, "t-a", "search") {
-            if d.join("checkpoints/epoch-1/meta.json").is_file()
-                && status_json(&d)["state"] == "running"
-            {
-                break d;
-            }
-        }
-        assert!(
-            t0.elapsed() < limit,
-            "no t-a checkpoint; queue {:?}",
-            cluster.queue()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let a_search = cluster.first_checkpoint(r, "t-a", t0, limit);
     eprintln!("checkpoint after {:?}", t0.elapsed());
     let list = std::fs::read_dir(r.join("slurm"))
         .unwrap()
@@ -288,34 +276,12 @@ fn a_suite_submitted_as_job_arrays_lands_every_stage_and_a_requeued_task_resumes
         .position(|l| l.contains("t-a search"))
         .unwrap();
     let task = format!("{}_{index}", ids[0]);
-    let sig = cluster
-        .cmd("scancel")
-        .args(["--signal=USR1", "--batch", &task])
-        .output()
-        .unwrap();
-    assert!(
-        sig.status.success(),
-        "scancel: {}",
-        String::from_utf8_lossy(&sig.stderr)
-    );
+    cluster.warn(&task);
     // Slurm holds a requeued task back for the credential lifetime before it runs again
     // (`AuthInfo=cred_expire`, 120 s by default, 10 s in this cluster's slurm.conf). (Making it eligible
     // at once with `scontrol update StartTime=now` lost the task on an idle machine.)
     // Everything lands.
-    // Empty three polls in a row (a failed squeue does not count as empty).
-    let mut empty = 0;
-    while empty < 3 {
-        empty = match cluster.queue() {
-            Some(q) if q.is_empty() => empty + 1,
-            _ => 0,
-        };
-        assert!(
-            t0.elapsed() < limit,
-            "still queued after {limit:?}: {:?}",
-            cluster.queue()
-        );
-        std::thread::sleep(Duration::from_secs(1));
-    }
+    cluster.drain(t0, limit);
     eprintln!("queue empty after {:?}", t0.elapsed());
     let doc = status_doc(r, suite.path());
     assert_eq!(states(&doc).len(), 2, "{doc}");
@@ -357,4 +323,144 @@ fn slurm_output(dir: &Path) -> String {
             )
         })
         .collect()
+}
+
+/// The job ids `unas submit` printed, one per wave.
+fn job_ids(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|l| l.split("submitted as job ").nth(1))
+        .map(|l| l.split(':').next().unwrap().to_owned())
+        .collect()
+}
+
+impl Cluster {
+    /// The search folder of `experiment` once it holds its first checkpoint and still runs.
+    fn first_checkpoint(
+        &self,
+        r: &Path,
+        experiment: &str,
+        t0: Instant,
+        limit: Duration,
+    ) -> PathBuf {
+        loop {
+            if let Some(d) = dir_of(r, experiment, "search") {
+                if d.join("checkpoints/epoch-1/meta.json").is_file()
+                    && status_json(&d)["state"] == "running"
+                {
+                    return d;
+                }
+            }
+            assert!(
+                t0.elapsed() < limit,
+                "no {experiment} checkpoint; queue {:?}",
+                self.queue()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits until the queue is empty (three polls in a row; a failed squeue does not count).
+    fn drain(&self, t0: Instant, limit: Duration) {
+        let mut empty = 0;
+        while empty < 3 {
+            empty = match self.queue() {
+                Some(q) if q.is_empty() => empty + 1,
+                _ => 0,
+            };
+            assert!(
+                t0.elapsed() < limit,
+                "still queued after {limit:?}: {:?}",
+                self.queue()
+            );
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    }
+
+    /// Slurm's pre-emption warning (SIGUSR1) to the batch script of array task `task`.
+    fn warn(&self, task: &str) {
+        let sig = self
+            .cmd("scancel")
+            .args(["--signal=USR1", "--batch", task])
+            .output()
+            .unwrap();
+        assert!(
+            sig.status.success(),
+            "scancel: {}",
+            String::from_utf8_lossy(&sig.stderr)
+        );
+    }
+}
+
+/// The provenance of a run folder.
+fn provenance(dir: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("provenance.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn with_two_ranks_per_run_each_task_is_a_two_task_srun_step_that_finishes_or_resumes_after_a_requeue(
+) {
+    let name = "t-ranks";
+    let text = tiny(name)
+        .replace("batch: 8}", "batch: 8, sub_batches: 2}")
+        .replace("layers: 3}", "layers: 3, sub_batches: 2}");
+    assert_eq!(text.matches("sub_batches: 2").count(), 2, "{text}");
+    let suite = suite(&[(name, text)]);
+    let results = tempfile::tempdir().unwrap();
+    let r = results.path();
+    let cluster = match Cluster::start() {
+        Ok(c) => c,
+        Err(why) => {
+            eprintln!("\n!!! SLURM NOT TESTED: a local Slurm could not be started: {why}\n");
+            let dry = submit(
+                r,
+                suite.path(),
+                &["--dry-run", "--ranks-per-run", "2"],
+                None,
+            );
+            assert!(dry.status.success(), "{}", show(&dry));
+            return;
+        }
+    };
+    let out = submit(
+        r,
+        suite.path(),
+        &["--ranks-per-run", "2"],
+        Some(&cluster.conf()),
+    );
+    assert!(out.status.success(), "{}", show(&out));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let ids = job_ids(&text);
+    assert_eq!(ids.len(), 2, "{text}");
+    let t0 = Instant::now();
+    let limit = Duration::from_secs(300);
+    let search = cluster.first_checkpoint(r, name, t0, limit);
+    cluster.warn(&format!("{}_0", ids[0]));
+    cluster.drain(t0, limit);
+    eprintln!("queue empty after {:?}", t0.elapsed());
+    let list = std::fs::read_dir(r.join("slurm"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .max()
+        .unwrap();
+    let log = std::fs::read_to_string(search.join("run.log")).unwrap();
+    let out = slurm_output(&list);
+    assert_eq!(status_json(&search)["state"], "done", "{log}\n{out}");
+    assert_eq!(
+        starts(&search),
+        2,
+        "started, requeued, started again:\n{log}\n{out}"
+    );
+    assert!(
+        log.contains("stopped after a checkpoint") && log.contains("resuming from a checkpoint"),
+        "{log}"
+    );
+    assert!(out.contains("requeueing"), "{out}");
+    let train = dir_of(r, name, "train").expect("the training ran");
+    assert_eq!(status_json(&train)["state"], "done", "{out}");
+    for dir in [&search, &train] {
+        let prov = provenance(dir);
+        assert_eq!(prov["world_size"], 2, "{}: {prov}", dir.display());
+        let ranks = prov["ranks"].as_array().unwrap();
+        assert_ne!(ranks[0]["pid"], ranks[1]["pid"]);
+    }
 }

@@ -9,6 +9,9 @@
 //! | `cells.{l}.node{i+2}.branch{s}.{op}.*` (evaluation network) | `cells.{l}.ops.{i}.{s}.*` |
 //! | `auxiliary_head.{conv1,bn1,conv2,bn2}.*` | `auxiliary_head.features.{2,3,5,6}.*` |
 //! | `{normal,reduce}/node{i}/{inputs,ops}` (logits) | index 2i (+1 for ops) (+8 for reduce), as `{:02}` |
+//! | ProxylessNAS: every variable of either network | the same name |
+//! | ProxylessNAS logits `normal`, `reduce` | `00`, `01` |
+//! | RELAX's φ `w1`, `b1`, `w2`, `b2` | `fc1.weight` (transposed), `fc1.bias`, `fc2.weight` (transposed), `fc2.bias` |
 //!
 //! Everything else (`cells.{l}.preprocess{0,1}.*`, the ops' `dw1`/`pw1`/`bn1`…, `classifier.*`) has
 //! the same name in both.
@@ -91,6 +94,36 @@ pub fn eval_net(name: &str) -> Result<String> {
     }
 }
 
+/// A ProxylessNAS-space variable's reference name (both networks): the same (the reference builds
+/// its modules under our names: `stem.{conv,bn}`, `first.…`, `blocks.{i}.{op}.{expand,depthwise,
+/// project}.{conv,bn}` in the supernet, `blocks.{i}.…` in the evaluation network, `head`,
+/// `classifier`).
+pub fn proxyless_net(name: &str) -> Result<String> {
+    Ok(name.to_owned())
+}
+
+/// A ProxylessNAS logit group's index in the reference's list: `normal` 00, `reduce` 01.
+pub fn proxyless_alpha(group: &str) -> Result<String> {
+    match group {
+        "normal" => Ok("00".into()),
+        "reduce" => Ok("01".into()),
+        other => bail!("unknown ProxylessNAS logit group `{other}`"),
+    }
+}
+
+/// A RELAX control-variate parameter's reference name (`RelaxCV`: two `nn.Linear`s; the reference
+/// transposes the weights, which unas keeps as [in, out]).
+pub fn relax(name: &str) -> Result<String> {
+    Ok(match name {
+        "w1" => "fc1.weight",
+        "b1" => "fc1.bias",
+        "w2" => "fc2.weight",
+        "b2" => "fc2.bias",
+        other => bail!("unknown RELAX parameter `{other}`"),
+    }
+    .to_owned())
+}
+
 /// A logit group's index in the reference's list (`DartsAlphas`), as two digits.
 pub fn alpha(group: &str) -> Result<String> {
     let parts: Vec<&str> = group.split('/').collect();
@@ -143,6 +176,7 @@ mod tests {
             ),
             (alpha("normal/node0/inputs"), "00"),
             (alpha("reduce/node3/ops"), "15"),
+            (relax("w2"), "fc2.weight"),
         ];
         for (got, want) in cases {
             assert_eq!(got.unwrap(), want);

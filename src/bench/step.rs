@@ -118,9 +118,6 @@ pub(crate) fn with_ctx<T>(
     extra: &[String],
     f: impl FnOnce(&StageCtx) -> Result<T>,
 ) -> Result<T> {
-    if a.threads > 0 {
-        tch::set_num_threads(a.threads as i32);
-    }
     let device_choice = device.unwrap_or(DeviceChoice::Cpu);
     let file = match a.what {
         StepWhat::Search => "experiments/paper/c10-darts-unas.yaml",
@@ -128,15 +125,30 @@ pub(crate) fn with_ctx<T>(
     };
     let mut sets = overrides(a, device_choice);
     sets.extend(extra.iter().cloned());
-    let r =
-        config::load(Path::new(file), Tier::Paper, &sets).map_err(|e| anyhow::anyhow!("{e}"))?;
+    with_experiment(Path::new(file), &sets, a.threads, a.seed, device_choice, f)
+}
+
+/// [`with_ctx`] for experiment `file` at the paper tier with `sets` (every override, the device's
+/// included), on `threads` intra-op threads (0: as they are).
+pub(crate) fn with_experiment<T>(
+    file: &Path,
+    sets: &[String],
+    threads: usize,
+    seed: u64,
+    device_choice: DeviceChoice,
+    f: impl FnOnce(&StageCtx) -> Result<T>,
+) -> Result<T> {
+    if threads > 0 {
+        tch::set_num_threads(threads as i32);
+    }
+    let r = config::load(file, Tier::Paper, sets).map_err(|e| anyhow::anyhow!("{e}"))?;
     let dev = crate::device::resolve(device_choice)?;
     let tmp = tempdir()?;
     let dir = RunDir(ResultsRoot(tmp.clone()).runs().join("bench-step"));
     std::fs::create_dir_all(dir.path()).with_context(|| format!("creating {}", dir.0.display()))?;
     let ctx = StageCtx {
         resolved: &r,
-        seed: a.seed,
+        seed,
         run_id: "bench-step",
         dir: &dir,
         device: dev,

@@ -88,6 +88,11 @@ pub enum Command {
         /// as interrupted (a rank died or hung).
         #[arg(long, value_name = "SECONDS", default_value_t = crate::dist::DEFAULT_TIMEOUT.as_secs_f64())]
         rank_timeout: f64,
+        /// This process is one task of an `srun` step: its rank, the world and where the ranks meet
+        /// come from Slurm's environment (SLURM_PROCID, SLURM_NTASKS, SLURM_STEP_NODELIST,
+        /// SLURM_JOB_ID, SLURM_LOCALID); the scripts of `unas submit --slurm --ranks-per-run R` use it.
+        #[arg(long, conflicts_with_all = ["ranks", "gpus"])]
+        slurm_ranks: bool,
     },
     /// Run the paper suite (default: experiments/paper at the smoke tier).
     Reproduce {
@@ -104,6 +109,11 @@ pub enum Command {
         /// One worker per GPU: `--gpus 0,1,2,3`.
         #[arg(long, value_delimiter = ',', value_name = "GPU,...")]
         gpus: Vec<String>,
+        /// Run every job as R rank processes (`unas run --ranks R`, data parallel over its
+        /// `sub_batches` G): R must divide every job's G, except a job with G = 1, which runs as one
+        /// process. With --gpus each job gets R GPUs of the list (disjoint; a multiple of R GPUs).
+        #[arg(long, value_name = "R", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+        ranks_per_run: u16,
         /// The datasets' folder (CIFAR in DIR/, ImageNet in DIR/imagenet/); every experiment's
         /// `dataset.root` is set there. Missing datasets stop the command before any work.
         #[arg(long, value_name = "DIR")]
@@ -187,11 +197,13 @@ pub enum DiagnoseCommand {
         #[arg(long)]
         json: bool,
     },
-    /// One warm-up step, one search step (per-example, gen-gap + pair penalty) and one training step of
-    /// ours, redone by the PyTorch reference (bench/reference.py, needs `make bench-venv`) from the same
-    /// weights, batches and noise: losses, estimator terms, gradients and updated weights compared
-    /// within the bound derived in src/bench/torch_parity.rs (CPU; the search steps in float64, the
-    /// training step in float32).
+    /// One warm-up step, one search step (gen-gap; DARTS: per-example, + pair penalty; ProxylessNAS:
+    /// per sub-batch, + the latency term through the surrogate) and one training step of ours, redone
+    /// by the PyTorch reference (bench/reference.py, needs `make bench-venv`) from the same weights,
+    /// batches and noise, for --space darts|proxyless and any --estimator but random_ws: losses,
+    /// estimator terms (RELAX's φ too), gradients and updated weights compared within the bound derived
+    /// in src/bench/torch_parity.rs (CPU; the search steps in float64, the training step in float32),
+    /// and the initial losses among those of fresh reference networks.
     ParityTorch(crate::bench::torch_parity::TorchParityOptions),
     /// The from-scratch training step eagerly (twice) and as CUDA-graph replays (`train.cuda_graphs`)
     /// from the same weights and seeds: the weights after --steps steps, compared (CUDA only).

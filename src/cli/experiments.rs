@@ -11,7 +11,7 @@ use crate::results::ResultsRoot;
 use crate::runner::{self, JobEnd, JobReport};
 use crate::text_table::TextTable;
 
-use super::{BadInput, EXIT_OK, EXIT_RUN_FAILED};
+use super::exit::{BadInput, EXIT_OK, EXIT_RUN_FAILED};
 
 /// Files that live among the experiments but are not experiments.
 fn special_kind(path: &Path) -> Option<&'static str> {
@@ -198,26 +198,44 @@ fn print_deviations(all: &[Resolved]) {
 #[derive(Clone, Debug, Default)]
 pub struct RunHow {
     pub opts: runner::Options,
-    /// Worker processes (`--workers`, `--gpus`); `None` runs every job in this process.
+    /// Worker processes (`--workers`, `--gpus`, `--ranks-per-run`); `None` runs every job in this
+    /// process.
     pub workers: Option<runner::workers::Pool>,
+    /// Ranks each job runs as (`--ranks-per-run`; 1: one process).
+    pub ranks: usize,
 }
 
 impl RunHow {
-    /// From `reproduce`'s flags: `--gpus` (one worker per GPU), `--workers N`, or this process.
-    pub fn new(retry_failed: bool, workers: Option<u16>, gpus: &[String]) -> RunHow {
-        let cores = runner::workers::cores();
+    /// From `reproduce`'s flags: `--gpus` (one worker per GPU, or per `ranks` GPUs), `--workers N`,
+    /// `--ranks-per-run R`, or every job in this process.
+    pub fn new(
+        retry_failed: bool,
+        workers: Option<u16>,
+        gpus: &[String],
+        ranks: usize,
+    ) -> Result<RunHow> {
+        let cores = runner::threads::cores();
+        if !gpus.is_empty() && !gpus.len().is_multiple_of(ranks) {
+            return Err(BadInput(format!(
+                "--gpus lists {} GPU(s) for --ranks-per-run {ranks}: give a multiple of {ranks} GPUs (each job runs on {ranks} of them, one per rank)",
+                gpus.len()
+            ))
+            .into());
+        }
         let workers = match (workers, gpus.is_empty()) {
-            (_, false) => Some(runner::workers::Pool::gpus(gpus, cores)),
-            (Some(n), true) => Some(runner::workers::Pool::cpu(usize::from(n), cores)),
+            (_, false) => Some(runner::workers::Pool::gpus(gpus, ranks, cores)),
+            (Some(n), true) => Some(runner::workers::Pool::cpu(usize::from(n), ranks, cores)),
+            (None, true) if ranks > 1 => Some(runner::workers::Pool::cpu(1, ranks, cores)),
             (None, true) => None,
         };
-        RunHow {
+        Ok(RunHow {
             opts: runner::Options {
                 retry_failed,
                 only: None,
             },
             workers,
-        }
+            ranks,
+        })
     }
 }
 
@@ -327,7 +345,7 @@ pub fn run(
     // a rank process started by a launcher (or Slurm) states its world in its environment
     let env = crate::dist::RankEnv::from_env().map_err(|e| BadInput(format!("{e:#}")))?;
     let world = env.as_ref().map_or(launch.ranks, |e| e.world);
-    check_ranks(&all, world, &opts)?;
+    check_ranks(&all, world, &opts, "--ranks", OneSlice::Refuse)?;
     if env.is_none() && launch.ranks > 1 {
         if !launch.gpus.is_empty() && launch.gpus.len() != launch.ranks {
             return Err(BadInput(format!(
@@ -337,7 +355,16 @@ pub fn run(
             ))
             .into());
         }
-        return runner::ranks::launch(launch);
+        let runs: Vec<_> = all
+            .iter()
+            .flat_map(|r| {
+                let jobs = runner::execute::selected_jobs(r, &opts).unwrap_or_default();
+                jobs.into_iter()
+                    .map(|j| runner::execute::job_dir(root, r, &j))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        return runner::ranks::launch(launch, &runs);
     }
     crate::dist::init()?;
     if let Some(id) = &opts.only {
@@ -357,32 +384,47 @@ pub fn run(
     let how = RunHow {
         opts,
         workers: None,
+        ranks: 1,
     };
     run_resolved(&all, root, device, &how)
 }
 
+/// What R ranks do with a job whose G (`sub_batches`) is 1.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) enum OneSlice {
+    /// Refuse it, as any G that R does not divide (`unas run --ranks R` asks for R ranks for it).
+    Refuse,
+    /// Run it as one process (`reproduce` and `submit` with `--ranks-per-run R`: the suite's
+    /// one-slice trainings).
+    RunAlone,
+}
+
 /// R ranks run G sub-batches as G/R each: the `sub_batches` of every stage that will run (all of
-/// them, or the one `--job` names) must be divisible by R (bad input, before anything runs).
-fn check_ranks(all: &[Resolved], ranks: usize, opts: &runner::Options) -> Result<()> {
-    use runner::plan::Stage;
+/// them, or the one `--job` names) must be divisible by R (bad input, before anything runs, naming the
+/// experiment, the stage, G and R).
+pub(super) fn check_ranks(
+    all: &[Resolved],
+    ranks: usize,
+    opts: &runner::Options,
+    flag: &str,
+    one: OneSlice,
+) -> Result<()> {
     for r in all {
-        let e = &r.experiment;
         for job in runner::execute::selected_jobs(r, opts).unwrap_or_default() {
-            let (section, g) = match job.stage {
-                Stage::Search => ("search", e.search.as_ref().map_or(1, |s| s.sub_batches)),
-                Stage::Train => (
-                    "train",
-                    e.train.as_ref().and_then(|t| t.sub_batches).unwrap_or(1),
-                ),
-            };
-            let g = g.max(1) as usize;
-            if !g.is_multiple_of(ranks) {
-                return Err(BadInput(format!(
-                    "{}: {section}.sub_batches is {g}, which {ranks} ranks do not divide (--ranks {ranks}): each rank runs sub_batches / ranks of every batch; use --ranks dividing {g}, set {section}.sub_batches to a multiple of {ranks}, or run the other stages alone with --job",
-                    r.source.display()
-                ))
-                .into());
+            let (section, g) = job.sub_batches(r);
+            if g.is_multiple_of(ranks) || (g == 1 && one == OneSlice::RunAlone) {
+                continue;
             }
+            return Err(BadInput(format!(
+                "{} (experiment {}): {section}.sub_batches is {g}, which {ranks} ranks do not divide ({flag} {ranks}): each rank runs sub_batches / ranks of every batch; use {flag} dividing {g}, set {section}.sub_batches to a multiple of {ranks}{}",
+                r.source.display(),
+                r.experiment.name,
+                match one {
+                    OneSlice::Refuse => ", or run the other stages alone with --job",
+                    OneSlice::RunAlone => "",
+                }
+            ))
+            .into());
         }
     }
     Ok(())
@@ -413,6 +455,13 @@ pub fn reproduce(
         all = with_data_root(&all, tier, dir)?;
     }
     check_data(&all, tier)?;
+    check_ranks(
+        &all,
+        how.ranks,
+        &how.opts,
+        "--ranks-per-run",
+        OneSlice::RunAlone,
+    )?;
     run_resolved(&all, root, device, how)
 }
 

@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use clap::{Args as ClapArgs, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::{BadInput, EXIT_OK};
+use super::exit::{BadInput, EXIT_OK};
 use crate::config::{DeviceChoice, GenotypeChoice};
 use crate::nas::latency::cache::CachedSurrogate;
 use crate::nas::latency::table::{self, TableSpec};

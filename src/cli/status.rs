@@ -13,7 +13,7 @@ use crate::results::ResultsRoot;
 use crate::runner::survey::{survey, Row};
 use crate::text_table::TextTable;
 
-use super::EXIT_OK;
+use super::exit::EXIT_OK;
 
 fn eta_text(s: Option<f64>) -> String {
     match s {

@@ -10,7 +10,8 @@ use crate::config::Tier;
 use crate::results::ResultsRoot;
 use crate::runner::slurm::{submit, SlurmOptions};
 
-use super::EXIT_OK;
+use super::exit::EXIT_OK;
+use super::experiments::{check_ranks, OneSlice};
 
 /// `unas submit`'s options.
 #[derive(clap::Args, Debug)]
@@ -34,6 +35,11 @@ pub struct SubmitArgs {
     /// At most K tasks of an array at once.
     #[arg(long)]
     pub array_limit: Option<u32>,
+    /// Each task an `srun` step of R tasks (ranks, one GPU each with --gpus-per-task 1) that meet
+    /// through Slurm's environment: R must divide every job's `sub_batches` G, except a job with
+    /// G = 1, which runs as one process.
+    #[arg(long, value_name = "R", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    pub ranks_per_run: u16,
     /// Write the scripts, submit nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -55,8 +61,16 @@ pub fn run(a: &SubmitArgs, root: &ResultsRoot) -> Result<ExitCode> {
         gpus_per_task: a.gpus_per_task,
         cpus_per_task: a.cpus_per_task,
         array_limit: a.array_limit,
+        ranks_per_run: usize::from(a.ranks_per_run),
         dry_run: a.dry_run,
     };
+    check_ranks(
+        &all,
+        o.ranks_per_run,
+        &opts,
+        "--ranks-per-run",
+        OneSlice::RunAlone,
+    )?;
     let sub = submit(&all, root, &opts, o)?;
     if sub.tasks == 0 {
         println!("nothing to submit: every job of the suite is done (or failed: --retry-failed)");

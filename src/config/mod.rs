@@ -15,6 +15,7 @@ pub mod sweep;
 pub mod tier;
 pub mod tiers;
 pub mod validate;
+pub mod width;
 pub mod yaml;
 
 pub use error::{ConfigError, ConfigIssue};
@@ -24,3 +25,4 @@ pub use recipe::TrainRecipe;
 pub use schema::*;
 pub use sweep::load_variants;
 pub use tier::Tier;
+pub use width::Width;

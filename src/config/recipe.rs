@@ -1,77 +1,100 @@
-//! The training recipe a from-scratch run follows, resolved once: every field has its value (the
-//! file's, or the recipe's default from `config::Train::resolved`, spec §6.1–6.3), so no call site
-//! carries a fallback of its own.
+//! The training recipes' defaults, one table, and the one overlay that fills a `train:` section from
+//! it: the file's value where it wrote one, else its recipe's (spec §6.1–6.3). Every field of a
+//! [`TrainRecipe`] has its value, so no call site carries a fallback of its own.
 
-use anyhow::{Context, Result};
+use super::schema::{GenotypeChoice, Recipe, Train};
+use super::width::Width;
 
-use crate::config::{GenotypeChoice, Recipe, Train};
+/// Declares [`TrainRecipe`] from the table below: the struct, the overlay [`TrainRecipe::of`] and the
+/// section as a resolved config writes it ([`TrainRecipe::written`]). One row per field, one column per
+/// recipe, in the order of the `Recipe` enum.
+macro_rules! recipe_table {
+    ($($field:ident: $ty:ty = $cifar:expr, $imagenet_darts:expr, $imagenet_proxyless:expr;)*) => {
+        /// A `train:` section with every field filled in (each field is documented on [`Train`]).
+        #[derive(Clone, Debug, PartialEq)]
+        pub struct TrainRecipe {
+            pub recipe: Recipe,
+            pub genotype: GenotypeChoice,
+            /// `train.genotype_seed` (with `genotype: random`).
+            pub genotype_seed: Option<u64>,
+            /// `train.cuda_graphs`.
+            pub cuda_graphs: bool,
+            $(pub $field: $ty,)*
+        }
 
-/// A `train:` section with every option filled in.
-#[derive(Clone, Debug, PartialEq)]
-pub struct TrainRecipe {
-    pub recipe: Recipe,
-    pub genotype: GenotypeChoice,
-    /// `train.genotype_seed` (with `genotype: random`).
-    pub genotype_seed: Option<u64>,
-    pub epochs: u32,
-    pub batch: u32,
-    pub lr: f64,
-    pub momentum: f64,
-    pub weight_decay: f64,
-    pub warmup_epochs: u32,
-    /// Initial channels C; `0` = the largest even C under `max_macs_m` (ImageNet-DARTS).
-    pub channels: u32,
-    pub layers: u32,
-    pub drop_path: f64,
-    pub auxiliary_weight: f64,
-    /// Cutout side in pixels (0 = off).
-    pub cutout: u32,
-    pub label_smoothing: f64,
-    pub grad_clip: f64,
-    pub max_macs_m: f64,
-    /// `train.cuda_graphs`.
-    pub cuda_graphs: bool,
-    /// `train.sub_batches` (1 when absent).
-    pub sub_batches: u32,
+        impl TrainRecipe {
+            /// The overlay: each field the file's value if it wrote one, else the recipe's default.
+            pub fn of(t: &Train) -> TrainRecipe {
+                TrainRecipe {
+                    recipe: t.recipe,
+                    genotype: t.genotype,
+                    genotype_seed: t.genotype_seed,
+                    cuda_graphs: t.cuda_graphs,
+                    $($field: t.$field.unwrap_or_else(|| {
+                        recipe_default(t.recipe, $cifar, $imagenet_darts, $imagenet_proxyless)
+                    }),)*
+                }
+            }
+
+            /// The section as a resolved config writes it: every field spelt out (so a value written
+            /// or defaulted gives one id), except one slice, which is written as nothing (the run
+            /// ids of one-slice trainings do not name `sub_batches`).
+            pub fn written(&self) -> Train {
+                let all = Train {
+                    recipe: self.recipe,
+                    genotype: self.genotype,
+                    genotype_seed: self.genotype_seed,
+                    cuda_graphs: self.cuda_graphs,
+                    $($field: Some(self.$field),)*
+                };
+                Train {
+                    sub_batches: all.sub_batches.filter(|&g| g != 1),
+                    ..all
+                }
+            }
+        }
+    };
 }
 
-impl TrainRecipe {
-    /// The recipe of a `train:` section, defaults filled from its `recipe`.
-    pub fn of(t: &Train) -> Result<TrainRecipe> {
-        let r = t.resolved();
-        // `resolved` fills every field; a `None` here is a bug in the recipe table, named.
-        macro_rules! field {
-            ($name:ident) => {
-                r.$name.with_context(|| {
-                    format!(
-                        "train.{} has no value for recipe {:?} (a bug in unas' recipe table)",
-                        stringify!($name),
-                        r.recipe
-                    )
-                })?
-            };
-        }
-        Ok(TrainRecipe {
-            recipe: r.recipe,
-            genotype: r.genotype,
-            genotype_seed: r.genotype_seed,
-            epochs: field!(epochs),
-            batch: field!(batch),
-            lr: field!(lr),
-            momentum: field!(momentum),
-            weight_decay: field!(weight_decay),
-            warmup_epochs: field!(warmup_epochs),
-            channels: field!(channels),
-            layers: field!(layers),
-            drop_path: field!(drop_path),
-            auxiliary_weight: field!(auxiliary_weight),
-            cutout: field!(cutout),
-            label_smoothing: field!(label_smoothing),
-            grad_clip: field!(grad_clip),
-            max_macs_m: field!(max_macs_m),
-            cuda_graphs: r.cuda_graphs,
-            sub_batches: r.sub_batches.unwrap_or(1),
-        })
+/// One column of the table: the value of `recipe`.
+fn recipe_default<T>(recipe: Recipe, cifar: T, imagenet_darts: T, imagenet_proxyless: T) -> T {
+    match recipe {
+        Recipe::Cifar => cifar,
+        Recipe::ImagenetDarts => imagenet_darts,
+        Recipe::ImagenetProxyless => imagenet_proxyless,
+    }
+}
+
+// §6.1 CIFAR: C=36, L=20, 600 epochs, SGD 0.05, 30 warm-up epochs, aux 0.4, cutout 16, drop-path 0.2.
+// §6.2 ImageNet-DARTS: 8 GPUs × 128, lr 0.1×8, wd 3e-5, LS 0.1, aux 0.4, warm-up 5, 250 epochs, the
+//      largest even C under 600M MACs.
+// §6.3 ImageNet-ProxylessNAS: 8 GPUs × 64, lr 0.025×8, wd 5e-5, LS 0.1, warm-up 5, 300 epochs, no aux,
+//      the fixed skeleton's widths (channels and layers are not read).
+#[rustfmt::skip]
+recipe_table! {
+//  field              type     cifar              imagenet_darts     imagenet_proxyless
+    epochs:            u32   =  600,               250,               300;
+    batch:             u32   =  128,               1024,              512;
+    lr:                f64   =  0.05,              0.8,               0.2;
+    momentum:          f64   =  0.9,               0.9,               0.9;
+    weight_decay:      f64   =  3e-4,              3e-5,              5e-5;
+    warmup_epochs:     u32   =  30,                5,                 5;
+    channels:          Width =  Width::Fixed(36),  Width::Auto,       Width::Auto;
+    layers:            u32   =  20,                14,                21;
+    drop_path:         f64   =  0.2,               0.0,               0.0;
+    auxiliary_weight:  f64   =  0.4,               0.4,               0.0;
+    cutout:            u32   =  16,                0,                 0;
+    label_smoothing:   f64   =  0.0,               0.1,               0.1;
+    grad_clip:         f64   =  5.0,               5.0,               5.0;
+    max_macs_m:        f64   =  0.0,               600.0,             0.0;
+    sub_batches:       u32   =  1,                 8,                 8;
+}
+
+impl Train {
+    /// Every field the file left out filled in from the recipe (the overlay [`TrainRecipe::of`]), so
+    /// that the resolved config (and its id) is the same whether a value was written or defaulted.
+    pub fn resolved(&self) -> Train {
+        TrainRecipe::of(self).written()
     }
 }
 
@@ -79,13 +102,12 @@ impl TrainRecipe {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_written_value_wins_and_every_other_field_takes_the_recipe_default() {
-        let mut t = Train {
-            recipe: Recipe::Cifar,
+    fn bare(recipe: Recipe) -> Train {
+        Train {
+            recipe,
             genotype: GenotypeChoice::Search,
             genotype_seed: None,
-            epochs: Some(7),
+            epochs: None,
             batch: None,
             lr: None,
             momentum: None,
@@ -101,21 +123,56 @@ mod tests {
             max_macs_m: None,
             cuda_graphs: false,
             sub_batches: None,
-        };
-        let r = TrainRecipe::of(&t).unwrap();
-        assert_eq!((r.epochs, r.layers, r.channels, r.lr), (7, 20, 36, 0.05));
+        }
+    }
+
+    #[test]
+    fn a_written_value_wins_and_every_other_field_takes_the_recipe_default() {
+        let mut t = bare(Recipe::Cifar);
+        t.epochs = Some(7);
+        let r = TrainRecipe::of(&t);
+        assert_eq!(
+            (r.epochs, r.layers, r.channels, r.lr),
+            (7, 20, Width::Fixed(36), 0.05)
+        );
         t.recipe = Recipe::ImagenetDarts;
-        let r = TrainRecipe::of(&t).unwrap();
-        assert_eq!((r.layers, r.channels, r.label_smoothing), (14, 0, 0.1));
+        let r = TrainRecipe::of(&t);
+        assert_eq!(
+            (r.layers, r.channels, r.label_smoothing),
+            (14, Width::Auto, 0.1)
+        );
         assert_eq!(r.max_macs_m, 600.0);
         assert_eq!(r.sub_batches, 8, "8 GPUs × 128");
         t.recipe = Recipe::Cifar;
-        assert_eq!(TrainRecipe::of(&t).unwrap().sub_batches, 1);
+        assert_eq!(TrainRecipe::of(&t).sub_batches, 1);
         t.sub_batches = Some(1);
         assert_eq!(
             t.resolved().sub_batches,
             None,
             "one slice is written as nothing"
         );
+    }
+
+    #[test]
+    fn a_resolved_section_overlays_to_the_recipe_it_was_written_from() {
+        for recipe in [
+            Recipe::Cifar,
+            Recipe::ImagenetDarts,
+            Recipe::ImagenetProxyless,
+        ] {
+            let mut t = bare(recipe);
+            t.channels = Some(Width::Fixed(48));
+            t.sub_batches = Some(4);
+            let r = TrainRecipe::of(&t);
+            let w = r.written();
+            assert_eq!(
+                w.resolved(),
+                w,
+                "{recipe:?}: resolving twice changes nothing"
+            );
+            assert_eq!(TrainRecipe::of(&w), r, "{recipe:?}");
+            assert_eq!(w.channels, Some(Width::Fixed(48)));
+            assert_eq!(w.sub_batches, Some(4));
+        }
     }
 }

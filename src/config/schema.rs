@@ -9,6 +9,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::estimator::{Estimator, Selection};
+use super::width::Width;
 
 /// One experiment: what to search, how to train the result, with which seeds.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -621,7 +622,8 @@ impl GenotypeChoice {
     }
 }
 
-/// From-scratch training. Fields left out take the recipe's value (see [`Train::resolved`]).
+/// From-scratch training. Fields left out take the recipe's value (the table and the overlay of
+/// `config::recipe`, [`Train::resolved`]).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Train {
@@ -639,8 +641,9 @@ pub struct Train {
     pub momentum: Option<f64>,
     pub weight_decay: Option<f64>,
     pub warmup_epochs: Option<u32>,
-    /// Initial channels C; `0` on ImageNet-DARTS means "largest even C under the MAC budget".
-    pub channels: Option<u32>,
+    /// Initial channels C: a number, or `auto` (also written `0`) for the recipe's own choice (on
+    /// ImageNet-DARTS the largest even C under the MAC budget).
+    pub channels: Option<Width>,
     pub layers: Option<u32>,
     pub drop_path: Option<f64>,
     pub auxiliary_weight: Option<f64>,
@@ -666,103 +669,6 @@ pub struct Train {
 
 fn default_genotype() -> GenotypeChoice {
     GenotypeChoice::Search
-}
-
-impl Train {
-    /// Fill every field the file left out from the recipe (§6.1–6.3), so that the resolved config (and
-    /// its id) is the same whether a value was written or defaulted.
-    pub fn resolved(&self) -> Train {
-        let p = match self.recipe {
-            // §6.1: C=36, L=20, 600 epochs, SGD 0.05, 30 warm-up epochs, aux 0.4, cutout 16.
-            Recipe::Cifar => Train {
-                recipe: self.recipe,
-                genotype: self.genotype,
-                genotype_seed: self.genotype_seed,
-                epochs: Some(600),
-                batch: Some(128),
-                lr: Some(0.05),
-                momentum: Some(0.9),
-                weight_decay: Some(3e-4),
-                warmup_epochs: Some(30),
-                channels: Some(36),
-                layers: Some(20),
-                drop_path: Some(0.2),
-                auxiliary_weight: Some(0.4),
-                cutout: Some(16),
-                label_smoothing: Some(0.0),
-                grad_clip: Some(5.0),
-                max_macs_m: Some(0.0),
-                cuda_graphs: self.cuda_graphs,
-                sub_batches: None,
-            },
-            // §6.2: 8×128, lr 0.1×8, wd 3e-5, LS 0.1, aux 0.4, warm-up 5, 250 epochs, auto width.
-            Recipe::ImagenetDarts => Train {
-                recipe: self.recipe,
-                genotype: self.genotype,
-                genotype_seed: self.genotype_seed,
-                epochs: Some(250),
-                batch: Some(1024),
-                lr: Some(0.8),
-                momentum: Some(0.9),
-                weight_decay: Some(3e-5),
-                warmup_epochs: Some(5),
-                channels: Some(0),
-                layers: Some(14),
-                drop_path: Some(0.0),
-                auxiliary_weight: Some(0.4),
-                cutout: Some(0),
-                label_smoothing: Some(0.1),
-                grad_clip: Some(5.0),
-                max_macs_m: Some(600.0),
-                cuda_graphs: self.cuda_graphs,
-                sub_batches: Some(8), // 8 GPUs × 128
-            },
-            // §6.3: 8×64, lr 0.025×8, wd 5e-5, LS 0.1, warm-up 5, 300 epochs, no aux.
-            Recipe::ImagenetProxyless => Train {
-                recipe: self.recipe,
-                genotype: self.genotype,
-                genotype_seed: self.genotype_seed,
-                epochs: Some(300),
-                batch: Some(512),
-                lr: Some(0.2),
-                momentum: Some(0.9),
-                weight_decay: Some(5e-5),
-                warmup_epochs: Some(5),
-                channels: Some(0),
-                layers: Some(21),
-                drop_path: Some(0.0),
-                auxiliary_weight: Some(0.0),
-                cutout: Some(0),
-                label_smoothing: Some(0.1),
-                grad_clip: Some(5.0),
-                max_macs_m: Some(0.0),
-                cuda_graphs: self.cuda_graphs,
-                sub_batches: Some(8), // 8 GPUs × 64
-            },
-        };
-        Train {
-            recipe: self.recipe,
-            genotype: self.genotype,
-            genotype_seed: self.genotype_seed,
-            epochs: self.epochs.or(p.epochs),
-            batch: self.batch.or(p.batch),
-            lr: self.lr.or(p.lr),
-            momentum: self.momentum.or(p.momentum),
-            weight_decay: self.weight_decay.or(p.weight_decay),
-            warmup_epochs: self.warmup_epochs.or(p.warmup_epochs),
-            channels: self.channels.or(p.channels),
-            layers: self.layers.or(p.layers),
-            drop_path: self.drop_path.or(p.drop_path),
-            auxiliary_weight: self.auxiliary_weight.or(p.auxiliary_weight),
-            cutout: self.cutout.or(p.cutout),
-            label_smoothing: self.label_smoothing.or(p.label_smoothing),
-            grad_clip: self.grad_clip.or(p.grad_clip),
-            max_macs_m: self.max_macs_m.or(p.max_macs_m),
-            cuda_graphs: self.cuda_graphs,
-            // one slice is written as nothing, whether stated or defaulted
-            sub_batches: self.sub_batches.or(p.sub_batches).filter(|&g| g != 1),
-        }
-    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

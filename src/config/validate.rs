@@ -9,7 +9,9 @@
 
 use super::estimator::Selection;
 use super::path::FieldPath;
+use super::recipe::TrainRecipe;
 use super::schema::*;
+use super::width::Width;
 
 type Problems = Vec<(FieldPath, String)>;
 
@@ -87,7 +89,7 @@ pub fn validate(e: &Experiment) -> Problems {
         search(&mut out, e, sr);
     }
     if let Some(t) = &e.train {
-        train(&mut out, e, t);
+        train(&mut out, e, &TrainRecipe::of(t));
     }
     check(
         &mut out,
@@ -497,8 +499,8 @@ fn latency(o: &mut Problems, s: &Space, sr: &Search, l: &Latency) {
     );
 }
 
-fn train(o: &mut Problems, e: &Experiment, t: &Train) {
-    let epochs = t.epochs.unwrap_or(0);
+fn train(o: &mut Problems, e: &Experiment, t: &TrainRecipe) {
+    let epochs = t.epochs;
     within(
         o,
         "train.epochs",
@@ -507,7 +509,7 @@ fn train(o: &mut Problems, e: &Experiment, t: &Train) {
         MAX_EPOCHS as u64,
         "the paper's longest schedule is 600 epochs",
     );
-    let batch = t.batch.unwrap_or(0);
+    let batch = t.batch;
     within(
         o,
         "train.batch",
@@ -516,28 +518,20 @@ fn train(o: &mut Problems, e: &Experiment, t: &Train) {
         MAX_BATCH as u64,
         "the paper's largest batch is 1024, and a step holds the activations of the whole batch",
     );
-    let g = t.sub_batches.unwrap_or(1);
+    let g = t.sub_batches;
     check(
         o,
         g >= 1 && batch.is_multiple_of(g.max(1)),
         "train.sub_batches",
         || format!("must be ≥ 1 and divide train.batch ({batch}), got {g}"),
     );
-    positive(o, "train.lr", t.lr.unwrap_or(0.0));
-    unit_interval_open_right(o, "train.momentum", t.momentum.unwrap_or(0.0));
-    non_negative(o, "train.weight_decay", t.weight_decay.unwrap_or(0.0));
-    check(
-        o,
-        t.warmup_epochs.unwrap_or(0) <= epochs,
-        "train.warmup_epochs",
-        || {
-            format!(
-                "must be ≤ train.epochs ({epochs}), got {}",
-                t.warmup_epochs.unwrap_or(0)
-            )
-        },
-    );
-    let layers = t.layers.unwrap_or(0);
+    positive(o, "train.lr", t.lr);
+    unit_interval_open_right(o, "train.momentum", t.momentum);
+    non_negative(o, "train.weight_decay", t.weight_decay);
+    check(o, t.warmup_epochs <= epochs, "train.warmup_epochs", || {
+        format!("must be ≤ train.epochs ({epochs}), got {}", t.warmup_epochs)
+    });
+    let layers = t.layers;
     check(o, layers >= 3, "train.layers", || {
         format!("must be ≥ 3 (two reduction cells at L/3 and 2L/3), got {layers}")
     });
@@ -549,49 +543,56 @@ fn train(o: &mut Problems, e: &Experiment, t: &Train) {
         MAX_LAYERS as u64,
         "the deepest network of the paper has 20 cells, and every cell adds to the memory of a step",
     );
-    let channels = t.channels.unwrap_or(0);
-    match t.recipe {
-        Recipe::Cifar => check(o, channels >= 1, "train.channels", || {
-            "must be ≥ 1 (0 = automatic width exists only for recipe imagenet_darts)".into()
-        }),
-        Recipe::ImagenetDarts => check(o, channels.is_multiple_of(2), "train.channels", || {
-            format!("must be even (or 0 for the automatic width under train.max_macs_m), got {channels}: the ImageNet stem splits C into two halves and hands the first cell C channels at twice its resolution through a FactorizedReduce, which needs an even width")
-        }),
-        // The ProxylessNAS network has a fixed skeleton; the recipe's 0 is all it reads.
-        Recipe::ImagenetProxyless => {}
-    }
-    within(
-        o,
-        "train.channels",
-        channels as u64,
-        0,
-        MAX_CHANNELS as u64,
-        "the widest network of the paper starts at C = 70, and memory grows with C²",
-    );
-    unit_interval_open_right(o, "train.drop_path", t.drop_path.unwrap_or(0.0));
-    let aux_w = t.auxiliary_weight.unwrap_or(0.0);
-    non_negative(o, "train.auxiliary_weight", aux_w);
-    unit_interval_open_right(o, "train.label_smoothing", t.label_smoothing.unwrap_or(0.0));
-    positive(o, "train.grad_clip", t.grad_clip.unwrap_or(0.0));
-    non_negative(o, "train.max_macs_m", t.max_macs_m.unwrap_or(0.0));
-    if t.recipe == Recipe::ImagenetDarts && t.channels == Some(0) {
-        positive(o, "train.max_macs_m", t.max_macs_m.unwrap_or(0.0));
+    train_width(o, t);
+    unit_interval_open_right(o, "train.drop_path", t.drop_path);
+    non_negative(o, "train.auxiliary_weight", t.auxiliary_weight);
+    unit_interval_open_right(o, "train.label_smoothing", t.label_smoothing);
+    positive(o, "train.grad_clip", t.grad_clip);
+    non_negative(o, "train.max_macs_m", t.max_macs_m);
+    if t.recipe == Recipe::ImagenetDarts && t.channels == Width::Auto {
+        positive(o, "train.max_macs_m", t.max_macs_m);
     }
     train_fit(o, e, t);
 }
 
+/// `train.channels` fits the recipe's network.
+fn train_width(o: &mut Problems, t: &TrainRecipe) {
+    match (t.recipe, t.channels) {
+        (Recipe::Cifar, Width::Auto) => check(o, false, "train.channels", || {
+            "must be ≥ 1 (`auto` or 0 = automatic width exists only for recipe imagenet_darts)"
+                .into()
+        }),
+        (Recipe::ImagenetDarts, Width::Fixed(c)) => {
+            check(o, c.is_multiple_of(2), "train.channels", || {
+                format!("must be even (or 0 for the automatic width under train.max_macs_m, also written `auto`), got {c}: the ImageNet stem splits C into two halves and hands the first cell C channels at twice its resolution through a FactorizedReduce, which needs an even width")
+            })
+        }
+        // The ProxylessNAS network has a fixed skeleton; the recipe's `auto` is all it reads.
+        (Recipe::Cifar, Width::Fixed(_))
+        | (Recipe::ImagenetDarts | Recipe::ImagenetProxyless, Width::Auto)
+        | (Recipe::ImagenetProxyless, Width::Fixed(_)) => {}
+    }
+    within(
+        o,
+        "train.channels",
+        t.channels.written() as u64,
+        0,
+        MAX_CHANNELS as u64,
+        "the widest network of the paper starts at C = 70, and memory grows with C²",
+    );
+}
+
 /// The recipe, the dataset, the space and the genotype agree, and every batch the training loop
 /// forms can be normalised.
-fn train_fit(o: &mut Problems, e: &Experiment, t: &Train) {
+fn train_fit(o: &mut Problems, e: &Experiment, t: &TrainRecipe) {
     let (d, s) = (&e.dataset, &e.space);
-    let batch = t.batch.unwrap_or(0);
-    let aux_w = t.auxiliary_weight.unwrap_or(0.0);
+    let (batch, aux_w) = (t.batch, t.auxiliary_weight);
     let want = match t.recipe {
         Recipe::Cifar => ImageShape::Cifar,
         Recipe::ImagenetDarts | Recipe::ImagenetProxyless => ImageShape::Imagenet,
     };
     let side = want.side() as u32;
-    let cutout = t.cutout.unwrap_or(0);
+    let cutout = t.cutout;
     check(o, cutout <= side, "train.cutout", || {
         format!("is the side of the square Cutout erases; it must be at most the image side ({side} px), got {cutout}")
     });
@@ -723,27 +724,27 @@ pub fn without_effect(e: &Experiment, written: &dyn Fn(&FieldPath) -> bool) -> P
             );
         }
     }
-    if let Some(t) = &e.train {
+    if let Some(t) = e.train.as_ref().map(TrainRecipe::of) {
         if t.recipe == Recipe::ImagenetProxyless {
             for f in ["train.layers", "train.channels"] {
                 unused(f, "the ProxylessNAS network has a fixed skeleton (21 blocks, widths 24–432; spec §5.2)");
             }
-            if t.drop_path.unwrap_or(0.0) != 0.0 {
+            if t.drop_path != 0.0 {
                 unused(
                     "train.drop_path",
                     "the ProxylessNAS network has no drop-path",
                 );
             }
-            if t.auxiliary_weight.unwrap_or(0.0) != 0.0 {
+            if t.auxiliary_weight != 0.0 {
                 unused(
                     "train.auxiliary_weight",
                     "the ProxylessNAS network has no auxiliary head",
                 );
             }
         }
-        let auto_width = t.recipe == Recipe::ImagenetDarts && t.channels == Some(0);
+        let auto_width = t.recipe == Recipe::ImagenetDarts && t.channels == Width::Auto;
         if !auto_width {
-            unused("train.max_macs_m", "the MAC budget only chooses the automatic width (recipe imagenet_darts with `channels: 0`)");
+            unused("train.max_macs_m", "the MAC budget only chooses the automatic width (recipe imagenet_darts with `channels: auto`)");
         }
     }
     out

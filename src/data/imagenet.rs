@@ -27,6 +27,7 @@ use crate::data::dataset::{Dataset, Splits};
 use crate::data::fingerprint;
 use crate::data::image_list::{layout, ImageList};
 use crate::data::loader::{Batch, BatchSource, Batching, OrderCache};
+use crate::data::memory_format;
 use crate::data::normalization::Normalization;
 use crate::data::rng::{Purpose, SplitMix64};
 
@@ -329,10 +330,8 @@ impl ImageNetSource {
         let jitter: Vec<Jitter> = good.iter().map(|g| g.1).collect();
         let x = Tensor::from_slice(&pixels)
             .view([n, side, side, 3])
-            .to_device(self.device)
-            .permute([0, 3, 1, 2])
-            .to_kind(Kind::Float)
-            / 255.0;
+            .to_device(self.device);
+        let x = memory_format::nchw(&x).to_kind(Kind::Float) / 255.0;
         let x = match self.transform {
             ImageNetTransform::Train => color_jitter(&x, &jitter),
             ImageNetTransform::Eval => x,
@@ -504,6 +503,8 @@ mod tests {
             let a = s.batch(1, 0).unwrap();
             assert_eq!(a.images.size(), [4, 3, 224, 224]);
             assert_eq!(a.images.kind(), Kind::Float);
+            // contiguous NCHW, never channels-last: see data/memory_format.rs for the oneDNN crash
+            assert!(a.images.is_contiguous(), "{t:?}");
             let b = s.batch(1, 0).unwrap();
             assert!(a.images.equal(&b.images) && a.labels.equal(&b.labels));
             assert_eq!(s.batches_per_epoch(), 3);

@@ -18,6 +18,7 @@ pub mod image_list;
 pub mod imagenet;
 pub(crate) mod inspect;
 pub mod loader;
+pub mod memory_format;
 pub mod normalization;
 pub mod open;
 pub mod presence;

@@ -61,6 +61,38 @@ impl RelaxControlVariate {
         &self.params
     }
 
+    /// φ by name (`w1`, `b1`, `w2`, `b2`).
+    pub fn named_parameters(&self) -> Vec<(String, Tensor)> {
+        NAMES
+            .iter()
+            .zip(&self.params)
+            .map(|(n, p)| ((*n).to_owned(), p.detach()))
+            .collect()
+    }
+
+    /// The gradient of the last Adam step, by name, while it is the first: m = (1 − β₁)·g after one
+    /// step, so g = m/(1 − β₁) (`unas diagnose parity-torch` compares it). `None` after more steps.
+    pub fn first_step_gradients(&self) -> Option<Vec<(String, Tensor)>> {
+        (self.steps == 1).then(|| {
+            NAMES
+                .iter()
+                .zip(&self.adam_m)
+                .map(|(n, m)| ((*n).to_owned(), m / (1.0 - BETA1)))
+                .collect()
+        })
+    }
+
+    /// φ and its Adam moments in `kind` (the parity check's float64 steps).
+    pub fn to_kind(&mut self, kind: Kind) {
+        for p in &self.params {
+            let mut p = p.shallow_clone();
+            tch::no_grad(|| p.set_data(&p.to_kind(kind)));
+        }
+        for m in self.adam_m.iter_mut().chain(self.adam_v.iter_mut()) {
+            *m = m.to_kind(kind);
+        }
+    }
+
     /// One Adam step φ ← φ − lr·m̂/(√v̂ + 1e-8) with `grads` in parameter order.
     pub fn adam_step(&mut self, grads: &[Tensor]) {
         self.steps += 1;

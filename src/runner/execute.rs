@@ -14,61 +14,12 @@ use crate::results::{
 use crate::train::rng::Determinism;
 use crate::train::signals;
 
+use super::job_end::run_caught;
+use super::job_end::JobEnd;
 use super::plan::{plan, Job, Stage};
 use super::ranks;
 use super::stages::run_stage;
 use crate::stage::StageError;
-
-/// How one job ended, for the summary table.
-#[derive(Clone, Debug, PartialEq)]
-pub enum JobEnd {
-    Done {
-        skipped: bool,
-    },
-    /// The stage failed or diverged (now, or in an earlier run not retried): its run folder's
-    /// `status.json` says why.
-    Failed(String),
-    /// Stopped by a signal after a checkpoint (or its worker was killed): the next run resumes it.
-    Interrupted(String),
-    /// Not started: the suite was stopped by a signal before its turn.
-    Stopped(String),
-    /// The run could not start or could not be recorded (its folder could not be created or written),
-    /// so no `status.json` says why: the reason is here.
-    Unrecorded(String),
-    /// Another live process holds the run's lock: not a failure.
-    Taken(String),
-    /// Not run because the job it consumes did not finish.
-    Blocked(String),
-}
-
-impl JobEnd {
-    /// The one-line word of the summary table and the per-job line.
-    pub fn word(&self) -> &'static str {
-        match self {
-            JobEnd::Done { skipped: true } => "done (already)",
-            JobEnd::Done { skipped: false } => "done",
-            JobEnd::Failed(_) => "FAILED",
-            JobEnd::Interrupted(_) => "interrupted",
-            JobEnd::Stopped(_) => "not started",
-            JobEnd::Unrecorded(_) => "NOT STARTED",
-            JobEnd::Taken(_) => "taken",
-            JobEnd::Blocked(_) => "blocked",
-        }
-    }
-
-    /// Why (empty for a finished job).
-    pub fn detail(&self) -> &str {
-        match self {
-            JobEnd::Done { .. } => "",
-            JobEnd::Failed(w)
-            | JobEnd::Interrupted(w)
-            | JobEnd::Stopped(w)
-            | JobEnd::Unrecorded(w)
-            | JobEnd::Taken(w)
-            | JobEnd::Blocked(w) => w,
-        }
-    }
-}
 
 #[derive(Clone, Debug)]
 pub struct JobReport {
@@ -230,8 +181,7 @@ pub fn epochs_of(r: &Resolved, job: &Job) -> u64 {
         Stage::Train => e
             .train
             .as_ref()
-            .and_then(|t| crate::config::TrainRecipe::of(t).ok())
-            .map_or(0, |t| u64::from(t.epochs)),
+            .map_or(0, |t| u64::from(crate::config::TrainRecipe::of(t).epochs)),
     }
 }
 
@@ -303,6 +253,9 @@ fn run_job(
         job.stage.as_str(),
         job.seed
     );
+    if ranks.world() > 1 {
+        ranks::clear_failure_notes(dir.path());
+    }
     ranks::tell(ranks, true)?;
     let members = ranks::members(ranks, device)?;
     crate::progress::stage_begin(&label, epochs_of(r, job));
@@ -366,6 +319,14 @@ fn record_and_run(
             Ok(JobEnd::Done { skipped: false })
         }
         Err(e) => {
+            // a peer that left because its stage failed with an error: the run failed with that error
+            let e = match e {
+                StageError::RankLost(lost) => match ranks::peer_failure(dir.path()) {
+                    Some(why) => StageError::Failed(anyhow::anyhow!(why)),
+                    None => StageError::RankLost(lost),
+                },
+                e => e,
+            };
             // A non-finite value is `diverged` (with the step and the term), a signal `interrupted`.
             Status::now(e.state()).write(dir.path())?;
             Ok(match e {
@@ -374,38 +335,5 @@ fn record_and_run(
                 e => JobEnd::Failed(e.reason()),
             })
         }
-    }
-}
-
-/// Runs a stage; a panic inside it becomes [`StageError::Failed`] with the panic's message, so the run
-/// folder records `failed` instead of being left `running`.
-pub(super) fn run_caught(stage: impl FnOnce() -> crate::stage::Outcome) -> crate::stage::Outcome {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(stage)).unwrap_or_else(|payload| {
-        let msg = payload
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "(no message)".into());
-        Err(StageError::Failed(anyhow::anyhow!(
-            "the stage panicked: {msg} (a bug in unas: please report it with this run's config.yaml)"
-        )))
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_panicking_stage_becomes_a_failure_with_the_panic_message() {
-        let out = run_caught(|| panic!("needs an even C_out, got 3"));
-        let err = out.unwrap_err();
-        assert!(matches!(err, StageError::Failed(_)));
-        let reason = err.reason();
-        assert!(
-            reason.contains("panicked") && reason.contains("even C_out, got 3"),
-            "{reason}"
-        );
-        assert!(run_caught(|| Ok(())).is_ok());
     }
 }

@@ -3,16 +3,18 @@
 
 pub mod execute;
 pub mod heap;
-pub mod onednn;
+pub mod job_end;
 pub mod plan;
 pub mod ranks;
 pub mod slurm;
+pub mod slurm_env;
 pub mod stages;
 pub mod survey;
 pub mod threads;
 pub mod workers;
 
-pub use execute::{run_experiment, JobEnd, JobReport, Options};
+pub use execute::{run_experiment, JobReport, Options};
+pub use job_end::JobEnd;
 
 /// The exit status of `unas` for bad input (a config file, an override): a worker process that exits
 /// with it could not start its job. The CLI's `EXIT_CONFIG` is this value (defined here so the runner

@@ -43,6 +43,22 @@ pub struct Job {
     pub shape_id: String,
 }
 
+impl Job {
+    /// The section and the G (`sub_batches`, 1 when absent) of this job's stage: the slices every
+    /// batch is cut into, which R ranks split between them (R must divide G).
+    pub fn sub_batches(&self, r: &Resolved) -> (&'static str, usize) {
+        let e = &r.experiment;
+        let g = match self.stage {
+            Stage::Search => e.search.as_ref().map_or(1, |s| s.sub_batches),
+            Stage::Train => e
+                .train
+                .as_ref()
+                .map_or(1, |t| crate::config::TrainRecipe::of(t).sub_batches),
+        };
+        (self.stage.as_str(), g.max(1) as usize)
+    }
+}
+
 /// Bump when a stage's computation changes in a way that invalidates earlier results.
 /// 3: the dataset's fingerprint is part of every id.
 const STAGE_FORMAT: &str = "3";
@@ -176,7 +192,7 @@ pub fn rough_cost_m_images(r: &Resolved) -> f64 {
         } else {
             e.seeds.train.len()
         };
-        let epochs = crate::config::TrainRecipe::of(t).map_or(0, |r| r.epochs);
+        let epochs = crate::config::TrainRecipe::of(t).epochs;
         total += train_n as f64 * f64::from(epochs) * trainings as f64;
     }
     total / 1e6

@@ -5,20 +5,21 @@
 //! that dies is noted in a file the others read when their collective fails, so the run's
 //! `interrupted` reason names it.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use tch::Tensor;
 
-use super::execute::{run_caught, JobEnd};
+use super::job_end::{record_interrupted, run_caught, JobEnd};
 use super::plan::Job;
 use super::stages::run_stage;
 use crate::config::Resolved;
 use crate::dist::{RankEnv, Ranks, StoreAddr};
 use crate::results::provenance::RankRecord;
-use crate::results::RunDir;
+use crate::results::{atomic, RunDir, State, Status};
 use crate::stage::StageError;
 
 /// How the launcher starts its ranks.
@@ -52,14 +53,15 @@ fn rank_args() -> Vec<String> {
     out
 }
 
-/// Starts the ranks, forwards stop signals to them, waits for all; exits as rank 0 did.
-pub fn launch(how: &Launch) -> Result<ExitCode> {
+/// Starts the ranks, forwards stop signals to them, waits for all; exits as rank 0 did. A run of
+/// `runs` that rank 0 left `running` (it died) is recorded `interrupted`, naming it.
+pub fn launch(how: &Launch, runs: &[RunDir]) -> Result<ExitCode> {
     let _signals = crate::train::signals::Signals::install()?;
     let port = free_port()?;
     let notes = Scratch::new("ranks")?;
     let deaths = notes.path().join("deaths");
     // the cores split between the ranks, unless the command gave --threads (each rank then has that)
-    let cores = crate::runner::workers::cores();
+    let cores = super::threads::cores();
     let given = std::env::args().any(|a| a == "--threads" || a.starts_with("--threads="));
     let threads = (!given).then(|| (cores / how.ranks).max(1).to_string());
     let mut children = Vec::with_capacity(how.ranks);
@@ -77,10 +79,35 @@ pub fn launch(how: &Launch) -> Result<ExitCode> {
         children.push(spawn(&env, threads.as_deref(), how.gpus.get(rank))?);
     }
     let statuses = supervise(&mut children, &deaths)?;
+    if !statuses[0].success() {
+        record_dead_first(runs, children[0].id(), statuses[0]);
+    }
     let code = statuses[0].code().unwrap_or(super::EXIT_RUN_FAILED.into());
     Ok(ExitCode::from(
         u8::try_from(code).unwrap_or(super::EXIT_RUN_FAILED),
     ))
+}
+
+/// Rank 0 (pid `pid`) ended with `status` without recording how its run ended: each of `runs` it
+/// left `running` becomes `interrupted`, naming rank 0, its host and why (it resumes next time).
+fn record_dead_first(runs: &[RunDir], pid: u32, status: ExitStatus) {
+    let host = crate::results::provenance::host_name();
+    for dir in runs {
+        let running = matches!(
+            Status::read(dir.path()),
+            Ok(Some(Status { state: State::Running, pid: p, .. })) if p == pid
+        );
+        if !running {
+            continue;
+        }
+        let why = format!(
+            "rank 0 (pid {pid} on {host}) ended ({status}) in the middle of the run; it resumes from its last checkpoint at the next `unas run`"
+        );
+        tracing::warn!("{}: {why}", dir.path().display());
+        if let Err(e) = record_interrupted(dir.path(), &why) {
+            tracing::warn!("recording that failed: {e:#}");
+        }
+    }
 }
 
 fn spawn(env: &RankEnv, threads: Option<&str>, gpu: Option<&String>) -> Result<Child> {
@@ -220,9 +247,14 @@ pub fn members(ranks: &Ranks, device: tch::Device) -> Result<Vec<RankRecord>> {
         .collect())
 }
 
+/// Set once a job failed on this rank: it then runs no other job (its peers are still in that job's
+/// collectives, which they leave when this process ends).
+static LEFT: AtomicBool = AtomicBool::new(false);
+
 /// A rank other than 0 runs the job rank 0 runs, on a private copy of its run folder: it restores
 /// from rank 0's last checkpoint, and what it writes (the same rows, its own checkpoints) stays in
-/// the copy, removed at the end. Rank 0 alone records the run.
+/// the copy, removed at the end. Rank 0 alone records the run; a failure here (an error, not a
+/// lost peer) is left as a note in the run folder, which rank 0 records as the run's reason.
 pub fn follow_job(
     r: &Resolved,
     job: &Job,
@@ -231,6 +263,12 @@ pub fn follow_job(
     device: tch::Device,
     ranks: &Ranks,
 ) -> Result<JobEnd> {
+    if LEFT.load(Ordering::Relaxed) {
+        return Ok(JobEnd::Unrecorded(format!(
+            "rank {} left the run after a job failed on it",
+            ranks.rank()
+        )));
+    }
     if !told(ranks)? {
         return Ok(JobEnd::Taken("rank 0 runs nothing for this job".into()));
     }
@@ -244,9 +282,79 @@ pub fn follow_job(
         Ok(()) => JobEnd::Done { skipped: false },
         Err(StageError::Interrupted(i)) => JobEnd::Interrupted(i.to_string()),
         Err(e @ StageError::RankLost(_)) => JobEnd::Interrupted(e.to_string()),
-        Err(e) => JobEnd::Failed(e.reason()),
+        Err(e @ (StageError::Failed(_) | StageError::Diverged(_))) => {
+            let why = format!(
+                "rank {} of {} (pid {} on {}) failed: {}",
+                ranks.rank(),
+                ranks.world(),
+                std::process::id(),
+                crate::results::provenance::host_name(),
+                e.reason()
+            );
+            LEFT.store(true, Ordering::Relaxed);
+            if let Err(err) =
+                atomic::write_atomic(&failure_note(dir.path(), ranks.rank()), why.as_bytes())
+            {
+                tracing::warn!("could not leave the failure note for rank 0: {err:#}");
+            }
+            JobEnd::Failed(why)
+        }
     })
 }
+
+/// Where rank `rank` notes that its stage failed (`rank-R.failed` in the run folder: a folder every
+/// rank sees, on one host or, under Slurm, on the shared filesystem).
+fn failure_note(dir: &Path, rank: usize) -> PathBuf {
+    dir.join(format!("rank-{rank}{FAILED_SUFFIX}"))
+}
+
+const FAILED_SUFFIX: &str = ".failed";
+
+/// The notes of [`failure_note`] in `dir`, removed.
+fn take_failure_notes(dir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut notes: Vec<(PathBuf, String)> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.to_string_lossy().ends_with(FAILED_SUFFIX))
+        .filter_map(|p| std::fs::read_to_string(&p).ok().map(|t| (p, t)))
+        .collect();
+    notes.sort();
+    for (p, _) in &notes {
+        let _ = std::fs::remove_file(p);
+    }
+    notes
+        .into_iter()
+        .map(|(_, t)| t.trim().to_owned())
+        .collect()
+}
+
+/// Rank 0, before a job: notes an earlier attempt left are not this one's.
+pub fn clear_failure_notes(dir: &Path) {
+    take_failure_notes(dir);
+}
+
+/// Rank 0, when a peer left a collective: what the ranks that failed with an error said (the note is
+/// written before the rank exits, and so before its peers see it leave; a moment is allowed for a
+/// shared filesystem), or `None` when the peer died or hung instead.
+pub fn peer_failure(dir: &Path) -> Option<String> {
+    let start = std::time::Instant::now();
+    loop {
+        let notes = take_failure_notes(dir);
+        if !notes.is_empty() {
+            return Some(notes.join("; "));
+        }
+        if start.elapsed() > NOTE_WAIT {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// How long rank 0 looks for a failed peer's note.
+const NOTE_WAIT: Duration = Duration::from_secs(2);
 
 /// Logs what the ranks cost this process: time in collectives and peak memory (`make bench-ranks`
 /// reads these lines).

@@ -28,21 +28,30 @@ pub struct SlurmOptions {
     pub cpus_per_task: Option<u32>,
     /// At most this many tasks of an array at once (`%K`).
     pub array_limit: Option<u32>,
+    /// Each task an `srun` step of this many ranks (`--ranks-per-run`; 1: the task runs unas itself).
+    pub ranks_per_run: usize,
     pub dry_run: bool,
 }
 
-/// One array task: the experiment file, its tier and the job's run id.
+/// One array task: the experiment file, its tier, the job's run id and the ranks it runs as.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Task {
     pub file: PathBuf,
     pub tier: String,
     pub run_id: String,
+    /// `--ranks-per-run`, or 1 for a job whose G (`sub_batches`) is 1: nothing to split.
+    pub ranks: usize,
     pub label: String,
 }
 
 /// The unfinished jobs of `all` in waves: a job is in the wave after the one of the search it
 /// consumes (a search that is already done puts its training in the first wave).
-pub fn waves(all: &[Resolved], root: &ResultsRoot, opts: &Options) -> Result<Vec<Vec<Task>>> {
+pub fn waves(
+    all: &[Resolved],
+    root: &ResultsRoot,
+    opts: &Options,
+    ranks: usize,
+) -> Result<Vec<Vec<Task>>> {
     let mut waves: Vec<Vec<Task>> = Vec::new();
     for r in all {
         let jobs = plan(r)?;
@@ -60,18 +69,23 @@ pub fn waves(all: &[Resolved], root: &ResultsRoot, opts: &Options) -> Result<Vec
             if waves.len() <= w {
                 waves.resize(w + 1, Vec::new());
             }
-            waves[w].push(task(r, job)?);
+            waves[w].push(task(r, job, ranks)?);
         }
     }
     Ok(waves)
 }
 
-fn task(r: &Resolved, job: &Job) -> Result<Task> {
+fn task(r: &Resolved, job: &Job, ranks: usize) -> Result<Task> {
     Ok(Task {
         file: std::fs::canonicalize(&r.source)
             .with_context(|| format!("finding {}", r.source.display()))?,
         tier: r.tier.as_str().into(),
         run_id: job.run_id.clone(),
+        ranks: if job.sub_batches(r).1 == 1 {
+            1
+        } else {
+            ranks.max(1)
+        },
         label: format!(
             "{} {} seed {}",
             r.experiment.name,
@@ -104,6 +118,9 @@ pub fn script(
     if let Some(t) = &o.time {
         sb(format!("--time={t}"));
     }
+    if o.ranks_per_run > 1 {
+        sb(format!("--ntasks={}", o.ranks_per_run));
+    }
     sb(format!("--cpus-per-task={}", o.cpus_per_task.unwrap_or(1)));
     if let Some(g) = o.gpus_per_task {
         sb(format!("--gpus-per-task={g}"));
@@ -112,20 +129,28 @@ pub fn script(
     sb("--requeue".into());
     sb("--open-mode=append".into());
     sb(format!("--output={}/wave{k}-%A_%a.out", out_dir.display()));
+    // the device is the experiment's (`auto`: the task's GPU, which Slurm binds to it)
+    let unas = format!(
+        r#"{} --results {} --threads "${{SLURM_CPUS_PER_TASK:-1}}""#,
+        shell_quote(unas),
+        shell_quote(results)
+    );
+    let run = r#"run "$file" --tier "$tier" --job "$job""#;
+    let (start, stop) = start_and_stop(o.ranks_per_run, &unas, run);
     let _ = write!(
         s,
         r#"set -u
-# Task i runs line i+1 of the list: experiment file, tier, run id, label (tab-separated).
-IFS=$'\t' read -r file tier job label < <(sed -n "$((SLURM_ARRAY_TASK_ID + 1))p" {list})
+# Task i runs line i+1 of the list: experiment file, tier, run id, ranks, label (tab-separated).
+IFS=$'\t' read -r file tier job ranks label < <(sed -n "$((SLURM_ARRAY_TASK_ID + 1))p" {list})
 export OMP_NUM_THREADS=${{SLURM_CPUS_PER_TASK:-1}} MKL_NUM_THREADS=${{SLURM_CPUS_PER_TASK:-1}}
-{unas} --results {results} --threads "${{SLURM_CPUS_PER_TASK:-1}}" run "$file" --tier "$tier" --job "$job" &
+{start}
 pid=$!
-echo "unas: task ${{SLURM_ARRAY_JOB_ID}}_${{SLURM_ARRAY_TASK_ID}} runs $label (pid $pid)"
+echo "unas: task ${{SLURM_ARRAY_JOB_ID}}_${{SLURM_ARRAY_TASK_ID}} runs $label on $ranks rank(s) (pid $pid)"
 # Two minutes before the time limit: checkpoint (SIGTERM → `interrupted`), then requeue this task,
 # which resumes from the checkpoint.
 requeue() {{
   echo "unas: SIGUSR1 from Slurm: checkpointing and requeueing ${{SLURM_ARRAY_JOB_ID}}_${{SLURM_ARRAY_TASK_ID}}"
-  kill -TERM "$pid"
+  {stop}
   wait "$pid"
   scontrol requeue "${{SLURM_ARRAY_JOB_ID}}_${{SLURM_ARRAY_TASK_ID}}"
   exit 0
@@ -134,10 +159,28 @@ trap requeue USR1
 wait "$pid"
 "#,
         list = shell_quote(list),
-        unas = shell_quote(unas),
-        results = shell_quote(results),
     );
     s
+}
+
+/// The script's lines that start unas in the background (`pid=$!` after them) and that stop it.
+fn start_and_stop(ranks_per_run: usize, unas: &str, run: &str) -> (String, &'static str) {
+    // One rank: unas itself. R ranks: an srun step of R tasks that meet through Slurm's environment,
+    // stopped by SIGTERM to the step (scancel signals every step of the job, not this script).
+    if ranks_per_run > 1 {
+        (
+            format!(
+                r#"if [ "$ranks" -gt 1 ]; then
+  srun --ntasks="$ranks" --kill-on-bad-exit=0 {unas} {run} --slurm-ranks &
+else
+  {unas} {run} &
+fi"#
+            ),
+            r#"if [ "$ranks" -gt 1 ]; then scancel --signal=TERM "$SLURM_JOB_ID"; else kill -TERM "$pid"; fi"#,
+        )
+    } else {
+        (format!("{unas} {run} &"), r#"kill -TERM "$pid""#)
+    }
 }
 
 fn shell_quote(p: &Path) -> String {
@@ -160,7 +203,7 @@ pub fn submit(
     opts: &Options,
     o: &SlurmOptions,
 ) -> Result<Submitted> {
-    let waves = waves(all, root, opts)?;
+    let waves = waves(all, root, opts, o.ranks_per_run)?;
     let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
         .to_string()
         .replace(':', "-");
@@ -179,10 +222,11 @@ pub fn submit(
             .iter()
             .map(|t| {
                 format!(
-                    "{}\t{}\t{}\t{}\n",
+                    "{}\t{}\t{}\t{}\t{}\n",
                     t.file.display(),
                     t.tier,
                     t.run_id,
+                    t.ranks,
                     t.label
                 )
             })
@@ -244,6 +288,7 @@ mod tests {
             gpus_per_task: Some(1),
             cpus_per_task: Some(8),
             array_limit: Some(3),
+            ranks_per_run: 1,
             dry_run: true,
         };
         let s = script(
@@ -270,5 +315,45 @@ mod tests {
         ] {
             assert!(s.contains(line), "{line}:\n{s}");
         }
+    }
+
+    #[test]
+    fn with_ranks_per_run_a_task_is_an_srun_step_of_that_many_ranks_stopped_through_slurm() {
+        let o = SlurmOptions {
+            gpus_per_task: Some(1),
+            ranks_per_run: 2,
+            ..SlurmOptions::default()
+        };
+        let at = |p: &str| PathBuf::from(p);
+        let s = script(
+            0,
+            3,
+            &at("/r/w0.tasks"),
+            &at("/bin/unas"),
+            &at("/r"),
+            &at("/r"),
+            &o,
+        );
+        for line in [
+            "#SBATCH --ntasks=2",
+            "#SBATCH --gpus-per-task=1",
+            r#"srun --ntasks="$ranks" --kill-on-bad-exit=0 '/bin/unas' --results '/r' --threads"#,
+            r#"--job "$job" --slurm-ranks &"#,
+            r#"scancel --signal=TERM "$SLURM_JOB_ID""#,
+            "read -r file tier job ranks label",
+            "trap requeue USR1",
+        ] {
+            assert!(s.contains(line), "{line}:\n{s}");
+        }
+        let one = script(
+            0,
+            3,
+            &at("/r/w0.tasks"),
+            &at("/bin/unas"),
+            &at("/r"),
+            &at("/r"),
+            &SlurmOptions::default(),
+        );
+        assert!(!one.contains("srun") && !one.contains("--ntasks"), "{one}");
     }
 }

@@ -3,6 +3,11 @@
 //! libtorch's intra-op pool (and one inter-op thread) and `OMP_NUM_THREADS` / `MKL_NUM_THREADS` for
 //! anything this process starts; the workers of `--workers` / `--gpus` each get their share.
 
+/// Cores of this machine (or of the cgroup / affinity mask it runs in).
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 /// Limits this process (and its children) to `n` compute threads.
 pub fn apply(n: usize) {
     let n = n.max(1);

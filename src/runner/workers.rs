@@ -1,9 +1,11 @@
-//! Many workers on one box: `unas reproduce --workers N` (CPU) or `--gpus 0,1,…` (one worker per GPU)
-//! keeps one child process per slot busy with the suite's jobs in dependency order (a training waits for
-//! its search). Each child is `unas run FILE --job ID` with its share of the cores (`--threads`, and
-//! `OMP_NUM_THREADS` / `MKL_NUM_THREADS`) and, on a GPU slot, `CUDA_VISIBLE_DEVICES` set to its GPU. The
-//! child takes the run's lock and records the run as any run does; this process only schedules and
-//! reads `status.json` afterwards. A child that crashes or is killed fails only its stage here (its
+//! Many workers on one box: `unas reproduce --workers N` (CPU) or `--gpus 0,1,…` (one worker per GPU,
+//! or per R GPUs with `--ranks-per-run R`) keeps one child process per slot busy with the suite's jobs
+//! in dependency order (a training waits for its search). Each child is `unas run FILE --job ID` with
+//! its share of the cores (`--threads`, and `OMP_NUM_THREADS` / `MKL_NUM_THREADS`) and, on a GPU slot,
+//! `CUDA_VISIBLE_DEVICES` set to its GPU; with R ranks it is `unas run … --ranks R [--gpus a,b]`, a
+//! rank launcher whose ranks each take one of the slot's GPUs (or `--threads` cores). The child takes
+//! the run's lock and records the run as any run does; this process only schedules and reads
+//! `status.json` afterwards. A child that crashes or is killed fails only its stage here (its
 //! dependants are blocked, the others go on); its folder is recorded `interrupted`, so the next
 //! `reproduce` resumes it from its last checkpoint.
 
@@ -14,17 +16,24 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 
 use crate::config::{DeviceChoice, Resolved};
-use crate::results::{atomic::RunLock, read_state, ResultsRoot, RunDir, State, Status};
+use crate::results::atomic::process_alive;
+use crate::results::{read_state, ResultsRoot, RunDir, State, Status};
 use crate::train::signals;
 
-use super::execute::{self, announce, blocked_by, job_dir, JobEnd, JobReport, Options};
+use super::execute::{self, announce, blocked_by, job_dir, JobReport, Options};
+use super::job_end::{record_interrupted, JobEnd};
 use super::plan::{plan, Job};
 
-/// One worker's place: a GPU (by its index as the machine numbers them) or a share of the CPU cores.
+/// One worker's place: GPUs (by their index as the machine numbers them; one per rank) or a share of
+/// the CPU cores.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Slot {
-    pub gpu: Option<String>,
-    /// Threads its libtorch may use.
+    /// Empty: the CPU.
+    pub gpus: Vec<String>,
+    /// Rank processes each job runs as (`unas run --ranks`); a job whose G (`sub_batches`) is 1
+    /// runs as one process.
+    pub ranks: usize,
+    /// Threads each of its processes' libtorch may use.
     pub threads: usize,
 }
 
@@ -34,34 +43,32 @@ pub struct Pool {
     pub slots: Vec<Slot>,
 }
 
-/// Cores of this machine (or of the cgroup / affinity mask it runs in).
-pub fn cores() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
-}
-
 impl Pool {
-    /// `n` CPU workers sharing `cores` cores evenly (at least one thread each).
-    pub fn cpu(n: usize, cores: usize) -> Pool {
-        let n = n.max(1);
+    /// `n` CPU workers of `ranks` ranks each, sharing `cores` cores evenly (at least one thread each).
+    pub fn cpu(n: usize, ranks: usize, cores: usize) -> Pool {
+        let (n, ranks) = (n.max(1), ranks.max(1));
         Pool {
             slots: (0..n)
                 .map(|_| Slot {
-                    gpu: None,
-                    threads: (cores / n).max(1),
+                    gpus: Vec::new(),
+                    ranks,
+                    threads: (cores / (n * ranks)).max(1),
                 })
                 .collect(),
         }
     }
 
-    /// One worker per GPU of `gpus` (`0,1,2,3`), the CPU cores shared among them.
-    pub fn gpus(gpus: &[String], cores: usize) -> Pool {
-        let n = gpus.len().max(1);
+    /// One worker per `ranks` GPUs of `gpus` (`0,1,2,3` with 2 ranks: workers on 0,1 and 2,3; disjoint),
+    /// the CPU cores shared among the GPUs. `ranks` divides the number of GPUs (the CLI checks).
+    pub fn gpus(gpus: &[String], ranks: usize, cores: usize) -> Pool {
+        let per_gpu = (cores / gpus.len().max(1)).max(1);
         Pool {
             slots: gpus
-                .iter()
+                .chunks(ranks.max(1))
                 .map(|g| Slot {
-                    gpu: Some(g.clone()),
-                    threads: (cores / n).max(1),
+                    gpus: g.to_vec(),
+                    ranks: ranks.max(1),
+                    threads: per_gpu,
                 })
                 .collect(),
         }
@@ -235,19 +242,38 @@ fn spawn(
     c.env("OMP_NUM_THREADS", &threads)
         .env("MKL_NUM_THREADS", &threads)
         .env("UNAS_PLAIN_PROGRESS", "1");
-    match (&slot.gpu, device) {
-        (Some(g), _) => {
+    // a job whose G is 1 has nothing to split: one process, on the slot's first GPU
+    let ranks = if e.job.sub_batches(e.r).1 == 1 {
+        1
+    } else {
+        slot.ranks
+    };
+    match (slot.gpus.as_slice(), device) {
+        ([], Some(d)) => {
+            c.args(["--device", &d.to_string()]);
+        }
+        ([], None) => {}
+        ([g, ..], _) if ranks == 1 => {
             c.env("CUDA_VISIBLE_DEVICES", g)
                 .args(["--device", "cuda:0"]);
         }
-        (None, Some(d)) => {
-            c.args(["--device", &d.to_string()]);
+        (gpus, _) => {
+            // the rank launcher gives each rank its GPU
+            c.arg("--gpus").arg(
+                gpus.iter()
+                    .take(ranks)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(","),
+            );
         }
-        (None, None) => {}
     }
     c.arg("run")
         .arg(&e.r.source)
         .args(["--tier", e.r.tier.as_str(), "--job", &e.job.run_id]);
+    if ranks > 1 {
+        c.args(["--ranks", &ranks.to_string()]);
+    }
     if opts.retry_failed {
         c.arg("--retry-failed");
     }
@@ -258,9 +284,9 @@ fn spawn(
         .spawn()
         .with_context(|| format!("starting a worker for {}", e.r.source.display()))?;
     if let Some(err) = child.stderr.take() {
-        let tag = match &slot.gpu {
-            Some(g) => format!("[gpu {g}] "),
-            None => format!("[worker {}] ", child.id()),
+        let tag = match slot.gpus.as_slice() {
+            [] => format!("[worker {}] ", child.id()),
+            gpus => format!("[gpu {}] ", gpus.join(",")),
         };
         std::thread::spawn(move || {
             for line in BufReader::new(err).lines().map_while(|l| l.ok()) {
@@ -285,7 +311,10 @@ fn finished(root: &ResultsRoot, w: Running, status: ExitStatus) -> JobReport {
                 JobEnd::Failed(format!("diverged: non-finite `{term}` at step {step}"))
             }
             State::Interrupted { reason } => JobEnd::Interrupted(reason),
-            State::Running if s.pid == pid => worker_died(&dir, pid, status),
+            // a multi-rank job's run names its rank 0, a child of the worker's launcher
+            State::Running if s.pid == pid || !process_alive(s.pid as i32) => {
+                worker_died(&dir, pid, status)
+            }
             State::Running => JobEnd::Taken(format!(
                 "{} is being run by process {} (elsewhere)",
                 dir.path().display(),
@@ -307,13 +336,7 @@ fn worker_died(dir: &RunDir, pid: u32, status: ExitStatus) -> JobEnd {
     let why = format!(
         "its worker (pid {pid}) ended ({status}) in the middle of the run; it resumes from its last checkpoint at the next `unas reproduce`"
     );
-    let recorded = RunLock::acquire(dir.path()).and_then(|_lock| {
-        Status::now(State::Interrupted {
-            reason: why.clone(),
-        })
-        .write(dir.path())
-    });
-    match recorded {
+    match record_interrupted(dir.path(), &why) {
         Ok(()) => JobEnd::Failed(why),
         Err(e) => JobEnd::Failed(format!("{why} (and recording that failed: {e:#})")),
     }
@@ -325,11 +348,32 @@ mod tests {
 
     #[test]
     fn workers_share_the_cores_evenly_and_each_gets_at_least_one() {
-        assert_eq!(Pool::cpu(2, 16).slots[1].threads, 8);
-        assert_eq!(Pool::cpu(3, 2).slots.len(), 3);
-        assert!(Pool::cpu(3, 2).slots.iter().all(|s| s.threads == 1));
-        let g = Pool::gpus(&["0".into(), "3".into()], 16);
-        assert_eq!(g.slots[1].gpu.as_deref(), Some("3"));
+        assert_eq!(Pool::cpu(2, 1, 16).slots[1].threads, 8);
+        assert_eq!(Pool::cpu(3, 1, 2).slots.len(), 3);
+        assert!(Pool::cpu(3, 1, 2).slots.iter().all(|s| s.threads == 1));
+        let g = Pool::gpus(&["0".into(), "3".into()], 1, 16);
+        assert_eq!(g.slots[1].gpus, ["3"]);
         assert_eq!(g.slots[0].threads, 8);
+    }
+
+    #[test]
+    fn with_ranks_per_run_each_worker_gets_disjoint_gpus_and_its_ranks_split_the_cores() {
+        let gpus: Vec<String> = (0..4).map(|g| g.to_string()).collect();
+        let g = Pool::gpus(&gpus, 2, 16);
+        assert_eq!(g.slots.len(), 2);
+        assert_eq!(
+            (g.slots[0].gpus.clone(), g.slots[1].gpus.clone()),
+            (
+                vec!["0".to_string(), "1".into()],
+                vec!["2".to_string(), "3".into()]
+            )
+        );
+        assert!(g.slots.iter().all(|s| s.ranks == 2 && s.threads == 4));
+        let c = Pool::cpu(1, 2, 16);
+        assert_eq!(
+            (c.slots.len(), c.slots[0].ranks, c.slots[0].threads),
+            (1, 2, 8)
+        );
+        assert_eq!(Pool::cpu(2, 2, 2).slots[1].threads, 1);
     }
 }

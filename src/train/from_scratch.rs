@@ -79,7 +79,7 @@ pub(super) fn recipe(ctx: &StageCtx) -> Result<TrainRecipe> {
         .train
         .as_ref()
         .context("the experiment has no `train` section")?;
-    TrainRecipe::of(t)
+    Ok(TrainRecipe::of(t))
 }
 
 /// Mean cross-entropy against labels smoothed by ε: (1 − ε)·onehot + ε/K (ImageNet recipes: 0.1).

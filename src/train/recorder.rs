@@ -114,6 +114,7 @@ impl Recorder {
     ) -> Result<()> {
         self.unwritten = true;
         slow_step_for_tests();
+        fail_for_tests(&info)?;
         let due = crate::progress::step(info.phase, info.epoch, info.step, info.images);
         self.steps.record(info, terms, checks)?;
         if due {
@@ -260,6 +261,25 @@ fn slow_step_for_tests() {
     if ms > 0 {
         std::thread::sleep(std::time::Duration::from_millis(ms));
     }
+}
+
+/// The failing rank of the rank-fault test: `UNAS_TEST_FAIL_RANK=R` makes rank R's first step of the
+/// search phase (after the warm-up's checkpoint) fail with an error (a rank that fails, as against
+/// one that is killed).
+fn fail_for_tests(info: &StepInfo) -> Result<()> {
+    static RANK: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
+    let rank = *RANK.get_or_init(|| {
+        std::env::var("UNAS_TEST_FAIL_RANK")
+            .ok()
+            .and_then(|v| v.parse().ok())
+    });
+    if rank == Some(crate::dist::ranks().rank()) && info.phase == Phase::Search {
+        anyhow::bail!(
+            "a failure injected for tests (UNAS_TEST_FAIL_RANK) at search step {}",
+            info.step
+        );
+    }
+    Ok(())
 }
 
 /// After the checkpoint a signal asked for: SIGTERM / SIGINT stops the run with an [`Interrupted`]

@@ -8,8 +8,8 @@ use anyhow::{Context, Result};
 use tch::{nn, Tensor};
 
 use crate::autocast::Amp;
-use crate::config::TrainRecipe;
 use crate::config::{Experiment, GenotypeChoice, Recipe, SpaceName};
+use crate::config::{TrainRecipe, Width};
 use crate::nas::space::darts::{self, DartsEvalNet, EvalConfig, Genotype, StemKind};
 use crate::nas::space::proxyless::{self, ProxylessEvalNet, ProxylessGenotype};
 use crate::nas::space::uniform;
@@ -44,7 +44,7 @@ pub struct Built {
     pub params_m: f64,
     /// ptflops MACs in millions at 224×224 (ImageNet networks only).
     pub macs_m: Option<f64>,
-    /// Width C of a DARTS network (chosen automatically with `channels: 0`).
+    /// Width C of a DARTS network (chosen automatically with `channels: auto`).
     pub channels: Option<i64>,
     /// The trained genotype as JSON (written to the run's `genotype.json`).
     pub genotype_json: String,
@@ -62,7 +62,7 @@ impl Built {
 }
 
 /// The DARTS evaluation network a (resolved) recipe trains: the ImageNet stem for the ImageNet
-/// recipes, and with `channels: 0` the largest even width under the MAC budget (§6.2).
+/// recipes, and with `channels: auto` the largest even width under the MAC budget (§6.2).
 pub fn darts_config(t: &TrainRecipe, genotype: &Genotype, classes: i64) -> Result<EvalConfig> {
     let layers = i64::from(t.layers);
     let stem = match t.recipe {
@@ -71,12 +71,12 @@ pub fn darts_config(t: &TrainRecipe, genotype: &Genotype, classes: i64) -> Resul
     };
     let channels = match t.channels {
         // §6.2: the largest even C in [30, 70) under the MAC budget (ptflops rule, 1000 classes).
-        0 => {
+        Width::Auto => {
             let c = darts::count::auto_width(genotype, layers, t.max_macs_m)?;
             tracing::info!(channels = c, "automatic width");
             c
         }
-        c => i64::from(c),
+        Width::Fixed(c) => i64::from(c),
     };
     Ok(EvalConfig {
         dataset: stem,
@@ -180,7 +180,7 @@ mod tests {
         )
         .unwrap();
         let e = &r.experiment;
-        let t = TrainRecipe::of(e.train.as_ref().unwrap()).unwrap();
+        let t = TrainRecipe::of(e.train.as_ref().unwrap());
         let vs = nn::VarStore::new(tch::Device::Cpu);
         build(&vs.root(), e, &t, None, 10, seed)
             .unwrap()

@@ -258,8 +258,9 @@ fn sub_batches<S: SearchSpace>(
                 gaps.extend(gap);
             }
             ArchPer::SubBatch(_) => {
-                per.push(p.mean(Kind::Float).reshape([1]));
-                gaps.extend(gap.map(|x| x.mean(Kind::Float).reshape([1])));
+                // in f's own precision (float64 in the parity check, which a float32 mean rounded)
+                per.push(p.mean(p.kind()).reshape([1]));
+                gaps.extend(gap.map(|x| x.mean(x.kind()).reshape([1])));
             }
         }
     }

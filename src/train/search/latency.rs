@@ -243,6 +243,11 @@ impl LatencyTerm {
         Surrogate::fit(&xs, &ys, self.ridge, self.seed)
     }
 
+    /// The fitted surrogate, once [`LatencyTerm::prepare`] ran.
+    pub fn fitted(&self) -> Option<&Surrogate> {
+        self.surrogate.as_ref()
+    }
+
     /// Before the first architecture step, ahead of the step's seeding: the surrogate is ready.
     pub fn prepare<S: SearchSpace>(&mut self, space: &S, images: &Tensor) -> Result<()> {
         let x = images.narrow(0, 0, self.batch.min(images.size()[0]));

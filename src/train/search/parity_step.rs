@@ -13,12 +13,15 @@
 //! - `{warm,search}/term/{column}`: the step's logged terms (loss, f(b), f(ζ), gap, pair penalty, …);
 //! - `{warm,search}/grad/{var}`: the weights' clipped gradients, `search/alpha_grad/{group}` the
 //!   estimator; `{warm,search}/w/{var}`, `search/alpha/{group}`: the state after the step (the
-//!   warm-up leaves the logits alone).
+//!   warm-up leaves the logits alone);
+//! - `relax`: `init/relax/{w1,b1,w2,b2}` φ before, `search/relax/{w,grad}/{…}` φ after its Adam step
+//!   and that step's gradient ∇_φ‖ĝ‖², `search/relax/lr`;
+//! - with a latency term (ProxylessNAS space): the surrogate it was fitted to before the search step,
+//!   `search/latency/{weights,bias}`, and `search/term/latency_ms`, L(b′) of the step's second sample.
 
 use anyhow::{ensure, Context, Result};
 use tch::{Kind, Tensor};
 
-use crate::config::SpaceName;
 use crate::data::loader::{Batch, BatchSource, Batching, Loader};
 use crate::nas::estimator::GradVariance;
 use crate::nas::noise;
@@ -29,12 +32,13 @@ use crate::train::variables::{all_variables, copies, scalar};
 use super::arch_step;
 use super::iteration::iteration;
 use super::plan::{begin_epoch, EpochPlan};
-use super::run::{darts_builder, open_state};
+use super::run::{darts_builder, open_state, proxyless_builder};
 use super::state::SearchState;
-use crate::nas::space::darts::DartsSearch;
+use crate::config::SpaceName;
+use crate::nas::space::SearchSpace;
 
 /// The state's variables and the weights' gradients under `prefix/{w,grad}`.
-fn state_after(st: &SearchState<DartsSearch>, prefix: &str) -> Vec<(String, Tensor)> {
+fn state_after<S: SearchSpace>(st: &SearchState<S>, prefix: &str) -> Vec<(String, Tensor)> {
     let mut out = copies(&format!("{prefix}/w"), &all_variables(&st.vs));
     let grads: Vec<(String, Tensor)> = st
         .weights
@@ -77,9 +81,9 @@ impl BatchSource for OneBatch {
 
 /// One step of phase `ep` on the loop's next training batch, its noise recorded; its terms, batch,
 /// noise and learning rate under `prefix/`.
-fn recorded_step(
+fn recorded_step<S: SearchSpace>(
     ctx: &StageCtx,
-    st: &mut SearchState<DartsSearch>,
+    st: &mut SearchState<S>,
     s: &crate::config::Search,
     ep: &EpochPlan,
     prefix: &str,
@@ -95,11 +99,16 @@ fn recorded_step(
         scalar(format!("{prefix}/lr_w"), ep.lr_weights),
     ];
     out.extend(ep.lr_arch.map(|l| scalar(format!("{prefix}/lr_a"), l)));
+    if let (Some(l), false) = (&mut st.latency, ep.warm()) {
+        l.prepare(&st.space, &b.images)?; // the latency surrogate, fitted before the step's draws
+    }
     let step = st.meta.steps_in(ep.phase);
     seed_step(ctx.seed, ep.phase, ep.epoch, step);
     let mut grad_var = GradVariance::new(0.9);
     let (res, draws) = noise::recorded(|| iteration(st, s, ep, &b, step, ctx.seed, &mut grad_var));
-    let (terms, _checks, _lat) = res?;
+    let (terms, _checks, lat) = res?;
+    // the latency L(b') of the step's second sample (the surrogate's prediction: `measure: surrogate`)
+    out.extend(lat.map(|ms| scalar(format!("{prefix}/term/latency_ms"), ms)));
     st.meta.count_step(ep.phase);
     for (i, u) in draws.iter().enumerate() {
         out.push((format!("{prefix}/noise/{i:03}"), u.copy()));
@@ -113,7 +122,7 @@ fn recorded_step(
     Ok(out)
 }
 
-/// The warm-up step and the search step of experiment `ctx` (DARTS space, a warm-up of at least one
+/// The warm-up step and the search step of experiment `ctx` (either space, a warm-up of at least one
 /// epoch), recorded.
 pub(crate) fn record_steps(ctx: &StageCtx) -> Result<Vec<(String, Tensor)>> {
     let e = &ctx.resolved.experiment;
@@ -122,22 +131,35 @@ pub(crate) fn record_steps(ctx: &StageCtx) -> Result<Vec<(String, Tensor)>> {
         .as_ref()
         .context("the experiment has no `search` section")?;
     ensure!(
-        e.space.name == SpaceName::Darts,
-        "the PyTorch reference implements the DARTS space only"
-    );
-    ensure!(
         s.epochs.warmup > 0,
         "the parity check needs a warm-up epoch"
     );
-    let mut st = open_state(ctx, s, darts_builder(e, s))?;
+    match e.space.name {
+        SpaceName::Darts => record_in(ctx, s, darts_builder(e, s)),
+        SpaceName::Proxyless => record_in(ctx, s, proxyless_builder(e, s)),
+    }
+}
+
+fn record_in<S: SearchSpace>(
+    ctx: &StageCtx,
+    s: &crate::config::Search,
+    build: impl FnOnce(&tch::nn::Path, i64) -> Result<S>,
+) -> Result<Vec<(String, Tensor)>> {
+    let mut st = open_state(ctx, s, build)?;
     st.vs.double(); // before `restore` gives every weight its (double) zero gradient
     for (_, a) in &st.alpha_params {
         let mut a = a.shallow_clone();
         tch::no_grad(|| a.set_data(&a.to_kind(Kind::Double)));
     }
+    if let Some(cv) = &mut st.est.relax {
+        cv.to_kind(Kind::Double);
+    }
     st.restore(ctx)?;
     let mut out = copies("init/w", &all_variables(&st.vs));
     out.extend(copies("init/alpha", &st.alpha_params));
+    if let Some(cv) = &st.est.relax {
+        out.extend(copies("init/relax", &cv.named_parameters()));
+    }
 
     let ep = begin_epoch(&mut st, s); // epoch 0: the warm-up
     out.extend(recorded_step(ctx, &mut st, s, &ep, "warm")?);
@@ -174,5 +196,21 @@ pub(crate) fn record_steps(ctx: &StageCtx) -> Result<Vec<(String, Tensor)>> {
         .map(|(n, t)| (n.clone(), t.grad()))
         .collect();
     out.extend(copies("search/alpha_grad", &alpha_grads));
+    if let Some(cv) = &st.est.relax {
+        out.extend(copies("search/relax/w", &cv.named_parameters()));
+        let grads = cv
+            .first_step_gradients()
+            .context("RELAX's φ took more than the search step's one Adam step")?;
+        out.extend(copies("search/relax/grad", &grads));
+        out.push(scalar("search/relax/lr".into(), cv.lr));
+    }
+    if let Some(l) = st.latency.as_ref().and_then(|l| l.fitted()) {
+        // the surrogate s(x) = w·x + b₀ both sides evaluate (an input of the reference)
+        out.push((
+            "search/latency/weights".into(),
+            Tensor::from_slice(&l.weights).to_kind(Kind::Double),
+        ));
+        out.push(scalar("search/latency/bias".into(), l.bias_ms));
+    }
     Ok(out)
 }

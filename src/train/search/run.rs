@@ -35,17 +35,26 @@ pub fn run(ctx: &StageCtx) -> Outcome {
         .context("the experiment has no `search` section")?;
     match e.space.name {
         SpaceName::Darts => Ok(search(ctx, s, darts_builder(e, s))?),
-        SpaceName::Proxyless => Ok(search(ctx, s, |vs, classes| {
-            let side = e.dataset.shape().side() as u32;
-            let cfg = ProxylessSearchConfig {
-                width_multiplier: e.space.width_multiplier,
-                resolution: i64::from(e.space.resolution.unwrap_or(side)),
-                classes,
-                op_skip_threshold: s.op_skip_threshold,
-                zero_dropout: e.space.zero_dropout.unwrap_or(config::ZERO_DROPOUT),
-            };
-            Ok(ProxylessSearch::new(vs, &cfg, s.soften_eps)?.in_precision(Amp::new(e.precision)?))
-        })?),
+        SpaceName::Proxyless => Ok(search(ctx, s, proxyless_builder(e, s))?),
+    }
+}
+
+/// Builds the ProxylessNAS supernet of experiment `e` (at the dataset's image side unless
+/// `space.resolution` says otherwise).
+pub(super) fn proxyless_builder<'a>(
+    e: &'a config::Experiment,
+    s: &'a config::Search,
+) -> impl FnOnce(&nn::Path, i64) -> Result<ProxylessSearch> + 'a {
+    move |vs, classes| {
+        let side = e.dataset.shape().side() as u32;
+        let cfg = ProxylessSearchConfig {
+            width_multiplier: e.space.width_multiplier,
+            resolution: i64::from(e.space.resolution.unwrap_or(side)),
+            classes,
+            op_skip_threshold: s.op_skip_threshold,
+            zero_dropout: e.space.zero_dropout.unwrap_or(config::ZERO_DROPOUT),
+        };
+        Ok(ProxylessSearch::new(vs, &cfg, s.soften_eps)?.in_precision(Amp::new(e.precision)?))
     }
 }
 
