@@ -2,11 +2,12 @@
 //! toolkit they stand on.
 //!
 //! Where to look:
-//! - the search loop: [`search`] (`search/mod.rs`), its architecture step (`search/arch_step.rs`),
-//!   its weight step (`search/weight_step.rs`), the end of an epoch (`search/epoch.rs`) and what a
-//!   checkpoint holds (`search/state.rs`);
+//! - the search loop: [`search`] (`search/run.rs`, one iteration in `search/iteration.rs`), its
+//!   architecture step (`search/arch_step.rs`), its weight step (`search/weight_step.rs`), the end of
+//!   an epoch (`search/epoch.rs`) and what a checkpoint holds (`search/state.rs`);
 //! - from-scratch training: [`from_scratch`], with its recipe resolved once (`config::TrainRecipe`)
-//!   and its network built by `nas::space::trained_net`;
+//!   and its network built by `nas::space::trained_net`; its step timed, recorded and replayed as a
+//!   CUDA graph outside the loop in [`bench_train`];
 //! - checkpoints, the step log, the tables, signals and the final writes of both loops: [`recorder`]
 //!   over [`checkpoint`] (atomic checkpoint folders), [`metrics`] (device-side step log, running means,
 //!   table logs) and [`signals`];
