@@ -4,9 +4,9 @@
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
-use unas::config::load::{parse_experiment, resolve};
-use unas::config::tiers::{Tiers, EMBEDDED_TIERS};
 use unas::config::{load, ConfigError, Resolved, Tier};
+use unas::config::{parse_experiment, resolve};
+use unas::config::{Tiers, EMBEDDED_TIERS};
 
 fn bad(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -4,10 +4,10 @@
 use std::path::{Path, PathBuf};
 
 use proptest::prelude::*;
-use unas::config::identity::config_id;
-use unas::config::load::{parse_experiment, resolve};
-use unas::config::tiers::Tiers;
+use unas::config::config_id;
+use unas::config::Tiers;
 use unas::config::*;
+use unas::config::{parse_experiment, resolve};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -26,7 +26,7 @@ seeds: {search: [0], train: [0]}
 ";
 
 fn tiers() -> Tiers {
-    Tiers::parse("tiers.yaml", unas::config::tiers::EMBEDDED_TIERS).unwrap()
+    Tiers::parse("tiers.yaml", unas::config::EMBEDDED_TIERS).unwrap()
 }
 
 fn resolve_text(text: &str, tier: Tier, sets: &[&str]) -> Result<Resolved, ConfigError> {

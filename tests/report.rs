@@ -231,7 +231,7 @@ fn a_smoke_slice_becomes_tables_figures_and_pages_that_render_in_a_browser() {
     // slice), and no "random (no search)" row: no random-sampling experiment ran either
     assert_eq!(
         est.len(),
-        unas::config::estimator::Estimator::ALL.len(),
+        unas::config::Estimator::ALL.len(),
         "one row per estimator: {est:?}"
     );
     assert!(est.iter().any(|r| r.starts_with("random_ws,,")), "{est:?}");

@@ -18,7 +18,7 @@ use super::validate;
 use super::yaml::{check_structure, one, path_of_error, saphyr_error, strict_options};
 
 // The file checks live in the `yaml` leaf; re-exported here, where callers have always found them.
-pub use super::yaml::{read_text, MAX_FILE_BYTES};
+pub use super::yaml::read_text;
 
 /// An experiment after tier, overrides and recipe defaults: what a run actually executes.
 #[derive(Clone, Debug, PartialEq)]

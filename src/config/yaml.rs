@@ -142,7 +142,6 @@ pub enum NodeKind {
 /// What [`check_structure`] learnt of a document that is well-formed.
 #[derive(Debug)]
 pub struct Structure {
-    pub top: NodeKind,
     /// Keys written without a value (`lr:` or `lr: null`), in file order.
     pub nulls: Vec<FieldPath>,
 }
@@ -179,7 +178,7 @@ pub fn check_structure(src: &str, text: &str) -> Result<Structure, ConfigError> 
             format!("must be a mapping of sections (`name: …`, `dataset: …`, `space: …`, `seeds: …`, and `search: …` and/or `train: …`), found {found}"),
         ));
     }
-    Ok(Structure { top, nulls })
+    Ok(Structure { nulls })
 }
 
 /// Where in `text` reading it fails (the field a non-finite number or a bad tag is in), if it does.

@@ -23,9 +23,9 @@ use anyhow::{Context, Result};
 use prost::Message;
 
 /// File names begin with this (TensorBoard lists a folder's event files by it).
-pub const PREFIX: &str = "events.out.tfevents.";
+pub(crate) const PREFIX: &str = "events.out.tfevents.";
 /// The first event's `file_version`.
-pub const FILE_VERSION: &str = "brain.Event:2";
+pub(crate) const FILE_VERSION: &str = "brain.Event:2";
 /// `TensorProto.dtype` of a string tensor (`DT_STRING`).
 const DT_STRING: i32 = 7;
 /// The text plugin's name in `SummaryMetadata.plugin_data`.
@@ -62,7 +62,7 @@ pub struct SessionLog {
 }
 
 /// `SessionLog.SessionStatus.START`.
-pub const SESSION_START: i32 = 1;
+pub(crate) const SESSION_START: i32 = 1;
 
 /// `tensorflow.Summary`.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -123,7 +123,7 @@ fn masked_crc(bytes: &[u8]) -> u32 {
 }
 
 /// One TFRecord: length, its masked CRC, the data, its masked CRC.
-pub fn frame(data: &[u8], out: &mut Vec<u8>) {
+pub(crate) fn frame(data: &[u8], out: &mut Vec<u8>) {
     let len = (data.len() as u64).to_le_bytes();
     out.extend_from_slice(&len);
     out.extend_from_slice(&masked_crc(&len).to_le_bytes());
@@ -186,7 +186,7 @@ pub fn list(dir: &Path) -> Result<Vec<PathBuf>> {
 }
 
 /// An event file being written.
-pub struct EventFile {
+pub(crate) struct EventFile {
     path: PathBuf,
     file: File,
     buf: Vec<u8>,
@@ -229,7 +229,8 @@ impl EventFile {
         Ok(f)
     }
 
-    pub fn path(&self) -> &Path {
+    #[cfg(test)]
+    fn path(&self) -> &Path {
         &self.path
     }
 

@@ -10,7 +10,7 @@ use super::atomic;
 use super::schema::Table;
 
 /// Checks that `df` has exactly the table's columns, in order, with the table's types.
-pub fn check(table: Table, df: &DataFrame) -> Result<()> {
+pub(crate) fn check(table: Table, df: &DataFrame) -> Result<()> {
     let want = table.columns();
     let got = df.schema();
     if got.len() != want.len() {
@@ -50,7 +50,7 @@ pub fn check(table: Table, df: &DataFrame) -> Result<()> {
 }
 
 /// Writes `df` as the table's Parquet file, atomically.
-pub fn write(path: &Path, table: Table, df: &mut DataFrame) -> Result<()> {
+pub(crate) fn write(path: &Path, table: Table, df: &mut DataFrame) -> Result<()> {
     check(table, df)?;
     // All-null columns are stored with the schema's type so readers see one schema.
     let mut cols = Vec::with_capacity(df.width());
@@ -81,7 +81,7 @@ pub fn read(path: &Path, table: Table) -> Result<DataFrame> {
 }
 
 /// An empty frame with the table's schema (a run with nothing to log still has its files).
-pub fn empty(table: Table) -> DataFrame {
+pub(crate) fn empty(table: Table) -> DataFrame {
     let cols = table
         .columns()
         .iter()
