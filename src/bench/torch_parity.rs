@@ -618,6 +618,58 @@ pub fn run(o: &TorchParityOptions) -> Result<TorchParity> {
          other six",
         o.estimator.name()
     );
+    let (ours, smeta, tmeta) = record_ours(o)?;
+    let dir = match &o.keep {
+        Some(d) => {
+            std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+            d.clone()
+        }
+        None => super::step::tempdir()?,
+    };
+    let out = exchange(o, &dir, &ours, &smeta, &tmeta);
+    if o.keep.is_none() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    let theirs = out?;
+    let (sd, td) = (depth(o.space, o.layers), depth(o.space, o.train_layers));
+    let n = sum_terms(o.space);
+    let bounds = Bounds {
+        ours: &ours,
+        eps_search: n * U64 * f64::from(sd),
+        eps_train: n * U32 * f64::from(td),
+        u_search: U64,
+        u_train: U32,
+        wd_w: smeta["wd_w"].as_f64().unwrap_or(0.0),
+        wd_a: smeta["wd_a"].as_f64().unwrap_or(0.0),
+        wd_sgd: tmeta["wd_sgd"].as_f64().unwrap_or(0.0),
+    };
+    let (fresh, theirs): (Vec<_>, Vec<_>) = theirs
+        .into_iter()
+        .partition(|(k, _)| k.starts_with("fresh/"));
+    let initial_loss = initial_losses(&bounds, &fresh)?;
+    let compared = compare(&theirs, &bounds)?;
+    let only_ours = only_ours(&ours, &theirs)?;
+    let pass = !compared.is_empty()
+        && compared.iter().all(|c| c.pass)
+        && initial_loss.iter().all(|l| l.pass);
+    Ok(TorchParity {
+        search_depth: sd,
+        train_depth: td,
+        eps_forward_search: bounds.eps_search,
+        eps_forward_train: bounds.eps_train,
+        compared,
+        initial_loss,
+        only_ours,
+        pass,
+    })
+}
+
+/// Our recorded tensors under the reference's names, the search's settings, the training's.
+type Recorded = (Vec<(String, Tensor)>, serde_json::Value, serde_json::Value);
+
+/// Our warm-up, search and training steps recorded, under the reference's names (training ones under
+/// `train/`), with the search's and the training's settings for the reference.
+fn record_ours(o: &TorchParityOptions) -> Result<Recorded> {
     let cpu = Some(DeviceChoice::Cpu);
     let record_search =
         |ctx: &StageCtx| Ok((crate::train::search::record_steps(ctx)?, search_meta(ctx)?));
@@ -691,35 +743,12 @@ pub fn run(o: &TorchParityOptions) -> Result<TorchParity> {
     for (k, v) in train {
         ours.push((format!("train/{}", rename(&k, train_names)?), v));
     }
-    let dir = match &o.keep {
-        Some(d) => {
-            std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
-            d.clone()
-        }
-        None => super::step::tempdir()?,
-    };
-    let out = exchange(o, &dir, &ours, &smeta, &tmeta);
-    if o.keep.is_none() {
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-    let theirs = out?;
-    let (sd, td) = (depth(o.space, o.layers), depth(o.space, o.train_layers));
-    let n = sum_terms(o.space);
-    let bounds = Bounds {
-        ours: &ours,
-        eps_search: n * U64 * f64::from(sd),
-        eps_train: n * U32 * f64::from(td),
-        u_search: U64,
-        u_train: U32,
-        wd_w: smeta["wd_w"].as_f64().unwrap_or(0.0),
-        wd_a: smeta["wd_a"].as_f64().unwrap_or(0.0),
-        wd_sgd: tmeta["wd_sgd"].as_f64().unwrap_or(0.0),
-    };
-    let (fresh, theirs): (Vec<_>, Vec<_>) = theirs
-        .into_iter()
-        .partition(|(k, _)| k.starts_with("fresh/"));
-    let initial_loss = initial_losses(&bounds, &fresh)?;
-    let compared = compare(&theirs, &bounds)?;
+    Ok((ours, smeta, tmeta))
+}
+
+/// What we recorded that the reference did not return (inputs aside); an error unless each is a
+/// term the reference does not compute ([`NOT_IN_REFERENCE`]).
+fn only_ours(ours: &[(String, Tensor)], theirs: &[(String, Tensor)]) -> Result<Vec<String>> {
     let only_ours: Vec<String> = ours
         .iter()
         .map(|(k, _)| k.clone())
@@ -737,19 +766,7 @@ pub fn run(o: &TorchParityOptions) -> Result<TorchParity> {
         unexplained.is_empty(),
         "the reference did not return {unexplained:?}: bench/reference.py parity must compute them"
     );
-    let pass = !compared.is_empty()
-        && compared.iter().all(|c| c.pass)
-        && initial_loss.iter().all(|l| l.pass);
-    Ok(TorchParity {
-        search_depth: sd,
-        train_depth: td,
-        eps_forward_search: bounds.eps_search,
-        eps_forward_train: bounds.eps_train,
-        compared,
-        initial_loss,
-        only_ours,
-        pass,
-    })
+    Ok(only_ours)
 }
 
 /// Writes our state and the settings into `dir`, runs the reference on them, reads its numbers.
