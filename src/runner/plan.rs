@@ -59,9 +59,18 @@ impl Job {
     }
 }
 
-/// Bump when a stage's computation changes in a way that invalidates earlier results.
+/// The format of a stage's computation: bump a stage's when its numbers change in a way that
+/// invalidates earlier results (its downstream stages follow through their upstream id).
 /// 3: the dataset's fingerprint is part of every id.
-const STAGE_FORMAT: &str = "3";
+/// search 4: every slice of a search step's forward passes, each search-time validation batch and
+/// the latency term's second sample draw from streams of their own (any rank draws what one process
+/// draws), so ProxylessNAS searches and search-time validation draw other numbers than under 3.
+fn stage_format(stage: Stage) -> &'static str {
+    match stage {
+        Stage::Search => "4",
+        Stage::Train => "3",
+    }
+}
 
 fn stage_identity(r: &Resolved, stage: Stage, seed: Option<u64>, fingerprint: &str) -> String {
     let e = &r.experiment;
@@ -94,13 +103,13 @@ fn job(r: &Resolved, fp: &str, stage: Stage, seed: u64, upstream: Option<Job>) -
         .map(|u| u.run_id.clone())
         .unwrap_or_default();
     let run_id = hash_parts(&[
-        ("format", STAGE_FORMAT),
+        ("format", stage_format(stage)),
         ("stage", stage.as_str()),
         ("config", &identity),
         ("upstream", &up),
     ]);
     let shape_id = hash_parts(&[
-        ("format", STAGE_FORMAT),
+        ("format", stage_format(stage)),
         ("stage", stage.as_str()),
         ("config", &stage_identity(r, stage, None, fp)),
     ]);
