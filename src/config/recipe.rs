@@ -172,24 +172,32 @@ mod tests {
 
     #[test]
     fn a_resolved_section_overlays_to_the_recipe_it_was_written_from() {
+        // What the runner reads from a resolved config (the recipe of its `train:` section) is what the
+        // file asked for, for every recipe and for values equal to, and other than, its defaults.
         for recipe in [
             Recipe::Cifar,
             Recipe::ImagenetDarts,
             Recipe::ImagenetProxyless,
         ] {
-            let mut t = bare(recipe);
-            t.channels = Some(Width::Fixed(48));
-            t.sub_batches = Some(4);
-            let r = TrainRecipe::of(&t);
-            let w = r.written();
-            assert_eq!(
-                w.resolved(),
-                w,
-                "{recipe:?}: resolving twice changes nothing"
-            );
-            assert_eq!(TrainRecipe::of(&w), r, "{recipe:?}");
-            assert_eq!(w.channels, Some(Width::Fixed(48)));
-            assert_eq!(w.sub_batches, Some(4));
+            for channels in [None, Some(Width::Auto), Some(Width::Fixed(48))] {
+                for sub_batches in [None, Some(1), Some(4), Some(8)] {
+                    let mut t = bare(recipe);
+                    t.channels = channels;
+                    t.sub_batches = sub_batches;
+                    let r = TrainRecipe::of(&t);
+                    let w = r.written();
+                    let case =
+                        format!("{recipe:?}, channels {channels:?}, sub_batches {sub_batches:?}");
+                    assert_eq!(w.resolved(), w, "{case}: resolving twice changes nothing");
+                    assert_eq!(TrainRecipe::of(&w), r, "{case}: read back");
+                    if let Some(c) = channels {
+                        assert_eq!(r.channels, c, "{case}");
+                    }
+                    if let Some(g) = sub_batches {
+                        assert_eq!(r.sub_batches, g, "{case}");
+                    }
+                }
+            }
         }
     }
 }
