@@ -3,7 +3,8 @@
 # sub_batches 2, REBAR on the gen-gap objective; STEPS search steps, then validation) run by 2 ranks ×
 # 1 thread, by 1 process × 2 threads and by 1 process × 1 thread, alternating, ROUNDS times, each from
 # an empty results folder. Prints each job's wall time, its ratio to 1 process × 2 threads, the share
-# of rank 0's time spent in collectives (waiting for rank 1 included), and each process's peak RSS.
+# of rank 0's time spent in collectives (waiting for rank 1 included), and each process's peak RSS (the
+# ranks' own report, and GNU time's for the largest process of each job).
 set -euo pipefail
 UNAS=${1:-target/debug/unas}
 STEPS=${STEPS:-4}
@@ -31,11 +32,12 @@ for round in $(seq 1 "$ROUNDS"); do
     name=${c%%|*}
     read -r -a args <<< "${c#*|}"
     out="$tmp/r$round-${name// /_}"
-    "$UNAS" -v --results "$out" "${args[@]}" >"$out.out" 2>"$out.err"
+    # GNU time's maximum resident set: the process's own, or (the launcher of ranks) its largest rank's
+    /usr/bin/time -f "%M" -o "$out.rss" "$UNAS" -v --results "$out" "${args[@]}" >"$out.out" 2>"$out.err"
     wall=$(awk '$2 == "search" && $5 == "done" {print $6}' "$out.out")
     sum[$name]=$(echo "${sum[$name]:-0} + $wall" | bc)
     costs=$(grep -ho 'rank [0-9] of 2: [0-9.]* s in collectives, peak RSS [0-9]* MiB' "$out.err" "$out"/runs/*/*/*/run.log 2>/dev/null | sort -u | tr '\n' ';' || true)
-    echo "round $round  $name: search job $wall s  $costs"
+    echo "round $round  $name: search job $wall s, largest process peak RSS $(( $(cat "$out.rss") / 1024 )) MiB  $costs"
   done
 done
 base=${sum["1 process x 2 threads"]}
