@@ -43,11 +43,6 @@ fn one_experiment(name: &str, search: &str) -> (tempfile::TempDir, PathBuf) {
     (suite, file)
 }
 
-/// A run folder's `status.json`.
-fn status_of(dir: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(dir.join("status.json")).unwrap()).unwrap()
-}
-
 fn run(results: &Path, file: &Path, extra: &[&str]) -> std::process::Command {
     let mut args = vec!["run", file.to_str().unwrap()];
     args.extend_from_slice(extra);
@@ -67,34 +62,18 @@ fn ok(out: &Output) {
 
 /// The search run's folder under `results`.
 fn search_dir(results: &Path, name: &str) -> PathBuf {
-    let base = results.join(format!("runs/{name}/paper"));
-    std::fs::read_dir(&base)
-        .unwrap_or_else(|e| panic!("{}: {e}", base.display()))
-        .map(|e| e.unwrap().path())
-        .find(|p| {
-            p.file_name()
-                .unwrap()
-                .to_str()
-                .unwrap()
-                .starts_with("search")
-        })
-        .expect("a search run")
+    common::dir_of(results, name, "search").expect("a search run")
 }
 
 /// Every checkpoint tensor, and every number of the steps and epochs tables, within `tol` of the
 /// other run's, relative to max(1, |x|) (`tol` 0: bit-identical).
 fn assert_same_numbers(a: &Path, b: &Path, tol: f64) {
-    let (ta, tb) = (checkpoint_tensors(a, true), checkpoint_tensors(b, true));
-    assert_eq!(ta.len(), tb.len());
-    assert!(ta.iter().any(|(n, _)| n.starts_with("w/")), "weights saved");
-    assert!(ta.iter().any(|(n, _)| n.contains("alpha")), "logits saved");
-    for ((na, xa), (nb, xb)) in ta.iter().zip(&tb) {
-        assert_eq!(na, nb);
-        let (xa, xb) = (xa.to_kind(tch::Kind::Double), xb.to_kind(tch::Kind::Double));
-        let bound = xa.abs().clamp_min(1.0) * tol;
-        let over = ((&xa - &xb).abs() - bound).max().double_value(&[]);
-        assert!(over <= 0.0, "{na}: differs by more than {tol} relative");
-    }
+    let saved = checkpoint_tensors(a, true);
+    assert!(
+        saved.iter().any(|(n, _)| n.contains("alpha")),
+        "logits saved"
+    );
+    common::assert_checkpoints_close(a, b, tol);
     common::assert_tables_close(a, b, &[Table::Steps, Table::Epochs], tol);
 }
 
@@ -475,7 +454,7 @@ fn a_rank_that_fails_with_an_error_records_the_run_failed_with_that_error() {
         String::from_utf8_lossy(&out.stderr)
     );
     let dir = search_dir(results.path(), name);
-    let status = status_of(&dir);
+    let status = common::status_json(&dir);
     assert_eq!(status["state"], "failed", "{status}");
     let reason = status["reason"].as_str().unwrap();
     assert!(
@@ -504,7 +483,7 @@ fn a_killed_rank_0_leaves_the_run_interrupted_naming_it_not_running_and_the_reru
     assert_eq!(unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) }, 0);
     let out = launcher.wait_with_output().unwrap();
     assert!(!out.status.success());
-    let status = status_of(&dir);
+    let status = common::status_json(&dir);
     assert_eq!(status["state"], "interrupted", "{status}");
     let reason = status["reason"].as_str().unwrap();
     let host = prov["ranks"][0]["host"].as_str().unwrap();
@@ -547,7 +526,7 @@ fn a_run_cut_with_two_ranks_resumes_with_one_and_the_reverse_ending_as_the_unint
         let out = launcher.wait_with_output().unwrap();
         assert!(!out.status.success());
         ok(&run(results.path(), &file, then).output().unwrap());
-        assert_eq!(status_of(&dir)["state"], "done");
+        assert_eq!(common::status_json(&dir)["state"], "done");
         let log = std::fs::read_to_string(dir.join("run.log")).unwrap();
         assert!(log.contains("resuming from a checkpoint"), "{log}");
         let world = if then.is_empty() { 1 } else { 2 };

@@ -77,20 +77,11 @@ fn search_dir(results: &Path, name: &str) -> PathBuf {
     common::dir_of(results, name, "search").expect("a search run")
 }
 
-/// `|a − b| ≤ TOLERANCE·max(1, |a|)`, elementwise.
-fn close(a: &tch::Tensor, b: &tch::Tensor) -> bool {
-    let (a, b) = (a.to_kind(tch::Kind::Double), b.to_kind(tch::Kind::Double));
-    let bound = a.abs().clamp_min(1.0) * TOLERANCE;
-    ((&a - &b).abs() - bound).max().double_value(&[]) <= 0.0
-}
-
 /// Every checkpoint tensor and every number of `tables` within the bound of the other run's; the
 /// logits must have moved from their initial value in the search epoch (unless `frozen`: random
 /// search never trains them).
 fn assert_same_numbers(a: &Path, b: &Path, tables: &[Table], frozen: bool) {
-    let (ta, tb) = (checkpoint_tensors(a, true), checkpoint_tensors(b, true));
-    assert_eq!(ta.len(), tb.len());
-    assert!(ta.iter().any(|(n, _)| n.starts_with("w/")), "weights saved");
+    let ta = checkpoint_tensors(a, true);
     // the logits after the warm-up (their initial values) against after the search epoch
     let logits = |t: &[(String, tch::Tensor)]| -> Vec<tch::Tensor> {
         t.iter()
@@ -105,13 +96,7 @@ fn assert_same_numbers(a: &Path, b: &Path, tables: &[Table], frozen: bool) {
         moved, !frozen,
         "the logits moved (or stayed) as the estimator says"
     );
-    for ((na, xa), (nb, xb)) in ta.iter().zip(&tb) {
-        assert_eq!(na, nb);
-        assert!(
-            close(xa, xb),
-            "{na}: differs by more than {TOLERANCE} relative"
-        );
-    }
+    common::assert_checkpoints_close(a, b, TOLERANCE);
     common::assert_tables_close(a, b, tables, TOLERANCE);
 }
 

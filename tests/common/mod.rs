@@ -200,6 +200,21 @@ pub fn checkpoint_tensors(dir: &Path, last: bool) -> Vec<(String, tch::Tensor)> 
     t
 }
 
+/// Every tensor of run folder `a`'s last checkpoint (BatchNorm statistics aside) within `tol` of
+/// `b`'s, relative to max(1, |x|) (`tol` 0: bit-identical); the weights must be among them.
+pub fn assert_checkpoints_close(a: &Path, b: &Path, tol: f64) {
+    let (ta, tb) = (checkpoint_tensors(a, true), checkpoint_tensors(b, true));
+    assert_eq!(ta.len(), tb.len());
+    assert!(ta.iter().any(|(n, _)| n.starts_with("w/")), "weights saved");
+    for ((na, xa), (nb, xb)) in ta.iter().zip(&tb) {
+        assert_eq!(na, nb);
+        let (xa, xb) = (xa.to_kind(tch::Kind::Double), xb.to_kind(tch::Kind::Double));
+        let bound = xa.abs().clamp_min(1.0) * tol;
+        let over = ((&xa - &xb).abs() - bound).max().double_value(&[]);
+        assert!(over <= 0.0, "{na}: differs by more than {tol} relative");
+    }
+}
+
 /// Every number of `tables` of run folder `a` within `tol` of `b`'s, relative to max(1, |x|) (`tol`
 /// 0: bit-identical); the other columns equal.
 pub fn assert_tables_close(a: &Path, b: &Path, tables: &[Table], tol: f64) {
