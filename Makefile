@@ -1,6 +1,7 @@
 # unas — every set-up step lives here, so a fresh clone needs only `make test` or `make reproduce`.
 #
-#   make setup       install the pinned PyTorch wheel (libtorch) into .deps/ (CPU-capable, 0.54 GB)
+#   make setup       install the pinned PyTorch wheel (libtorch) into .deps/ (CPU-capable, 0.54 GB), and the
+#                    CUDA and NCCL headers the NCCL shim compiles against (0.97 GB downloaded, 19 MB kept)
 #   make setup-gpu   the full wheel with its CUDA libraries into the same folder (2.7 GB; GPU machines)
 #   make build       build the `unas` binary (dev profile, no debug info)
 #   make lint        cargo fmt --check and cargo clippy (warnings are errors)
@@ -37,6 +38,15 @@ CUDA_CRT := nvidia-cuda-crt==13.0.88
 TORCH_DIR := .deps/torch-$(TORCH_VERSION)
 TORCH_STAMP := $(TORCH_DIR)/.installed
 CRT_STAMP := $(TORCH_DIR)/.crt-installed
+# Headers only, of the wheels torch 2.11.0 names (nvidia-nccl-cu13 in its own Requires-Dist, the rest in
+# cuda-toolkit==13.0.2's): the NCCL shim (src/dist/nccl.cpp) compiles against ProcessGroupNCCL.hpp,
+# which includes nccl.h and, through ATen/cuda, cuBLAS, cuSPARSE, cuSOLVER and CCCL headers. Keep
+# these in lock-step with TORCH_VERSION: the shim asserts the class layout it was compiled with.
+# 0.97 GB downloaded, 19 MB kept, in a folder of its own (setup-gpu's `pip --upgrade` rewrites nvidia/).
+CUDA_HEADER_WHEELS := nvidia-nccl-cu13==2.28.9 nvidia-cuda-cccl==13.0.85 nvidia-cublas==13.1.0.3 \
+	nvidia-cusparse==12.6.3.3 nvidia-cusolver==12.0.4.66
+CUDA_HEADERS := .deps/cuda-headers-$(TORCH_VERSION)
+HEADERS_STAMP := $(CUDA_HEADERS)/.installed
 # Also set in .cargo/config.toml, so plain `cargo test` works after `make setup`.
 export LIBTORCH := $(CURDIR)/$(TORCH_DIR)/torch
 UNAS := target/debug/unas
@@ -44,7 +54,7 @@ PIP := $(PYTHON) -m pip install --disable-pip-version-check --no-input --progres
 
 .PHONY: setup setup-gpu build build-release lint test test-deps reproduce report bench bench-workers bench-tensorboard bench-ranks clean
 
-setup: $(TORCH_STAMP) $(CRT_STAMP)
+setup: $(TORCH_STAMP) $(CRT_STAMP) $(HEADERS_STAMP)
 
 # libtorch_cpu.so needs libcudart.so.13 and libcupti.so.13 even on a CPU, hence the two small CUDA
 # wheels. Installed into a temporary folder and renamed, so an interrupted install is never used.
@@ -65,6 +75,11 @@ $(CRT_STAMP): $(TORCH_STAMP)
 	cp -r $(TORCH_DIR).crt/nvidia/cu13/include/crt $(TORCH_DIR)/nvidia/cu13/include/
 	rm -rf $(TORCH_DIR).crt
 	touch $(CRT_STAMP)
+
+$(HEADERS_STAMP):
+	$(PYTHON) scripts/wheel-headers.py $(CUDA_HEADERS) $(CUDA_HEADER_WHEELS)
+	test -f $(CUDA_HEADERS)/nvidia/nccl/include/nccl.h
+	touch $(HEADERS_STAMP)
 
 # The same wheel with all its CUDA dependencies (cuDNN, cuBLAS, ...) into the same folder: the binary
 # then finds libtorch_cuda.so and its libraries and runs on the GPU. Idempotent.

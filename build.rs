@@ -3,8 +3,9 @@
 //! against as DEP_TCH_LIBTORCH_LIB. `UNAS_EXTRA_RPATH` (colon-separated) adds directories, for a binary
 //! built here and run on a machine whose libtorch lives elsewhere (the GPU machines: see README).
 //! Also records the libtorch version (from the wheel's `torch/version.py`) for provenance, and builds
-//! the CUDA-graph shim (`src/cuda_graph/shim.cpp`) and the c10d shim (`src/dist/shim.cpp`) into shared
-//! libraries that the binary embeds.
+//! the CUDA-graph shim (`src/cuda_graph/shim.cpp`), the c10d shim (`src/dist/shim.cpp`) and the NCCL
+//! shim (`src/dist/nccl.cpp`, against the headers of `UNAS_CUDA_HEADERS`) into shared libraries that
+//! the binary embeds.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -42,6 +43,7 @@ fn main() {
     println!("cargo:rustc-env=UNAS_LIBTORCH_VERSION={version}");
     cuda_graph_shim(lib.as_deref().map(Path::new));
     dist_shim(lib.as_deref().map(Path::new));
+    nccl_shim(lib.as_deref().map(Path::new));
 }
 
 /// The CUDA runtime's headers beside the wheel (`<site>/nvidia/<cuXX>/include`, with the `crt/`
@@ -65,24 +67,15 @@ fn cuda_graph_shim(lib: Option<&Path>) {
     println!("cargo::rustc-check-cfg=cfg(unas_cuda_graph_shim)");
     let src = "src/cuda_graph/shim.cpp";
     println!("cargo:rerun-if-changed={src}");
-    let skip = |why: String| {
-        println!("cargo:warning=CUDA graphs left out of this build: {why}");
-        println!("cargo:rustc-env=UNAS_CUDA_GRAPH_SHIM_MISSING={why}");
+    let skip = |why| leave_out("CUDA graphs", "UNAS_CUDA_GRAPH_SHIM_MISSING", why);
+    let (torch_dir, include) = match torch_headers(lib, "ATen/cuda/CUDAGraph.h") {
+        Ok(found) => found,
+        Err(why) => return skip(why),
     };
-    let Some(torch_dir) = lib.and_then(Path::parent) else {
-        return skip("torch-sys reported no libtorch folder".into());
-    };
-    let include = torch_dir.join("include");
-    if !include.join("ATen/cuda/CUDAGraph.h").is_file() {
-        return skip(format!(
-            "{} has no ATen/cuda/CUDAGraph.h",
-            include.display()
-        ));
-    }
-    let Some(cuda) = cuda_include(torch_dir) else {
+    let Some(cuda) = cuda_include(&torch_dir) else {
         return skip(format!(
             "no CUDA runtime headers with crt/ under {}/nvidia (make setup installs nvidia-cuda-crt)",
-            torch_dir.parent().unwrap_or(torch_dir).display()
+            torch_dir.parent().unwrap_or(&torch_dir).display()
         ));
     };
     println!("cargo:rerun-if-changed={}", cuda.display());
@@ -110,19 +103,13 @@ fn dist_shim(lib: Option<&Path>) {
     let src = "src/dist/shim.cpp";
     let decl = Path::new("src/dist/gloo_decl");
     println!("cargo:rerun-if-changed={src}");
+    println!("cargo:rerun-if-changed=src/dist/handles.h");
     println!("cargo:rerun-if-changed={}", decl.display());
-    let skip = |why: String| {
-        println!("cargo:warning=multi-rank runs left out of this build: {why}");
-        println!("cargo:rustc-env=UNAS_DIST_SHIM_MISSING={why}");
+    let skip = |why| leave_out("multi-rank runs", "UNAS_DIST_SHIM_MISSING", why);
+    let include = match torch_headers(lib, "torch/csrc/distributed/c10d/ProcessGroupGloo.hpp") {
+        Ok((_, include)) => include,
+        Err(why) => return skip(why),
     };
-    let Some(torch_dir) = lib.and_then(Path::parent) else {
-        return skip("torch-sys reported no libtorch folder".into());
-    };
-    let include = torch_dir.join("include");
-    let header = include.join("torch/csrc/distributed/c10d/ProcessGroupGloo.hpp");
-    if !header.is_file() {
-        return skip(format!("{} is missing", header.display()));
-    }
     let out = compile_shim(
         src,
         "libunas_dist.so",
@@ -135,6 +122,76 @@ fn dist_shim(lib: Option<&Path>) {
     );
     println!("cargo:rustc-cfg=unas_dist_shim");
     println!("cargo:rustc-env=UNAS_DIST_SHIM={}", out.display());
+}
+
+/// Compiles the NCCL shim (libtorch_cuda's ProcessGroupNCCL added to a group of the c10d shim) into
+/// `$OUT_DIR/libunas_dist_nccl.so` and sets the `unas_nccl_shim` cfg. It needs, beside the wheel's
+/// headers, nccl.h and the CUDA library headers that ATen/cuda includes: `make setup` keeps them in
+/// the folder `UNAS_CUDA_HEADERS` names (.cargo/config.toml). Without them the binary is built without
+/// it (ranks on GPUs then use Gloo, and say why); with them, a compile error fails the build.
+fn nccl_shim(lib: Option<&Path>) {
+    println!("cargo::rustc-check-cfg=cfg(unas_nccl_shim)");
+    let src = "src/dist/nccl.cpp";
+    println!("cargo:rerun-if-changed={src}");
+    println!("cargo:rerun-if-changed=src/dist/handles.h");
+    println!("cargo:rerun-if-env-changed=UNAS_CUDA_HEADERS");
+    let skip = |why| leave_out("NCCL", "UNAS_NCCL_SHIM_MISSING", why);
+    let (torch_dir, include) =
+        match torch_headers(lib, "torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp") {
+            Ok(found) => found,
+            Err(why) => return skip(why),
+        };
+    let Some(cuda) = cuda_include(&torch_dir) else {
+        return skip("no CUDA runtime headers beside the wheel (make setup)".into());
+    };
+    let Some(headers) = std::env::var_os("UNAS_CUDA_HEADERS").map(PathBuf::from) else {
+        return skip("UNAS_CUDA_HEADERS is not set (.cargo/config.toml sets it)".into());
+    };
+    println!("cargo:rerun-if-changed={}", headers.display());
+    let nvidia = headers.join("nvidia");
+    let libs = nvidia.join("cu13/include");
+    let nccl = nvidia.join("nccl/include");
+    for needed in [nccl.join("nccl.h"), libs.join("cublas_v2.h")] {
+        if !needed.is_file() {
+            return skip(format!(
+                "{} is missing (`make setup` fetches the headers)",
+                needed.display()
+            ));
+        }
+    }
+    let out = compile_shim(
+        src,
+        "libunas_dist_nccl.so",
+        &[
+            include.clone(),
+            include.join("torch/csrc/api/include"),
+            cuda,
+            libs.clone(),
+            libs.join("cccl"),
+            nccl,
+        ],
+        &["USE_C10D_NCCL"],
+    );
+    println!("cargo:rustc-cfg=unas_nccl_shim");
+    println!("cargo:rustc-env=UNAS_NCCL_SHIM={}", out.display());
+}
+
+/// Leaves a shim out of this build: a cargo warning, and `env` (which the binary reports) saying why.
+fn leave_out(what: &str, env: &str, why: String) {
+    println!("cargo:warning={what} left out of this build: {why}");
+    println!("cargo:rustc-env={env}={why}");
+}
+
+/// The wheel's folder and its `include/`, where `header` (inside it) is; why not otherwise.
+fn torch_headers(lib: Option<&Path>, header: &str) -> Result<(PathBuf, PathBuf), String> {
+    let torch_dir = lib
+        .and_then(Path::parent)
+        .ok_or("torch-sys reported no libtorch folder")?;
+    let include = torch_dir.join("include");
+    if !include.join(header).is_file() {
+        return Err(format!("{} is missing", include.join(header).display()));
+    }
+    Ok((torch_dir.to_path_buf(), include))
 }
 
 /// `c++ -shared` of one C++ file against libtorch's headers into `$OUT_DIR/name`; panics (failing the

@@ -149,16 +149,23 @@ else
   fi
 fi
 
-# 6. Two ranks (unas run --ranks 2, Gloo: NCCL is not bound yet) on this device: the smoke search of
-#    section 3 again, each rank on its own GPU where there are two (--gpus 0,1), both on the one GPU
-#    otherwise (--gpus 0,0); on the CPU two ranks splitting the cores. Its genotype must be section 3's.
+# 6. Two ranks (unas run --ranks 2) on this device: the smoke search of section 3 again, each rank on
+#    its own GPU where there are two (--gpus 0,1: NCCL carries the CUDA tensors, and must), both on the
+#    one GPU otherwise (--gpus 0,0: NCCL refuses two ranks on one GPU, so Gloo through the host); on
+#    the CPU two ranks splitting the cores (Gloo). Its genotype must be section 3's; the backend the
+#    ranks chose is read from the run's provenance.json.
 if [ "$quick" = 1 ]; then
-  record "2 ranks (gloo)" skipped "--quick: tests/ranks.rs covers ranks on the CPU"
+  record "2 ranks" skipped "--quick: tests/ranks.rs covers ranks on the CPU"
 else
   gpus=()
+  want=gloo
   if [ "$device" != cpu ]; then
     n=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true)
-    if [ "${n:-0}" -ge 2 ]; then gpus=(--gpus 0,1); where="one GPU each (0,1)"; else gpus=(--gpus 0,0); where="both on GPU 0"; fi
+    if [ "${n:-0}" -ge 2 ]; then
+      gpus=(--gpus 0,1); where="one GPU each (0,1)"; want=nccl
+    else
+      gpus=(--gpus 0,0); where="both on GPU 0"
+    fi
   else
     where="CPU, cores split"
   fi
@@ -166,13 +173,17 @@ else
       --set train.sub_batches=2 --ranks 2 "${gpus[@]}" --rank-timeout 120 > "$out/ranks-run.log" 2>&1; then
     one=$(find "$out/results" -path '*search-*' -name genotype.json | head -1)
     two=$(find "$out/results-ranks" -path '*search-*' -name genotype.json | head -1)
-    if [ -n "$one" ] && cmp -s "$one" "$two"; then
-      record "2 ranks (gloo)" ok "$where; the genotype of the one-process search"
+    prov=$(dirname "$two")/provenance.json
+    backend=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("rank_backend"))' "$prov" 2>/dev/null || echo "?")
+    if [ -z "$one" ] || ! cmp -s "$one" "$two"; then
+      record "2 ranks ($backend)" FAIL "$where; genotype differs from section 3's ($one vs $two)"
+    elif [ "${backend%% *}" != "$want" ]; then
+      record "2 ranks ($backend)" FAIL "$where; expected $want"
     else
-      record "2 ranks (gloo)" FAIL "$where; genotype differs from section 3's ($one vs $two)"
+      record "2 ranks ($backend)" ok "$where; the genotype of the one-process search"
     fi
   else
-    record "2 ranks (gloo)" FAIL "$where; see $out/ranks-run.log"
+    record "2 ranks" FAIL "$where; see $out/ranks-run.log"
   fi
 fi
 

@@ -63,7 +63,7 @@ pub(crate) fn libtorch_symbol(name: &CStr) -> Option<*mut std::ffi::c_void> {
 }
 
 /// The folder of the libtorch_cpu.so this process loaded (from /proc/self/maps).
-fn libtorch_dir() -> Option<PathBuf> {
+pub(crate) fn libtorch_dir() -> Option<PathBuf> {
     let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
     maps.lines()
         .filter_map(|l| l.split_whitespace().nth(5))

@@ -537,3 +537,45 @@ fn a_run_cut_with_two_ranks_resumes_with_one_and_the_reverse_ending_as_the_unint
         assert_same_numbers(&whole, &dir, TOLERANCE);
     }
 }
+
+/// `UNAS_DIST_BACKEND` asks for the backend of CUDA tensors: a value that names none is refused before
+/// anything runs; `nccl` for a run on the CPU fails the run (recorded, with the reason), rather than
+/// falling back to Gloo (what `auto`, the default, does and records as `gloo`).
+#[test]
+fn a_backend_request_nccl_cannot_meet_fails_the_run_saying_why_and_a_bad_one_is_refused() {
+    let (_suite, file) = one_experiment("ranks-nccl", "estimator: gsm, objective: {kind: train}");
+    let results = tempfile::tempdir().unwrap();
+    let bad = run(results.path(), &file, &["--ranks", "2"])
+        .env("UNAS_DIST_BACKEND", "mpi")
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("UNAS_DIST_BACKEND=mpi"), "{err}");
+    assert!(!results.path().join("runs").exists(), "nothing ran");
+
+    let nccl = run(results.path(), &file, &["--ranks", "2"])
+        .env("UNAS_DIST_BACKEND", "nccl")
+        .output()
+        .unwrap();
+    assert!(!nccl.status.success());
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&nccl.stdout),
+        String::from_utf8_lossy(&nccl.stderr)
+    );
+    assert!(
+        text.contains("NCCL cannot carry this run: the run is on the CPU"),
+        "{text}"
+    );
+    // and the run says so: recorded failed with the reason, not left without a record
+    let status = common::status_json(&search_dir(results.path(), "ranks-nccl"));
+    assert_eq!(status["state"], "failed", "{status}");
+    assert!(
+        status["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("NCCL cannot carry this run"),
+        "{status}"
+    );
+}

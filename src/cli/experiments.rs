@@ -401,7 +401,7 @@ pub(super) enum OneSlice {
 
 /// R ranks run G sub-batches as G/R each: the `sub_batches` of every stage that will run (all of
 /// them, or the one `--job` names) must be divisible by R (bad input, before anything runs, naming the
-/// experiment, the stage, G and R).
+/// experiment, the stage, G and R); and `UNAS_DIST_BACKEND`, when set, must name a backend.
 pub(super) fn check_ranks(
     all: &[Resolved],
     ranks: usize,
@@ -409,6 +409,10 @@ pub(super) fn check_ranks(
     flag: &str,
     one: OneSlice,
 ) -> Result<()> {
+    if ranks > 1 {
+        // every rank reads it when it joins: a bad value stops the command before any work
+        crate::dist::BackendRequest::from_env().map_err(|e| BadInput(format!("{e:#}")))?;
+    }
     for r in all {
         for job in runner::execute::selected_jobs(r, opts).unwrap_or_default() {
             let (section, g) = job.sub_batches(r);

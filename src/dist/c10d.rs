@@ -1,7 +1,8 @@
 //! The bindings to `shim.cpp`: libtorch's c10d stores and its Gloo process group, with the four
 //! collectives the training loops need (all-reduce in buckets, broadcast, all-gather, barrier),
-//! each waiting at most the group's timeout. A failure anywhere in C++ (a peer that left, a timeout,
-//! a bad argument) comes back as an error carrying c10d's message.
+//! each waiting at most the group's timeout; and to `nccl.cpp`, which adds libtorch_cuda's NCCL
+//! process group to a group for its CUDA tensors. A failure anywhere in C++ (a peer that left, a
+//! timeout, a bad argument) comes back as an error carrying c10d's message.
 
 use std::ffi::{c_char, c_int, c_void, CString};
 use std::path::Path;
@@ -14,7 +15,9 @@ use tch::Tensor;
 use crate::embedded_shim::{self, call, create, symbol};
 
 /// The ABI version of `shim.cpp` this file speaks.
-const ABI: c_int = 1;
+const ABI: c_int = 2;
+/// The ABI version of `nccl.cpp` this file speaks.
+const NCCL_ABI: c_int = 1;
 
 /// Gradient buckets of at most this many bytes are all-reduced as one flat buffer (DDP's default).
 pub const BUCKET_BYTES: i64 = 25 << 20;
@@ -28,6 +31,18 @@ fn embedded_shim() -> Result<&'static [u8], &'static str> {
     #[cfg(not(unas_dist_shim))]
     {
         Err(env!("UNAS_DIST_SHIM_MISSING"))
+    }
+}
+
+/// The NCCL shim's bytes, when this build has one.
+fn embedded_nccl_shim() -> Result<&'static [u8], &'static str> {
+    #[cfg(unas_nccl_shim)]
+    {
+        Ok(include_bytes!(env!("UNAS_NCCL_SHIM")))
+    }
+    #[cfg(not(unas_nccl_shim))]
+    {
+        Err(env!("UNAS_NCCL_SHIM_MISSING"))
     }
 }
 
@@ -74,6 +89,30 @@ type BroadcastFn = unsafe extern "C" fn(
 type AllGatherFn =
     unsafe extern "C" fn(*mut c_void, *mut c_void, *mut c_void, i64, *mut c_char, usize) -> c_int;
 type BarrierFn = unsafe extern "C" fn(*mut c_void, i64, *mut c_char, usize) -> c_int;
+type GpuUuidFn = unsafe extern "C" fn(c_int, *mut u8, *mut c_char, usize) -> c_int;
+type AddNcclFn =
+    unsafe extern "C" fn(*mut c_void, *mut c_void, c_int, i64, *mut c_char, usize) -> c_int;
+
+/// Opens the embedded shim `name` (`bytes`) and checks that its `abi_fn` answers `abi`.
+fn open_shim(name: &str, bytes: &[u8], abi_fn: &str, abi: c_int) -> Result<*mut c_void> {
+    let h = embedded_shim::open(name, bytes, libc::RTLD_NOW | libc::RTLD_LOCAL)?;
+    // SAFETY: the ABI function of both shims is `int f(void)`.
+    let f = unsafe { std::mem::transmute::<*mut c_void, AbiFn>(symbol(h, name, abi_fn)?) };
+    // SAFETY: a plain function of no arguments.
+    let got = unsafe { f() };
+    if got != abi {
+        bail!("the {name} shim speaks ABI {got}, this binary {abi}");
+    }
+    Ok(h)
+}
+
+/// The function `$sym` of the shim `$name` opened as `$h`, as the `extern "C"` type `$ty`.
+macro_rules! shim_fn {
+    ($h:expr, $name:literal, $sym:literal, $ty:ty) => {
+        // SAFETY: the symbol is the extern "C" function of the shim with this signature.
+        unsafe { std::mem::transmute::<*mut c_void, $ty>(symbol($h, $name, $sym)?) }
+    };
+}
 
 struct Shim {
     tcp_store: TcpStoreFn,
@@ -96,18 +135,11 @@ impl Shim {
                 "this unas binary cannot run more than one rank: {why}; rebuild after `make setup`"
             )
         })?;
-        let h = embedded_shim::open("c10d", bytes, libc::RTLD_NOW | libc::RTLD_LOCAL)?;
+        let h = open_shim("c10d", bytes, "unas_dist_abi", ABI)?;
         macro_rules! f {
-            ($name:literal, $ty:ty) => {
-                // SAFETY: the symbol is the extern "C" function of shim.cpp with this signature.
-                unsafe { std::mem::transmute::<*mut c_void, $ty>(symbol(h, "c10d", $name)?) }
+            ($sym:literal, $ty:ty) => {
+                shim_fn!(h, "c10d", $sym, $ty)
             };
-        }
-        let abi = f!("unas_dist_abi", AbiFn);
-        // SAFETY: a plain function of no arguments.
-        let abi = unsafe { abi() };
-        if abi != ABI {
-            bail!("the c10d shim speaks ABI {abi}, this binary {ABI}");
         }
         Ok(Shim {
             tcp_store: f!("unas_dist_tcp_store", TcpStoreFn),
@@ -121,6 +153,51 @@ impl Shim {
             barrier: f!("unas_dist_barrier", BarrierFn),
         })
     }
+}
+
+/// The NCCL shim: what a rank on a GPU needs to put its group's CUDA tensors on NCCL.
+pub struct Nccl {
+    gpu_uuid: GpuUuidFn,
+    add_nccl: AddNcclFn,
+}
+
+impl Nccl {
+    /// Opens the embedded NCCL shim; its symbols resolve against the libtorch_cuda.so that
+    /// `device::load_cuda_backend` loaded (and the libnccl.so.2 it needs), so this fails, saying
+    /// why, on a machine without them.
+    fn load() -> Result<Nccl> {
+        let bytes = embedded_nccl_shim().map_err(|why| {
+            anyhow!("this unas binary has no NCCL: {why}; rebuild after `make setup`")
+        })?;
+        if let Err(why) = crate::device::load_cuda_backend() {
+            bail!("NCCL needs libtorch's CUDA backend, which could not be loaded ({why})");
+        }
+        let h = open_shim("nccl", bytes, "unas_dist_nccl_abi", NCCL_ABI)?;
+        Ok(Nccl {
+            gpu_uuid: shim_fn!(h, "nccl", "unas_dist_gpu_uuid", GpuUuidFn),
+            add_nccl: shim_fn!(h, "nccl", "unas_dist_add_nccl", AddNcclFn),
+        })
+    }
+
+    /// The UUID of CUDA device `index` as this process sees it (two processes on one GPU see the
+    /// same, whatever their `CUDA_VISIBLE_DEVICES`).
+    pub fn gpu_uuid(&self, index: usize) -> Result<[u8; 16]> {
+        let mut out = [0u8; 16];
+        // SAFETY: a 16-byte buffer and a valid error buffer.
+        call("reading the GPU's UUID", |b, n| unsafe {
+            (self.gpu_uuid)(index as c_int, out.as_mut_ptr(), b, n)
+        })?;
+        Ok(out)
+    }
+}
+
+static NCCL: OnceLock<Result<Nccl, String>> = OnceLock::new();
+
+/// The NCCL shim, loaded once; the reason it cannot be used otherwise.
+pub fn nccl() -> Result<&'static Nccl> {
+    NCCL.get_or_init(|| Nccl::load().map_err(|e| format!("{e:#}")))
+        .as_ref()
+        .map_err(|e| anyhow!("{e}"))
 }
 
 static SHIM: OnceLock<Result<Shim, String>> = OnceLock::new();
@@ -200,12 +277,14 @@ impl Drop for Store {
 pub struct Group {
     shim: &'static Shim,
     handle: *mut c_void,
-    #[cfg_attr(not(test), allow(dead_code))]
     rank: usize,
     world: usize,
     timeout: Duration,
-    /// The group holds its own reference to the store; this one only keeps the order of drops.
-    _store: Store,
+    /// CUDA tensors go through NCCL (`add_nccl` succeeded).
+    nccl: bool,
+    /// The group holds its own reference to the store; this one keeps the order of drops, and is
+    /// where an NCCL backend added later meets.
+    store: Store,
 }
 
 // SAFETY: one thread at a time drives a group (the loops are single-threaded); Gloo's own worker
@@ -244,13 +323,41 @@ impl Group {
             rank,
             world,
             timeout,
-            _store: store,
+            nccl: false,
+            store,
         })
     }
 
     #[cfg(test)]
     pub fn rank(&self) -> usize {
         self.rank
+    }
+
+    /// Puts this group's CUDA tensors on NCCL (every rank calls it at the same point, each with its
+    /// own GPU `index`); its communicator is set up now, meeting in this group's store.
+    pub fn add_nccl(&mut self, nccl: &Nccl, index: usize) -> Result<()> {
+        let what = format!(
+            "setting up NCCL on cuda:{index} as rank {} of {}",
+            self.rank, self.world
+        );
+        // SAFETY: a live group and store, and a valid error buffer.
+        call(&what, |b, n| unsafe {
+            (nccl.add_nccl)(
+                self.handle,
+                self.store.handle,
+                index as c_int,
+                millis(self.timeout),
+                b,
+                n,
+            )
+        })?;
+        self.nccl = true;
+        Ok(())
+    }
+
+    /// Whether CUDA tensors go through NCCL.
+    pub fn has_nccl(&self) -> bool {
+        self.nccl
     }
 
     /// `t ← Σ_ranks t` for every tensor, in place, flattened into buckets of `BUCKET_BYTES`.
@@ -323,5 +430,65 @@ impl Drop for Group {
     fn drop(&mut self) {
         // SAFETY: the handle came from a group constructor and is freed once.
         unsafe { (self.shim.group_free)(self.handle) }
+    }
+}
+
+#[cfg(all(test, unas_nccl_shim))]
+mod tests {
+    use std::collections::HashSet;
+    use std::process::Command;
+
+    /// `nm -D` of `args` on `files`: each line's last field (the symbol).
+    fn nm(args: &[&str], files: &[std::path::PathBuf]) -> Vec<String> {
+        let out = Command::new("nm")
+            .args(["-D"])
+            .args(args)
+            .args(files)
+            .output()
+            .expect("running nm (binutils, which the C++ compiler of the shims brings)");
+        assert!(out.status.success(), "nm failed: {out:?}");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split_whitespace().last().map(str::to_owned))
+            .collect()
+    }
+
+    /// The NCCL shim cannot run on this machine (no GPU, no libnccl), so what makes it load on a GPU
+    /// machine with the same wheel is checked here: every libtorch symbol it imports (C++ names
+    /// without a version; the versioned ones are libstdc++'s and libc's) is one that libtorch_cuda,
+    /// libtorch_cpu, libc10 or libc10_cuda exports.
+    #[test]
+    fn the_nccl_shim_imports_only_what_libtorch_exports() {
+        let dir = crate::device::libtorch_dir().expect("this test binary loaded libtorch_cpu.so");
+        let shim = std::env::temp_dir().join(format!("unas-nccl-nm-{}.so", std::process::id()));
+        std::fs::write(
+            &shim,
+            super::embedded_nccl_shim().expect("cfg(unas_nccl_shim)"),
+        )
+        .unwrap();
+        let imported: Vec<String> = nm(&["--undefined-only"], std::slice::from_ref(&shim))
+            .into_iter()
+            .filter(|s| s.starts_with("_Z") && !s.contains('@'))
+            .collect();
+        let _ = std::fs::remove_file(&shim);
+        let libs: Vec<_> = [
+            "libtorch_cuda.so",
+            "libtorch_cpu.so",
+            "libc10.so",
+            "libc10_cuda.so",
+        ]
+        .iter()
+        .map(|l| dir.join(l))
+        .collect();
+        let exported: HashSet<String> = nm(&["--defined-only"], &libs).into_iter().collect();
+        assert!(
+            imported.iter().any(|s| s.contains("16ProcessGroupNCCLC")),
+            "the shim should construct c10d::ProcessGroupNCCL: {imported:?}"
+        );
+        let missing: Vec<&String> = imported.iter().filter(|s| !exported.contains(*s)).collect();
+        assert!(
+            missing.is_empty(),
+            "the NCCL shim needs symbols libtorch does not export: {missing:?}"
+        );
     }
 }

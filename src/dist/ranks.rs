@@ -15,7 +15,8 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use tch::Tensor;
 
-use super::c10d::{Group, Store};
+use super::backend::{choose, Candidacy, Choice, Request};
+use super::c10d::{nccl, Group, Store};
 
 /// How long a collective waits for a peer by default (c10d's own default is 30 minutes).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5 * 60);
@@ -148,6 +149,9 @@ pub struct Ranks {
     world: usize,
     /// `None` for one rank.
     group: Option<Mutex<Group>>,
+    /// What the user asked of the backend of CUDA tensors, and what the ranks chose for the job.
+    request: Request,
+    choice: Mutex<Choice>,
     deaths: Option<PathBuf>,
     /// Time spent in collectives so far (waiting for the others included).
     spent: Mutex<Duration>,
@@ -163,14 +167,18 @@ impl Ranks {
             rank: 0,
             world: 1,
             group: None,
+            request: Request::Auto,
+            choice: Mutex::new(Choice::Gloo("one rank".into())),
             deaths: None,
             spent: Mutex::new(Duration::ZERO),
             lost: Mutex::new(None),
         }
     }
 
-    /// Joins the other ranks of `env` (a Gloo group: CPU tensors, CUDA tensors through the host).
+    /// Joins the other ranks of `env` in a Gloo group (CPU tensors; CUDA tensors through the host
+    /// until [`Ranks::take_backend`] puts them on NCCL).
     pub fn join(env: &RankEnv) -> Result<Ranks> {
+        let request = Request::from_env()?;
         let store = match &env.store {
             StoreAddr::Tcp { host, port } => {
                 Store::tcp(host, *port, env.world, env.rank == 0, env.timeout)?
@@ -188,6 +196,8 @@ impl Ranks {
             rank: env.rank,
             world: env.world,
             group: Some(Mutex::new(group)),
+            request,
+            choice: Mutex::new(Choice::Gloo("the run is on the CPU".into())),
             deaths: env.deaths.clone(),
             spent: Mutex::new(Duration::ZERO),
             lost: Mutex::new(None),
@@ -207,12 +217,40 @@ impl Ranks {
         self.rank == 0
     }
 
-    /// The collective backend, for provenance.
-    pub fn backend(&self) -> &'static str {
+    /// The collective backend of the current job, for provenance: `gloo`, `nccl` (CUDA tensors; CPU
+    /// tensors on Gloo), or `gloo (why not NCCL)` for a run on GPUs.
+    pub fn backend(&self) -> String {
         match self.group {
-            Some(_) => "gloo",
-            None => "none",
+            Some(_) => self
+                .choice
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .describe(),
+            None => "none".into(),
         }
+    }
+
+    /// What this rank offers for CUDA tensors in a job on `device`.
+    pub fn candidacy(&self, device: tch::Device) -> Candidacy {
+        Candidacy::of(device, self.request)
+    }
+
+    /// Every rank at the start of a job on `device`, with every rank's [`Ranks::candidacy`] in rank
+    /// order: the backend of the job's CUDA tensors, the same on every rank. NCCL, once chosen, is set
+    /// up (at this point on every rank) and kept for later jobs.
+    pub fn take_backend(&self, device: tch::Device, all: &[Candidacy]) -> Result<()> {
+        let Some(g) = &self.group else {
+            return Ok(());
+        };
+        let choice = choose(self.request, all)?;
+        if let (Choice::Nccl, tch::Device::Cuda(index)) = (&choice, device) {
+            let mut g = g.lock().unwrap_or_else(|p| p.into_inner());
+            if !g.has_nccl() {
+                g.add_nccl(nccl()?, index)?;
+            }
+        }
+        *self.choice.lock().unwrap_or_else(|p| p.into_inner()) = choice;
+        Ok(())
     }
 
     /// The sub-batches (of `groups`, which the ranks divide) this rank runs: a contiguous block of

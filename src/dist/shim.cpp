@@ -1,5 +1,6 @@
 // libtorch's c10d (stores, the Gloo process group, its collectives), which tch does not bind, as a
-// C ABI for `src/dist/c10d.rs`. Built by build.rs into a shared library that the binary embeds and
+// C ABI for `src/dist/c10d.rs`. A group's CUDA tensors go through NCCL once `nccl.cpp` (a library of
+// its own, needing libtorch_cuda) has added it to the group, through Gloo otherwise. Built by build.rs into a shared library that the binary embeds and
 // `dlopen`s only when a run has more than one rank; its undefined symbols (c10d::TCPStore,
 // c10d::ProcessGroupGloo, ...) resolve against the libtorch_cpu.so this process already loaded.
 //
@@ -23,27 +24,33 @@
 #include <vector>
 
 #include "../embedded_shim.h"
+#include "handles.h"
 
 namespace {
 
+using unas_dist::Group;
+using unas_dist::Store;
 using unas_shim::guarded;
-
-struct Store {
-  c10::intrusive_ptr<c10d::Store> store;
-};
-
-struct Group {
-  c10::intrusive_ptr<c10d::Backend> backend;
-  int rank;
-  int world;
-};
 
 std::chrono::milliseconds ms(int64_t timeout_ms) { return std::chrono::milliseconds(timeout_ms); }
 
-// Waits for `work` at most `timeout`; a peer that left or a timeout throws, with c10d's message.
-void finish(const c10::intrusive_ptr<c10d::Work>& work, std::chrono::milliseconds timeout) {
-  if (!work->wait(timeout)) {
-    throw std::runtime_error("the collective did not finish within the timeout");
+// The backend for tensors on `device`: NCCL for CUDA tensors once the group has it, Gloo otherwise.
+c10d::Backend& backend_for(Group& g, const at::Device& device) {
+  return device.is_cuda() && g.nccl ? *g.nccl : *g.gloo;
+}
+
+// Starts a collective on `backend` and waits for it at most `timeout` (NCCL: the CPU waits too, as
+// `unas_dist_add_nccl` sets blocking wait); a peer that left or a timeout throws, with c10d's
+// message. A failure on NCCL marks the group, whose communicators are then aborted when it is freed.
+template <class Start>
+void collective(Group& g, c10d::Backend& backend, std::chrono::milliseconds timeout, Start start) {
+  try {
+    if (!start(backend)->wait(timeout)) {
+      throw std::runtime_error("the collective did not finish within the timeout");
+    }
+  } catch (...) {
+    if (g.nccl && &backend == g.nccl.get()) g.nccl_failed = true;
+    throw;
   }
 }
 
@@ -53,16 +60,20 @@ void all_reduce_bucket(Group& g, const std::vector<at::Tensor>& bucket,
   c10d::AllreduceOptions opts;
   opts.reduceOp = c10d::ReduceOp::SUM;
   opts.timeout = timeout;
+  auto& backend = backend_for(g, bucket[0].device());
+  auto sum = [&](std::vector<at::Tensor>& ts) {
+    collective(g, backend, timeout, [&](c10d::Backend& b) { return b.allreduce(ts, opts); });
+  };
   if (bucket.size() == 1 && bucket[0].is_contiguous()) {
     std::vector<at::Tensor> one{bucket[0]};
-    finish(g.backend->allreduce(one, opts), timeout);
+    sum(one);
     return;
   }
   std::vector<at::Tensor> flat_parts;
   flat_parts.reserve(bucket.size());
   for (const auto& t : bucket) flat_parts.push_back(t.reshape({-1}));
   std::vector<at::Tensor> flat{at::cat(flat_parts)};
-  finish(g.backend->allreduce(flat, opts), timeout);
+  sum(flat);
   int64_t offset = 0;
   for (const auto& t : bucket) {
     t.copy_(flat[0].narrow(0, offset, t.numel()).view(t.sizes()));
@@ -75,7 +86,7 @@ void all_reduce_bucket(Group& g, const std::vector<at::Tensor>& bucket,
 extern "C" {
 
 // The ABI version Rust checks before using anything else.
-int unas_dist_abi() { return 1; }
+int unas_dist_abi() { return 2; }
 
 // A TCPStore at host:port: the server (rank 0 of `world`) or a client; waits at most `timeout_ms`
 // for the server and, on the server, for the other `world - 1` ranks to connect.
@@ -127,14 +138,27 @@ void* unas_dist_gloo(void* store, const char* hostname, int rank, int world, int
                                 : c10d::ProcessGroupGloo::createDeviceForHostname(host));
     auto pg = c10::make_intrusive<c10d::ProcessGroupGloo>(static_cast<Store*>(store)->store, rank,
                                                           world, opts);
-    g = new Group{pg, rank, world};
+    g = new Group{pg, nullptr, rank, world};
   });
   return g;
 }
 
+// Frees a group; its NCCL backend, if any, is shut down (its communicators finished and freed), or
+// aborted where one of its collectives failed (a shutdown would wait for a peer that is gone).
 void unas_dist_group_free(void* g) {
+  auto* group = static_cast<Group*>(g);
   try {
-    delete static_cast<Group*>(g);
+    if (group->nccl) {
+      if (group->nccl_failed) {
+        group->nccl->abort();
+      } else {
+        group->nccl->shutdown();
+      }
+    }
+  } catch (...) {
+  }
+  try {
+    delete group;
   } catch (...) {
   }
 }
@@ -179,7 +203,9 @@ int unas_dist_broadcast(void* g, at::Tensor** tensors, size_t count, int root, i
       opts.rootRank = root;
       opts.timeout = ms(timeout_ms);
       std::vector<at::Tensor> one{tensors[i]->contiguous()};
-      finish(group.backend->broadcast(one, opts), ms(timeout_ms));
+      auto& backend = backend_for(group, one[0].device());
+      collective(group, backend, ms(timeout_ms),
+                 [&](c10d::Backend& b) { return b.broadcast(one, opts); });
       if (!one[0].is_same(*tensors[i])) tensors[i]->copy_(one[0]);
     }
   });
@@ -199,18 +225,22 @@ int unas_dist_all_gather(void* g, at::Tensor* input, at::Tensor* output, int64_t
     for (int r = 0; r < group.world; ++r) outputs[0].push_back(at::empty_like(inputs[0]));
     c10d::AllgatherOptions opts;
     opts.timeout = ms(timeout_ms);
-    finish(group.backend->allgather(outputs, inputs, opts), ms(timeout_ms));
+    auto& backend = backend_for(group, inputs[0].device());
+    collective(group, backend, ms(timeout_ms),
+               [&](c10d::Backend& b) { return b.allgather(outputs, inputs, opts); });
     for (int r = 0; r < group.world; ++r) (*output)[r].copy_(outputs[0][r]);
   });
 }
 
-// Returns once every rank has called it, or fails after `timeout_ms`.
+// Returns once every rank has called it, or fails after `timeout_ms` (on Gloo, which needs no
+// device: NCCL's barrier would guess one).
 int unas_dist_barrier(void* g, int64_t timeout_ms, char* err, size_t n) {
   return guarded(err, n, [&] {
     auto& group = *static_cast<Group*>(g);
     c10d::BarrierOptions opts;
     opts.timeout = ms(timeout_ms);
-    finish(group.backend->barrier(opts), ms(timeout_ms));
+    collective(group, *group.gloo, ms(timeout_ms),
+               [&](c10d::Backend& b) { return b.barrier(opts); });
   });
 }
 

@@ -257,7 +257,20 @@ fn run_job(
         ranks::clear_failure_notes(dir.path());
     }
     ranks::tell(ranks, true)?;
-    let members = ranks::members(ranks, device)?;
+    let members = match ranks::members(ranks, device) {
+        Ok(m) => m,
+        // every rank reached the job, but they cannot run it as asked (UNAS_DIST_BACKEND=nccl where
+        // NCCL cannot carry it): recorded, as a stage that fails is
+        Err(e) if e.downcast_ref::<crate::dist::PeerLost>().is_none() => {
+            let why = format!("{e:#}");
+            Status::now(State::Failed {
+                reason: why.clone(),
+            })
+            .write(dir.path())?;
+            return Ok(JobEnd::Failed(why));
+        }
+        Err(e) => return Err(e),
+    };
     crate::progress::stage_begin(&label, epochs_of(r, job));
     let end = record_and_run(r, job, dir, upstream, device, members);
     ranks::log_costs(ranks);
@@ -293,7 +306,7 @@ fn record_and_run(
     };
     let mut prov = Provenance::collect(&who, device);
     prov.world_size = members.len().max(1);
-    prov.rank_backend = (members.len() > 1).then(|| crate::dist::ranks().backend().to_owned());
+    prov.rank_backend = (members.len() > 1).then(|| crate::dist::ranks().backend());
     prov.ranks = members;
     // the switches the stage runs under, read back from libtorch (the stage applies the same again)
     let d = Determinism::apply(r.experiment.deterministic);

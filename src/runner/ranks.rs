@@ -19,7 +19,7 @@ use super::job_end::{record_interrupted, run_caught, JobEnd};
 use super::plan::Job;
 use super::stages::run_stage;
 use crate::config::Resolved;
-use crate::dist::{RankEnv, Ranks, StoreAddr};
+use crate::dist::{Candidacy, RankEnv, Ranks, StoreAddr};
 use crate::results::provenance::RankRecord;
 use crate::results::{atomic, RunDir, State, Status};
 use crate::stage::StageError;
@@ -215,30 +215,35 @@ fn told(ranks: &Ranks) -> Result<bool> {
 }
 
 /// Every rank's host, pid and device, in rank order (empty for one rank); each rank calls it once
-/// per job, after [`tell`].
+/// per job, after [`tell`]. With them the ranks choose the backend of the job's CUDA tensors
+/// together (NCCL where each rank has a GPU of its own and NCCL, Gloo otherwise: `dist::backend`).
 pub fn members(ranks: &Ranks, device: tch::Device) -> Result<Vec<RankRecord>> {
     if ranks.world() == 1 {
         return Ok(Vec::new());
     }
-    const LEN: usize = 256;
+    const LEN: usize = 512;
     let me = format!(
-        "{}\t{}\t{}",
+        "{}\t{}\t{}\t{}",
         crate::results::provenance::host_name(),
         std::process::id(),
-        crate::device::describe(device)
+        crate::device::describe(device),
+        ranks.candidacy(device).encode()
     );
     let mut bytes = me.into_bytes();
+    bytes.truncate(LEN); // a long reason loses its end, never its fields
     bytes.resize(LEN, 0);
     let all = ranks.gather("the ranks' identities", &Tensor::from_slice(&bytes))?;
     let all = Vec::<u8>::try_from(&all.view([-1]))?;
-    Ok(all
+    let mut candidacies = Vec::with_capacity(ranks.world());
+    let records = all
         .chunks(LEN)
         .enumerate()
         .map(|(rank, c)| {
             let text = String::from_utf8_lossy(c).trim_end_matches('\0').to_owned();
             let mut f = text.split('\t');
             let mut next = || f.next().unwrap_or("").to_owned();
-            let (host, pid, device) = (next(), next(), next());
+            let (host, pid, device, candidacy) = (next(), next(), next(), next());
+            candidacies.push(Candidacy::decode(&candidacy));
             RankRecord {
                 rank,
                 host,
@@ -246,7 +251,9 @@ pub fn members(ranks: &Ranks, device: tch::Device) -> Result<Vec<RankRecord>> {
                 device,
             }
         })
-        .collect())
+        .collect();
+    ranks.take_backend(device, &candidacies)?;
+    Ok(records)
 }
 
 /// Set once a job failed on this rank: it then runs no other job (its peers are still in that job's
