@@ -1,13 +1,16 @@
 //! Data parallelism on libtorch's c10d, which tch does not bind: `shim.cpp` (built by build.rs, embedded
 //! and loaded only when a run has more than one rank) wraps its stores and the Gloo process group;
 //! `c10d.rs` is the Rust face of it; `ranks.rs` is a run's ranks as the loops see them (one rank: the
-//! identity). `train/` calls this; it imports nothing above it.
+//! identity); `alone.rs` is rank 0 working alone while the others wait for it. `train/` calls this;
+//! it imports nothing above it.
 
+mod alone;
 mod c10d;
 mod ranks;
 #[cfg(test)]
 mod tests;
 
+pub use alone::Alone;
 #[cfg(test)]
 use c10d::{Group, Store};
 pub use ranks::{init, ranks, PeerLost, RankEnv, Ranks, StoreAddr, DEFAULT_TIMEOUT};
