@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
 use crate::config::estimator::ControlVariate;
-use crate::config::{self, Estimator, Latency, LatencyMeasure};
+use crate::config::{self, Estimator, Latency, LatencyMeasure, ProxylessSupernet};
 use crate::dist::Alone;
 use crate::nas::distribution::{Categoricals, Sampler};
 use crate::nas::estimator::{score_with_surrogate, EmaBaseline};
@@ -115,13 +115,14 @@ impl LatencyTerm {
         let e = &ctx.resolved.experiment;
         control_variate_of(s.estimator)?;
         let stamp = DeviceStamp::of(ctx.device);
+        let p = ProxylessSupernet::of(&e.space, &e.dataset);
         let key = SurrogateKey {
             stamp,
             space: serde_json::json!({
                 "space": "proxyless",
-                "width_multiplier": e.space.width_multiplier,
-                "resolution": e.space.resolution,
-                "zero_dropout": e.space.zero_dropout,
+                "width_multiplier": p.width_multiplier,
+                "resolution": p.resolution,
+                "zero_dropout": p.zero_dropout,
                 "classes": classes,
             }),
             batch: l.batch,
