@@ -195,7 +195,7 @@ impl LatencyTerm {
     fn surrogate<S: SearchSpace>(&mut self, space: &S, x: &Tensor) -> Result<&Surrogate> {
         if !matches!(self.surrogate, SurrogateState::Shared(_)) {
             let ranks = crate::dist::ranks();
-            let what = "rank 0 fitting the latency surrogate";
+            let what = "the wait for rank 0's latency surrogate";
             let mut packed = if ranks.is_first() {
                 let mut alone = ranks.alone(what);
                 let s = self.first_rank_surrogate(space, x, &mut alone)?;
