@@ -13,12 +13,15 @@
 //! second sample and counted once, so it adds no reordering. In the ProxylessNAS space the latency of
 //! the sampled architectures is the surrogate's (`measure: surrogate`), and the two runs read the same
 //! surrogate (the one-process run fits it, the two-rank run finds it in its cache): a timed latency
-//! differs from run to run, one process or two.
+//! differs from run to run, one process or two. Within the two-rank run, rank 0 alone takes (or fits,
+//! or reads back) the surrogate and broadcasts it: each rank logs the digest of the one it uses, and
+//! every rank's must be the one-process run's, with no rank fitting one of its own.
 
 mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
+use std::time::Duration;
 
 use common::{checkpoint_tensors, numbers};
 use unas::results::Table;
@@ -62,14 +65,37 @@ device: cpu
     )
 }
 
-fn run(results: &Path, file: &Path, extra: &[&str]) -> Output {
-    let mut args = vec!["run", file.to_str().unwrap()];
+/// `unas -v run FILE EXTRA…` (info lines on stderr: the surrogate each rank uses).
+fn command(results: &Path, file: &Path, extra: &[&str]) -> std::process::Command {
+    let mut args = vec!["-v", "run", file.to_str().unwrap()];
     args.extend_from_slice(extra);
     let mut c = common::unas(results, &args);
     c.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let out = c.output().unwrap();
+    c
+}
+
+fn run(results: &Path, file: &Path, extra: &[&str]) -> Output {
+    let out = command(results, file, extra).output().unwrap();
     assert!(out.status.success(), "{}", common::show(&out));
     out
+}
+
+/// The latency surrogates the ranks of a run used, as they logged them: (rank, digest) in log order;
+/// and how many times one was fitted.
+fn surrogates_used(out: &Output) -> (Vec<(usize, String)>, usize) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    let used = err
+        .lines()
+        .filter_map(|l| {
+            let (_, rest) = l.split_once("rank ")?;
+            let (rank, digest) = rest.split_once(" uses the latency surrogate ")?;
+            Some((rank.parse().ok()?, digest.trim().to_owned()))
+        })
+        .collect();
+    let fitted = err
+        .matches("fitting the latency surrogate on timed architectures")
+        .count();
+    (used, fitted)
 }
 
 /// The search run's folder under `results`.
@@ -100,19 +126,30 @@ fn assert_same_numbers(a: &Path, b: &Path, tables: &[Table], frozen: bool) {
     common::assert_tables_close(a, b, tables, TOLERANCE);
 }
 
+/// Two runs of one experiment: by one process, then by two ranks.
+struct OneAndTwo {
+    _root: tempfile::TempDir,
+    /// The search folders, with the same run id.
+    one: PathBuf,
+    two: PathBuf,
+    /// What each run printed.
+    out_one: Output,
+    out_two: Output,
+}
+
 /// `text` run by one process, then by two ranks (with the one-process run's cache of latency
-/// surrogates): the two search folders, with the same run id.
-fn one_process_and_two_ranks(name: &str, text: String) -> (tempfile::TempDir, PathBuf, PathBuf) {
+/// surrogates).
+fn one_process_and_two_ranks(name: &str, text: String) -> OneAndTwo {
     let suite = common::suite(&[(name, text)]);
     let file = suite.path().join(format!("{name}.yaml"));
     let root = tempfile::tempdir().unwrap();
     let (one, two) = (root.path().join("one"), root.path().join("two"));
-    run(&one, &file, &[]);
+    let out_one = run(&one, &file, &[]);
     let cache = one.join("cache");
     if cache.is_dir() {
         copy_dir(&cache, &two.join("cache"));
     }
-    run(&two, &file, &["--ranks", "2", "--rank-timeout", "60"]);
+    let out_two = run(&two, &file, &["--ranks", "2", "--rank-timeout", "60"]);
     let (a, b) = (search_dir(&one, name), search_dir(&two, name));
     assert_eq!(
         a.file_name(),
@@ -122,7 +159,13 @@ fn one_process_and_two_ranks(name: &str, text: String) -> (tempfile::TempDir, Pa
     let prov: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(b.join("provenance.json")).unwrap()).unwrap();
     assert_eq!(prov["world_size"], 2, "the second run ran on two ranks");
-    (root, a, b)
+    OneAndTwo {
+        _root: root,
+        one: a,
+        two: b,
+        out_one,
+        out_two,
+    }
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -138,13 +181,14 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 fn darts_space_search_on_two_ranks_equals_one_process(name: &str, search: &str) {
-    let (_root, a, b) = one_process_and_two_ranks(name, darts(name, search));
+    let runs = one_process_and_two_ranks(name, darts(name, search));
+    let (a, b) = (&runs.one, &runs.two);
     let frozen = search.contains("random_ws");
     let mut tables = vec![Table::Steps, Table::Epochs];
     if frozen {
         tables.push(Table::Candidates);
     }
-    assert_same_numbers(&a, &b, &tables, frozen);
+    assert_same_numbers(a, b, &tables, frozen);
 }
 
 #[test]
@@ -179,11 +223,40 @@ fn two_ranks_of_a_random_ws_search_equal_one_process_with_two_sub_batches() {
     );
 }
 
+/// The one surrogate the one-process run fitted and used, and that every rank of the two-rank run
+/// used, none of them fitting one (rank 0 took it from the cache, rank 1 from rank 0).
+fn assert_every_rank_uses_the_one_process_surrogate(runs: &OneAndTwo) {
+    let (used, fitted) = surrogates_used(&runs.out_one);
+    assert_eq!(fitted, 1, "the one-process run fitted its surrogate");
+    assert_eq!(used.len(), 1, "{used:?}");
+    let digest = &used[0].1;
+    assert_two_ranks_use(&runs.out_two, digest);
+}
+
+/// Each of the two ranks used the surrogate `digest`, and neither fitted one.
+fn assert_two_ranks_use(out: &Output, digest: &str) {
+    let (mut used, fitted) = surrogates_used(out);
+    assert_eq!(
+        fitted,
+        0,
+        "no rank fitted a surrogate of its own\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    used.sort();
+    assert_eq!(
+        used,
+        vec![(0, digest.to_owned()), (1, digest.to_owned())],
+        "every rank uses rank 0's surrogate"
+    );
+}
+
 fn proxyless_search_with_latency_on_two_ranks_equals_one_process(name: &str, estimator: &str) {
-    let (_root, a, b) = one_process_and_two_ranks(name, proxyless(name, estimator));
-    assert_same_numbers(&a, &b, &[Table::Steps, Table::Epochs], false);
+    let runs = one_process_and_two_ranks(name, proxyless(name, estimator));
+    let (a, b) = (&runs.one, &runs.two);
+    assert_same_numbers(a, b, &[Table::Steps, Table::Epochs], false);
+    assert_every_rank_uses_the_one_process_surrogate(&runs);
     // the latency term ran: every search step logged the sampled architecture's latency
-    let steps = numbers(&a, Table::Steps);
+    let steps = numbers(a, Table::Steps);
     let lat = steps.column("lat_ms").unwrap().f64().unwrap();
     assert!(
         (0..lat.len()).any(|i| lat.get(i).is_some_and(|v| v > 0.0)),
@@ -201,5 +274,59 @@ fn two_ranks_of_a_proxyless_reinforce_search_with_latency_equal_one_process() {
     proxyless_search_with_latency_on_two_ranks_equals_one_process(
         "ranks-proxyless-reinforce",
         "reinforce",
+    );
+}
+
+/// A two-rank ProxylessNAS search stopped (SIGTERM) after its surrogate was taken, and resumed with
+/// no cache to take it from: rank 0 reads it back from the run folder and rank 1 gets it from rank 0
+/// by the same broadcast (matched, or the ranks would hang past the timeout); the run ends with the
+/// one-process run's numbers.
+#[test]
+fn a_two_rank_proxyless_search_resumed_uses_rank_0s_read_back_surrogate_on_every_rank() {
+    let name = "ranks-proxyless-resume";
+    let suite = common::suite(&[(name, proxyless(name, "rebar"))]);
+    let file = suite.path().join(format!("{name}.yaml"));
+    let root = tempfile::tempdir().unwrap();
+    let (one, two) = (root.path().join("one"), root.path().join("two"));
+    let out_one = run(&one, &file, &[]);
+    let (used, _) = surrogates_used(&out_one);
+    let digest = &used[0].1;
+    copy_dir(&one.join("cache"), &two.join("cache"));
+
+    let ranks = ["--ranks", "2", "--rank-timeout", "60"];
+    // slow steps: the SIGTERM lands within the search epoch, whatever the machine's load
+    let mut launcher = command(&two, &file, &ranks)
+        .env("UNAS_TEST_SLOW_STEP_MS", "300")
+        .spawn()
+        .unwrap();
+    let taken = || {
+        common::dir_of(&two, name, "search").filter(|d| d.join("latency_surrogate.json").is_file())
+    };
+    common::wait_for(
+        &mut launcher,
+        Duration::from_secs(120),
+        "the surrogate",
+        || taken().is_some(),
+    );
+    let dir = taken().unwrap();
+    common::signal(launcher.id(), libc::SIGTERM);
+    let cut = launcher.wait_with_output().unwrap();
+    assert_two_ranks_use(&cut, digest);
+    assert_eq!(common::status_json(&dir)["state"], "interrupted");
+
+    std::fs::remove_dir_all(two.join("cache")).unwrap();
+    let resumed = run(&two, &file, &ranks);
+    assert_two_ranks_use(&resumed, digest);
+    assert_eq!(common::status_json(&dir)["state"], "done");
+    let log = std::fs::read_to_string(dir.join("run.log")).unwrap();
+    assert!(
+        log.contains("resuming the search from a checkpoint"),
+        "{log}"
+    );
+    assert_same_numbers(
+        &search_dir(&one, name),
+        &dir,
+        &[Table::Steps, Table::Epochs],
+        false,
     );
 }

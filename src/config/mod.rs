@@ -15,6 +15,7 @@ pub(crate) mod positions;
 pub(crate) mod recipe;
 pub(crate) mod reference;
 pub(crate) mod schema;
+pub(crate) mod supernet;
 pub(crate) mod sweep;
 pub(crate) mod tier;
 pub(crate) mod tiers;
@@ -29,13 +30,13 @@ pub use load::{load, parse_experiment, resolve, Resolved};
 pub use path::{FieldPath, Seg};
 pub use positions::Pos;
 pub use recipe::TrainRecipe;
-pub(crate) use schema::ZERO_DROPOUT;
 pub use schema::{
     Dataset, DatasetName, DeviceChoice, Experiment, GenotypeChoice, ImageShape, Latency,
     LatencyMeasure, LrScale, Objective, ObjectiveKind, Precision, Protocol, Recipe, Sampling,
     Search, SearchEpochs, SearchLr, Seeds, Space, SpaceName, Statistics, SyntheticSpec, Train,
     WeightDecay,
 };
+pub use supernet::ProxylessSupernet;
 pub use sweep::load_variants;
 pub use tier::Tier;
 pub use tiers::{Tiers, EMBEDDED_TIERS};

@@ -243,26 +243,10 @@ pub struct Space {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resolution: Option<u32>,
     /// ProxylessNAS: dropout after the search supernet's `mic_zero` (official 0.1, "following P-DARTS
-    /// add noise to skip operation"; 0 turns it off). Filled in as 0.1 when left out.
+    /// add noise to skip operation"; 0 turns it off). Filled in as 0.1 when left out
+    /// (`config::supernet`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub zero_dropout: Option<f64>,
-}
-
-/// The official search-time dropout after `mic_zero`.
-pub const ZERO_DROPOUT: f64 = 0.1;
-
-impl Space {
-    /// The ProxylessNAS fields the file left out, filled in (the dataset's side, the official zero-op
-    /// dropout), so that the resolved config is the same whether a value was written or defaulted.
-    /// The DARTS space has none: its resolved config is the file's.
-    pub fn resolved(&self, dataset: &Dataset) -> Space {
-        let mut s = self.clone();
-        if s.name == SpaceName::Proxyless {
-            s.resolution = s.resolution.or(Some(dataset.shape().side() as u32));
-            s.zero_dropout = s.zero_dropout.or(Some(ZERO_DROPOUT));
-        }
-        s
-    }
 }
 
 fn default_layers() -> u32 {

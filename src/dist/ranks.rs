@@ -336,6 +336,15 @@ impl Ranks {
             .map(|_| ())
     }
 
+    /// Rank 0's `values` copied into every rank's, bit for bit (every rank passes as many): one
+    /// number, one measurement, for all ranks.
+    pub fn broadcast_f64s(&self, what: &str, values: &mut [f64]) -> Result<()> {
+        let t = Tensor::from_slice(values);
+        self.broadcast(what, &[&t])?;
+        values.copy_from_slice(&Vec::<f64>::try_from(&t)?);
+        Ok(())
+    }
+
     /// Every rank's `t`, stacked in rank order ([world, ...]).
     pub fn gather(&self, what: &str, t: &Tensor) -> Result<Tensor> {
         Ok(self

@@ -258,3 +258,44 @@ fn a_cpp_exception_comes_back_as_a_message() {
         assert_eq!(shape, vec![2, 1]);
     }
 }
+
+/// Rank 0 works alone for four times the ranks' timeout (2 s) while rank 1 waits for it: its
+/// keep-alives hold rank 1's wait together, and both then meet in a broadcast of rank 0's result.
+#[test]
+fn rank_0_working_alone_longer_than_the_timeout_keeps_the_others_waiting() {
+    use super::{RankEnv, Ranks, StoreAddr};
+    let test = "rank_0_working_alone_longer_than_the_timeout_keeps_the_others_waiting";
+    let timeout = Duration::from_secs(2);
+    let out = in_processes(test, &[0, 1], &free_port().to_string(), |rank, port| {
+        let env = RankEnv {
+            rank,
+            world: 2,
+            store: StoreAddr::Tcp {
+                host: "127.0.0.1".into(),
+                port: port.parse().unwrap(),
+            },
+            timeout,
+            deaths: None,
+        };
+        let ranks = Ranks::join(&env).unwrap();
+        let start = Instant::now();
+        let what = "a long piece of work";
+        let mut result = [0.0];
+        if ranks.is_first() {
+            let mut alone = ranks.alone(what);
+            while start.elapsed() < 4 * timeout {
+                std::thread::sleep(Duration::from_millis(50));
+                alone.tick().unwrap();
+            }
+            alone.done().unwrap();
+            result = [42.5];
+        } else {
+            ranks.await_first(what).unwrap();
+        }
+        ranks.broadcast_f64s("the result", &mut result).unwrap();
+        (result[0], start.elapsed().as_secs_f64())
+    });
+    assert_eq!((out[0].0, out[1].0), (42.5, 42.5));
+    // (the scenario held: rank 1's one wait outlasted its timeout twice over)
+    assert!(out[1].1 >= 4.0, "rank 1 waited for rank 0: {out:?}");
+}

@@ -104,6 +104,57 @@ impl Surrogate {
         x.matmul(&w) + self.bias_ms
     }
 
+    /// The surrogate as one vector of numbers, for sending it to other ranks bit for bit (NaN
+    /// included): [bias, n_train, n_test, ridge, mae_train, mae_test, r2_test, weights…].
+    pub fn to_f64s(&self) -> Vec<f64> {
+        let f = &self.fit;
+        let head = [
+            self.bias_ms,
+            f.n_train as f64,
+            f.n_test as f64,
+            f.ridge,
+            f.mae_train_ms,
+            f.mae_test_ms,
+            f.r2_test,
+        ];
+        head.into_iter()
+            .chain(self.weights.iter().copied())
+            .collect()
+    }
+
+    /// The surrogate [`Surrogate::to_f64s`] wrote.
+    pub fn from_f64s(v: &[f64]) -> Result<Surrogate> {
+        const HEAD: usize = 7;
+        ensure!(
+            v.len() > HEAD,
+            "a packed latency surrogate holds {HEAD} numbers and its weights, got {} numbers",
+            v.len()
+        );
+        Ok(Surrogate {
+            weights: v[HEAD..].to_vec(),
+            bias_ms: v[0],
+            fit: FitReport {
+                n_train: v[1] as usize,
+                n_test: v[2] as usize,
+                ridge: v[3],
+                mae_train_ms: v[4],
+                mae_test_ms: v[5],
+                r2_test: v[6],
+            },
+        })
+    }
+
+    /// A short fingerprint of the surrogate's numbers (blake3 of their bits), for telling in a log
+    /// whether two processes use the same one.
+    pub fn digest(&self) -> String {
+        let bytes: Vec<u8> = self
+            .to_f64s()
+            .iter()
+            .flat_map(|x| x.to_le_bytes())
+            .collect();
+        blake3::hash(&bytes).to_hex()[..16].to_owned()
+    }
+
     /// s(x) of one feature row on the host.
     pub fn predict_row(&self, x: &[f64]) -> f64 {
         self.weights.iter().zip(x).map(|(w, v)| w * v).sum::<f64>() + self.bias_ms
@@ -159,6 +210,26 @@ mod tests {
         let t = Tensor::from_slice(&x[0]).reshape([1, -1]);
         let p = s.predict(&t).double_value(&[0]);
         assert!((p - s.predict_row(&x[0])).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_packed_surrogate_unpacks_bit_for_bit_and_its_digest_follows_its_bits() {
+        let (x, y, _) = synthetic(40, 2);
+        let mut s = Surrogate::fit(&x, &y, 0.3, 1).unwrap();
+        s.fit.r2_test = f64::NAN; // a fit whose held-out latencies were all equal
+        let back = Surrogate::from_f64s(&s.to_f64s()).unwrap();
+        let bits =
+            |s: &Surrogate| -> Vec<u64> { s.to_f64s().iter().map(|v| v.to_bits()).collect() };
+        assert_eq!(bits(&back), bits(&s));
+        assert_eq!(
+            (back.fit.n_train, back.fit.n_test, back.weights.len()),
+            (32, 8, 147)
+        );
+        assert_eq!(back.digest(), s.digest());
+        let mut other = s.clone();
+        other.weights[100] = f64::from_bits(other.weights[100].to_bits() ^ 1); // one ulp
+        assert_ne!(other.digest(), s.digest());
+        assert!(Surrogate::from_f64s(&s.to_f64s()[..7]).is_err());
     }
 
     #[test]

@@ -10,6 +10,10 @@
 //!   S_lat = log q(b')·sg(L_d − β_lat) + β_lat with its own moving-average baseline;
 //! * every epoch: the mode architecture's latency, timed, with the surrogate's prediction, into
 //!   `latency.parquet` with the device that measured it.
+//!
+//! Over ranks, rank 0 alone times: it fits (or reads back, or takes from the cache) the surrogate and
+//! sends it to the others, and sends them each latency it times, so every rank computes with rank 0's
+//! numbers bit for bit and ranks > 0 time nothing.
 
 use std::path::PathBuf;
 
@@ -19,7 +23,8 @@ use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
 use crate::config::estimator::ControlVariate;
-use crate::config::{self, Estimator, Latency, LatencyMeasure};
+use crate::config::{self, Estimator, Latency, LatencyMeasure, ProxylessSupernet};
+use crate::dist::Alone;
 use crate::nas::distribution::{Categoricals, Sampler};
 use crate::nas::estimator::{score_with_surrogate, EmaBaseline};
 use crate::nas::latency::cache::SurrogateKey;
@@ -46,6 +51,17 @@ struct RunSurrogate {
     surrogate: Surrogate,
 }
 
+/// Where this process is with the run's surrogate.
+enum SurrogateState {
+    /// Not known yet: rank 0 takes it from the cache or fits it at the first search step.
+    Unknown,
+    /// Rank 0 of a resumed run: the surrogate an earlier attempt fitted, read back from the run
+    /// folder, not yet sent to the other ranks.
+    ReadBack(Surrogate),
+    /// Rank 0's, on every rank.
+    Shared(Surrogate),
+}
+
 /// Sums of one epoch's per-step latencies.
 #[derive(Clone, Copy, Debug, Default)]
 struct EpochSums {
@@ -66,7 +82,7 @@ pub(super) struct LatencyTerm {
     cache_dir: PathBuf,
     dir: RunDir,
     device: Device,
-    surrogate: Option<Surrogate>,
+    surrogate: SurrogateState,
     /// β of the `reinforce` latency branch (checkpointed).
     pub baseline: EmaBaseline,
     sums: EpochSums,
@@ -99,13 +115,14 @@ impl LatencyTerm {
         let e = &ctx.resolved.experiment;
         control_variate_of(s.estimator)?;
         let stamp = DeviceStamp::of(ctx.device);
+        let p = ProxylessSupernet::of(&e.space, &e.dataset);
         let key = SurrogateKey {
             stamp,
             space: serde_json::json!({
                 "space": "proxyless",
-                "width_multiplier": e.space.width_multiplier,
-                "resolution": e.space.resolution,
-                "zero_dropout": e.space.zero_dropout,
+                "width_multiplier": p.width_multiplier,
+                "resolution": p.resolution,
+                "zero_dropout": p.zero_dropout,
                 "classes": classes,
             }),
             batch: l.batch,
@@ -128,19 +145,21 @@ impl LatencyTerm {
             cache_dir: cache_dir_of(ctx.dir),
             dir: ctx.dir.clone(),
             device: ctx.device,
-            surrogate: None,
+            surrogate: SurrogateState::Unknown,
             baseline: EmaBaseline::default(),
             sums: EpochSums::default(),
             rows: Vec::new(),
             seed: ctx.seed,
         };
         let run_file = ctx.dir.file(SURROGATE_FILE);
-        if run_file.is_file() {
+        // ranks > 0 get rank 0's by the broadcast every rank joins (their copy of the run folder is
+        // not read: one surrogate, one source)
+        if crate::dist::ranks().is_first() && run_file.is_file() {
             let text = std::fs::read_to_string(&run_file)
                 .with_context(|| format!("reading {}", run_file.display()))?;
             let saved: RunSurrogate = serde_json::from_str(&text)
                 .with_context(|| format!("parsing {}", run_file.display()))?;
-            term.surrogate = Some(saved.surrogate);
+            term.surrogate = SurrogateState::ReadBack(saved.surrogate);
         }
         let rows_file = ctx.dir.file(ROWS_FILE);
         if rows_file.is_file() {
@@ -171,49 +190,95 @@ impl LatencyTerm {
             .context("this search space has no architecture features for a latency surrogate")
     }
 
-    /// The surrogate: this run's, else the cache's, else fitted now on timed samples of `dist`.
+    /// The surrogate every rank uses: rank 0's, sent to the others the first time this process needs
+    /// it, the same point on every rank (the first search step of this process, resumed or not).
     fn surrogate<S: SearchSpace>(&mut self, space: &S, x: &Tensor) -> Result<&Surrogate> {
-        if self.surrogate.is_none() {
-            let (s, cache_file) = match self.key.load(&self.cache_dir)? {
-                Some(s) => {
-                    tracing::info!(cache = %self.key.path(&self.cache_dir).display(), "latency surrogate from the cache");
-                    (s, None)
-                }
-                None => {
-                    // its own random stream: a run that fits and one that reads the cache then
-                    // draw the same architectures at every step (the loop re-seeds each step)
-                    tch::manual_seed(derive_seed(
-                        self.seed,
-                        Stream::Step,
-                        Phase::Search,
-                        0,
-                        INIT_STEP,
-                    ));
-                    let s = self.fit(space, x)?;
-                    (s.clone(), Some(self.key.store(&self.cache_dir, &s)?))
-                }
+        if !matches!(self.surrogate, SurrogateState::Shared(_)) {
+            let ranks = crate::dist::ranks();
+            let what = "the wait for rank 0's latency surrogate";
+            let mut packed = if ranks.is_first() {
+                let mut alone = ranks.alone(what);
+                let s = self.first_rank_surrogate(space, x, &mut alone)?;
+                alone.done()?;
+                s.to_f64s()
+            } else {
+                ranks.await_first(what)?;
+                Vec::new()
             };
-            let f = &s.fit;
+            let mut len = [packed.len() as f64];
+            ranks.broadcast_f64s("the latency surrogate's size", &mut len)?;
+            packed.resize(len[0] as usize, 0.0);
+            ranks.broadcast_f64s("the latency surrogate", &mut packed)?;
+            let s = Surrogate::from_f64s(&packed)?;
             tracing::info!(
-                device = %self.key.stamp.label(),
-                mae_train_ms = f.mae_train_ms,
-                mae_test_ms = f.mae_test_ms,
-                r2_test = f.r2_test,
-                "latency surrogate"
+                "rank {} uses the latency surrogate {}",
+                ranks.rank(),
+                s.digest()
             );
-            let saved = RunSurrogate {
-                stamp: self.key.stamp.clone(),
-                cache_file,
-                surrogate: s.clone(),
-            };
-            atomic::write_json(&self.dir.file(SURROGATE_FILE), &saved)?;
-            self.surrogate = Some(s);
+            self.surrogate = SurrogateState::Shared(s);
         }
-        Ok(self.surrogate.as_ref().expect("set above"))
+        match &self.surrogate {
+            SurrogateState::Shared(s) => Ok(s),
+            SurrogateState::Unknown | SurrogateState::ReadBack(_) => {
+                unreachable!("the surrogate was shared above")
+            }
+        }
+    }
+
+    /// Rank 0's surrogate: this run's (read back), else the cache's, else fitted now on timed samples
+    /// of the distribution; a new one is written into the run folder.
+    fn first_rank_surrogate<S: SearchSpace>(
+        &mut self,
+        space: &S,
+        x: &Tensor,
+        alone: &mut Alone,
+    ) -> Result<Surrogate> {
+        if let SurrogateState::ReadBack(s) = &self.surrogate {
+            return Ok(s.clone());
+        }
+        let (s, cache_file) = match self.key.load(&self.cache_dir)? {
+            Some(s) => {
+                tracing::info!(cache = %self.key.path(&self.cache_dir).display(), "latency surrogate from the cache");
+                (s, None)
+            }
+            None => {
+                // its own random stream: a run that fits and one that reads the cache then
+                // draw the same architectures at every step (the loop re-seeds each step)
+                tch::manual_seed(derive_seed(
+                    self.seed,
+                    Stream::Step,
+                    Phase::Search,
+                    0,
+                    INIT_STEP,
+                ));
+                tracing::info!(
+                    samples = self.samples,
+                    "fitting the latency surrogate on timed architectures"
+                );
+                let s = self.fit(space, x, alone)?;
+                (s.clone(), Some(self.key.store(&self.cache_dir, &s)?))
+            }
+        };
+        let f = &s.fit;
+        tracing::info!(
+            device = %self.key.stamp.label(),
+            mae_train_ms = f.mae_train_ms,
+            mae_test_ms = f.mae_test_ms,
+            r2_test = f.r2_test,
+            "latency surrogate"
+        );
+        let saved = RunSurrogate {
+            stamp: self.key.stamp.clone(),
+            cache_file,
+            surrogate: s.clone(),
+        };
+        atomic::write_json(&self.dir.file(SURROGATE_FILE), &saved)?;
+        Ok(s)
     }
 
     /// `surrogate_samples` architectures of the current distribution, each timed; the ridge fit.
-    fn fit<S: SearchSpace>(&self, space: &S, x: &Tensor) -> Result<Surrogate> {
+    /// Rank 0 fits alone: the other ranks hear it still works after each timing.
+    fn fit<S: SearchSpace>(&self, space: &S, x: &Tensor, alone: &mut Alone) -> Result<Surrogate> {
         let n = u64::from(self.samples);
         let bar = ProgressBar::new(n).with_message(format!(
             "timing architectures for the latency surrogate on {}",
@@ -238,14 +303,33 @@ impl LatencyTerm {
             xs.push(Vec::<f64>::try_from(&feat)?);
             ys.push(self.time(space, &d.onehot, x)?);
             bar.inc(1);
+            alone.tick()?;
         }
         bar.finish_and_clear();
         Surrogate::fit(&xs, &ys, self.ridge, self.seed)
     }
 
-    /// The fitted surrogate, once [`LatencyTerm::prepare`] ran.
+    /// The surrogate every rank uses, once [`LatencyTerm::prepare`] ran.
     pub fn fitted(&self) -> Option<&Surrogate> {
-        self.surrogate.as_ref()
+        match &self.surrogate {
+            SurrogateState::Shared(s) => Some(s),
+            SurrogateState::Unknown | SurrogateState::ReadBack(_) => None,
+        }
+    }
+
+    /// Rank 0's `measure()` on every rank (ranks > 0 run nothing): `N` numbers rank 0 measured.
+    fn from_first<const N: usize>(
+        what: &str,
+        measure: impl FnOnce() -> Result<[f64; N]>,
+    ) -> Result<[f64; N]> {
+        let ranks = crate::dist::ranks();
+        let mut v = if ranks.is_first() {
+            measure()?
+        } else {
+            [0.0; N]
+        };
+        ranks.broadcast_f64s(what, &mut v)?;
+        Ok(v)
     }
 
     /// Before the first architecture step, ahead of the step's seeding: the surrogate is ready.
@@ -273,7 +357,11 @@ impl LatencyTerm {
         let onehot_feat = Self::features(space, &second.onehot)?;
         let predicted_b = tch::no_grad(|| surrogate.predict(&onehot_feat)).double_value(&[0]);
         let lat = match self.measure {
-            LatencyMeasure::Timed => self.time(space, &second.onehot, &x)?,
+            LatencyMeasure::Timed => {
+                Self::from_first("the timed latency of the step's sample", || {
+                    Ok([self.time(space, &second.onehot, &x)?])
+                })?[0]
+            }
             LatencyMeasure::Surrogate => predicted_b,
         };
         let l_d = self.hinge.penalty(
@@ -307,14 +395,18 @@ impl LatencyTerm {
         let (phase, epoch, global_epoch, step) = at;
         let x = images.narrow(0, 0, self.batch.min(images.size()[0]));
         let mode = mode_onehot(space.distribution());
-        let lat = self.time(space, &mode, &x)?;
-        let pred = match &self.surrogate {
-            Some(s) => {
-                let f = Self::features(space, &mode)?;
-                Some(tch::no_grad(|| s.predict(&f)).double_value(&[0]))
-            }
-            None => None,
-        };
+        // rank 0's row on every rank: [latency, 1 if predicted, prediction]
+        let [lat, predicted, pred] = Self::from_first("the mode architecture's latency", || {
+            let lat = self.time(space, &mode, &x)?;
+            Ok(match &self.surrogate {
+                SurrogateState::Shared(s) | SurrogateState::ReadBack(s) => {
+                    let f = Self::features(space, &mode)?;
+                    [lat, 1.0, tch::no_grad(|| s.predict(&f)).double_value(&[0])]
+                }
+                SurrogateState::Unknown => [lat, 0.0, 0.0],
+            })
+        })?;
+        let pred = (predicted == 1.0).then_some(pred);
         let stamp = &self.key.stamp;
         let n = self.sums.n as f64;
         self.rows.push(LatencyRow {

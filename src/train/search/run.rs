@@ -5,7 +5,7 @@ use anyhow::{Context, Result};
 use tch::nn;
 
 use crate::autocast::Amp;
-use crate::config::{self, ImageShape, SpaceName};
+use crate::config::{self, ImageShape, ProxylessSupernet, SpaceName};
 use crate::data::batch::Share;
 use crate::data::{self, loader};
 use crate::nas::space::darts::{DartsSearch, DartsSearchConfig, StemKind};
@@ -45,13 +45,13 @@ pub(super) fn proxyless_builder<'a>(
     s: &'a config::Search,
 ) -> impl FnOnce(&nn::Path, i64) -> Result<ProxylessSearch> + 'a {
     move |vs, classes| {
-        let side = e.dataset.shape().side() as u32;
+        let p = ProxylessSupernet::of(&e.space, &e.dataset);
         let cfg = ProxylessSearchConfig {
-            width_multiplier: e.space.width_multiplier,
-            resolution: i64::from(e.space.resolution.unwrap_or(side)),
+            width_multiplier: p.width_multiplier,
+            resolution: i64::from(p.resolution),
             classes,
             op_skip_threshold: s.op_skip_threshold,
-            zero_dropout: e.space.zero_dropout.unwrap_or(config::ZERO_DROPOUT),
+            zero_dropout: p.zero_dropout,
         };
         Ok(ProxylessSearch::new(vs, &cfg, s.soften_eps)?.in_precision(Amp::new(e.precision)?))
     }
