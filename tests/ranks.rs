@@ -579,3 +579,72 @@ fn a_backend_request_nccl_cannot_meet_fails_the_run_saying_why_and_a_bad_one_is_
         "{status}"
     );
 }
+
+/// Rank 0's stage fails with an error while rank 1 is still in that step's collectives, in a run of two
+/// independent searches (seeds 0 and 1): rank 0 records the first `failed` with its error and leaves
+/// (it must not start the next job, whose first collective would meet rank 1's unfinished one); rank 1
+/// then leaves its collective, and the command ends well within the timeout. The second search (and
+/// the training) are left for the rerun, which (without the fault) finishes them all.
+#[test]
+fn a_rank_0_that_fails_with_an_error_leaves_rather_than_start_the_next_job_under_its_peers() {
+    let name = "ranks-fail0";
+    let text = experiment(name, "estimator: gsm, objective: {kind: train}").replace(
+        "seeds: {search: [0], train: [0]}",
+        "seeds: {search: [0, 1], train: [0]}",
+    );
+    assert!(text.contains("search: [0, 1]"), "{text}");
+    let suite = common::suite(&[(name, text)]);
+    let file = suite.path().join(format!("{name}.yaml"));
+    let results = tempfile::tempdir().unwrap();
+    let args = ["--ranks", "2", "--rank-timeout", "120"];
+    let t0 = Instant::now();
+    let out = run(results.path(), &file, &args)
+        .env("UNAS_TEST_FAIL_RANK", "0")
+        .output()
+        .unwrap();
+    let log = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        t0.elapsed() < Duration::from_secs(100),
+        "took {:?}",
+        t0.elapsed()
+    );
+    assert!(!out.status.success(), "{log}");
+    let states: Vec<(String, String)> = common::run_dirs(results.path())
+        .iter()
+        .filter(|d| d.join("status.json").exists())
+        .map(|d| {
+            let s = common::status_json(d);
+            (
+                s["state"].as_str().unwrap_or("").to_owned(),
+                s["reason"].to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        states.len(),
+        1,
+        "one search ran and was recorded: {states:?}\n{log}"
+    );
+    assert_eq!(states[0].0, "failed", "{states:?}");
+    assert!(states[0].1.contains("UNAS_TEST_FAIL_RANK"), "{states:?}");
+
+    let rerun = run(
+        results.path(),
+        &file,
+        &[&args[..], &["--retry-failed"]].concat(),
+    )
+    .output()
+    .unwrap();
+    ok(&rerun);
+    let dirs = common::run_dirs(results.path());
+    let done = dirs
+        .iter()
+        .filter(|d| common::status_json(d)["state"] == "done")
+        .count();
+    assert!(dirs.len() >= 3, "two searches and their training: {dirs:?}");
+    assert_eq!(done, dirs.len(), "every job finishes on the rerun");
+}

@@ -217,6 +217,9 @@ fn run_job(
     if !ranks.is_first() {
         return ranks::follow_job(r, job, dir, upstream, device, ranks);
     }
+    if let Some(end) = ranks::left(ranks) {
+        return Ok(end);
+    }
     // Lock first, then decide: two processes must never both start the same run.
     let _lock = match crate::results::atomic::RunLock::acquire(dir.path()) {
         Ok(lock) => lock,
@@ -273,6 +276,9 @@ fn run_job(
     };
     crate::progress::stage_begin(&label, epochs_of(r, job));
     let end = record_and_run(r, job, dir, upstream, device, members);
+    if matches!(end, Ok(JobEnd::Failed(_))) {
+        ranks::leave(ranks);
+    }
     ranks::log_costs(ranks);
     crate::progress::stage_end();
     if let Ok(end) = &end {

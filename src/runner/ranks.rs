@@ -256,9 +256,28 @@ pub fn members(ranks: &Ranks, device: tch::Device) -> Result<Vec<RankRecord>> {
     Ok(records)
 }
 
-/// Set once a job failed on this rank: it then runs no other job (its peers are still in that job's
-/// collectives, which they leave when this process ends).
+/// Set once a job failed on this rank: it then runs no other job (its peers may still be in that
+/// job's collectives, which they leave when this process ends; a next job's first collective would
+/// meet theirs instead).
 static LEFT: AtomicBool = AtomicBool::new(false);
+
+/// A job failed (or diverged) on this rank of several: it takes no further job.
+pub fn leave(ranks: &Ranks) {
+    if ranks.world() > 1 {
+        LEFT.store(true, Ordering::Relaxed);
+    }
+}
+
+/// What a rank that [`leave`]s reports for every later job (the rerun runs them).
+pub fn left(ranks: &Ranks) -> Option<JobEnd> {
+    LEFT.load(Ordering::Relaxed).then(|| {
+        JobEnd::Unrecorded(format!(
+            "not run: rank {} of {} left the run after a job failed on it (a rerun runs it)",
+            ranks.rank(),
+            ranks.world()
+        ))
+    })
+}
 
 /// A rank other than 0 runs the job rank 0 runs, on a private copy of its run folder: it restores
 /// from rank 0's last checkpoint, and what it writes (the same rows, its own checkpoints) stays in
@@ -272,11 +291,8 @@ pub fn follow_job(
     device: tch::Device,
     ranks: &Ranks,
 ) -> Result<JobEnd> {
-    if LEFT.load(Ordering::Relaxed) {
-        return Ok(JobEnd::Unrecorded(format!(
-            "rank {} left the run after a job failed on it",
-            ranks.rank()
-        )));
+    if let Some(end) = left(ranks) {
+        return Ok(end);
     }
     if !told(ranks)? {
         return Ok(JobEnd::Taken("rank 0 runs nothing for this job".into()));
@@ -300,7 +316,7 @@ pub fn follow_job(
                 crate::results::provenance::host_name(),
                 e.reason()
             );
-            LEFT.store(true, Ordering::Relaxed);
+            leave(ranks);
             if let Err(err) =
                 atomic::write_atomic(&failure_note(dir.path(), ranks.rank()), why.as_bytes())
             {
