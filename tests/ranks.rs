@@ -348,6 +348,22 @@ fn ranks_that_do_not_divide_the_sub_batches_are_refused_before_anything_runs() {
         "{err}"
     );
     assert!(!results.path().join("runs").exists(), "nothing ran");
+    // a timeout that is no timeout, from the flag or from the variable, is refused as well
+    for value in ["-1", "0", "nan", "1e99"] {
+        let flag = format!("--rank-timeout={value}");
+        let out = run(results.path(), &file, &["--ranks", "2", &flag])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{flag}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("is not a timeout"), "{err}");
+    }
+    let out = run(results.path(), &file, &["--ranks", "2"])
+        .env("UNAS_RANK_TIMEOUT_S", "soon")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!results.path().join("runs").exists(), "nothing ran");
 }
 
 /// `unas reproduce --ranks-per-run 2`: the search (G = 2) runs as two ranks, the training of its

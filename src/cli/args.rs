@@ -85,8 +85,9 @@ pub enum Command {
         #[arg(long, value_delimiter = ',', requires = "ranks")]
         gpus: Vec<String>,
         /// With --ranks: how long a rank waits for the others in any collective before the run stops
-        /// as interrupted (a rank died or hung).
-        #[arg(long, value_name = "SECONDS", default_value_t = crate::dist::DEFAULT_TIMEOUT.as_secs_f64())]
+        /// as interrupted (a rank died or hung). Also read from UNAS_RANK_TIMEOUT_S, which is how
+        /// `reproduce --ranks-per-run` and the scripts of `submit --ranks-per-run` get it.
+        #[arg(long, value_name = "SECONDS", env = "UNAS_RANK_TIMEOUT_S", default_value_t = crate::dist::DEFAULT_TIMEOUT.as_secs_f64(), value_parser = parse_seconds)]
         rank_timeout: f64,
         /// This process is one task of an `srun` step: its rank, the world and where the ranks meet
         /// come from Slurm's environment (SLURM_PROCID, SLURM_NTASKS, SLURM_STEP_NODELIST,
@@ -402,4 +403,14 @@ pub enum BenchSpace {
 
 fn parse_device(s: &str) -> Result<DeviceChoice, String> {
     s.parse()
+}
+
+/// A timeout: a finite number of seconds above 0, at most a year.
+fn parse_seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v <= 365.0 * 86400.0 => Ok(v),
+        _ => Err(format!(
+            "`{s}` is not a timeout: give seconds above 0 (e.g. 300)"
+        )),
+    }
 }

@@ -77,7 +77,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 retry_failed,
                 only: job,
             };
-            let timeout = std::time::Duration::from_secs_f64(rank_timeout.max(0.001));
+            let timeout = std::time::Duration::from_secs_f64(rank_timeout);
             if slurm_ranks {
                 crate::runner::slurm_env::adopt(timeout).map_err(|e| BadInput(format!("{e:#}")))?;
             }
