@@ -53,14 +53,16 @@ int unas_dist_gpu_uuid(int device, unsigned char* out, char* err, size_t n) {
 
 // Adds an NCCL backend to `group` (every rank calls it at the same point): its communicator on CUDA
 // device `device`, set up now (not at the first collective, so that a failure shows here). Its keys
-// live under `nccl/` in the group's store. Blocking wait is set, so a collective's wait blocks the
-// CPU and throws after `timeout_ms` (without it NCCL's watchdog would end the process instead).
+// live under `nccl/` in the group's store. With blocking wait (TORCH_NCCL_BLOCKING_WAIT=1, which the
+// rank's launcher or `--slurm-ranks` puts in its environment before any thread starts; set here only
+// as a fallback) a collective's wait blocks the CPU and throws after `timeout_ms`; without it NCCL's
+// watchdog would end the process instead.
 int unas_dist_add_nccl(void* group, void* store, int device, int64_t timeout_ms, char* err,
                        size_t n) {
   return guarded(err, n, [&] {
     auto& g = *static_cast<unas_dist::Group*>(group);
     TORCH_CHECK(!g.nccl, "this group already has an NCCL backend");
-    ::setenv("TORCH_NCCL_BLOCKING_WAIT", "1", 1);
+    ::setenv("TORCH_NCCL_BLOCKING_WAIT", "1", 0);
     auto prefixed = c10::make_intrusive<c10d::PrefixStore>(
         "nccl", static_cast<unas_dist::Store*>(store)->store);
     auto opts = c10d::ProcessGroupNCCL::Options::create();

@@ -27,6 +27,8 @@ pub const ENV_WORLD: &str = "UNAS_WORLD";
 pub const ENV_STORE: &str = "UNAS_STORE";
 pub const ENV_TIMEOUT: &str = "UNAS_RANK_TIMEOUT_S";
 pub const ENV_DEATHS: &str = "UNAS_RANK_DEATHS";
+/// libtorch's switch that makes an NCCL collective's wait block the CPU and honour its timeout.
+const ENV_NCCL_BLOCKING_WAIT: &str = "TORCH_NCCL_BLOCKING_WAIT";
 
 /// How long a rank whose collective failed waits for the launcher's note of which rank died.
 const DEATH_NOTE_WAIT: Duration = Duration::from_secs(3);
@@ -125,6 +127,11 @@ impl RankEnv {
         ];
         if let Some(d) = &self.deaths {
             v.push((ENV_DEATHS, d.display().to_string()));
+        }
+        // NCCL's collectives then block the CPU and fail after the group's timeout (otherwise its
+        // watchdog ends the process); set before the process starts a thread, unless the user did
+        if std::env::var_os(ENV_NCCL_BLOCKING_WAIT).is_none() {
+            v.push((ENV_NCCL_BLOCKING_WAIT, "1".into()));
         }
         v
     }
