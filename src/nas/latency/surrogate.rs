@@ -17,8 +17,15 @@ pub struct FitReport {
     pub ridge: f64,
     pub mae_train_ms: f64,
     pub mae_test_ms: f64,
-    /// 1 − SS_res/SS_tot on the held-out split.
+    /// 1 − SS_res/SS_tot on the held-out split; NaN where the held-out latencies are all equal
+    /// (JSON writes it as null, read back as NaN).
+    #[serde(deserialize_with = "null_as_nan")]
     pub r2_test: f64,
+}
+
+/// A number JSON may hold as null (serde_json writes a non-finite f64 so): null reads back as NaN.
+fn null_as_nan<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
 
 /// A fitted surrogate: per-feature weights (ms) and the bias (ms).
@@ -226,6 +233,10 @@ mod tests {
             (32, 8, 147)
         );
         assert_eq!(back.digest(), s.digest());
+        // and through the JSON of the run folder and the cache (null there), as a resume reads it
+        let json: Surrogate = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
+        assert!(json.fit.r2_test.is_nan());
+        assert_eq!(json.weights, s.weights);
         let mut other = s.clone();
         other.weights[100] = f64::from_bits(other.weights[100].to_bits() ^ 1); // one ulp
         assert_ne!(other.digest(), s.digest());
