@@ -41,9 +41,13 @@ fn main() {
         })
         .unwrap_or_else(|| "unknown".into());
     println!("cargo:rustc-env=UNAS_LIBTORCH_VERSION={version}");
-    cuda_graph_shim(lib.as_deref().map(Path::new));
-    dist_shim(lib.as_deref().map(Path::new));
-    nccl_shim(lib.as_deref().map(Path::new));
+    // the three C++ compiles (~10 s each) at once: the crate waits for them
+    let lib = lib.as_deref().map(Path::new);
+    std::thread::scope(|s| {
+        s.spawn(|| cuda_graph_shim(lib));
+        s.spawn(|| dist_shim(lib));
+        s.spawn(|| nccl_shim(lib));
+    });
 }
 
 /// The CUDA runtime's headers beside the wheel (`<site>/nvidia/<cuXX>/include`, with the `crt/`
