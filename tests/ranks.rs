@@ -363,6 +363,32 @@ fn ranks_that_do_not_divide_the_sub_batches_are_refused_before_anything_runs() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
+    // GPUs this machine does not have (the test machines have none), for a run and for a suite
+    let suite_dir = file.parent().unwrap().to_str().unwrap().to_owned();
+    for args in [
+        vec![
+            "run",
+            file.to_str().unwrap(),
+            "--ranks",
+            "2",
+            "--gpus",
+            "0,7",
+        ],
+        vec![
+            "reproduce",
+            "--suite",
+            &suite_dir,
+            "--tier",
+            "paper",
+            "--gpus",
+            "0,7",
+        ],
+    ] {
+        let out = common::unas(results.path(), &args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains("--gpus 0,7: "), "{err}");
+    }
     assert!(!results.path().join("runs").exists(), "nothing ran");
 }
 

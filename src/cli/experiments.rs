@@ -222,6 +222,7 @@ impl RunHow {
             ))
             .into());
         }
+        check_gpus(gpus)?;
         let workers = match (workers, gpus.is_empty()) {
             (_, false) => Some(runner::workers::Pool::gpus(gpus, ranks, cores)),
             (Some(n), true) => Some(runner::workers::Pool::cpu(usize::from(n), ranks, cores)),
@@ -355,6 +356,7 @@ pub fn run(
             ))
             .into());
         }
+        check_gpus(&launch.gpus)?;
         let runs: Vec<_> = all
             .iter()
             .flat_map(|r| {
@@ -387,6 +389,22 @@ pub fn run(
         ranks: 1,
     };
     run_resolved(&all, root, device, &how)
+}
+
+/// `--gpus` names GPUs this machine has (bad input otherwise, before any process starts): each index
+/// below the number of GPUs; a name that is not an index (a GPU UUID) needs CUDA only.
+fn check_gpus(gpus: &[String]) -> Result<()> {
+    if gpus.is_empty() {
+        return Ok(());
+    }
+    let highest = gpus.iter().filter_map(|g| g.parse::<usize>().ok()).max();
+    crate::device::resolve(DeviceChoice::Cuda(Some(highest.unwrap_or(0)))).map_err(|e| {
+        BadInput(format!(
+            "--gpus {}: {e:#} (or leave out --gpus to run on the CPU)",
+            gpus.join(",")
+        ))
+    })?;
+    Ok(())
 }
 
 /// What R ranks do with a job whose G (`sub_batches`) is 1.
