@@ -66,6 +66,13 @@ if grep -q '"cuda_available": true' "$out/device.json" || [ "$device" = cpu ]; t
 else
   record "device $device" FAIL "CUDA not available: see $out/device.json"
 fi
+if [ "$device" != cpu ]; then
+  if python3 -c 'import json,sys; sys.exit(0 if json.load(open(sys.argv[1]))["nccl"]["usable"] else 1)' "$out/device.json"; then
+    record "nccl" ok "the NCCL shim loads and reads GPU 0's UUID"
+  else
+    record "nccl" FAIL "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["nccl"].get("why"))' "$out/device.json")"
+  fi
+fi
 
 # 2. The same computations on the CPU and on the device (relaxed vs discrete, logits, REBAR gradient).
 if "$bin" --device "$device" diagnose parity --json > "$out/parity.json" 2> "$out/parity.err"; then

@@ -99,7 +99,11 @@ pub fn diagnose(
             };
             crate::nas::diagnose::estimators(&chosen, &problem)?
         }
-        DiagnoseCommand::Device => serde_json::to_string_pretty(&crate::device::facts())?,
+        DiagnoseCommand::Device => {
+            let mut facts = crate::device::facts();
+            facts["nccl"] = crate::dist::nccl_facts();
+            serde_json::to_string_pretty(&facts)?
+        }
         DiagnoseCommand::Parity { json } => {
             return parity(device.unwrap_or(crate::config::DeviceChoice::Auto), json);
         }

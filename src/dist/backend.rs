@@ -97,6 +97,16 @@ impl Candidacy {
     }
 }
 
+/// What `unas diagnose device` says of NCCL here: usable (this build has its shim, it loads, and it
+/// reads the first GPU's UUID), or why not.
+pub fn nccl_facts() -> serde_json::Value {
+    match Candidacy::of(tch::Device::Cuda(0), Request::Auto) {
+        Candidacy::Nccl(_) => serde_json::json!({"usable": true}),
+        Candidacy::NoNccl(why) => serde_json::json!({"usable": false, "why": why}),
+        Candidacy::Cpu => unreachable!("a CUDA device's candidacy is never the CPU's"),
+    }
+}
+
 /// The backend of a run's CUDA tensors.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Choice {
@@ -245,6 +255,12 @@ mod tests {
         assert_eq!(
             Candidacy::of(tch::Device::Cpu, Request::Auto),
             Candidacy::Cpu
+        );
+        let facts = nccl_facts();
+        assert_eq!(facts["usable"], false, "{facts}");
+        assert!(
+            facts["why"].as_str().is_some_and(|w| !w.is_empty()),
+            "{facts}"
         );
     }
 }

@@ -13,7 +13,7 @@ mod ranks;
 mod tests;
 
 pub use alone::Alone;
-pub use backend::{Candidacy, Request as BackendRequest};
+pub use backend::{nccl_facts, Candidacy, Request as BackendRequest};
 #[cfg(test)]
 use c10d::{Group, Store};
 pub use ranks::{init, ranks, PeerLost, RankEnv, Ranks, StoreAddr, DEFAULT_TIMEOUT};
