@@ -110,7 +110,9 @@ pub fn nccl_facts() -> serde_json::Value {
 /// The backend of a run's CUDA tensors.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Choice {
-    /// Gloo, for this reason.
+    /// The run is on the CPU: Gloo, nothing to choose.
+    Cpu,
+    /// Gloo for a run on GPUs, for this reason.
     Gloo(String),
     Nccl,
 }
@@ -121,7 +123,7 @@ impl Choice {
     pub fn describe(&self) -> String {
         match self {
             Choice::Nccl => "nccl".into(),
-            Choice::Gloo(why) if why == ON_CPU => "gloo".into(),
+            Choice::Cpu => "gloo".into(),
             Choice::Gloo(why) => format!("gloo ({why})"),
         }
     }
@@ -131,6 +133,9 @@ const ON_CPU: &str = "the run is on the CPU";
 
 /// The backend every rank takes, from every rank's candidacy in rank order; the same on every rank.
 pub fn choose(request: Request, all: &[Candidacy]) -> Result<Choice> {
+    if request != Request::Nccl && all.first() == Some(&Candidacy::Cpu) {
+        return Ok(Choice::Cpu);
+    }
     let why_not = why_not_nccl(request, all);
     match (why_not, request) {
         (None, Request::Auto | Request::Nccl) => Ok(Choice::Nccl),
